@@ -1,0 +1,448 @@
+//! `alb-update`: the target group (and load balancer idle timeout) brought to deploy.toml's state.
+//! Reads first, plans a diff ([`plan`]), applies only changed keys, reads back to confirm.
+
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerAttribute, TargetGroupAttribute};
+use console::style;
+use serde::Serialize;
+
+use crate::aws::{sdk_error, Aws};
+use crate::cli::AlbUpdateArgs;
+use crate::config::{Config, ResourceRef};
+use crate::exit::{Code, Failure};
+use crate::ui::Ui;
+use plan::AttributeChange;
+
+/// The target group as AWS reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetGroupInfo {
+    pub arn: String,
+    pub name: String,
+    pub load_balancer_arns: Vec<String>,
+    pub health_check_path: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadBalancerPlan {
+    pub arn: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub lb_type: String,
+    pub idle_timeout_seconds: u64,
+    pub changes: Vec<AttributeChange>,
+}
+
+/// Everything `alb-update` would change, plus what it noticed.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlbPlan {
+    pub target_group: TargetGroupInfo,
+    pub target_group_changes: Vec<AttributeChange>,
+    pub load_balancers: Vec<LoadBalancerPlan>,
+    pub warnings: Vec<String>,
+}
+
+impl AlbPlan {
+    pub fn change_count(&self) -> usize {
+        self.target_group_changes.len()
+            + self
+                .load_balancers
+                .iter()
+                .map(|l| l.changes.len())
+                .sum::<usize>()
+    }
+    pub fn in_sync(&self) -> bool {
+        self.change_count() == 0
+    }
+
+    /// terraform-style rendering: `~` changes, `+` additions, a summary line.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let tg = &self.target_group;
+        let _ = writeln!(out, "Target group {}", style(&tg.name).bold());
+        let _ = writeln!(out, "  {}", style(&tg.arn).dim());
+        render_changes(&mut out, &self.target_group_changes);
+        for lb in &self.load_balancers {
+            let _ = writeln!(
+                out,
+                "Load balancer {} (idle timeout {}s)",
+                style(&lb.name).bold(),
+                lb.idle_timeout_seconds
+            );
+            render_changes(&mut out, &lb.changes);
+        }
+        let n = self.change_count();
+        if n == 0 {
+            let _ = writeln!(
+                out,
+                "\nNo changes. The target group and load balancer match {}.",
+                "deploy.toml"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\nPlan: {n} attribute{} to change.",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        out
+    }
+}
+
+fn render_changes(out: &mut String, changes: &[AttributeChange]) {
+    if changes.is_empty() {
+        let _ = writeln!(out, "    {}", style("(in sync)").dim());
+    }
+    for c in changes {
+        let line = format!("    {c}");
+        let styled = if c.marker() == '+' {
+            style(line).green()
+        } else {
+            style(line).yellow()
+        };
+        let _ = writeln!(out, "{styled}");
+    }
+}
+
+/// Finds the target group by name or ARN. Not found is a clear failure (exit 1).
+pub async fn describe_target_group(aws: &Aws, id: &ResourceRef) -> anyhow::Result<TargetGroupInfo> {
+    let req = aws.elb.describe_target_groups();
+    let req = match id {
+        ResourceRef::Name(n) => req.names(n),
+        ResourceRef::Arn(a) => req.target_group_arns(a),
+    };
+    let out = match req.send().await {
+        Ok(o) => o,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_target_group_not_found_exception()) =>
+        {
+            return Err(not_found_tg(aws, id));
+        }
+        Err(e) => return Err(sdk_error("DescribeTargetGroups", e)),
+    };
+    let Some(tg) = out.target_groups().first() else {
+        return Err(not_found_tg(aws, id));
+    };
+    let arn = tg.target_group_arn().unwrap_or_default().to_string();
+    let attrs = aws
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeTargetGroupAttributes", e))?;
+    Ok(TargetGroupInfo {
+        name: tg.target_group_name().unwrap_or_default().to_string(),
+        load_balancer_arns: tg.load_balancer_arns().to_vec(),
+        health_check_path: tg.health_check_path().map(str::to_string),
+        attributes: attributes_map(attrs.attributes().iter().map(|a| (a.key(), a.value()))),
+        arn,
+    })
+}
+
+fn not_found_tg(aws: &Aws, id: &ResourceRef) -> anyhow::Error {
+    Failure::failed(format!(
+        "target group {id} not found in region {}",
+        aws.region
+    ))
+    .hint("check [target_group] name/arn in deploy.toml and the region (--region, [aws] region)")
+    .into()
+}
+
+fn attributes_map<'a>(
+    it: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> BTreeMap<String, String> {
+    it.filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string())))
+        .collect()
+}
+
+struct LoadBalancerInfo {
+    arn: String,
+    name: String,
+    lb_type: String,
+    attributes: BTreeMap<String, String>,
+}
+
+async fn describe_load_balancers(
+    aws: &Aws,
+    ids: &[ResourceRef],
+) -> anyhow::Result<Vec<LoadBalancerInfo>> {
+    let mut out = Vec::new();
+    for id in ids {
+        let req = aws.elb.describe_load_balancers();
+        let req = match id {
+            ResourceRef::Name(n) => req.names(n),
+            ResourceRef::Arn(a) => req.load_balancer_arns(a),
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_load_balancer_not_found_exception()) =>
+            {
+                return Err(Failure::failed(format!(
+                    "load balancer {id} not found in region {}",
+                    aws.region
+                ))
+                .hint("check [load_balancer] name/arn in deploy.toml")
+                .into())
+            }
+            Err(e) => return Err(sdk_error("DescribeLoadBalancers", e)),
+        };
+        for lb in resp.load_balancers() {
+            let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+            let attrs = aws
+                .elb
+                .describe_load_balancer_attributes()
+                .load_balancer_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeLoadBalancerAttributes", e))?;
+            out.push(LoadBalancerInfo {
+                name: lb.load_balancer_name().unwrap_or_default().to_string(),
+                lb_type: lb
+                    .r#type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_else(|| "application".into()),
+                attributes: attributes_map(attrs.attributes().iter().map(|a| (a.key(), a.value()))),
+                arn,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads AWS and computes the plan. Makes only read calls.
+pub async fn plan(aws: &Aws, cfg: &Config) -> anyhow::Result<AlbPlan> {
+    let tg = describe_target_group(aws, &cfg.target_group.id).await?;
+    let target_group_changes = plan::plan_target_group(&tg.attributes, &cfg.target_group);
+    let mut warnings = Vec::new();
+
+    // Which load balancers matter: the configured one, else every one the target group is attached to.
+    let configured = cfg.load_balancer.as_ref();
+    let ids: Vec<ResourceRef> = match configured {
+        Some(lb) => vec![lb.id.clone()],
+        None => tg
+            .load_balancer_arns
+            .iter()
+            .cloned()
+            .map(ResourceRef::Arn)
+            .collect(),
+    };
+    if tg.load_balancer_arns.is_empty() {
+        warnings.push(format!(
+            "target group {} is attached to no load balancer: its stickiness settings take effect only once a listener rule forwards to it",
+            tg.name
+        ));
+    }
+    let lbs = describe_load_balancers(aws, &ids).await?;
+    let mut load_balancers = Vec::new();
+    for lb in lbs {
+        if configured.is_some()
+            && !tg.load_balancer_arns.contains(&lb.arn)
+            && !tg.load_balancer_arns.is_empty()
+        {
+            warnings.push(format!(
+                "target group {} is not attached to load balancer {} (it is attached to {})",
+                tg.name,
+                lb.name,
+                tg.load_balancer_arns.join(", ")
+            ));
+        }
+        if lb.lb_type != "application" {
+            warnings.push(format!(
+                "load balancer {} is a {} load balancer; cookie stickiness and idle timeout apply to application load balancers",
+                lb.name, lb.lb_type
+            ));
+        }
+        let idle_current = lb
+            .attributes
+            .get(plan::IDLE_TIMEOUT)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(plan::DEFAULT_IDLE_TIMEOUT_SECS);
+        let desired_idle = configured.and_then(|c| c.idle_timeout);
+        let changes: Vec<AttributeChange> = plan::plan_idle_timeout(&lb.attributes, desired_idle)
+            .into_iter()
+            .collect();
+        let effective_idle = desired_idle.map(|d| d.as_secs()).unwrap_or(idle_current);
+        if let Some(gw) = &cfg.gateway {
+            if let Some(w) = plan::idle_timeout_warning(Duration::from_secs(effective_idle), gw) {
+                warnings.push(format!("{}: {w}", lb.name));
+            }
+        }
+        load_balancers.push(LoadBalancerPlan {
+            arn: lb.arn,
+            name: lb.name,
+            lb_type: lb.lb_type,
+            idle_timeout_seconds: idle_current,
+            changes,
+        });
+    }
+    Ok(AlbPlan {
+        target_group: tg,
+        target_group_changes,
+        load_balancers,
+        warnings,
+    })
+}
+
+/// Applies only the planned keys, then reads back and confirms each value stuck.
+pub async fn apply(aws: &Aws, plan: &AlbPlan) -> anyhow::Result<()> {
+    if !plan.target_group_changes.is_empty() {
+        let attrs: Vec<TargetGroupAttribute> = plan
+            .target_group_changes
+            .iter()
+            .map(|c| {
+                TargetGroupAttribute::builder()
+                    .key(&c.key)
+                    .value(&c.desired)
+                    .build()
+            })
+            .collect();
+        aws.elb
+            .modify_target_group_attributes()
+            .target_group_arn(&plan.target_group.arn)
+            .set_attributes(Some(attrs))
+            .send()
+            .await
+            .map_err(|e| sdk_error("ModifyTargetGroupAttributes", e))?;
+        let back = aws
+            .elb
+            .describe_target_group_attributes()
+            .target_group_arn(&plan.target_group.arn)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeTargetGroupAttributes", e))?;
+        let back = attributes_map(back.attributes().iter().map(|a| (a.key(), a.value())));
+        confirm(&back, &plan.target_group_changes, &plan.target_group.name)?;
+    }
+    for lb in &plan.load_balancers {
+        if lb.changes.is_empty() {
+            continue;
+        }
+        let attrs: Vec<LoadBalancerAttribute> = lb
+            .changes
+            .iter()
+            .map(|c| {
+                LoadBalancerAttribute::builder()
+                    .key(&c.key)
+                    .value(&c.desired)
+                    .build()
+            })
+            .collect();
+        aws.elb
+            .modify_load_balancer_attributes()
+            .load_balancer_arn(&lb.arn)
+            .set_attributes(Some(attrs))
+            .send()
+            .await
+            .map_err(|e| sdk_error("ModifyLoadBalancerAttributes", e))?;
+        let back = aws
+            .elb
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(&lb.arn)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeLoadBalancerAttributes", e))?;
+        let back = attributes_map(back.attributes().iter().map(|a| (a.key(), a.value())));
+        confirm(&back, &lb.changes, &lb.name)?;
+    }
+    Ok(())
+}
+
+fn confirm(
+    back: &BTreeMap<String, String>,
+    changes: &[AttributeChange],
+    what: &str,
+) -> anyhow::Result<()> {
+    let wrong: Vec<String> = changes
+        .iter()
+        .filter(|c| {
+            back.get(&c.key)
+                .map(|v| !v.eq_ignore_ascii_case(&c.desired))
+                .unwrap_or(true)
+        })
+        .map(|c| {
+            format!(
+                "{} reads back {:?}, expected {}",
+                c.key,
+                back.get(&c.key),
+                c.desired
+            )
+        })
+        .collect();
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "{what}: AWS accepted the change but {}",
+            wrong.join("; ")
+        ))
+        .into())
+    }
+}
+
+#[derive(Serialize)]
+struct AlbUpdateReport<'a> {
+    command: &'static str,
+    dry_run: bool,
+    /// "in_sync", "changes_pending" (dry run) or "applied".
+    status: &'static str,
+    change_count: usize,
+    #[serde(flatten)]
+    plan: &'a AlbPlan,
+}
+
+/// The `alb-update` verb.
+pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
+    ui.line(format!(
+        "Reading target group {} in {}",
+        cfg.target_group.id, aws.region
+    ));
+    let plan = plan(aws, cfg).await?;
+    for w in &plan.warnings {
+        ui.warn(w);
+    }
+    let status = if plan.in_sync() {
+        "in_sync"
+    } else if args.dry_run {
+        "changes_pending"
+    } else {
+        "applied"
+    };
+    if !ui.json() {
+        print!("{}", plan.render());
+    }
+    if !plan.in_sync() && !args.dry_run {
+        ui.line(format!("Applying {} change(s)", plan.change_count()));
+        apply(aws, &plan).await?;
+        if !ui.json() {
+            println!(
+                "Applied {} change(s); read back and confirmed.",
+                plan.change_count()
+            );
+        }
+    }
+    if ui.json() {
+        crate::ui::print_json(&AlbUpdateReport {
+            command: "alb-update",
+            dry_run: args.dry_run,
+            status,
+            change_count: plan.change_count(),
+            plan: &plan,
+        });
+    }
+    Ok(
+        if args.dry_run && args.detailed_exitcode && !plan.in_sync() {
+            Code::ChangesPending
+        } else {
+            Code::Success
+        },
+    )
+}

@@ -1,0 +1,136 @@
+//! AWS SDK wiring: region and profile precedence, timeouts, a fast credentials check, and
+//! SDK errors turned into messages that say what to do. `AWS_ENDPOINT_URL` (and the
+//! per-service variants) point the SDK at an emulator; aws-config reads them itself.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use crate::cli::GlobalArgs;
+use crate::config::Config;
+use crate::exit::Failure;
+
+pub struct Aws {
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub region: String,
+}
+
+/// Loads the SDK config: `--region` > `[aws] region` > AWS chain; `--profile` > `[aws] profile`.
+pub async fn sdk_config(cfg: &Config, g: &GlobalArgs) -> anyhow::Result<SdkConfig> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(4));
+    if let Some(p) = g.profile.as_ref().or(cfg.aws.profile.as_ref()) {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = g.region.as_ref().or(cfg.aws.region.as_ref()) {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return Err(Failure::usage("no AWS region configured")
+            .hint("set [aws] region in deploy.toml, pass --region, or set AWS_REGION")
+            .into());
+    }
+    Ok(sdk)
+}
+
+/// Resolves credentials once, bounded in time, so a missing or expired login is a clear
+/// message in seconds rather than a hang on the instance metadata endpoint.
+pub async fn check_credentials(sdk: &SdkConfig) -> anyhow::Result<()> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let Some(provider) = sdk.credentials_provider() else {
+        return Err(no_credentials("no credentials provider"));
+    };
+    match tokio::time::timeout(Duration::from_secs(15), provider.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(no_credentials(
+            e.to_string().lines().next().unwrap_or("none found"),
+        )),
+        Err(_) => Err(no_credentials(
+            "resolving credentials took longer than 15 s",
+        )),
+    }
+}
+
+fn no_credentials(detail: &str) -> anyhow::Error {
+    Failure::usage(format!("no usable AWS credentials ({detail})"))
+        .hint("set AWS_PROFILE (then `aws sso login` if it uses SSO), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) in CI")
+        .into()
+}
+
+/// Both clients from one loaded, credential-checked config.
+pub async fn connect(cfg: &Config, g: &GlobalArgs) -> anyhow::Result<Aws> {
+    let sdk = sdk_config(cfg, g).await?;
+    check_credentials(&sdk).await?;
+    Ok(from_sdk(&sdk))
+}
+
+pub fn from_sdk(sdk: &SdkConfig) -> Aws {
+    Aws {
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+        ecs: aws_sdk_ecs::Client::new(sdk),
+        region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+    }
+}
+
+/// An SDK error as a `Failure` (exit 1) naming the operation, AWS's code and message, and a hint.
+pub fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    let (detail, hint) = match &err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().unwrap_or("ServiceError");
+            let msg = e.message().unwrap_or("");
+            let hint = match code {
+                "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+                    Some(format!("the credentials in use lack permission for {operation}; see the README's IAM policy"))
+                }
+                "ExpiredToken" | "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException" => {
+                    Some("the AWS credentials are invalid or expired; log in again (`aws sso login`)".to_string())
+                }
+                "Throttling" | "ThrottlingException" => Some("AWS throttled the call; try again in a moment".to_string()),
+                _ => None,
+            };
+            (format!("{code}: {msg}"), hint)
+        }
+        SdkError::TimeoutError(_) => (
+            "timed out".to_string(),
+            Some("check network access to AWS (or AWS_ENDPOINT_URL)".to_string()),
+        ),
+        SdkError::DispatchFailure(_) => (
+            format!("could not reach AWS ({})", DisplayErrorContext(&err)),
+            Some(
+                "check network access to AWS (or AWS_ENDPOINT_URL if you use an emulator)"
+                    .to_string(),
+            ),
+        ),
+        _ => (DisplayErrorContext(&err).to_string(), None),
+    };
+    let mut f = Failure::failed(format!("{operation} failed: {detail}"));
+    if let Some(h) = hint {
+        f = f.hint(h);
+    }
+    f.into()
+}
+
+/// Whether an SDK error is throttling (worth waiting out in a watch loop).
+pub fn is_throttling<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(err, SdkError::ServiceError(se) if matches!(se.err().code(), Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException")))
+}

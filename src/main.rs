@@ -1,0 +1,70 @@
+//! CLI entry: parse, load config, dispatch, map errors to the exit-code contract.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use bosar_deploy::cli::{Cli, Command};
+use bosar_deploy::exit::{self, Code, Failure};
+use bosar_deploy::ui::Ui;
+use bosar_deploy::{alb, aws, config};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Code::Usage.as_i32() as u8
+            } else {
+                0
+            });
+        }
+    };
+    let ui = Ui::new(&cli.global);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(async {
+        tokio::select! {
+            r = dispatch(&cli, &ui) => match r {
+                Ok(code) => code,
+                Err(err) => {
+                    let code = exit::code_of(&err);
+                    let msg = err.chain().map(|e| e.to_string()).collect::<Vec<_>>().join(": ");
+                    ui.error(msg, exit::hint_of(&err));
+                    code
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                ui.error("interrupted; nothing more was started (anything already sent to AWS goes on there)", None);
+                Code::Interrupted
+            }
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code.as_i32() as u8)
+}
+
+async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
+    if let Command::Completions { shell } = &cli.command {
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "bosar-deploy",
+            &mut std::io::stdout(),
+        );
+        return Ok(Code::Success);
+    }
+    let path = config::locate(cli.global.config.as_deref());
+    let cfg = config::load(&path)?;
+    ui.detail(format!("config {}", path.display()));
+    match &cli.command {
+        Command::AlbUpdate(args) => {
+            let aws = aws::connect(&cfg, &cli.global).await?;
+            alb::run(args, &cfg, &aws, ui).await
+        }
+        _ => Err(Failure::usage("this command is not implemented yet").into()),
+    }
+}

@@ -1,0 +1,149 @@
+//! How the tool talks to people and CI. Results go to stdout (text or JSON); progress,
+//! warnings and errors go to stderr, so `--output json | jq` always sees one clean document.
+//! On a terminal: colours and progress bars. Otherwise (CI): plain timestamped lines,
+//! printed only when something changed. Under GitHub Actions, warnings and errors are
+//! also emitted as `::warning::`/`::error::` annotations.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use console::style;
+
+use crate::cli::{GlobalArgs, OutputFormat};
+
+#[derive(Debug)]
+pub struct Ui {
+    pub output: OutputFormat,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub color: bool,
+    /// stderr is a terminal: progress bars instead of timestamped lines.
+    pub interactive: bool,
+    pub github: bool,
+    /// Warnings collected for reports.
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Ui {
+    pub fn new(g: &GlobalArgs) -> Ui {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let color = !g.no_color && !no_color_env && interactive;
+        console::set_colors_enabled(color);
+        console::set_colors_enabled_stderr(color);
+        Ui {
+            output: g.output,
+            quiet: g.quiet,
+            verbose: g.verbose,
+            color,
+            interactive,
+            github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A quiet, non-interactive Ui for library callers and tests.
+    pub fn silent() -> Ui {
+        Ui {
+            output: OutputFormat::Text,
+            quiet: true,
+            verbose: 0,
+            color: false,
+            interactive: false,
+            github: false,
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.output == OutputFormat::Json
+    }
+
+    /// A progress line on stderr; timestamped when not on a terminal.
+    pub fn line(&self, msg: impl AsRef<str>) {
+        if self.quiet {
+            return;
+        }
+        let msg = msg.as_ref();
+        let mut err = std::io::stderr().lock();
+        if self.interactive {
+            let _ = writeln!(err, "{msg}");
+        } else {
+            let _ = writeln!(err, "{} {msg}", timestamp());
+        }
+    }
+
+    /// Detail shown with -v.
+    pub fn detail(&self, msg: impl AsRef<str>) {
+        if self.verbose > 0 {
+            self.line(msg);
+        }
+    }
+
+    /// A warning: shown even with -q, kept for reports, annotated under GitHub Actions.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        let msg = msg.as_ref();
+        self.warnings.lock().unwrap().push(msg.to_string());
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{} {msg}", style("warning:").yellow().bold());
+        if self.github {
+            // Workflow commands are read from stdout; keep stdout clean for JSON by skipping there.
+            if !self.json() {
+                println!("::warning::{}", escape_annotation(msg));
+            }
+        }
+    }
+
+    /// An error line (the final error of a failed run).
+    pub fn error(&self, msg: impl AsRef<str>, hint: Option<&str>) {
+        let msg = msg.as_ref();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{} {msg}", style("error:").red().bold());
+        if let Some(h) = hint {
+            let _ = writeln!(err, "  {} {h}", style("hint:").cyan());
+        }
+        if self.github && !self.json() {
+            println!("::error::{}", escape_annotation(msg));
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().unwrap().clone()
+    }
+
+    /// A spinner/bar on a terminal only; hidden otherwise.
+    pub fn progress(&self) -> indicatif::ProgressBar {
+        if self.interactive && !self.quiet {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner:.cyan} [{elapsed_precise}] {wide_msg}",
+                )
+                .unwrap(),
+            );
+            pb.enable_steady_tick(std::time::Duration::from_millis(120));
+            pb
+        } else {
+            indicatif::ProgressBar::hidden()
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamp with seconds, for CI logs.
+pub fn timestamp() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn escape_annotation(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Prints a serialisable value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}

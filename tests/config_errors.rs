@@ -1,0 +1,194 @@
+//! Bad configurations: each names file, line, column and key, exits 2, and calls nothing.
+//! AWS_ENDPOINT_URL points at a listener that records any connection: it must see none.
+
+mod support;
+
+use std::net::TcpListener;
+
+const GOOD: &str = include_str!("../deploy.toml");
+
+/// (description, edit of the good config, expected line:col, expected key, expected words)
+fn cases() -> Vec<(
+    &'static str,
+    String,
+    &'static str,
+    &'static str,
+    &'static str,
+)> {
+    let r = |from: &str, to: &str| {
+        assert!(GOOD.contains(from), "fixture text missing: {from}");
+        GOOD.replacen(from, to, 1)
+    };
+    vec![
+        ("unknown key", r("deregistration_delay = \"30s\"", "deregistration_delay = \"30s\"\nstickyness = true"), "18:1", "target_group.stickyness", "unknown key"),
+        ("unknown section", format!("{GOOD}\n[extra]\nx = 1\n"), "39:2", "extra", "unknown key `extra`"),
+        ("wrong type", r("cookie_duration = \"24h\"", "cookie_duration = 86400"), "15:19", "target_group.cookie_duration", "invalid type"),
+        ("cookie too long", r("cookie_duration = \"24h\"", "cookie_duration = \"8d\""), "15:19", "target_group.cookie_duration", "out of range"),
+        ("cookie zero", r("cookie_duration = \"24h\"", "cookie_duration = \"0s\""), "15:19", "target_group.cookie_duration", "out of range"),
+        ("duration without unit", r("cookie_duration = \"24h\"", "cookie_duration = \"86400\""), "15:19", "target_group.cookie_duration", "no unit"),
+        ("bad unit", r("deregistration_delay = \"30s\"", "deregistration_delay = \"30 seconds\""), "17:24", "target_group.deregistration_delay", "unknown unit"),
+        ("delay too long", r("deregistration_delay = \"30s\"", "deregistration_delay = \"3601s\""), "17:24", "target_group.deregistration_delay", "out of range"),
+        ("fractional delay", r("deregistration_delay = \"30s\"", "deregistration_delay = \"1500ms\""), "17:24", "target_group.deregistration_delay", "whole number of seconds"),
+        ("unknown algorithm", r("algorithm = \"least_outstanding_requests\"", "algorithm = \"bogus\""), "16:13", "target_group.algorithm", "unknown algorithm"),
+        ("unknown stickiness", r("stickiness = \"lb_cookie\"", "stickiness = \"maybe\""), "14:14", "target_group.stickiness", "unknown stickiness"),
+        ("app_cookie without name", r("stickiness = \"lb_cookie\"", "stickiness = \"app_cookie\""), "14:14", "target_group.cookie_name", "needs the application's cookie name"),
+        ("reserved app cookie name", r("stickiness = \"lb_cookie\"", "stickiness = \"app_cookie\"\ncookie_name = \"AWSALBAPP-1\""), "15:15", "target_group.cookie_name", "cannot be used"),
+        ("slow start with least outstanding requests", r("deregistration_delay = \"30s\"", "deregistration_delay = \"30s\"\nslow_start = \"60s\""), "18:14", "target_group.slow_start", "cannot be combined"),
+        ("idle timeout too long", r("# idle_timeout = \"120s\"", "idle_timeout = \"4001s\""), "10:16", "load_balancer.idle_timeout", "out of range"),
+        ("name and arn", r("name = \"bosar-api-tg\"", "name = \"bosar-api-tg\"\narn = \"arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1\""), "14:7", "target_group.arn", "not both"),
+        ("bad target group name", r("name = \"bosar-api-tg\"", "name = \"bosar_api_tg!\""), "13:8", "target_group.name", "not a valid name"),
+        ("arn of the wrong kind", r("name = \"bosar-api-alb\"", "arn = \"arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1\""), "9:7", "load_balancer.arn", "not a load_balancer ARN"),
+        ("bad region", r("region = \"us-east-1\"", "region = \"mars\""), "5:10", "aws.region", "not an AWS region"),
+        ("missing ecs key", r("container = \"bosar-api\"\n", ""), "19:1", "ecs.container", "missing required key"),
+        ("bad gateway url", r("url = \"https://api.bosar.click\"", "url = \"api.bosar.click\""), "30:7", "gateway.url", "not an http(s) URL"),
+        ("namespace without slash", r("namespace = \"/chat\"", "namespace = \"chat\""), "31:13", "gateway.namespace", "must start with /"),
+        ("token_env holding a value", r("token_env = \"BOSAR_GATEWAY_TOKEN\"", "token_env = \"eyJhbGciOi.x.y\""), "33:13", "gateway.token_env", "not an environment variable name"),
+        ("bad environment name", r("WEBSOCKET_PING_TIMEOUT = \"60000\"", "\"WEBSOCKET PING\" = \"60000\""), "25:1", "ecs.environment.WEBSOCKET PING", "not an environment variable name"),
+        ("invalid TOML", r("[gateway]", "[gateway"), "29:9", "", "invalid table header"),
+        ("missing target group", r("[target_group]", "[target_groups]"), "12:2", "target_groups", "unknown key `target_groups`"),
+    ]
+}
+
+#[test]
+fn every_bad_config_names_place_and_key_exits_2_and_calls_nothing() {
+    let trap = TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", trap.local_addr().unwrap());
+    let cases = cases();
+    assert!(cases.len() >= 15);
+    for (what, text, pos, key, words) in cases {
+        let (_dir, path) = support::write_config(&text);
+        let out = support::run(
+            support::bosar(&endpoint, "cfgtest")
+                .arg("--config")
+                .arg(&path)
+                .arg("alb-update"),
+        );
+        assert_eq!(out.code, 2, "{what}: exit code; stderr: {}", out.stderr);
+        let expected_place = format!("{}:{pos}: ", path.display());
+        assert!(
+            out.stderr.contains(&expected_place),
+            "{what}: wants {expected_place} in:\n{}",
+            out.stderr
+        );
+        if !key.is_empty() {
+            assert!(
+                out.stderr.contains(&format!("{pos}: {key}: ")),
+                "{what}: wants key {key} in:\n{}",
+                out.stderr
+            );
+        }
+        assert!(
+            out.stderr.contains(words),
+            "{what}: wants {words:?} in:\n{}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{what}: nothing on stdout");
+    }
+    assert!(
+        trap.accept().is_err(),
+        "a bad config must not reach the network"
+    );
+}
+
+#[test]
+fn several_errors_are_reported_together() {
+    let text = GOOD
+        .replacen("cookie_duration = \"24h\"", "cookie_duration = \"30d\"", 1)
+        .replacen(
+            "algorithm = \"least_outstanding_requests\"",
+            "algorithm = \"bogus\"",
+            1,
+        );
+    let (_dir, path) = support::write_config(&text);
+    let out = support::run(
+        support::bosar("http://127.0.0.1:9", "cfgtest")
+            .arg("--config")
+            .arg(&path)
+            .arg("alb-update"),
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("target_group.cookie_duration")
+            && out.stderr.contains("target_group.algorithm"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("allowed: 1s to 7d"), "{}", out.stderr);
+}
+
+#[test]
+fn config_is_found_by_flag_env_then_cwd() {
+    let (dir, path) =
+        support::write_config("[target_group]\nname = \"x\"\nstickiness = \"maybe\"\n");
+    // env var
+    let out = support::run(
+        support::bosar("http://127.0.0.1:9", "cfgtest")
+            .env("BOSAR_DEPLOY_CONFIG", &path)
+            .arg("alb-update"),
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains(&path.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    // ./deploy.toml
+    let out = support::run(
+        support::bosar("http://127.0.0.1:9", "cfgtest")
+            .current_dir(dir.path())
+            .arg("alb-update"),
+    );
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("deploy.toml:3:14"), "{}", out.stderr);
+    // missing file
+    let out = support::run(
+        support::bosar("http://127.0.0.1:9", "cfgtest")
+            .arg("--config")
+            .arg("/nonexistent/deploy.toml")
+            .arg("alb-update"),
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("cannot read config /nonexistent/deploy.toml"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn committed_deploy_toml_is_valid_with_bosar_production_values() {
+    let cfg =
+        bosar_deploy::config::parse(std::path::Path::new("deploy.toml"), GOOD).expect("valid");
+    assert_eq!(cfg.target_group.cookie_duration.as_secs(), 86_400);
+    assert_eq!(cfg.target_group.deregistration_delay.as_secs(), 30);
+    assert_eq!(
+        cfg.target_group.algorithm.as_aws(),
+        "least_outstanding_requests"
+    );
+    assert_eq!(cfg.gateway.as_ref().unwrap().namespace, "/chat");
+}
+
+#[test]
+fn no_credentials_is_a_clear_message_in_seconds() {
+    let start = std::time::Instant::now();
+    let out = support::run(
+        support::bosar("http://127.0.0.1:9", "cfgtest")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .arg("--config")
+            .arg(support::repo().join("deploy.toml"))
+            .arg("alb-update"),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no usable AWS credentials"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+}

@@ -1,0 +1,309 @@
+//! Test peers, real and started by the tests themselves on free loopback ports:
+//! moto (the AWS emulator), the Node Socket.IO gateway, HAProxy. A missing peer fails the
+//! test loudly with the install command: CI never silently skips.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn require(path: &Path, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{what} not found at {}: run `bash scripts/setup.sh` first (the README's test command does)",
+        path.display()
+    );
+    path.to_path_buf()
+}
+
+/// Minimal HTTP/1.1 request over loopback (tests only talk to their own peers).
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A child process killed on drop.
+pub struct Peer {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A moto server on a free loopback port, with its own recording file.
+pub struct Moto {
+    pub port: u16,
+    pub endpoint: String,
+    _peer: Peer,
+    _dir: tempfile::TempDir,
+}
+
+/// One recorded AWS call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub operation: String,
+    pub user_agent: String,
+}
+
+impl Call {
+    pub fn mutating(&self) -> bool {
+        !["Describe", "List", "Get"]
+            .iter()
+            .any(|p| self.operation.starts_with(p))
+    }
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        Self::start_with(&[])
+    }
+
+    /// `env` e.g. `[("MOTO_ECS_SERVICE_RUNNING", "2")]` makes services complete at once.
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
+        let bin = require(&repo().join(".venv/bin/moto_server"), "moto_server");
+        let dir = tempfile::tempdir().unwrap();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .current_dir(dir.path())
+                .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let child = cmd.spawn().expect("spawn moto_server");
+            let peer = Peer {
+                child,
+                name: "moto".into(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && http(port, "GET", "/moto-api/", "").0 == 200
+                {
+                    return Moto {
+                        port,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        _peer: peer,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!("moto_server did not become ready");
+    }
+
+    /// Seeds the resources named by `config` with sandbox/seed.py. Returns its JSON summary.
+    pub fn seed(&self, config: &Path, extra: &[&str]) -> serde_json::Value {
+        let py = require(&repo().join(".venv/bin/python"), "the venv's python");
+        let out = Command::new(py)
+            .arg(repo().join("sandbox/seed.py"))
+            .args(["--endpoint", &self.endpoint, "--config"])
+            .arg(config)
+            .args(extra)
+            .envs(aws_env(&self.endpoint))
+            .output()
+            .expect("run seed.py");
+        assert!(
+            out.status.success(),
+            "seed.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .unwrap_or("{}");
+        serde_json::from_str(last).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Runs a boto3 snippet against this moto (for fixtures and read-backs); returns stdout.
+    pub fn python(&self, code: &str) -> String {
+        let py = require(&repo().join(".venv/bin/python"), "the venv's python");
+        let out = Command::new(py)
+            .args(["-c", code])
+            .envs(aws_env(&self.endpoint))
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    pub fn start_recording(&self) {
+        assert_eq!(
+            http(self.port, "POST", "/moto-api/recorder/reset-recording", "").0,
+            200
+        );
+        assert_eq!(
+            http(self.port, "POST", "/moto-api/recorder/start-recording", "").0,
+            200
+        );
+    }
+
+    /// Stops recording and returns the calls made by the process with `app_id` in its user agent.
+    pub fn recorded_calls(&self, app_id: &str) -> Vec<Call> {
+        http(self.port, "POST", "/moto-api/recorder/stop-recording", "");
+        let (_, body) = http(
+            self.port,
+            "GET",
+            "/moto-api/recorder/download-recording",
+            "",
+        );
+        body.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+            .filter_map(|v| {
+                let headers = &v["headers"];
+                let header = |name: &str| {
+                    headers
+                        .as_object()
+                        .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                        .and_then(|(_, v)| v.as_str())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let ua = header("x-amz-user-agent") + " " + &header("user-agent");
+                let target = header("x-amz-target");
+                let operation = if let Some((_, op)) = target.split_once('.') {
+                    op.to_string()
+                } else {
+                    let raw = v["body"].as_str().unwrap_or("");
+                    let body = base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .map(|b| String::from_utf8_lossy(&b).to_string())
+                        .unwrap_or_else(|_| raw.to_string());
+                    let qs = v["qs"].to_string();
+                    body.split('&')
+                        .chain(qs.split(['&', '"']))
+                        .find_map(|kv| kv.strip_prefix("Action="))
+                        .map(str::to_string)?
+                };
+                Some(Call {
+                    operation,
+                    user_agent: ua,
+                })
+            })
+            .filter(|c| c.user_agent.contains(app_id))
+            .collect()
+    }
+}
+
+/// Region, dummy credentials and no instance metadata: the environment of every AWS test.
+pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The binary under test with a clean AWS environment pointing at `endpoint`, tagged with
+/// `app_id` so a test can pick its own calls out of moto's recording.
+pub fn bosar(endpoint: &str, app_id: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"));
+    for k in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "BOSAR_DEPLOY_CONFIG",
+        "GITHUB_ACTIONS",
+        "NO_COLOR",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(aws_env(endpoint))
+        .env("AWS_SDK_UA_APP_ID", app_id)
+        .env("CI", "true")
+        .stdin(Stdio::null());
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run bosar-deploy");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).to_string(),
+        stderr: String::from_utf8_lossy(&stderr).to_string(),
+    }
+}
+
+/// Writes `text` to a fresh deploy.toml in a temp dir.
+pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deploy.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// The sandbox config (the same names the seed creates).
+pub fn sandbox_config() -> String {
+    std::fs::read_to_string(repo().join("sandbox/deploy.toml")).expect("sandbox/deploy.toml")
+}

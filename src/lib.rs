@@ -9,5 +9,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod ecs;
 pub mod exit;
+pub mod report;
 pub mod ui;

@@ -7,7 +7,7 @@ use clap::{CommandFactory, Parser};
 use bosar_deploy::cli::{Cli, Command};
 use bosar_deploy::exit::{self, Code, Failure};
 use bosar_deploy::ui::Ui;
-use bosar_deploy::{alb, aws, config};
+use bosar_deploy::{alb, aws, config, ecs};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -38,7 +38,10 @@ fn main() -> ExitCode {
                 }
             },
             _ = tokio::signal::ctrl_c() => {
-                ui.error("interrupted; nothing more was started (anything already sent to AWS goes on there)", None);
+                match ui.resume_hint() {
+                    Some(hint) => ui.error("interrupted: stopped watching; the rollout goes on in AWS", Some(&format!("resume watching with: {hint}"))),
+                    None => ui.error("interrupted; nothing more was started (calls already sent to AWS take effect there)", None),
+                }
                 Code::Interrupted
             }
         }
@@ -64,6 +67,18 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         Command::AlbUpdate(args) => {
             let aws = aws::connect(&cfg, &cli.global).await?;
             alb::run(args, &cfg, &aws, ui).await
+        }
+        Command::Deploy(args) => {
+            ecs::deploy::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+        }
+        Command::Wait(args) => {
+            ecs::deploy::run_wait(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+        }
+        Command::Rollback(args) => {
+            ecs::deploy::run_rollback(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+        }
+        Command::Status => {
+            ecs::status::run(&cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
         }
         _ => Err(Failure::usage("this command is not implemented yet").into()),
     }

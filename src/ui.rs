@@ -23,6 +23,8 @@ pub struct Ui {
     pub github: bool,
     /// Warnings collected for reports.
     warnings: Mutex<Vec<String>>,
+    /// How to resume what is being watched, printed on Ctrl-C.
+    resume_hint: Mutex<Option<String>>,
 }
 
 impl Ui {
@@ -40,6 +42,7 @@ impl Ui {
             interactive,
             github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
             warnings: Mutex::new(Vec::new()),
+            resume_hint: Mutex::new(None),
         }
     }
 
@@ -53,6 +56,7 @@ impl Ui {
             interactive: false,
             github: false,
             warnings: Mutex::new(Vec::new()),
+            resume_hint: Mutex::new(None),
         }
     }
 
@@ -106,6 +110,14 @@ impl Ui {
         if self.github && !self.json() {
             println!("::error::{}", escape_annotation(msg));
         }
+    }
+
+    pub fn set_resume_hint(&self, hint: String) {
+        *self.resume_hint.lock().unwrap() = Some(hint);
+    }
+
+    pub fn resume_hint(&self) -> Option<String> {
+        self.resume_hint.lock().unwrap().clone()
     }
 
     pub fn warnings(&self) -> Vec<String> {

@@ -1,0 +1,277 @@
+//! ECS: roll the service (`deploy`), follow the deployment by id (`watch`), report (`status`),
+//! go back (`rollback`). `rollout` and `taskdef` are pure; this module does the reading.
+
+pub mod deploy;
+pub mod rollout;
+pub mod status;
+pub mod taskdef;
+pub mod watch;
+
+use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionField};
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::aws::{sdk_error, Aws};
+use crate::exit::Failure;
+use rollout::{DeploymentView, EventView, ServiceView};
+
+fn date(d: Option<&aws_smithy_types::DateTime>) -> String {
+    d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+        .unwrap_or_default()
+}
+
+/// Errors worth waiting out in a watch loop: throttling, timeouts, connection failures.
+pub fn is_transient<E: aws_sdk_ecs::error::ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    crate::aws::is_throttling(err)
+        || matches!(
+            err,
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
+        )
+}
+
+/// DescribeServices as a [`ServiceView`]; a missing service or cluster is a clear failure.
+pub async fn describe_service(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+) -> Result<ServiceView, DescribeError> {
+    let out = match aws
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+    {
+        Ok(o) => o,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_cluster_not_found_exception()) =>
+        {
+            return Err(DescribeError::Fatal(
+                Failure::failed(format!(
+                    "ECS cluster {cluster} not found in region {}",
+                    aws.region
+                ))
+                .hint("check [ecs] cluster in deploy.toml and the region")
+                .into(),
+            ))
+        }
+        Err(e) if is_transient(&e) => {
+            return Err(DescribeError::Transient(
+                crate::aws::sdk_error("DescribeServices", e).to_string(),
+            ))
+        }
+        Err(e) => return Err(DescribeError::Fatal(sdk_error("DescribeServices", e))),
+    };
+    let Some(s) = out
+        .services()
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+    else {
+        let reason = out
+            .failures()
+            .first()
+            .and_then(|f| f.reason())
+            .unwrap_or("MISSING");
+        return Err(DescribeError::Fatal(
+            Failure::failed(format!("ECS service {service} not found in cluster {cluster} ({reason})"))
+                .hint("check [ecs] service in deploy.toml; `aws ecs list-services --cluster CLUSTER` lists what exists")
+                .into(),
+        ));
+    };
+    Ok(ServiceView {
+        name: s.service_name().unwrap_or(service).to_string(),
+        status: s.status().unwrap_or_default().to_string(),
+        task_definition: s.task_definition().unwrap_or_default().to_string(),
+        desired: s.desired_count(),
+        running: s.running_count(),
+        pending: s.pending_count(),
+        deployments: s
+            .deployments()
+            .iter()
+            .map(|d| DeploymentView {
+                id: d.id().unwrap_or_default().to_string(),
+                status: d.status().unwrap_or_default().to_string(),
+                task_definition: d.task_definition().unwrap_or_default().to_string(),
+                desired: d.desired_count(),
+                pending: d.pending_count(),
+                running: d.running_count(),
+                failed_tasks: d.failed_tasks(),
+                rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
+                rollout_state_reason: d.rollout_state_reason().map(str::to_string),
+            })
+            .collect(),
+        events: s
+            .events()
+            .iter()
+            .map(|e| EventView {
+                id: e.id().unwrap_or_default().to_string(),
+                created_at: date(e.created_at()),
+                message: e.message().unwrap_or_default().to_string(),
+            })
+            .collect(),
+        target_group_arns: s
+            .load_balancers()
+            .iter()
+            .filter_map(|l| l.target_group_arn().map(str::to_string))
+            .collect(),
+    })
+}
+
+/// A describe error: transient ones are retried by the watch loop.
+#[derive(Debug)]
+pub enum DescribeError {
+    Transient(String),
+    Fatal(anyhow::Error),
+}
+
+impl From<DescribeError> for anyhow::Error {
+    fn from(e: DescribeError) -> Self {
+        match e {
+            DescribeError::Transient(m) => Failure::failed(m).into(),
+            DescribeError::Fatal(e) => e,
+        }
+    }
+}
+
+/// Healthy and total targets per target group.
+pub async fn target_health(aws: &Aws, arns: &[String]) -> anyhow::Result<Vec<TargetHealth>> {
+    let mut out = Vec::new();
+    for arn in arns {
+        let resp = aws
+            .elb
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeTargetHealth", e))?;
+        let mut th = TargetHealth {
+            target_group_arn: arn.clone(),
+            healthy: 0,
+            total: 0,
+            unhealthy: Vec::new(),
+        };
+        for d in resp.target_health_descriptions() {
+            th.total += 1;
+            let state = d
+                .target_health()
+                .and_then(|h| h.state())
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
+            if state == "healthy" {
+                th.healthy += 1;
+            } else {
+                let id = d.target().and_then(|t| t.id()).unwrap_or("?");
+                let reason = d
+                    .target_health()
+                    .and_then(|h| h.description())
+                    .unwrap_or("");
+                th.unhealthy
+                    .push(format!("{id} {state} {reason}").trim().to_string());
+            }
+        }
+        out.push(th);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TargetHealth {
+    pub target_group_arn: String,
+    pub healthy: u32,
+    pub total: u32,
+    pub unhealthy: Vec<String>,
+}
+
+/// Stopped tasks of `task_definition`, each as "task ID: stoppedReason; container exit codes".
+pub async fn stopped_tasks(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    task_definition: &str,
+) -> Vec<String> {
+    let Ok(list) = aws
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let arns: Vec<String> = list.task_arns().iter().take(20).cloned().collect();
+    if arns.is_empty() {
+        return Vec::new();
+    }
+    let Ok(tasks) = aws
+        .ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    tasks
+        .tasks()
+        .iter()
+        .filter(|t| t.task_definition_arn() == Some(task_definition))
+        .take(5)
+        .map(|t| {
+            let id = t
+                .task_arn()
+                .unwrap_or("?")
+                .rsplit('/')
+                .next()
+                .unwrap_or("?");
+            let containers: Vec<String> = t
+                .containers()
+                .iter()
+                .map(|c| {
+                    let mut s = format!(
+                        "{} exit {}",
+                        c.name().unwrap_or("?"),
+                        c.exit_code()
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "-".into())
+                    );
+                    if let Some(r) = c.reason() {
+                        s.push_str(&format!(" ({r})"));
+                    }
+                    s
+                })
+                .collect();
+            format!(
+                "task {id} stopped: {}; {}",
+                t.stopped_reason().unwrap_or("no reason given"),
+                containers.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// The task definition with its tags.
+pub async fn describe_task_definition(
+    aws: &Aws,
+    arn: &str,
+) -> anyhow::Result<(
+    aws_sdk_ecs::types::TaskDefinition,
+    Vec<aws_sdk_ecs::types::Tag>,
+)> {
+    let out = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeTaskDefinition", e))?;
+    let td = out
+        .task_definition()
+        .cloned()
+        .ok_or_else(|| Failure::failed(format!("task definition {arn} not found")))?;
+    Ok((td, out.tags().to_vec()))
+}

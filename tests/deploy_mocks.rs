@@ -1,0 +1,441 @@
+//! Rollout sequences moto cannot produce, with aws-smithy-mocks (the SDK's own mock layer):
+//! in progress then completed, circuit-breaker FAILED, stable-but-rolled-back, timeout,
+//! throttling then success, unhealthy targets. Time runs on tokio's paused clock.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_ecs::operation::describe_services::{DescribeServicesError, DescribeServicesOutput};
+use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+use aws_sdk_ecs::types::{
+    Container, Deployment, DeploymentRolloutState, LoadBalancer, Service, ServiceEvent, Task,
+};
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+use aws_sdk_elasticloadbalancingv2::types::{
+    TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
+};
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_types::error::ErrorMetadata;
+
+use bosar_deploy::aws::Aws;
+use bosar_deploy::ecs::watch::{watch, WatchOptions, WatchOutcome, WatchTarget};
+use bosar_deploy::exit::Code;
+use bosar_deploy::ui::Ui;
+
+const TD41: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/bosar-api:41";
+const TD42: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/bosar-api:42";
+const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/bosar-api-tg/abc";
+
+fn dep(
+    id: &str,
+    status: &str,
+    td: &str,
+    running: i32,
+    rollout: Option<DeploymentRolloutState>,
+) -> Deployment {
+    Deployment::builder()
+        .id(id)
+        .status(status)
+        .task_definition(td)
+        .desired_count(2)
+        .running_count(running)
+        .pending_count(2 - running)
+        .set_rollout_state(rollout)
+        .build()
+}
+
+fn service(deployments: Vec<Deployment>, events: &[(&str, &str)]) -> DescribeServicesOutput {
+    let mut s = Service::builder()
+        .service_name("bosar-api")
+        .status("ACTIVE")
+        .task_definition(TD42)
+        .desired_count(2)
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(TG)
+                .container_name("bosar-api")
+                .container_port(3000)
+                .build(),
+        )
+        .set_deployments(Some(deployments));
+    for (id, msg) in events {
+        s = s.events(
+            ServiceEvent::builder()
+                .id(*id)
+                .message(*msg)
+                .created_at(aws_smithy_types::DateTime::from_secs(1_800_000_000))
+                .build(),
+        );
+    }
+    DescribeServicesOutput::builder()
+        .services(s.build())
+        .build()
+}
+
+fn in_progress() -> DescribeServicesOutput {
+    service(
+        vec![
+            dep(
+                "ecs-svc/new",
+                "PRIMARY",
+                TD42,
+                1,
+                Some(DeploymentRolloutState::InProgress),
+            ),
+            dep(
+                "ecs-svc/old",
+                "ACTIVE",
+                TD41,
+                2,
+                Some(DeploymentRolloutState::Completed),
+            ),
+        ],
+        &[("e1", "(service bosar-api) has started 1 tasks: (task 1).")],
+    )
+}
+
+fn completed() -> DescribeServicesOutput {
+    service(
+        vec![dep(
+            "ecs-svc/new",
+            "PRIMARY",
+            TD42,
+            2,
+            Some(DeploymentRolloutState::Completed),
+        )],
+        &[("e2", "(service bosar-api) has reached a steady state.")],
+    )
+}
+
+fn targets(state: TargetHealthStateEnum) -> DescribeTargetHealthOutput {
+    let mut out = DescribeTargetHealthOutput::builder();
+    for ip in ["10.0.1.10", "10.0.2.10"] {
+        out = out.target_health_descriptions(
+            TargetHealthDescription::builder()
+                .target(TargetDescription::builder().id(ip).port(3000).build())
+                .target_health(
+                    TargetHealth::builder()
+                        .state(state.clone())
+                        .description("Health checks failed")
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    out.build()
+}
+
+fn aws(ecs_rules: &[&Rule], elb_rules: &[&Rule]) -> Aws {
+    Aws {
+        ecs: mock_client!(aws_sdk_ecs, RuleMode::MatchAny, ecs_rules),
+        elb: mock_client!(
+            aws_sdk_elasticloadbalancingv2,
+            RuleMode::MatchAny,
+            elb_rules
+        ),
+        region: "us-east-1".into(),
+    }
+}
+
+fn target() -> WatchTarget {
+    WatchTarget {
+        cluster: "bosar-cluster".into(),
+        service: "bosar-api".into(),
+        deployment_id: "ecs-svc/new".into(),
+        task_definition: TD42.into(),
+    }
+}
+
+const OPTS: WatchOptions = WatchOptions {
+    poll_interval: Duration::from_secs(5),
+    timeout: Duration::from_secs(15 * 60),
+};
+
+fn healthy_rule() -> Rule {
+    mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .then_output(|| targets(TargetHealthStateEnum::Healthy))
+}
+
+fn no_stopped_tasks() -> [Rule; 2] {
+    [
+        mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| ListTasksOutput::builder().build()),
+        mock!(aws_sdk_ecs::Client::describe_tasks)
+            .then_output(|| DescribeTasksOutput::builder().build()),
+    ]
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_progress_for_several_polls_then_completed_succeeds() {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(in_progress)
+        .times(3)
+        .output(completed)
+        .build();
+    let health = healthy_rule();
+    let aws = aws(&[&describe], &[&health]);
+    let started = tokio::time::Instant::now();
+    let out = watch(&aws, &target(), OPTS, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Code::Success, "{out:?}");
+    assert!(
+        out.message()
+            .contains("deployment of bosar-api:42 succeeded"),
+        "{}",
+        out.message()
+    );
+    assert_eq!(describe.num_calls(), 4);
+    assert_eq!(health.num_calls(), 1);
+    // Three waits of the poll interval on the paused clock.
+    assert_eq!(started.elapsed(), Duration::from_secs(15));
+}
+
+#[tokio::test(start_paused = true)]
+async fn circuit_breaker_failure_names_reason_rollback_and_stopped_tasks() {
+    let failed = || {
+        service(
+            vec![
+                dep("ecs-svc/rollback", "PRIMARY", TD41, 1, Some(DeploymentRolloutState::InProgress)),
+                Deployment::builder()
+                    .id("ecs-svc/new")
+                    .status("ACTIVE")
+                    .task_definition(TD42)
+                    .desired_count(2)
+                    .failed_tasks(3)
+                    .rollout_state(DeploymentRolloutState::Failed)
+                    .rollout_state_reason("ECS deployment circuit breaker: tasks failed to start.")
+                    .build(),
+            ],
+            &[("e3", "(service bosar-api) (deployment ecs-svc/new) deployment failed: tasks failed to start.")],
+        )
+    };
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(in_progress)
+        .times(2)
+        .output(failed)
+        .build();
+    let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| {
+        ListTasksOutput::builder()
+            .task_arns("arn:aws:ecs:us-east-1:1:task/bosar-cluster/abc123")
+            .build()
+    });
+    let tasks = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+        DescribeTasksOutput::builder()
+            .tasks(
+                Task::builder()
+                    .task_arn("arn:aws:ecs:us-east-1:1:task/bosar-cluster/abc123")
+                    .task_definition_arn(TD42)
+                    .stopped_reason("Essential container in task exited")
+                    .containers(
+                        Container::builder()
+                            .name("bosar-api")
+                            .exit_code(1)
+                            .reason("Error: JWT_SECRET missing")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let aws = aws(&[&describe, &list, &tasks], &[]);
+    let out = watch(&aws, &target(), OPTS, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Code::Failed);
+    let msg = out.message();
+    assert!(msg.contains("deployment ecs-svc/new (bosar-api:42) failed: ECS deployment circuit breaker: tasks failed to start."), "{msg}");
+    assert!(msg.contains("rolled back to bosar-api:41"), "{msg}");
+    let WatchOutcome::Failed { causes, .. } = out else {
+        panic!()
+    };
+    let all = causes.join("\n");
+    assert!(
+        all.contains("rolloutStateReason: ECS deployment circuit breaker"),
+        "{all}"
+    );
+    assert!(
+        all.contains("3 task(s) of bosar-api:42 failed to start"),
+        "{all}"
+    );
+    assert!(
+        all.contains("deployment failed: tasks failed to start"),
+        "{all}"
+    );
+    assert!(all.contains("task abc123 stopped: Essential container in task exited; bosar-api exit 1 (Error: JWT_SECRET missing)"), "{all}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stable_on_the_old_revision_is_a_rollback_failure() {
+    let rolled_back = || {
+        service(
+            vec![dep(
+                "ecs-svc/rollback",
+                "PRIMARY",
+                TD41,
+                2,
+                Some(DeploymentRolloutState::Completed),
+            )],
+            &[("e4", "(service bosar-api) has reached a steady state.")],
+        )
+    };
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(in_progress)
+        .output(rolled_back)
+        .build();
+    let [list, tasks] = no_stopped_tasks();
+    let health = healthy_rule();
+    let aws = aws(&[&describe, &list, &tasks], &[&health]);
+    let out = watch(&aws, &target(), OPTS, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Code::Failed);
+    assert!(
+        out.message()
+            .contains("is no longer primary: rolled back to bosar-api:41"),
+        "{}",
+        out.message()
+    );
+    assert_eq!(
+        health.num_calls(),
+        0,
+        "a stable service on the old revision is not checked as a success"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_finishing_times_out_with_state_and_resume_command() {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(in_progress)
+        .repeatedly()
+        .build();
+    let aws = aws(&[&describe], &[]);
+    let opts = WatchOptions {
+        poll_interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(60),
+    };
+    let started = tokio::time::Instant::now();
+    let out = watch(&aws, &target(), opts, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Code::TimedOut);
+    assert_eq!(started.elapsed(), Duration::from_secs(60));
+    assert!(
+        out.message()
+            .contains("timed out after 1m waiting for deployment ecs-svc/new"),
+        "{}",
+        out.message()
+    );
+    let WatchOutcome::TimedOut { state, resume, .. } = out else {
+        panic!()
+    };
+    assert!(
+        state
+            .iter()
+            .any(|s| s.contains("PRIMARY bosar-api:42 running 1/2 pending 1 IN_PROGRESS")),
+        "{state:?}"
+    );
+    assert_eq!(resume, "bosar-deploy wait --deployment ecs-svc/new");
+    assert_eq!(describe.num_calls(), 13);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_waited_out_then_success() {
+    let throttled = || {
+        DescribeServicesError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        )
+    };
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .error(throttled)
+        .times(6)
+        .output(completed)
+        .build();
+    let health = healthy_rule();
+    let aws = aws(&[&describe], &[&health]);
+    let out = watch(&aws, &target(), OPTS, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Code::Success, "{out:?}");
+    assert_eq!(describe.num_calls(), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn completed_with_unhealthy_targets_is_not_success() {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(completed)
+        .repeatedly()
+        .build();
+    let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .then_output(|| targets(TargetHealthStateEnum::Unhealthy));
+    let aws = aws(&[&describe], &[&health]);
+    let opts = WatchOptions {
+        poll_interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(30),
+    };
+    let out = watch(&aws, &target(), opts, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Code::TimedOut);
+    let WatchOutcome::TimedOut { state, .. } = out else {
+        panic!()
+    };
+    assert!(
+        state
+            .iter()
+            .any(|s| s.contains("waiting for healthy targets: 0/2")),
+        "{state:?}"
+    );
+    assert!(health.num_calls() >= 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unhealthy_then_healthy_targets_succeed() {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(completed)
+        .repeatedly()
+        .build();
+    let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+        .sequence()
+        .output(|| targets(TargetHealthStateEnum::Initial))
+        .times(2)
+        .output(|| targets(TargetHealthStateEnum::Healthy))
+        .build();
+    let aws = aws(&[&describe], &[&health]);
+    let out = watch(&aws, &target(), OPTS, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Code::Success, "{out:?}");
+    assert_eq!(health.num_calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_cluster_is_a_clear_error() {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_error(|| {
+        DescribeServicesError::ClusterNotFoundException(
+            aws_sdk_ecs::types::error::ClusterNotFoundException::builder()
+                .message("Cluster not found.")
+                .build(),
+        )
+    });
+    let aws = aws(&[&describe], &[]);
+    let err = watch(&aws, &target(), OPTS, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap_err();
+    assert_eq!(bosar_deploy::exit::code_of(&err), Code::Failed);
+    assert!(
+        err.to_string()
+            .contains("ECS cluster bosar-cluster not found in region us-east-1"),
+        "{err}"
+    );
+}

@@ -227,7 +227,7 @@ fn warns_when_idle_timeout_is_too_short_for_the_heartbeat() {
     let text = support::sandbox_config()
         .replacen("idle_timeout = \"120s\"", "", 1)
         .replacen(
-            "heartbeat_interval = \"30s\"",
+            "heartbeat_interval = \"5s\"",
             "heartbeat_interval = \"55s\"",
             1,
         );

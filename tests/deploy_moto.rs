@@ -42,8 +42,8 @@ fn deploy_registers_a_full_copy_with_new_env_and_image_and_succeeds() {
     assert_eq!(out.code, 0, "{}", out.all());
     for line in [
         "~ image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/bosar-api:1.4.0 -> repo/bosar-api:1.5.0",
-        "+ environment.WEBSOCKET_HEARTBEAT_INTERVAL: 30000",
-        "~ environment.WEBSOCKET_PING_INTERVAL: 20000 -> 25000",
+        "+ environment.WEBSOCKET_HEARTBEAT_INTERVAL: 5000",
+        "~ environment.WEBSOCKET_PING_INTERVAL: 20000 -> 10000",
         "~ service bosar-api: update to the new revision",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?} in:\n{}", out.stdout);
@@ -153,9 +153,9 @@ fn deploy_registers_a_full_copy_with_new_env_and_image_and_succeeds() {
             )
         })
         .collect();
-    assert_eq!(env["WEBSOCKET_PING_INTERVAL"], "25000");
-    assert_eq!(env["WEBSOCKET_PING_TIMEOUT"], "60000");
-    assert_eq!(env["WEBSOCKET_HEARTBEAT_INTERVAL"], "30000");
+    assert_eq!(env["WEBSOCKET_PING_INTERVAL"], "10000");
+    assert_eq!(env["WEBSOCKET_PING_TIMEOUT"], "20000");
+    assert_eq!(env["WEBSOCKET_HEARTBEAT_INTERVAL"], "5000");
     let old_other: Vec<&serde_json::Value> = oa["environment"]
         .as_array()
         .unwrap()

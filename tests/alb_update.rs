@@ -92,17 +92,18 @@ fn dry_run_then_apply_then_in_sync() {
     );
     assert_eq!(after["attrs"]["deregistration_delay.timeout_seconds"], "30");
     assert_eq!(after["lb"]["idle_timeout.timeout_seconds"], "120");
-    let mutating: Vec<String> = moto
+    let mut mutating: Vec<String> = moto
         .recorded_calls("alb-apply")
         .into_iter()
         .filter(|c| c.mutating())
         .map(|c| c.operation)
         .collect();
+    mutating.sort();
     assert_eq!(
         mutating,
         vec![
-            "ModifyTargetGroupAttributes",
-            "ModifyLoadBalancerAttributes"
+            "ModifyLoadBalancerAttributes",
+            "ModifyTargetGroupAttributes"
         ]
     );
 

@@ -218,30 +218,41 @@ async fn describe_load_balancers(
     Ok(out)
 }
 
-/// Reads AWS and computes the plan. Makes only read calls.
+/// Reads AWS and computes the plan. Makes only read calls; independent reads run
+/// concurrently (target group and load balancer), so the plan costs two round trips.
 pub async fn plan(aws: &Aws, cfg: &Config) -> anyhow::Result<AlbPlan> {
-    let tg = describe_target_group(aws, &cfg.target_group.id).await?;
+    let configured = cfg.load_balancer.as_ref();
+    let (tg, configured_lbs) =
+        tokio::join!(describe_target_group(aws, &cfg.target_group.id), async {
+            match configured {
+                Some(lb) => describe_load_balancers(aws, std::slice::from_ref(&lb.id))
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        });
+    let tg = tg?;
+    // Without [load_balancer], the load balancers that matter are the ones the target group is attached to.
+    let lbs = match configured_lbs? {
+        Some(lbs) => lbs,
+        None => {
+            let ids: Vec<ResourceRef> = tg
+                .load_balancer_arns
+                .iter()
+                .cloned()
+                .map(ResourceRef::Arn)
+                .collect();
+            describe_load_balancers(aws, &ids).await?
+        }
+    };
     let target_group_changes = plan::plan_target_group(&tg.attributes, &cfg.target_group);
     let mut warnings = Vec::new();
-
-    // Which load balancers matter: the configured one, else every one the target group is attached to.
-    let configured = cfg.load_balancer.as_ref();
-    let ids: Vec<ResourceRef> = match configured {
-        Some(lb) => vec![lb.id.clone()],
-        None => tg
-            .load_balancer_arns
-            .iter()
-            .cloned()
-            .map(ResourceRef::Arn)
-            .collect(),
-    };
     if tg.load_balancer_arns.is_empty() {
         warnings.push(format!(
             "target group {} is attached to no load balancer: its stickiness settings take effect only once a listener rule forwards to it",
             tg.name
         ));
     }
-    let lbs = describe_load_balancers(aws, &ids).await?;
     let mut load_balancers = Vec::new();
     for lb in lbs {
         if configured.is_some()
@@ -293,8 +304,12 @@ pub async fn plan(aws: &Aws, cfg: &Config) -> anyhow::Result<AlbPlan> {
 }
 
 /// Applies only the planned keys, then reads back and confirms each value stuck.
+/// The target group and each load balancer are independent and go concurrently.
 pub async fn apply(aws: &Aws, plan: &AlbPlan) -> anyhow::Result<()> {
-    if !plan.target_group_changes.is_empty() {
+    let tg = async {
+        if plan.target_group_changes.is_empty() {
+            return Ok(());
+        }
         let attrs: Vec<TargetGroupAttribute> = plan
             .target_group_changes
             .iter()
@@ -320,39 +335,43 @@ pub async fn apply(aws: &Aws, plan: &AlbPlan) -> anyhow::Result<()> {
             .await
             .map_err(|e| sdk_error("DescribeTargetGroupAttributes", e))?;
         let back = attributes_map(back.attributes().iter().map(|a| (a.key(), a.value())));
-        confirm(&back, &plan.target_group_changes, &plan.target_group.name)?;
-    }
-    for lb in &plan.load_balancers {
-        if lb.changes.is_empty() {
-            continue;
-        }
-        let attrs: Vec<LoadBalancerAttribute> = lb
-            .changes
-            .iter()
-            .map(|c| {
-                LoadBalancerAttribute::builder()
-                    .key(&c.key)
-                    .value(&c.desired)
-                    .build()
-            })
-            .collect();
-        aws.elb
-            .modify_load_balancer_attributes()
-            .load_balancer_arn(&lb.arn)
-            .set_attributes(Some(attrs))
-            .send()
-            .await
-            .map_err(|e| sdk_error("ModifyLoadBalancerAttributes", e))?;
-        let back = aws
-            .elb
-            .describe_load_balancer_attributes()
-            .load_balancer_arn(&lb.arn)
-            .send()
-            .await
-            .map_err(|e| sdk_error("DescribeLoadBalancerAttributes", e))?;
-        let back = attributes_map(back.attributes().iter().map(|a| (a.key(), a.value())));
-        confirm(&back, &lb.changes, &lb.name)?;
-    }
+        confirm(&back, &plan.target_group_changes, &plan.target_group.name)
+    };
+    let lbs = plan
+        .load_balancers
+        .iter()
+        .filter(|lb| !lb.changes.is_empty())
+        .map(|lb| async move {
+            let attrs: Vec<LoadBalancerAttribute> = lb
+                .changes
+                .iter()
+                .map(|c| {
+                    LoadBalancerAttribute::builder()
+                        .key(&c.key)
+                        .value(&c.desired)
+                        .build()
+                })
+                .collect();
+            aws.elb
+                .modify_load_balancer_attributes()
+                .load_balancer_arn(&lb.arn)
+                .set_attributes(Some(attrs))
+                .send()
+                .await
+                .map_err(|e| sdk_error("ModifyLoadBalancerAttributes", e))?;
+            let back = aws
+                .elb
+                .describe_load_balancer_attributes()
+                .load_balancer_arn(&lb.arn)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeLoadBalancerAttributes", e))?;
+            let back = attributes_map(back.attributes().iter().map(|a| (a.key(), a.value())));
+            confirm(&back, &lb.changes, &lb.name)
+        });
+    let (tg, lbs) = tokio::join!(tg, futures_util::future::join_all(lbs));
+    tg?;
+    lbs.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     Ok(())
 }
 

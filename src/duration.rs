@@ -105,7 +105,8 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for s in ["24h", "7d", "1m30s", "250ms", "0s", "2h5s"] {
+        assert_eq!(format(parse("24h").unwrap()), "1d");
+        for s in ["1d", "7d", "1m30s", "250ms", "0s", "2h5s"] {
             assert_eq!(format(parse(s).unwrap()), s);
         }
     }

@@ -11,5 +11,7 @@ pub mod config;
 pub mod duration;
 pub mod ecs;
 pub mod exit;
+pub mod gateway;
+pub mod pipeline;
 pub mod report;
 pub mod ui;

@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use bosar_deploy::cli::{Cli, Command};
-use bosar_deploy::exit::{self, Code, Failure};
+use bosar_deploy::cli::{Cli, Command, FullArgs};
+use bosar_deploy::exit::{self, Code};
 use bosar_deploy::ui::Ui;
-use bosar_deploy::{alb, aws, config, ecs};
+use bosar_deploy::{alb, aws, config, ecs, pipeline};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -68,6 +68,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             let aws = aws::connect(&cfg, &cli.global).await?;
             alb::run(args, &cfg, &aws, ui).await
         }
+        Command::Verify(args) => bosar_deploy::gateway::verify::run(args, &cfg, ui).await,
         Command::Deploy(args) => {
             ecs::deploy::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
         }
@@ -80,6 +81,18 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         Command::Status => {
             ecs::status::run(&cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
         }
-        _ => Err(Failure::usage("this command is not implemented yet").into()),
+        Command::Full(args) => pipeline::run(args, &cfg, &cli.global, ui, "full").await,
+        Command::Plan(p) => {
+            let args = FullArgs {
+                dry_run: true,
+                detailed_exitcode: p.detailed_exitcode,
+                image: p.image.clone(),
+                junit: p.junit.clone(),
+                skip_verify: true,
+                ..Default::default()
+            };
+            pipeline::run(&args, &cfg, &cli.global, ui, "plan").await
+        }
+        Command::Completions { .. } => unreachable!("handled above"),
     }
 }

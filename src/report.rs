@@ -93,6 +93,17 @@ pub fn worst(checks: &[Check]) -> CheckStatus {
     }
 }
 
+/// The worst status over steps; skipped steps do not count.
+pub fn worst_step(steps: &[Step]) -> CheckStatus {
+    if steps.iter().any(|s| s.status == CheckStatus::Fail) {
+        CheckStatus::Fail
+    } else if steps.iter().any(|s| s.status == CheckStatus::Warn) {
+        CheckStatus::Warn
+    } else {
+        CheckStatus::Pass
+    }
+}
+
 fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -61,7 +61,7 @@ impl AlbPlan {
     }
 
     /// terraform-style rendering: `~` changes, `+` additions, a summary line.
-    pub fn render(&self) -> String {
+    pub fn render(&self, config: &std::path::Path) -> String {
         let mut out = String::new();
         let tg = &self.target_group;
         let _ = writeln!(out, "Target group {}", style(&tg.name).bold());
@@ -81,7 +81,7 @@ impl AlbPlan {
             let _ = writeln!(
                 out,
                 "\nNo changes. The target group and load balancer match {}.",
-                "deploy.toml"
+                config.display()
             );
         } else {
             let _ = writeln!(
@@ -436,7 +436,7 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
         "applied"
     };
     if !ui.json() {
-        print!("{}", plan.render());
+        print!("{}", plan.render(&cfg.path));
     }
     if !plan.in_sync() && !args.dry_run {
         ui.line(format!("Applying {} change(s)", plan.change_count()));

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod peers;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -1,0 +1,194 @@
+//! The gateway test peers: real NestJS Socket.IO gateway replicas (`tests/gateway/server.mjs`)
+//! and HAProxy in front of them, shaped like the ALB (`tests/support/haproxy/*.cfg.tmpl`).
+//! Each starts on free loopback ports and is killed on drop. A missing peer fails the test
+//! loudly with the setup command.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{free_port, http, repo, require, Peer};
+
+/// How a gateway replica is started.
+#[derive(Debug, Clone)]
+pub struct GatewayOpts {
+    pub instance_id: Option<String>,
+    pub jwt_secret: String,
+    pub auth: bool,
+    pub heartbeat: bool,
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+}
+
+impl Default for GatewayOpts {
+    /// Short intervals so a verify run takes about two seconds.
+    fn default() -> Self {
+        GatewayOpts {
+            instance_id: None,
+            jwt_secret: "verify-test-secret".into(),
+            auth: true,
+            heartbeat: true,
+            ping_interval_ms: 2000,
+            ping_timeout_ms: 3000,
+            heartbeat_interval_ms: 1000,
+        }
+    }
+}
+
+/// One gateway replica.
+pub struct Gateway {
+    pub port: u16,
+    pub url: String,
+    _peer: Peer,
+    _stderr: tempfile::NamedTempFile,
+}
+
+fn node() -> PathBuf {
+    which("node").unwrap_or_else(|| {
+        panic!("node not found on PATH: run `bash scripts/setup.sh` first (installs nodejs and the tests/gateway packages)")
+    })
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+impl Gateway {
+    pub fn start(opts: &GatewayOpts) -> Gateway {
+        let dir = repo().join("tests/gateway");
+        require(
+            &dir.join("node_modules/@nestjs/core"),
+            "the gateway's node modules (tests/gateway/node_modules)",
+        );
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = Command::new(node());
+        cmd.arg(dir.join("server.mjs"))
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PORT", "0")
+            .env("JWT_SECRET", &opts.jwt_secret)
+            .env("WEBSOCKET_PING_INTERVAL", opts.ping_interval_ms.to_string())
+            .env("WEBSOCKET_PING_TIMEOUT", opts.ping_timeout_ms.to_string())
+            .env(
+                "WEBSOCKET_HEARTBEAT_INTERVAL",
+                opts.heartbeat_interval_ms.to_string(),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().unwrap());
+        if let Some(id) = &opts.instance_id {
+            cmd.env("INSTANCE_ID", id);
+        }
+        if !opts.auth {
+            cmd.env("GATEWAY_AUTH", "off");
+        }
+        if !opts.heartbeat {
+            cmd.env("GATEWAY_HEARTBEAT", "off");
+        }
+        let mut child = cmd.spawn().expect("spawn node tests/gateway/server.mjs");
+        let stdout = child.stdout.take().unwrap();
+        let peer = Peer {
+            child,
+            name: "gateway".into(),
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let port: u16 = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the gateway did not print `listening <port>` (got {line:?}); stderr:\n{}",
+                    std::fs::read_to_string(stderr.path()).unwrap_or_default()
+                )
+            });
+        Gateway {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            _peer: peer,
+            _stderr: stderr,
+        }
+    }
+}
+
+/// HAProxy in front of two gateways.
+pub struct Haproxy {
+    pub port: u16,
+    pub url: String,
+    _peer: Peer,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// `template` is `sticky` or `roundrobin` (tests/support/haproxy/<template>.cfg.tmpl).
+    pub fn start(template: &str, backends: [&Gateway; 2]) -> Haproxy {
+        let bin = which("haproxy").unwrap_or_else(|| {
+            panic!("haproxy not found on PATH: run `bash scripts/setup.sh` first (apt-get install haproxy)")
+        });
+        let tmpl_path = repo().join(format!("tests/support/haproxy/{template}.cfg.tmpl"));
+        let tmpl = std::fs::read_to_string(&tmpl_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", tmpl_path.display()));
+        let dir = tempfile::tempdir().unwrap();
+        let mut last_err = String::new();
+        for attempt in 0..3 {
+            let port = free_port();
+            let cfg = tmpl
+                .replace("{{FRONT_PORT}}", &port.to_string())
+                .replace("{{BACKEND_1}}", &format!("127.0.0.1:{}", backends[0].port))
+                .replace("{{BACKEND_2}}", &format!("127.0.0.1:{}", backends[1].port))
+                .replace("{{MAXCONN}}", "256")
+                .replace("{{NAME}}", &format!("verify-{template}-{port}"));
+            let cfg_path = dir.path().join(format!("{template}-{attempt}.cfg"));
+            std::fs::write(&cfg_path, cfg).unwrap();
+            let log = dir.path().join(format!("{template}-{attempt}.log"));
+            let child = Command::new(&bin)
+                .arg("-f")
+                .arg(&cfg_path)
+                .arg("-db")
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("spawn haproxy");
+            let mut peer = Peer {
+                child,
+                name: "haproxy".into(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = peer.child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && http(port, "GET", "/health/websocket", "").0 == 200
+                {
+                    return Haproxy {
+                        port,
+                        url: format!("http://127.0.0.1:{port}"),
+                        _peer: peer,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            last_err = std::fs::read_to_string(&log).unwrap_or_default();
+        }
+        panic!("haproxy ({template}) did not become ready: {last_err}");
+    }
+}

@@ -253,3 +253,39 @@ fn warns_when_idle_timeout_is_too_short_for_the_heartbeat() {
         out.stderr
     );
 }
+
+#[test]
+fn warns_when_the_target_group_is_attached_to_no_load_balancer() {
+    let moto = Moto::start();
+    let (_d, cfg) = write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    moto.python(
+        r#"
+import boto3
+elb = boto3.client("elbv2")
+tg = elb.describe_target_groups(Names=["bosar-api-tg"])["TargetGroups"][0]
+elb.create_target_group(Name="lonely-tg", Protocol="HTTP", Port=3000, VpcId=tg["VpcId"], TargetType="ip")
+"#,
+    );
+    // No [load_balancer] section: the load balancers are the ones the target group is attached to.
+    let text = support::sandbox_config()
+        .replacen(
+            "[load_balancer]\nname = \"bosar-api-alb\"\nidle_timeout = \"120s\"\n",
+            "",
+            1,
+        )
+        .replacen("name = \"bosar-api-tg\"", "name = \"lonely-tg\"", 1);
+    assert!(!text.contains("[load_balancer]"), "fixture edit applied");
+    let (_d2, lonely) = write_config(&text);
+    let out = run(bosar(&moto.endpoint, "alb-lonely")
+        .arg("--config")
+        .arg(&lonely)
+        .args(["alb-update", "--dry-run"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("warning: target group lonely-tg is attached to no load balancer"),
+        "{}",
+        out.stderr
+    );
+}

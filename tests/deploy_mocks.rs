@@ -46,10 +46,17 @@ fn dep(
 }
 
 fn service(deployments: Vec<Deployment>, events: &[(&str, &str)]) -> DescribeServicesOutput {
+    // The service's task definition is its primary deployment's, as in ECS.
+    let td = deployments
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .and_then(|d| d.task_definition())
+        .unwrap_or(TD42)
+        .to_string();
     let mut s = Service::builder()
         .service_name("bosar-api")
         .status("ACTIVE")
-        .task_definition(TD42)
+        .task_definition(td)
         .desired_count(2)
         .load_balancers(
             LoadBalancer::builder()
@@ -438,4 +445,167 @@ async fn missing_cluster_is_a_clear_error() {
             .contains("ECS cluster bosar-cluster not found in region us-east-1"),
         "{err}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_on_failure_goes_back_to_the_previous_revision_and_watches_it() {
+    use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
+    use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
+    use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+    use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, TaskDefinition};
+
+    let cfg = bosar_deploy::config::parse(
+        std::path::Path::new("deploy.toml"),
+        "[target_group]\nname = \"bosar-api-tg\"\nstickiness = \"lb_cookie\"\ncookie_duration = \"1d\"\n\
+         [ecs]\ncluster = \"bosar-cluster\"\nservice = \"bosar-api\"\ncontainer = \"bosar-api\"\npoll_interval = \"5s\"\ntimeout = \"10m\"\n\
+         [ecs.environment]\nWEBSOCKET_PING_INTERVAL = \"25000\"\n",
+    )
+    .unwrap();
+    let ecs = cfg.ecs.as_ref().unwrap();
+
+    let on_41 = || {
+        service(
+            vec![dep(
+                "ecs-svc/old",
+                "PRIMARY",
+                TD41,
+                2,
+                Some(DeploymentRolloutState::Completed),
+            )],
+            &[],
+        )
+    };
+    let failed = || {
+        service(
+            vec![Deployment::builder()
+                .id("ecs-svc/new")
+                .status("PRIMARY")
+                .task_definition(TD42)
+                .desired_count(2)
+                .rollout_state(DeploymentRolloutState::Failed)
+                .rollout_state_reason("ECS deployment circuit breaker: tasks failed to start.")
+                .build()],
+            &[],
+        )
+    };
+    let back_done = || {
+        service(
+            vec![dep(
+                "ecs-svc/back",
+                "PRIMARY",
+                TD41,
+                2,
+                Some(DeploymentRolloutState::Completed),
+            )],
+            &[],
+        )
+    };
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(on_41)
+        .output(failed)
+        .output(back_done)
+        .repeatedly()
+        .build();
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(|| {
+        DescribeTaskDefinitionOutput::builder()
+            .task_definition(
+                TaskDefinition::builder()
+                    .task_definition_arn(TD41)
+                    .family("bosar-api")
+                    .container_definitions(
+                        ContainerDefinition::builder()
+                            .name("bosar-api")
+                            .image("repo/bosar-api:1.4.0")
+                            .environment(
+                                KeyValuePair::builder()
+                                    .name("WEBSOCKET_PING_INTERVAL")
+                                    .value("20000")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let register = mock!(aws_sdk_ecs::Client::register_task_definition)
+        .match_requests(|r| {
+            r.family() == Some("bosar-api")
+                && r.container_definitions()[0].environment()[0].value() == Some("25000")
+        })
+        .then_output(|| {
+            RegisterTaskDefinitionOutput::builder()
+                .task_definition(TaskDefinition::builder().task_definition_arn(TD42).build())
+                .build()
+        });
+    let primary = |id: &str, td: &str| {
+        UpdateServiceOutput::builder()
+            .service(
+                Service::builder()
+                    .deployments(
+                        Deployment::builder()
+                            .id(id)
+                            .status("PRIMARY")
+                            .task_definition(td)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let update_new = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(|r| r.task_definition() == Some(TD42))
+        .then_output(move || primary("ecs-svc/new", TD42));
+    let update_back = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(|r| r.task_definition() == Some(TD41))
+        .then_output(move || primary("ecs-svc/back", TD41));
+    let [list, tasks] = no_stopped_tasks();
+    let health = healthy_rule();
+    let aws = aws(
+        &[
+            &describe,
+            &td,
+            &register,
+            &update_new,
+            &update_back,
+            &list,
+            &tasks,
+        ],
+        &[&health],
+    );
+
+    let ui = Ui::silent();
+    let plan = bosar_deploy::ecs::deploy::plan(&aws, ecs, None)
+        .await
+        .unwrap();
+    assert_eq!(plan.current_revision, "bosar-api:41");
+    let args = bosar_deploy::cli::DeployArgs {
+        rollback_on_failure: true,
+        ..Default::default()
+    };
+    let result = bosar_deploy::ecs::deploy::execute(&aws, ecs, plan, &args, &ui)
+        .await
+        .unwrap();
+    assert_eq!(
+        result.code(),
+        Code::Failed,
+        "the deploy failed even though the rollback worked"
+    );
+    assert!(result
+        .outcome
+        .as_ref()
+        .unwrap()
+        .message()
+        .contains("circuit breaker"));
+    let back = result.rollback.as_ref().expect("rolled back");
+    assert_eq!(back.code(), Code::Success, "{back:?}");
+    assert!(
+        back.message().contains("bosar-api:41 succeeded"),
+        "{}",
+        back.message()
+    );
+    assert_eq!(register.num_calls(), 1);
+    assert_eq!(update_new.num_calls(), 1);
+    assert_eq!(update_back.num_calls(), 1);
 }

@@ -8,9 +8,11 @@ use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefi
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, Tag, TaskDefinition};
 use serde::Serialize;
 
-/// One line of the task definition diff.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
+/// One line of the task definition diff. Values of variables whose names look like
+/// secrets (SECRET, TOKEN, PASSWORD, KEY, CREDENTIAL) are shown and serialised as
+/// "(sensitive)": plaintext environment is the wrong place for them, but if one is
+/// there, the tool's output must not repeat it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerChange {
     Image {
         from: Option<String>,
@@ -31,6 +33,61 @@ pub enum ContainerChange {
     },
 }
 
+/// Whether an environment variable's name suggests its value is a secret.
+pub fn is_sensitive(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "SECRET",
+        "TOKEN",
+        "PASSWORD",
+        "PASSWD",
+        "KEY",
+        "CREDENTIAL",
+        "PRIVATE",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+fn shown<'a>(name: &str, value: &'a str) -> &'a str {
+    if is_sensitive(name) {
+        "(sensitive)"
+    } else {
+        value
+    }
+}
+
+impl Serialize for ContainerChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self {
+            ContainerChange::Image { from, to } => {
+                m.serialize_entry("change", "image")?;
+                m.serialize_entry("from", from)?;
+                m.serialize_entry("to", to)?;
+            }
+            ContainerChange::EnvAdded { name, value } => {
+                m.serialize_entry("change", "env_added")?;
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("value", shown(name, value))?;
+            }
+            ContainerChange::EnvChanged { name, from, to } => {
+                m.serialize_entry("change", "env_changed")?;
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("from", shown(name, from))?;
+                m.serialize_entry("to", shown(name, to))?;
+            }
+            ContainerChange::EnvRemoved { name, value } => {
+                m.serialize_entry("change", "env_removed")?;
+                m.serialize_entry("name", name)?;
+                m.serialize_entry("value", shown(name, value))?;
+            }
+        }
+        m.end()
+    }
+}
+
 impl fmt::Display for ContainerChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -41,12 +98,19 @@ impl fmt::Display for ContainerChange {
                     from.as_deref().unwrap_or("(none)")
                 )
             }
-            ContainerChange::EnvAdded { name, value } => write!(f, "+ environment.{name}: {value}"),
+            ContainerChange::EnvAdded { name, value } => {
+                write!(f, "+ environment.{name}: {}", shown(name, value))
+            }
             ContainerChange::EnvChanged { name, from, to } => {
-                write!(f, "~ environment.{name}: {from} -> {to}")
+                write!(
+                    f,
+                    "~ environment.{name}: {} -> {}",
+                    shown(name, from),
+                    shown(name, to)
+                )
             }
             ContainerChange::EnvRemoved { name, value } => {
-                write!(f, "- environment.{name}: {value}")
+                write!(f, "- environment.{name}: {}", shown(name, value))
             }
         }
     }
@@ -342,6 +406,27 @@ mod tests {
         };
         let err = diff_container(&td(), &want).unwrap_err();
         assert!(err.contains("container api is not in task definition bosar-api:41; it has: bosar-api, log-router"), "{err}");
+    }
+
+    #[test]
+    fn sensitive_values_are_never_shown_or_serialised() {
+        let c = ContainerChange::EnvChanged {
+            name: "JWT_SECRET".into(),
+            from: "old-s3cret".into(),
+            to: "new-s3cret".into(),
+        };
+        assert_eq!(
+            c.to_string(),
+            "~ environment.JWT_SECRET: (sensitive) -> (sensitive)"
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
+        let plain = ContainerChange::EnvAdded {
+            name: "WEBSOCKET_PING_INTERVAL".into(),
+            value: "25000".into(),
+        };
+        assert_eq!(serde_json::to_value(&plain).unwrap()["value"], "25000");
+        assert!(is_sensitive("api_key") && !is_sensitive("WEBSOCKET_PING_TIMEOUT"));
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Ui {
     warnings: Mutex<Vec<String>>,
     /// How to resume what is being watched, printed on Ctrl-C.
     resume_hint: Mutex<Option<String>>,
+    /// When set, progress lines are kept here instead of printed (tests of what CI sees).
+    captured: Option<Mutex<Vec<String>>>,
 }
 
 impl Ui {
@@ -43,7 +45,25 @@ impl Ui {
             github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
             warnings: Mutex::new(Vec::new()),
             resume_hint: Mutex::new(None),
+            captured: None,
         }
+    }
+
+    /// A non-interactive Ui that records progress lines (without timestamps) for tests.
+    pub fn capturing() -> Ui {
+        Ui {
+            quiet: false,
+            captured: Some(Mutex::new(Vec::new())),
+            ..Ui::silent()
+        }
+    }
+
+    /// The lines recorded by a [`Ui::capturing`] Ui.
+    pub fn captured(&self) -> Vec<String> {
+        self.captured
+            .as_ref()
+            .map(|c| c.lock().unwrap().clone())
+            .unwrap_or_default()
     }
 
     /// A quiet, non-interactive Ui for library callers and tests.
@@ -57,6 +77,7 @@ impl Ui {
             github: false,
             warnings: Mutex::new(Vec::new()),
             resume_hint: Mutex::new(None),
+            captured: None,
         }
     }
 
@@ -70,6 +91,10 @@ impl Ui {
             return;
         }
         let msg = msg.as_ref();
+        if let Some(c) = &self.captured {
+            c.lock().unwrap().push(msg.to_string());
+            return;
+        }
         let mut err = std::io::stderr().lock();
         if self.interactive {
             let _ = writeln!(err, "{msg}");

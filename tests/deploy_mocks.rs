@@ -609,3 +609,60 @@ async fn rollback_on_failure_goes_back_to_the_previous_revision_and_watches_it()
     assert_eq!(update_new.num_calls(), 1);
     assert_eq!(update_back.num_calls(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn ci_progress_prints_a_line_only_on_change_and_each_event_once() {
+    let step1 = || {
+        service(
+            vec![dep(
+                "ecs-svc/new",
+                "PRIMARY",
+                TD42,
+                0,
+                Some(DeploymentRolloutState::InProgress),
+            )],
+            &[("e1", "(service bosar-api) has started 2 tasks.")],
+        )
+    };
+    let step2 = || {
+        service(
+            vec![dep(
+                "ecs-svc/new",
+                "PRIMARY",
+                TD42,
+                1,
+                Some(DeploymentRolloutState::InProgress),
+            )],
+            &[
+                ("e5", "(service bosar-api) registered 1 targets."),
+                ("e1", "(service bosar-api) has started 2 tasks."),
+            ],
+        )
+    };
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(step1)
+        .times(3)
+        .output(step2)
+        .times(2)
+        .output(completed)
+        .build();
+    let health = healthy_rule();
+    let aws = aws(&[&describe], &[&health]);
+    let ui = Ui::capturing();
+    let out = watch(&aws, &target(), OPTS, &ui, HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Code::Success);
+    let lines = ui.captured();
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("running 0/2"), 1, "{lines:#?}");
+    assert_eq!(count("running 1/2"), 1, "{lines:#?}");
+    assert_eq!(count("running 2/2 pending 0 COMPLETED"), 1, "{lines:#?}");
+    assert_eq!(count("has started 2 tasks"), 1, "{lines:#?}");
+    assert_eq!(count("registered 1 targets"), 1, "{lines:#?}");
+    assert_eq!(count("has reached a steady state"), 1, "{lines:#?}");
+    // Six polls, but only three deployment lines and three event lines.
+    assert_eq!(describe.num_calls(), 6);
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+}

@@ -36,6 +36,13 @@ pub async fn sdk_config(cfg: &Config, g: &GlobalArgs) -> anyhow::Result<SdkConfi
     if let Some(p) = g.profile.as_ref().or(cfg.aws.profile.as_ref()) {
         loader = loader.profile_name(p);
     }
+    if let Some(r) = g.region.as_ref().filter(|r| !crate::config::is_region(r)) {
+        return Err(
+            Failure::usage(format!("--region: \"{r}\" is not an AWS region"))
+                .hint("a region code such as us-east-1 or eu-central-1")
+                .into(),
+        );
+    }
     if let Some(r) = g.region.as_ref().or(cfg.aws.region.as_ref()) {
         loader = loader.region(Region::new(r.clone()));
     }

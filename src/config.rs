@@ -552,6 +552,15 @@ fn resource_ref(
     }
 }
 
+/// A region code's shape ("us-east-1", "eu-central-2", "us-gov-west-1").
+pub fn is_region(v: &str) -> bool {
+    v.len() >= 9
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && v.matches('-').count() >= 2
+        && v.ends_with(|c: char| c.is_ascii_digit())
+}
+
 const MAX_COOKIE: Duration = Duration::from_secs(604_800);
 
 fn validate(file: &Path, raw: RawConfig, errs: &mut Errors) -> Option<Config> {
@@ -560,10 +569,7 @@ fn validate(file: &Path, raw: RawConfig, errs: &mut Errors) -> Option<Config> {
         Some(a) => AwsSection {
             region: a.region.as_ref().and_then(|r| {
                 let v = r.get_ref();
-                let ok = v.len() >= 9
-                    && v.chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && v.matches('-').count() >= 2;
+                let ok = is_region(v);
                 if !ok {
                     errs.at(
                         r.span(),

@@ -37,6 +37,17 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
     );
     let out = run(bin().args(["verify", "--rate", "5"]));
     assert_eq!(out.code, 2, "--rate needs --connections: {}", out.stderr);
+    let out = run(bin()
+        .args(["--region", "mars", "--config"])
+        .arg(support::repo().join("deploy.toml"))
+        .arg("alb-update"));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("--region: \"mars\" is not an AWS region"),
+        "{}",
+        out.stderr
+    );
     let out = run(bin().arg("--help"));
     assert_eq!(out.code, 0);
     assert!(

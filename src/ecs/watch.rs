@@ -308,12 +308,17 @@ async fn failure(
 pub fn print_outcome(ui: &Ui, outcome: &WatchOutcome) {
     match outcome {
         WatchOutcome::Succeeded { .. } => {}
-        WatchOutcome::Failed { causes, .. } => {
+        WatchOutcome::Failed { causes, message } => {
             if !causes.is_empty() {
                 eprintln!("causes:");
                 for c in causes {
                     eprintln!("  - {c}");
                 }
+            }
+            if message.contains("rolled back to") {
+                eprintln!("next: the service runs the previous revision again; fix the cause and deploy again (`bosar-deploy status` shows the service)");
+            } else {
+                eprintln!("next: `bosar-deploy status` shows the service; `bosar-deploy rollback` returns to the previous revision");
             }
         }
         WatchOutcome::TimedOut { state, resume, .. } => {

@@ -3,7 +3,7 @@
 # fresh Debian machine. Run from the repository root:
 #
 #   scripts/setup.sh          # moto (+boto3) in .venv, haproxy, tests/gateway npm deps
-#   scripts/setup.sh --bench  # the above, plus the AWS CLI (in .venv) and hyperfine
+#   scripts/setup.sh --bench  # the above, plus the AWS CLI (in .venv), hyperfine and GNU time
 #
 # Each step is skipped when what it installs is already there, so running it
 # twice is cheap. Output is quiet; a failing step says which one failed.
@@ -128,6 +128,11 @@ if [[ $BENCH -eq 1 ]]; then
   if ! command -v hyperfine >/dev/null 2>&1; then
     say "installing hyperfine"
     apt_install hyperfine
+  fi
+  # bench/probe measures each client's peak memory and CPU with GNU time.
+  if [[ ! -x /usr/bin/time ]]; then
+    say "installing time"
+    apt_install time
   fi
 fi
 

@@ -165,6 +165,25 @@ impl Ui {
             indicatif::ProgressBar::hidden()
         }
     }
+
+    /// A bar of `len` steps (position and message set by the caller) on a terminal only;
+    /// hidden otherwise, where the caller prints [`Ui::line`]s instead.
+    pub fn bar(&self, len: u64) -> indicatif::ProgressBar {
+        if self.interactive && !self.quiet {
+            let pb = indicatif::ProgressBar::new(len);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner:.cyan} [{elapsed_precise}] {bar:30.cyan/blue} {pos:>6}/{len} {wide_msg}",
+                )
+                .unwrap()
+                .progress_chars("=> "),
+            );
+            pb.enable_steady_tick(std::time::Duration::from_millis(120));
+            pb
+        } else {
+            indicatif::ProgressBar::hidden()
+        }
+    }
 }
 
 /// RFC 3339 UTC timestamp with seconds, for CI logs.

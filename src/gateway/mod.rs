@@ -4,8 +4,10 @@
 //! reqwest, with a cookie jar that keeps each cookie's attributes) and `ws` (tokio-tungstenite,
 //! carrying the same cookies) are the transports; `session` is one Engine.IO session over either,
 //! answering pings and acking the heartbeat as they arrive. `token` mints the HS256 JWT; `checks`
-//! holds the checks and `verify` the CLI verb. Every network step has a time bound and every
-//! response a size bound, so a hostile server gives a failed check, never a hang.
+//! holds the checks and `verify` the CLI verb; `probe` is `verify --connections N`, the load
+//! probe (its arithmetic in `stats`, its lean websocket upgrade in `upgrade`). Every network
+//! step has a time bound and every response a size bound, so a hostile server gives a failed
+//! check, never a hang.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,8 +15,11 @@ use std::time::Duration;
 pub mod checks;
 pub mod codec;
 pub mod polling;
+pub mod probe;
 pub mod session;
+pub mod stats;
 pub mod token;
+pub mod upgrade;
 pub mod verify;
 pub mod ws;
 

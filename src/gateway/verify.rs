@@ -111,7 +111,7 @@ fn redact_str(s: &str, secret: &str) -> String {
 }
 
 /// Whatever a server echoed, the token never leaves in a check.
-fn redact(mut c: Check, token: Option<&Secret>) -> Check {
+pub(super) fn redact(mut c: Check, token: Option<&Secret>) -> Check {
     let Some(t) = token else { return c };
     let t = t.expose();
     c.message = redact_str(&c.message, t);
@@ -164,7 +164,7 @@ pub async fn verify(settings: &VerifySettings, ui: &Ui) -> Vec<Check> {
         .collect()
 }
 
-fn summary(checks: &[Check]) -> String {
+pub(super) fn summary(checks: &[Check]) -> String {
     let count = |s| checks.iter().filter(|c| c.status == s).count();
     format!(
         "{} passed, {} warned, {} failed, {} skipped",
@@ -177,11 +177,11 @@ fn summary(checks: &[Check]) -> String {
 
 /// The CLI verb.
 pub async fn run(args: &VerifyArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Code> {
-    if args.connections.is_some() {
-        return Err(Failure::usage("--connections is not implemented yet").into());
-    }
     let gw = cfg.gateway("verify")?;
     let settings = VerifySettings::from_config(gw, args.url.as_deref())?;
+    if args.connections.is_some() {
+        return super::probe::run(args, &settings, ui).await;
+    }
     ui.line(format!(
         "Verifying the gateway at {} (namespace {}, token {})",
         settings.url,

@@ -239,7 +239,7 @@ fn map_connect_error(e: tungstenite::Error) -> Error {
     }
 }
 
-fn map_io_error(e: tungstenite::Error) -> Error {
+pub(crate) fn map_io_error(e: tungstenite::Error) -> Error {
     match e {
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
             Error::Closed("websocket closed".into())

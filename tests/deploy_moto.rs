@@ -247,11 +247,11 @@ fn a_rollout_that_never_completes_times_out_with_exit_4_and_ctrl_c_exits_130() {
     let out = run(bosar(&moto.endpoint, "dep-timeout")
         .arg("--config")
         .arg(&cfg)
-        .args(["deploy", "--timeout", "3s"]));
+        .args(["deploy", "--timeout", "2s"]));
     assert_eq!(out.code, 4, "{}", out.all());
     assert!(
         out.stderr
-            .contains("timed out after 3s waiting for deployment"),
+            .contains("timed out after 2s waiting for deployment"),
         "{}",
         out.stderr
     );
@@ -268,7 +268,8 @@ fn a_rollout_that_never_completes_times_out_with_exit_4_and_ctrl_c_exits_130() {
     );
     assert!(start.elapsed() < Duration::from_secs(30));
 
-    let child = bosar(&moto.endpoint, "dep-int")
+    // Ctrl-C once the watch has started (read from the progress lines, not a fixed sleep).
+    let mut child = bosar(&moto.endpoint, "dep-int")
         .arg("--config")
         .arg(&cfg)
         .args(["deploy", "--timeout", "5m"])
@@ -276,14 +277,26 @@ fn a_rollout_that_never_completes_times_out_with_exit_4_and_ctrl_c_exits_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut progress, &mut line).unwrap();
+        assert!(n > 0, "deploy ended before watching: {seen}");
+        seen.push_str(&line);
+        if line.contains("IN_PROGRESS") {
+            break;
+        }
+    }
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut progress, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = seen + &rest;
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains("stopped watching; the rollout goes on in AWS"),

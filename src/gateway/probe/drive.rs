@@ -1,0 +1,389 @@
+//! The run of a probe: the phases (open, hold, close) over the sessions, the live progress, the
+//! cookie look-ups on the health endpoint, and the records gathered into the report.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::http::header::COOKIE;
+use url::Url;
+
+use super::session::{spawn_sessions, CookieSeen, Outcome, Phase, Record, Shared};
+use super::{
+    CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, OpenFiles, ProbeReport,
+    ProbeSettings, TargetCount, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT,
+};
+use crate::gateway::checks::instance_of;
+use crate::gateway::stats::{self, Budget};
+use crate::gateway::{fmt_duration, BODY_LIMIT};
+use crate::ui::Ui;
+
+/// Asks the health endpoint, with `cookie`, which instance answers.
+async fn instance_for_cookie(
+    client: &reqwest::Client,
+    url: &Url,
+    cookie: String,
+) -> Option<String> {
+    let resp = client
+        .get(url.clone())
+        .header(COOKIE.as_str(), cookie)
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body = resp.bytes().await.ok()?;
+    if body.len() > BODY_LIMIT {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&body).ok()?;
+    instance_of(&v)
+}
+
+/// Live progress: a bar on a terminal; else a timestamped line once a second when it changed.
+pub(super) async fn ticker(
+    ui: &Ui,
+    sh: &Shared,
+    n: u32,
+    hold: Duration,
+    phase: watch::Receiver<Phase>,
+) -> std::convert::Infallible {
+    /// Clears the bar when the ticker is dropped (the probe is done) before the report prints.
+    struct Clear(indicatif::ProgressBar);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            self.0.finish_and_clear();
+        }
+    }
+    let bar = Clear(ui.bar(n as u64));
+    let bar = &bar.0;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_line = String::new();
+    let mut last_print = Instant::now();
+    let mut window: std::collections::VecDeque<(Instant, u64)> = Default::default();
+    loop {
+        tick.tick().await;
+        let c = &sh.counters;
+        let now = Instant::now();
+        let opened = c.opened.load(Relaxed);
+        window.push_back((now, opened));
+        while window
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        let rate = match window.front() {
+            Some((t, o)) if now.duration_since(*t) >= Duration::from_millis(400) => {
+                (opened - o) as f64 / now.duration_since(*t).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let errors = c.errors();
+        let alive = opened - c.dropped.load(Relaxed);
+        let text = match *phase.borrow() {
+            Phase::Opening => {
+                format!("{opened}/{n} open, {rate:.0} handshakes/s, {errors} error(s)")
+            }
+            Phase::Holding { start, .. } => format!(
+                "holding {alive} session(s), {} s of {}, {} heartbeat(s) acked, {errors} error(s)",
+                now.duration_since(start).as_secs(),
+                fmt_duration(hold),
+                c.acks.load(Relaxed)
+            ),
+            Phase::Closing { .. } => format!(
+                "closing: {}/{alive} closed, {errors} error(s)",
+                c.closed.load(Relaxed) + c.close_failed.load(Relaxed)
+            ),
+        };
+        bar.set_position(opened);
+        bar.set_message(text.clone());
+        if !ui.interactive
+            && now.duration_since(last_print) >= Duration::from_secs(1)
+            && text != last_line
+        {
+            ui.line(format!("probe: {text}"));
+            last_line = text;
+            last_print = now;
+        }
+    }
+}
+
+pub(super) struct Gathered {
+    records: Vec<Record>,
+    not_started: u64,
+    cut: u64,
+    window: (Duration, Duration),
+    cookie_instances: Vec<Option<String>>,
+    duration: Duration,
+}
+
+pub(super) async fn drive(
+    sh: Arc<Shared>,
+    ps: &ProbeSettings,
+    budget: Budget,
+    phase_tx: watch::Sender<Phase>,
+    health: (reqwest::Client, Url),
+) -> Gathered {
+    let n = ps.connections;
+    let open_deadline = sh.start + budget.open;
+    let spawner = tokio::spawn(spawn_sessions(
+        sh.clone(),
+        n,
+        ps.concurrency,
+        ps.rate,
+        phase_tx.subscribe(),
+        open_deadline - HANDSHAKE_TIMEOUT,
+    ));
+    // Open: until every started session opened or failed and nothing more will start.
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let c = &sh.counters;
+        let settled = c.opened.load(Relaxed) + c.open_failed.load(Relaxed);
+        if (spawner.is_finished() && settled >= c.started.load(Relaxed))
+            || Instant::now() >= open_deadline
+        {
+            break;
+        }
+    }
+    // Hold.
+    let start = Instant::now();
+    let end = start + ps.hold;
+    let _ = phase_tx.send(Phase::Holding { start, end });
+    let cookie_values = sh.cookies.all();
+    let (client, url) = health;
+    let name = sh
+        .cookie_name
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "AWSALB".into());
+    let lookups = tokio::spawn(async move {
+        let all = cookie_values
+            .into_iter()
+            .map(|v| instance_for_cookie(&client, &url, format!("{name}={v}")));
+        futures_util::future::join_all(all).await
+    });
+    let alive = sh.counters.opened.load(Relaxed) > 0;
+    if alive {
+        tokio::time::sleep_until(end.into()).await;
+    }
+    let end = Instant::now().min(end).max(start);
+    // Close.
+    let until = Instant::now() + ps.close_grace;
+    let _ = phase_tx.send(Phase::Closing { until });
+    let close_deadline = until + CLOSE_TIMEOUT + Duration::from_secs(1);
+    let handles = match tokio::time::timeout_at(close_deadline.into(), spawner).await {
+        Ok(Ok(h)) => h,
+        _ => Vec::new(),
+    };
+    let not_started = n as u64 - handles.len() as u64;
+    let mut records = Vec::with_capacity(handles.len());
+    let mut cut = 0;
+    for mut h in handles {
+        match tokio::time::timeout_at(close_deadline.into(), &mut h).await {
+            Ok(Ok(r)) => records.push(r),
+            _ => {
+                h.abort();
+                cut += 1;
+            }
+        }
+    }
+    // Started with the hold, each bounded by the request timeout: normally done by now.
+    let cookie_instances = tokio::time::timeout(Duration::from_secs(2), lookups)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    Gathered {
+        records,
+        not_started,
+        cut,
+        window: (sh.since_start(start), sh.since_start(end)),
+        cookie_instances,
+        duration: sh.start.elapsed(),
+    }
+}
+
+pub(super) fn build_report(
+    sh: &Shared,
+    ps: &ProbeSettings,
+    url: &str,
+    namespace: &str,
+    g: &Gathered,
+    open_files: Option<OpenFiles>,
+    redact: &dyn Fn(&str) -> String,
+) -> ProbeReport {
+    let targets = sh.targets.all();
+    let cookie_values = sh.cookies.all();
+    let mut connect_us = Vec::with_capacity(g.records.len());
+    let mut causes: Vec<(String, String)> = Vec::new();
+    let (mut opened, mut open_failed, mut dropped, mut closed, mut close_failed) = (0, 0, 0, 0, 0);
+    let mut received_in_hold = 0u64;
+    let mut due_in_hold = 0u64;
+    let mut per_target: Vec<&str> = Vec::new();
+    let mut unknown_target = 0;
+    let mut cookie_set = 0;
+    let mut per_cookie: Vec<(u64, Vec<&str>)> = vec![(0, Vec::new()); cookie_values.len()];
+    for r in &g.records {
+        if let Some(us) = r.connect_us {
+            opened += 1;
+            connect_us.push(us);
+            received_in_hold += r.hb_in_hold as u64;
+            due_in_hold +=
+                stats::heartbeats_due(r.opened_at, g.window, r.gone_at, ps.heartbeat_interval);
+            if r.cookie != CookieSeen::None {
+                cookie_set += 1;
+            }
+            let from_cookie = match r.cookie {
+                CookieSeen::Value(i) => g
+                    .cookie_instances
+                    .get(i as usize)
+                    .and_then(|o| o.as_deref()),
+                _ => None,
+            };
+            let from_heartbeat = targets.get(r.target as usize).map(String::as_str);
+            match from_heartbeat.or(from_cookie) {
+                Some(t) => per_target.push(t),
+                None => unknown_target += 1,
+            }
+            if let CookieSeen::Value(i) = r.cookie {
+                if let Some(slot) = per_cookie.get_mut(i as usize) {
+                    slot.0 += 1;
+                    if let Some(h) = from_heartbeat {
+                        if !slot.1.contains(&h) {
+                            slot.1.push(h);
+                        }
+                    }
+                }
+            }
+        }
+        match &r.outcome {
+            Outcome::Closed => closed += 1,
+            Outcome::OpenFailed(c) => {
+                open_failed += 1;
+                causes.push(("open".into(), redact(c)));
+            }
+            Outcome::Dropped(c) => {
+                dropped += 1;
+                causes.push(("hold".into(), redact(c)));
+            }
+            Outcome::CloseFailed(c) => {
+                close_failed += 1;
+                causes.push(("close".into(), redact(c)));
+            }
+        }
+    }
+    for _ in 0..g.not_started {
+        open_failed += 1;
+        causes.push((
+            "open".into(),
+            "not started: the open budget ran out (the server answered too slowly)".into(),
+        ));
+    }
+    for _ in 0..g.cut {
+        close_failed += 1;
+        causes.push((
+            "close".into(),
+            "still running at the probe's deadline; stopped".into(),
+        ));
+    }
+    let keyed: Vec<String> = causes
+        .iter()
+        .map(|(p, c)| format!("{p}\u{1f}{c}"))
+        .collect();
+    let failures = stats::group(keyed.iter().map(String::as_str))
+        .into_iter()
+        .map(|(k, count)| {
+            let (phase, cause) = k.split_once('\u{1f}').unwrap_or(("open", &k));
+            FailureGroup {
+                phase: phase.to_string(),
+                cause: cause.to_string(),
+                count,
+            }
+        })
+        .collect();
+    let errors = open_failed + dropped + close_failed;
+    let last_open = Duration::from_micros(sh.counters.last_open_us.load(Relaxed));
+
+    let values: Vec<CookieValue> = per_cookie
+        .iter()
+        .enumerate()
+        .map(|(i, (sessions, hb))| CookieValue {
+            value: format!("#{}", i + 1),
+            sessions: *sessions,
+            health_instance: g.cookie_instances.get(i).cloned().flatten(),
+            heartbeat_instances: hb.iter().map(|s| s.to_string()).collect(),
+        })
+        .collect();
+    let comparable: Vec<&CookieValue> = values
+        .iter()
+        .filter(|v| v.health_instance.is_some() && !v.heartbeat_instances.is_empty())
+        .collect();
+    let consistent = (!comparable.is_empty()).then(|| {
+        comparable.iter().all(|v| {
+            v.heartbeat_instances
+                .iter()
+                .all(|h| Some(h) == v.health_instance.as_ref())
+        })
+    });
+
+    let lateness = sh.lateness.lock().map(|h| h.clone()).unwrap_or_default();
+    let slack = crate::gateway::checks::slack(ps.heartbeat_interval);
+    let expected = due_in_hold as f64;
+    ProbeReport {
+        url: url.to_string(),
+        namespace: namespace.to_string(),
+        transport: "websocket",
+        connections: ps.connections,
+        concurrency: ps.concurrency,
+        rate_limit: ps.rate,
+        hold_ms: ps.hold.as_millis() as u64,
+        max_error_rate: ps.max_error_rate,
+        max_p99_ms: ps.max_p99.map(|d| d.as_millis() as u64),
+        open_files,
+        duration_ms: g.duration.as_millis() as u64,
+        opened,
+        open_failed,
+        dropped,
+        closed,
+        close_failed,
+        errors,
+        error_rate: errors as f64 / ps.connections.max(1) as f64,
+        open_phase_ms: last_open.as_millis() as u64,
+        handshakes_per_s: stats::per_second(opened, last_open),
+        connect: stats::summarize_us(&mut connect_us),
+        targets: stats::group(per_target)
+            .into_iter()
+            .map(|(instance, sessions)| TargetCount { instance, sessions })
+            .collect(),
+        unknown_target,
+        cookies: CookieReport {
+            name: sh.cookie_name.get().cloned(),
+            set: cookie_set,
+            distinct_values: cookie_values.len(),
+            values,
+            consistent,
+        },
+        heartbeats: HeartbeatReport {
+            interval_ms: ps.heartbeat_interval.as_millis() as u64,
+            received: sh.counters.heartbeats.load(Relaxed),
+            acked: sh.counters.acks.load(Relaxed),
+            received_in_hold,
+            expected_in_hold: (expected * 10.0).round() / 10.0,
+            delivery_ratio: stats::ratio(received_in_hold as f64, expected)
+                .map(|r| (r * 1000.0).round() / 1000.0),
+            lateness: Lateness {
+                p50_ms: lateness.percentile(50.0),
+                p99_ms: lateness.percentile(99.0),
+                max_ms: lateness.max(),
+                late: lateness.count_above(slack.as_millis() as u64),
+                slack_ms: slack.as_millis() as u64,
+            },
+        },
+        failures,
+    }
+}

@@ -1,0 +1,457 @@
+//! `verify --connections N`: the load probe. Opens N Socket.IO sessions through the load
+//! balancer, each as a separate browser would (its own connection, its own cookies), joins the
+//! namespace with the token, acks every heartbeat, holds all of them for `--hold` once every
+//! one is open, then closes them cleanly; reports the handshake rate, connect latency, the
+//! sessions per target, heartbeat delivery and lateness, and the failures grouped by cause.
+//!
+//! # Transport: websocket from the first request
+//!
+//! Each session opens with `GET /socket.io/?EIO=4&transport=websocket` (no polling phase):
+//! one TCP connection, one HTTP exchange (the `101`), then the Engine.IO open packet and the
+//! namespace CONNECT on the same socket. Opening over polling and upgrading takes four or five
+//! HTTP exchanges per session instead (handshake GET, CONNECT POST, the GET that carries the
+//! answer, the long poll the upgrade ends, the upgrade with its probe) on a server that is the
+//! bottleneck (one Node replica tops out near 1,300-1,400 handshakes/s on 2 cores), so it
+//! would measure the client's protocol overhead rather than the gateway's capacity. Stickiness only matters on the polling path
+//! (the single `verify` checks it with 20 round trips and a control without cookies); a
+//! websocket session is pinned by its connection. The proxy's cookies are still exercised:
+//! every handshake goes through the load balancer, whose `101` sets `AWSALB`; each session
+//! keeps the cookie its handshake set (its own jar: it starts empty, as a new browser's does,
+//! so the balancer places every session afresh), and the report checks that each cookie value
+//! pins the target its sessions are on, by asking the health endpoint with that cookie.
+//!
+//! # Cost per session
+//!
+//! Measured, not guessed: the first version held 14 KiB of future per task and a 128 KiB read
+//! buffer per socket. Now: one tokio task whose future is about 1.6 KiB (the handshake and the
+//! close are boxed, so their state exists only while they run), one socket (boxed behind a
+//! trait object, so a plain session does not carry a TLS stream's 1 KiB inline), a tungstenite
+//! stream with a 2 KiB read buffer (its default is 128 KiB, eagerly allocated: 640 MB at 5,000
+//! sessions) and no write buffering, and a few counters. The websocket upgrade is our own
+//! ([`super::upgrade`]): tungstenite's holds about 8 KiB per handshake in flight. Everything
+//! shared is built once: the resolved address, the upgrade request template, the TLS
+//! configuration (tokio-tungstenite would load the root store for every connection), the
+//! CONNECT frame with the token, the ack prefix. Live numbers are atomics read by the progress
+//! ticker; the lateness histogram is bounded. Time is bounded in every phase and overall: see
+//! [`stats::budget`].
+//!
+//! The pure parts are unit-tested where they live: the settings here, the verdicts in
+//! `report`, the open-file limit in `limits`; the arithmetic is in [`super::stats`]. One
+//! session (and the state all sessions share) is in `session`; the phases of a run, the
+//! progress ticker and the gathering of the records into the report are in `drive`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use url::Url;
+
+use super::codec::SioPacket;
+use super::stats::{self, Budget, Histogram};
+use super::verify::VerifySettings;
+use super::{fmt_duration, upgrade, ws, BODY_LIMIT};
+use crate::cli::VerifyArgs;
+use crate::exit::{Code, Failure};
+use crate::report::{Check, CheckStatus, Step};
+use crate::ui::Ui;
+
+mod drive;
+mod limits;
+mod report;
+mod session;
+
+pub use limits::{ensure_open_files, too_many_files, OpenFiles};
+pub use report::{
+    checks, CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, ProbeReport,
+    TargetCount,
+};
+
+use drive::{build_report, drive, ticker};
+use report::ms_text;
+use session::{tls_for, Counters, Interner, Phase, Shared};
+
+/// Handshakes in flight at once when `--concurrency` is not given.
+pub const DEFAULT_CONCURRENCY: u32 = 256;
+/// Largest `--connections`.
+pub const MAX_CONNECTIONS: u32 = 1_000_000;
+/// Bound of one session's open: TCP connect, `101`, open packet, namespace CONNECT.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound of one session's close handshake (DISCONNECT, close frame, the server's close).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read buffer per websocket. Heartbeats and pings are under 200 bytes.
+const READ_BUFFER: usize = 2 * 1024;
+/// Distinct cookie values looked up on the health endpoint. ALB's values can differ per
+/// response; the first ones are enough to check the mapping.
+const COOKIE_VALUES_LIMIT: usize = 64;
+/// Distinct instance ids kept.
+const TARGETS_LIMIT: usize = 4096;
+const USER_AGENT_VALUE: &str = concat!("bosar-deploy-probe/", env!("CARGO_PKG_VERSION"));
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+/// The probe's settings, from the command line and `[gateway]`.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub connections: u32,
+    /// New sessions per second at most.
+    pub rate: Option<f64>,
+    /// Handshakes in flight at once.
+    pub concurrency: u32,
+    pub hold: Duration,
+    /// Fraction of sessions allowed to fail (open, drop or close) before the probe fails.
+    pub max_error_rate: f64,
+    pub max_p99: Option<Duration>,
+    pub heartbeat_interval: Duration,
+    /// After the hold, how long a session waits for its next heartbeat (acked) before it
+    /// leaves, so no heartbeat is in flight when it does.
+    pub close_grace: Duration,
+}
+
+/// The hold when `--hold` is not given: two heartbeat intervals, 5 s to 10 min, so the
+/// delivery ratio means something.
+pub fn default_hold(heartbeat_interval: Duration) -> Duration {
+    (heartbeat_interval * 2).clamp(Duration::from_secs(5), Duration::from_secs(600))
+}
+
+/// One and a half heartbeat intervals, at most 3 s.
+pub fn close_grace(heartbeat_interval: Duration) -> Duration {
+    (heartbeat_interval + heartbeat_interval / 2).min(Duration::from_secs(3))
+}
+
+impl ProbeSettings {
+    /// Validates the flags (usage errors, exit 2).
+    pub fn from_args(args: &VerifyArgs, v: &VerifySettings) -> anyhow::Result<ProbeSettings> {
+        let usage = |m: String, h: &str| -> anyhow::Error { Failure::usage(m).hint(h).into() };
+        let connections = args.connections.unwrap_or(0);
+        if connections == 0 || connections > MAX_CONNECTIONS {
+            return Err(usage(
+                format!("--connections {connections} is out of range"),
+                "give the number of sessions to open, 1 to 1000000",
+            ));
+        }
+        if let Some(r) = args.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(usage(
+                    format!("--rate {r} is not a positive number"),
+                    "give new sessions per second, like --rate 200",
+                ));
+            }
+        }
+        let concurrency = args
+            .concurrency
+            .unwrap_or(DEFAULT_CONCURRENCY)
+            .min(connections);
+        if concurrency == 0 {
+            return Err(usage(
+                "--concurrency 0: no handshake could start".into(),
+                "give the number of handshakes in flight at once, like --concurrency 200",
+            ));
+        }
+        let max_error_rate = args.max_error_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&max_error_rate) {
+            return Err(usage(
+                format!("--max-error-rate {max_error_rate} is not a fraction"),
+                "give a fraction of sessions, 0.0 to 1.0, like 0.01 for 1%",
+            ));
+        }
+        let hold = args
+            .hold
+            .unwrap_or_else(|| default_hold(v.heartbeat_interval));
+        if hold > Duration::from_secs(24 * 3600) {
+            return Err(usage(
+                format!("--hold {} is too long", fmt_duration(hold)),
+                "hold for at most 24h",
+            ));
+        }
+        Ok(ProbeSettings {
+            connections,
+            rate: args.rate,
+            concurrency,
+            hold,
+            max_error_rate,
+            max_p99: args.max_p99,
+            heartbeat_interval: v.heartbeat_interval,
+            close_grace: close_grace(v.heartbeat_interval),
+        })
+    }
+
+    pub fn budget(&self) -> Budget {
+        stats::budget(
+            self.connections,
+            self.rate,
+            HANDSHAKE_TIMEOUT,
+            self.hold,
+            self.close_grace,
+            CLOSE_TIMEOUT,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+async fn resolve(base: &Url) -> anyhow::Result<Vec<SocketAddr>> {
+    let host = base
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = base.port_or_known_default().unwrap_or(80);
+    let found = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::lookup_host((host.as_str(), port)),
+    )
+    .await;
+    match found {
+        Ok(Ok(addrs)) => {
+            let v: Vec<SocketAddr> = addrs.collect();
+            if v.is_empty() {
+                Err(Failure::failed(format!("{host} resolves to no address")).into())
+            } else {
+                Ok(v)
+            }
+        }
+        Ok(Err(e)) => Err(Failure::failed(format!("cannot resolve {host}: {e}")).into()),
+        Err(_) => {
+            Err(Failure::failed(format!("cannot resolve {host}: no answer within 10 s")).into())
+        }
+    }
+}
+
+/// Runs the probe and returns its report. Fails (exit 1) only when it cannot start (the host
+/// does not resolve, no TLS roots); everything after that is in the report.
+pub async fn probe(
+    v: &VerifySettings,
+    ps: &ProbeSettings,
+    ui: &Ui,
+    open_files: Option<OpenFiles>,
+) -> anyhow::Result<ProbeReport> {
+    let base =
+        Url::parse(&v.url).map_err(|e| Failure::usage(format!("gateway url {:?}: {e}", v.url)))?;
+    let addrs = resolve(&base).await?;
+    let tls = if base.scheme() == "https" {
+        let host = base.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        Some(tls_for(host).map_err(|m| Failure::failed(format!("cannot set up TLS: {m}")))?)
+    } else {
+        None
+    };
+    let request_timeout = super::checks::request_timeout(v);
+    let polling = super::polling::Polling::new(&base, None, request_timeout)
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    let ws_url = ws::ws_url(&polling, None);
+    let health_url = polling
+        .url(&v.health_path)
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    let client = reqwest::Client::builder()
+        .user_agent(USER_AGENT_VALUE)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(request_timeout)
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot build the HTTP client: {e}")))?;
+
+    let ns = v.namespace.as_str();
+    let auth = v.token.as_ref().map(|t| json!({ "token": t.expose() }));
+    let ack_prefix = if ns == "/" {
+        "43".to_string()
+    } else {
+        format!("43{ns},")
+    };
+    let sh = Arc::new(Shared {
+        start: Instant::now(),
+        upgrade: upgrade::Template::new(&ws_url, USER_AGENT_VALUE),
+        addrs,
+        tls,
+        ws_config: WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
+            .max_message_size(Some(BODY_LIMIT))
+            .max_frame_size(Some(BODY_LIMIT)),
+        connect_frame: Utf8Bytes::from(SioPacket::connect(ns, auth).to_eio().encode()),
+        disconnect_frame: Utf8Bytes::from(SioPacket::disconnect(ns).to_eio().encode()),
+        ack_prefix,
+        namespace: ns.to_string(),
+        heartbeat_event: v.heartbeat_event.clone(),
+        heartbeat_interval: v.heartbeat_interval,
+        counters: Counters::default(),
+        targets: Interner::new(TARGETS_LIMIT),
+        cookies: Interner::new(COOKIE_VALUES_LIMIT),
+        cookie_name: OnceLock::new(),
+        lateness: Mutex::new(Histogram::new()),
+    });
+    let budget = ps.budget();
+    let (phase_tx, phase_rx) = watch::channel(Phase::Opening);
+    let drive = drive(sh.clone(), ps, budget, phase_tx, (client, health_url));
+    let gathered = tokio::select! {
+        g = tokio::time::timeout(budget.total, drive) => g.map_err(|_| {
+            Failure::failed(format!(
+                "the probe ran past its deadline of {}",
+                fmt_duration(budget.total)
+            ))
+        })?,
+        never = ticker(ui, &sh, ps.connections, ps.hold, phase_rx) => match never {},
+    };
+    let token = v.token.as_ref().map(|t| t.expose().to_string());
+    let redact = |s: &str| match &token {
+        Some(t) if !t.is_empty() => s.replace(t.as_str(), "***"),
+        _ => s.to_string(),
+    };
+    Ok(build_report(
+        &sh,
+        ps,
+        &v.url,
+        &v.namespace,
+        &gathered,
+        open_files,
+        &redact,
+    ))
+}
+
+/// `verify --connections N`: settings, the open-file limit, the probe, then text or JSON, JUnit
+/// and the GitHub step summary. Exit 1 when a check fails (the error gate, `--max-p99`).
+pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Result<Code> {
+    let ps = ProbeSettings::from_args(args, v)?;
+    let open_files = ensure_open_files(ps.connections)?;
+    if let Some(OpenFiles {
+        soft,
+        raised_from: Some(from),
+        ..
+    }) = open_files
+    {
+        ui.detail(format!(
+            "raised the open-file soft limit from {from} to {soft} for {} sessions",
+            ps.connections
+        ));
+    }
+    let budget = ps.budget();
+    ui.line(format!(
+        "Probing the gateway at {} with {} session(s): concurrency {}{}, hold {}, token {}; deadline {}",
+        v.url,
+        ps.connections,
+        ps.concurrency,
+        ps.rate.map(|r| format!(", at most {r}/s")).unwrap_or_default(),
+        fmt_duration(ps.hold),
+        if v.token.is_some() { "configured" } else { "none" },
+        fmt_duration(budget.total),
+    ));
+    let report = probe(v, &ps, ui, open_files).await?;
+    let checks: Vec<Check> = checks(&report)
+        .into_iter()
+        .map(|c| super::verify::redact(c, v.token.as_ref()))
+        .collect();
+    let status = crate::report::worst(&checks);
+    let summary = super::verify::summary(&checks);
+    let headline = format!(
+        "{} of {} session(s) held, {}, connect p99 {}",
+        report.opened.saturating_sub(report.dropped),
+        report.connections,
+        report
+            .handshakes_per_s
+            .map(|h| format!("{h:.0} handshakes/s"))
+            .unwrap_or_else(|| "no handshake".into()),
+        report
+            .connect
+            .map(|c| ms_text(c.p99_ms))
+            .unwrap_or_else(|| "-".into())
+    );
+    if ui.json() {
+        crate::ui::print_json(&json!({
+            "command": "verify",
+            "mode": "probe",
+            "url": v.url,
+            "status": status,
+            "duration_ms": report.duration_ms,
+            "probe": report,
+            "checks": checks,
+        }));
+    } else {
+        for c in &checks {
+            println!("{}", c.line());
+        }
+        if !report.failures.is_empty() {
+            println!("failures by cause:");
+            for f in &report.failures {
+                println!("  {:>7} × {:<5} {}", f.count, f.phase, f.cause);
+            }
+        }
+        println!(
+            "verify --connections {} {}: {headline}; {summary}",
+            report.connections, v.url
+        );
+    }
+    let step = Step {
+        name: "probe".into(),
+        status,
+        duration_ms: report.duration_ms,
+        message: format!("{headline}; {summary}"),
+        checks,
+        detail: Value::Null,
+    };
+    if let Some(path) = &args.junit {
+        crate::report::write_junit(path, std::slice::from_ref(&step))?;
+        ui.detail(format!("JUnit report written to {}", path.display()));
+    }
+    crate::report::github_step_summary("bosar-deploy verify --connections", &[step]);
+    Ok(if status == CheckStatus::Fail {
+        Code::Failed
+    } else {
+        Code::Success
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_usage_errors() {
+        assert_eq!(
+            default_hold(Duration::from_secs(30)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(default_hold(Duration::from_secs(1)), Duration::from_secs(5));
+        assert_eq!(
+            close_grace(Duration::from_secs(1)),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(close_grace(Duration::from_secs(30)), Duration::from_secs(3));
+        let v = VerifySettings {
+            url: "http://127.0.0.1:1".into(),
+            namespace: "/chat".into(),
+            health_path: "/health/websocket".into(),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            heartbeat_event: "heartbeat".into(),
+            heartbeat_interval: Duration::from_secs(30),
+            stickiness_rounds: 20,
+            token: None,
+        };
+        let args = |f: &dyn Fn(&mut VerifyArgs)| {
+            let mut a = VerifyArgs {
+                connections: Some(10),
+                ..Default::default()
+            };
+            f(&mut a);
+            a
+        };
+        let ok = ProbeSettings::from_args(&args(&|_| {}), &v).unwrap();
+        assert_eq!(ok.concurrency, 10);
+        assert_eq!(ok.hold, Duration::from_secs(60));
+        assert_eq!(ok.max_error_rate, 0.0);
+        for bad in [
+            args(&|a| a.connections = Some(0)),
+            args(&|a| a.rate = Some(0.0)),
+            args(&|a| a.rate = Some(f64::NAN)),
+            args(&|a| a.concurrency = Some(0)),
+            args(&|a| a.max_error_rate = Some(1.5)),
+            args(&|a| a.hold = Some(Duration::from_secs(90_000))),
+        ] {
+            let e = ProbeSettings::from_args(&bad, &v).unwrap_err();
+            assert_eq!(crate::exit::code_of(&e), crate::exit::Code::Usage, "{e}");
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! One session of the probe, and the state every session shares: the socket (plain or TLS),
+//! the lean websocket upgrade, the Engine.IO open and namespace CONNECT, the heartbeats acked
+//! while it is held, the clean close; the spawner that starts the sessions at the rate and
+//! concurrency asked for.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT};
+use crate::gateway::checks::instance_of;
+use crate::gateway::codec::{Handshake, SioKind, SioPacket};
+use crate::gateway::stats::{self, Histogram};
+use crate::gateway::{error_chain, fmt_duration, snippet, upgrade, ws, Error};
+
+const NONE: u16 = u16::MAX;
+
+// ---------------------------------------------------------------------------------------------
+// Shared state of a run
+
+/// The socket under a session's websocket: plain TCP or TLS over it, boxed, so a plain session
+/// does not carry the size of a TLS stream (about 1 KiB) inline.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Stream = WebSocketStream<Box<dyn Io>>;
+
+/// TLS for `https` gateways: one client configuration for every session.
+#[derive(Clone)]
+pub(super) struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: rustls::pki_types::ServerName<'static>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Phase {
+    Opening,
+    Holding {
+        start: Instant,
+        end: Instant,
+    },
+    /// Leave after the next heartbeat ack, or at `until`.
+    Closing {
+        until: Instant,
+    },
+}
+
+/// Live numbers, read by the progress ticker.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) started: AtomicU64,
+    pub(super) opened: AtomicU64,
+    pub(super) open_failed: AtomicU64,
+    pub(super) dropped: AtomicU64,
+    pub(super) closed: AtomicU64,
+    pub(super) close_failed: AtomicU64,
+    pub(super) heartbeats: AtomicU64,
+    pub(super) acks: AtomicU64,
+    /// Microseconds from the start to the last session opened.
+    pub(super) last_open_us: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn errors(&self) -> u64 {
+        self.open_failed.load(Relaxed)
+            + self.dropped.load(Relaxed)
+            + self.close_failed.load(Relaxed)
+    }
+}
+
+/// A small table of distinct strings, indexed by `u16`.
+#[derive(Debug)]
+pub(super) struct Interner {
+    values: Mutex<Vec<String>>,
+    limit: usize,
+}
+
+impl Interner {
+    pub(super) fn new(limit: usize) -> Interner {
+        Interner {
+            values: Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+    fn intern(&self, s: &str) -> u16 {
+        let Ok(mut v) = self.values.lock() else {
+            return NONE;
+        };
+        if let Some(i) = v.iter().position(|x| x == s) {
+            return i as u16;
+        }
+        if v.len() >= self.limit {
+            return NONE;
+        }
+        v.push(s.to_string());
+        (v.len() - 1) as u16
+    }
+    pub(super) fn all(&self) -> Vec<String> {
+        self.values.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// The stickiness cookie a handshake set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CookieSeen {
+    None,
+    /// Index in the cookie table.
+    Value(u16),
+    /// Set, but past the table's limit.
+    Unlisted,
+}
+
+pub(super) struct Shared {
+    pub(super) start: Instant,
+    pub(super) upgrade: upgrade::Template,
+    pub(super) addrs: Vec<SocketAddr>,
+    pub(super) tls: Option<Tls>,
+    pub(super) ws_config: WebSocketConfig,
+    pub(super) connect_frame: Utf8Bytes,
+    pub(super) disconnect_frame: Utf8Bytes,
+    pub(super) ack_prefix: String,
+    pub(super) namespace: String,
+    pub(super) heartbeat_event: String,
+    pub(super) heartbeat_interval: Duration,
+    pub(super) counters: Counters,
+    pub(super) targets: Interner,
+    pub(super) cookies: Interner,
+    pub(super) cookie_name: OnceLock<String>,
+    pub(super) lateness: Mutex<Histogram>,
+}
+
+/// The stickiness cookie among `Set-Cookie` values: `AWSALB` (lb_cookie), `AWSALBTG`, or an
+/// application cookie's `AWSALBAPP-*`; the `*CORS` twins carry the same value.
+fn stickiness_cookie<'a>(set_cookies: impl Iterator<Item = &'a str>) -> Option<(&'a str, &'a str)> {
+    let mut best: Option<(u8, &str, &str)> = None;
+    for sc in set_cookies {
+        let pair = sc.split(';').next().unwrap_or("");
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let (name, value) = (name.trim(), value.trim());
+        let rank = match name {
+            "AWSALB" => 0,
+            "AWSALBTG" => 1,
+            n if n.starts_with("AWSALBAPP") => 2,
+            _ => continue,
+        };
+        if best.is_none_or(|(r, _, _)| rank < r) {
+            best = Some((rank, name, value));
+        }
+    }
+    best.map(|(_, n, v)| (n, v))
+}
+
+impl Shared {
+    pub(super) fn since_start(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.start)
+    }
+
+    fn cookie_of(&self, set_cookies: &[&str]) -> CookieSeen {
+        match stickiness_cookie(set_cookies.iter().copied()) {
+            None => CookieSeen::None,
+            Some((name, value)) => {
+                let _ = self.cookie_name.set(name.to_string());
+                match self.cookies.intern(value) {
+                    NONE => CookieSeen::Unlisted,
+                    i => CookieSeen::Value(i),
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn tls_for(host: &str) -> Result<Tls, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err("no trusted root certificates found in the system store".into());
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host:?} is not a TLS server name: {e}"))?;
+    Ok(Tls {
+        connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        server_name,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// One session
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub(super) enum Outcome {
+    /// Left cleanly after the hold.
+    Closed,
+    OpenFailed(String),
+    /// Lost while open (before or during the hold).
+    Dropped(String),
+    /// Held to the end, but the close handshake failed.
+    CloseFailed(String),
+}
+
+/// What a session leaves behind: a few numbers, and a cause only on failure.
+#[derive(Debug, Clone)]
+pub(super) struct Record {
+    pub(super) connect_us: Option<u32>,
+    /// Offsets from the start of the probe.
+    pub(super) opened_at: Duration,
+    pub(super) gone_at: Duration,
+    pub(super) target: u16,
+    pub(super) cookie: CookieSeen,
+    pub(super) hb_in_hold: u32,
+    pub(super) outcome: Outcome,
+}
+
+/// Per-session state while open.
+struct Live {
+    opened: Instant,
+    last_hb: Instant,
+    window: Option<(Instant, Instant)>,
+    hb_in_hold: u32,
+    target: u16,
+}
+
+fn closed_cause(frame: Option<CloseFrame>) -> String {
+    match frame {
+        Some(f) => format!(
+            "closed by the server: close frame {} {}",
+            u16::from(f.code),
+            snippet(f.reason.as_bytes(), 80)
+        )
+        .trim()
+        .to_string(),
+        None => "closed by the server: close frame".into(),
+    }
+}
+
+/// The next text message (binary and control frames are skipped; tungstenite answers pings).
+async fn next_text(ws: &mut Stream) -> Result<Utf8Bytes, String> {
+    loop {
+        match ws.next().await {
+            None => return Err(Error::Closed("connection ended".into()).to_string()),
+            Some(Err(e)) => return Err(ws::map_io_error(e).to_string()),
+            Some(Ok(Message::Text(t))) => return Ok(t),
+            Some(Ok(Message::Close(f))) => return Err(closed_cause(f)),
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn send(ws: &mut Stream, text: Utf8Bytes) -> Result<(), String> {
+    ws.send(Message::Text(text))
+        .await
+        .map_err(|e| ws::map_io_error(e).to_string())
+}
+
+/// The Engine.IO pong for a ping's text (`2` or `2probe`).
+fn pong(ping: &str) -> Utf8Bytes {
+    if ping.len() == 1 {
+        Utf8Bytes::from_static("3")
+    } else {
+        Utf8Bytes::from(format!("3{}", &ping[1..]))
+    }
+}
+
+/// The CONNECT_ERROR as a cause: `/chat refused the CONNECT: unauthorized (bad signature)`.
+fn refusal(namespace: &str, p: &SioPacket) -> String {
+    let message = p.error_message().unwrap_or_else(|| "(no message)".into());
+    let reason = p
+        .data
+        .as_ref()
+        .and_then(|d| d.get("data"))
+        .and_then(|d| d.get("reason"))
+        .and_then(Value::as_str)
+        .map(|r| format!(" ({})", snippet(r.as_bytes(), 60)))
+        .unwrap_or_default();
+    format!(
+        "{namespace} refused the CONNECT: {}{reason}",
+        snippet(message.as_bytes(), 80)
+    )
+}
+
+/// TCP connect, websocket handshake through the load balancer, Engine.IO open, namespace
+/// CONNECT with the token.
+async fn open(sh: &Shared, i: usize) -> Result<(Stream, CookieSeen), String> {
+    let addr = sh.addrs[i % sh.addrs.len()];
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| Error::Connect(e.to_string()).to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let mut io: Box<dyn Io> = match &sh.tls {
+        None => Box::new(tcp),
+        Some(tls) => Box::new(
+            tls.connector
+                .connect(tls.server_name.clone(), tcp)
+                .await
+                .map_err(|e| Error::Connect(format!("TLS: {}", error_chain(&e))).to_string())?,
+        ),
+    };
+    let (cookie, rest) = upgrade::handshake(&mut io, &sh.upgrade, |set| sh.cookie_of(set))
+        .await
+        .map_err(|e| format!("websocket handshake: {e}"))?;
+    let mut ws =
+        WebSocketStream::from_partially_read(io, rest, Role::Client, Some(sh.ws_config)).await;
+
+    let first = next_text(&mut ws).await?;
+    match first.strip_prefix('0') {
+        Some(json) => {
+            Handshake::parse(json).map_err(|e| e.to_string())?;
+        }
+        None => {
+            return Err(format!(
+                "the first websocket message is not an Engine.IO open packet: {:?}",
+                snippet(first.as_bytes(), 40)
+            ))
+        }
+    }
+    send(&mut ws, sh.connect_frame.clone()).await?;
+    loop {
+        let text = next_text(&mut ws).await?;
+        match text.as_bytes().first() {
+            Some(b'2') => send(&mut ws, pong(&text)).await?,
+            Some(b'1') => return Err("closed by the server: Engine.IO close packet".into()),
+            Some(b'4') => {
+                let p = SioPacket::decode(&text[1..]).map_err(|e| e.to_string())?;
+                if p.namespace != sh.namespace {
+                    continue;
+                }
+                match p.kind {
+                    SioKind::Connect => return Ok((ws, cookie)),
+                    SioKind::ConnectError => return Err(refusal(&sh.namespace, &p)),
+                    SioKind::Disconnect => {
+                        return Err(format!(
+                            "the server answered CONNECT {} with DISCONNECT",
+                            sh.namespace
+                        ))
+                    }
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// Handles one incoming message of an open session: pong pings, ack and count heartbeats.
+/// `Ok(true)` when a heartbeat was received (and acked when it asked for an ack).
+async fn handle(
+    sh: &Shared,
+    ws: &mut Stream,
+    live: &mut Live,
+    msg: Option<Result<Message, tungstenite::Error>>,
+) -> Result<bool, String> {
+    let text = match msg {
+        None => return Err(Error::Closed("connection ended".into()).to_string()),
+        Some(Err(e)) => return Err(ws::map_io_error(e).to_string()),
+        Some(Ok(Message::Text(t))) => t,
+        Some(Ok(Message::Close(f))) => return Err(closed_cause(f)),
+        Some(Ok(_)) => return Ok(false),
+    };
+    match text.as_bytes().first() {
+        Some(b'2') => {
+            send(ws, pong(&text)).await?;
+            Ok(false)
+        }
+        Some(b'1') => Err("closed by the server: Engine.IO close packet".into()),
+        Some(b'4') => {
+            let p = SioPacket::decode(&text[1..])
+                .map_err(|e| format!("undecodable packet from the server: {e}"))?;
+            if p.namespace != sh.namespace {
+                return Ok(false);
+            }
+            match p.kind {
+                SioKind::Disconnect => Err(format!("the server disconnected {}", sh.namespace)),
+                SioKind::Event if p.event_name() == Some(sh.heartbeat_event.as_str()) => {
+                    let now = Instant::now();
+                    let late = now.saturating_duration_since(live.last_hb + sh.heartbeat_interval);
+                    live.last_hb = now;
+                    if let Ok(mut h) = sh.lateness.lock() {
+                        h.record(late.as_millis() as u64);
+                    }
+                    if let Some((start, end)) = live.window {
+                        // Counted by when it was due, as the expected number is.
+                        let slot = stats::heartbeat_slot(
+                            now.saturating_duration_since(live.opened),
+                            sh.heartbeat_interval,
+                        );
+                        let due = live.opened + sh.heartbeat_interval * slot;
+                        if due >= start && due < end {
+                            live.hb_in_hold += 1;
+                        }
+                    }
+                    if live.target == NONE {
+                        if let Some(id) = p.event_args().first().and_then(instance_of) {
+                            live.target = sh.targets.intern(&id);
+                        }
+                    }
+                    sh.counters.heartbeats.fetch_add(1, Relaxed);
+                    if let Some(id) = p.id {
+                        let ack = Utf8Bytes::from(format!("{}{id}[]", sh.ack_prefix));
+                        send(ws, ack)
+                            .await
+                            .map_err(|e| format!("acking a heartbeat: {e}"))?;
+                        sh.counters.acks.fetch_add(1, Relaxed);
+                    }
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The clean close: leave the namespace, close the websocket, wait for the server's close.
+async fn close(ws: &mut Stream, disconnect: Utf8Bytes) -> Result<(), String> {
+    send(ws, disconnect).await?;
+    match ws.close(None).await {
+        Ok(()) => {}
+        Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+            return Ok(())
+        }
+        Err(e) => return Err(ws::map_io_error(e).to_string()),
+    }
+    loop {
+        match ws.next().await {
+            None | Some(Ok(Message::Close(_))) => return Ok(()),
+            Some(Ok(_)) => continue,
+            Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
+                return Ok(())
+            }
+            Some(Err(e)) => return Err(ws::map_io_error(e).to_string()),
+        }
+    }
+}
+
+async fn session(
+    i: usize,
+    permit: OwnedSemaphorePermit,
+    sh: Arc<Shared>,
+    mut phase: watch::Receiver<Phase>,
+) -> Record {
+    let t0 = Instant::now();
+    // Boxed: the handshake's state (about 1.5 KiB) lives on the heap only while it runs, not
+    // in every session's task for its whole life.
+    let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(open(&sh, i))).await;
+    drop(permit);
+    let mut rec = Record {
+        connect_us: None,
+        opened_at: sh.since_start(t0),
+        gone_at: sh.since_start(t0),
+        target: NONE,
+        cookie: CookieSeen::None,
+        hb_in_hold: 0,
+        outcome: Outcome::Closed,
+    };
+    let (mut ws, cookie) = match opened {
+        Ok(Ok(x)) => x,
+        Ok(Err(cause)) => {
+            sh.counters.open_failed.fetch_add(1, Relaxed);
+            rec.outcome = Outcome::OpenFailed(cause);
+            return rec;
+        }
+        Err(_) => {
+            sh.counters.open_failed.fetch_add(1, Relaxed);
+            rec.outcome = Outcome::OpenFailed(format!(
+                "no CONNECT answer within {}",
+                fmt_duration(HANDSHAKE_TIMEOUT)
+            ));
+            return rec;
+        }
+    };
+    let now = Instant::now();
+    rec.connect_us = Some(now.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
+    rec.opened_at = sh.since_start(now);
+    rec.cookie = cookie;
+    sh.counters.opened.fetch_add(1, Relaxed);
+    sh.counters
+        .last_open_us
+        .fetch_max(sh.since_start(now).as_micros() as u64, Relaxed);
+
+    let mut live = Live {
+        opened: now,
+        last_hb: now,
+        window: None,
+        hb_in_hold: 0,
+        target: NONE,
+    };
+    let outcome = run_open(&sh, &mut ws, &mut live, &mut phase).await;
+    rec.target = live.target;
+    rec.hb_in_hold = live.hb_in_hold;
+    rec.gone_at = sh.since_start(Instant::now());
+    if let Err(cause) = outcome {
+        sh.counters.dropped.fetch_add(1, Relaxed);
+        rec.outcome = Outcome::Dropped(cause);
+        return rec;
+    }
+    let closed = tokio::time::timeout(
+        CLOSE_TIMEOUT,
+        Box::pin(close(&mut ws, sh.disconnect_frame.clone())),
+    )
+    .await;
+    rec.outcome = match closed {
+        Ok(Ok(())) => {
+            sh.counters.closed.fetch_add(1, Relaxed);
+            Outcome::Closed
+        }
+        Ok(Err(cause)) => {
+            sh.counters.close_failed.fetch_add(1, Relaxed);
+            Outcome::CloseFailed(cause)
+        }
+        Err(_) => {
+            sh.counters.close_failed.fetch_add(1, Relaxed);
+            Outcome::CloseFailed(format!(
+                "the server did not complete the close within {}",
+                fmt_duration(CLOSE_TIMEOUT)
+            ))
+        }
+    };
+    rec
+}
+
+/// An open session until it is time to leave (`Ok`) or it is lost (`Err` with the cause).
+async fn run_open(
+    sh: &Shared,
+    ws: &mut Stream,
+    live: &mut Live,
+    phase: &mut watch::Receiver<Phase>,
+) -> Result<(), String> {
+    fn apply(p: Phase, live: &mut Live) -> Option<Instant> {
+        match p {
+            Phase::Opening => None,
+            Phase::Holding { start, end } => {
+                live.window = Some((start, end));
+                None
+            }
+            Phase::Closing { until } => Some(until),
+        }
+    }
+    let current = *phase.borrow_and_update();
+    let mut until = apply(current, live);
+    while until.is_none() {
+        tokio::select! {
+            biased;
+            changed = phase.changed() => match changed {
+                Ok(()) => {
+                    let p = *phase.borrow_and_update();
+                    until = apply(p, live);
+                }
+                Err(_) => until = Some(Instant::now()),
+            },
+            msg = ws.next() => {
+                handle(sh, ws, live, msg).await?;
+            }
+        }
+    }
+    // Closing: leave right after the next heartbeat is acked (none is then in flight), or at
+    // the end of the grace period.
+    let grace = tokio::time::sleep_until(until.unwrap_or_else(Instant::now).into());
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut grace => return Ok(()),
+            msg = ws.next() => {
+                if handle(sh, ws, live, msg).await? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn spawn_sessions(
+    sh: Arc<Shared>,
+    n: u32,
+    concurrency: u32,
+    rate: Option<f64>,
+    phase: watch::Receiver<Phase>,
+    stop_at: Instant,
+) -> Vec<JoinHandle<Record>> {
+    let sem = Arc::new(Semaphore::new(concurrency as usize));
+    let mut handles = Vec::with_capacity(n as usize);
+    for i in 0..n as usize {
+        if let Some(r) = rate {
+            let at = sh.start + Duration::from_secs_f64(i as f64 / r);
+            if at >= stop_at {
+                break;
+            }
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let permit = tokio::select! {
+            p = sem.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = tokio::time::sleep_until(stop_at.into()) => break,
+        };
+        sh.counters.started.fetch_add(1, Relaxed);
+        handles.push(tokio::spawn(session(i, permit, sh.clone(), phase.clone())));
+    }
+    handles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stickiness_cookie_is_found_among_set_cookies() {
+        let sc = [
+            "other=1; Path=/",
+            "AWSALBCORS=abc; Expires=x; Path=/; SameSite=None; Secure",
+            "AWSALB=abc==; Expires=x; Path=/",
+        ];
+        assert_eq!(
+            stickiness_cookie(sc.iter().copied()),
+            Some(("AWSALB", "abc=="))
+        );
+        assert_eq!(
+            stickiness_cookie(["AWSALBAPP-0=v; Path=/"].iter().copied()),
+            Some(("AWSALBAPP-0", "v"))
+        );
+        assert_eq!(stickiness_cookie(["io=x"].iter().copied()), None);
+    }
+}

@@ -227,26 +227,28 @@ async fn preflight(
         ),
     ));
     // The service must send its traffic to this target group.
-    let t = Instant::now();
-    let svc = crate::ecs::describe_service(aws, &ecs.cluster, &ecs.service).await?;
-    if svc.target_group_arns.contains(&tg.arn) {
+    let registered = &deploy_plan.target_group_arns;
+    if registered.contains(&tg.arn) {
         checks.push(Check::new(
             "wiring",
             CheckStatus::Pass,
-            t.elapsed(),
+            Duration::ZERO,
             format!("service {} registers its tasks in {}", ecs.service, tg.name),
         ));
     } else {
-        let actual = if svc.target_group_arns.is_empty() {
+        let actual = if registered.is_empty() {
             "no target group".to_string()
         } else {
-            svc.target_group_arns.join(", ")
+            registered.join(", ")
         };
         checks.push(Check::new(
             "wiring",
             CheckStatus::Fail,
-            t.elapsed(),
-            format!("service {} registers its tasks in {actual}, not in target group {}: its stickiness settings would not apply", ecs.service, tg.name),
+            Duration::ZERO,
+            format!(
+                "service {} registers its tasks in {actual}, not in target group {}: its stickiness settings would not apply",
+                ecs.service, tg.name
+            ),
         ));
     }
     if let Some(gw) = &cfg.gateway {

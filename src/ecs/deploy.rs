@@ -37,6 +37,8 @@ pub struct DeployPlan {
     pub action: RolloutAction,
     pub changes: Vec<ContainerChange>,
     pub desired_count: i32,
+    /// The target groups the service registers its tasks in.
+    pub target_group_arns: Vec<String>,
     #[serde(skip)]
     pub(crate) td: aws_sdk_ecs::types::TaskDefinition,
     #[serde(skip)]
@@ -115,6 +117,7 @@ pub async fn plan(aws: &Aws, ecs: &EcsSection, image: Option<&str>) -> anyhow::R
         },
         changes,
         desired_count: svc.desired,
+        target_group_arns: svc.target_group_arns.clone(),
         td,
         tags,
         seen_events: svc.events.iter().map(|e| e.id.clone()).collect(),

@@ -78,6 +78,12 @@ if ! command -v haproxy >/dev/null 2>&1; then
   if [[ -d /run/systemd/system ]]; then run $SUDO systemctl disable --now haproxy || true; fi
 fi
 
+# --- openssl (the TLS tests make a throwaway CA and server certificate) -----------
+if ! command -v openssl >/dev/null 2>&1; then
+  say "installing openssl"
+  apt_install openssl
+fi
+
 # --- Node test gateway (tests/gateway) ---------------------------------------
 if [[ -f tests/gateway/package.json ]]; then
   if ! command -v npm >/dev/null 2>&1; then

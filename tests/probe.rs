@@ -389,3 +389,33 @@ fn bin_prlimit() -> Command {
         .stdin(Stdio::null());
     cmd
 }
+
+#[test]
+fn probe_over_https_and_wss_with_a_verified_certificate() {
+    let ca = support::peers::TestCa::new();
+    let (g1, g2) = pair();
+    let proxy = Haproxy::start_tls("sticky", [&g1, &g2], &ca.server_pem);
+    let (_d, cfg) = config(&proxy.url);
+    let started = Instant::now();
+    let out = run(bin()
+        .env(TOKEN_ENV, token(SECRET))
+        .env("SSL_CERT_FILE", &ca.ca)
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "--output",
+            "json",
+            "verify",
+            "--connections",
+            "20",
+            "--hold",
+            "2s",
+        ]));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let report = json_of(&out);
+    let p = &report["probe"];
+    assert_eq!(p["opened"], 20, "{p:#}");
+    assert_eq!(p["errors"], 0, "{p:#}");
+    assert_eq!(check(&report, "cookies")["status"], "pass", "{report:#}");
+}

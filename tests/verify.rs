@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::peers::{Gateway, GatewayOpts, Haproxy};
+use support::peers::{Gateway, GatewayOpts, Haproxy, TestCa};
 use support::{run, Run};
 
 const SECRET_ENV: &str = "BOSAR_VERIFY_TEST_SECRET";
@@ -394,4 +394,43 @@ async fn a_polling_only_session_answers_pings_and_acks_heartbeats() {
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert!(stats["heartbeatAcks"].as_u64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["connections"], 0, "{stats}");
+}
+
+#[test]
+fn https_through_the_sticky_proxy_verifies_tls_and_the_secure_cors_cookie() {
+    let ca = TestCa::new();
+    let (g1, g2) = pair(&GatewayOpts::default());
+    let proxy = Haproxy::start_tls("sticky", [&g1, &g2], &ca.server_pem);
+    assert!(proxy.url.starts_with("https://"));
+    let (_d, cfg) = secret_config(&proxy.url);
+    let ca_path = ca.ca.to_str().unwrap();
+
+    // Trusting the test CA: every check passes over https and wss, and the AWSALBCORS rule
+    // that only applies over https (SameSite=None; Secure) is checked for real.
+    let env = [secret_env()[0], ("SSL_CERT_FILE", ca_path)];
+    let out = verify(&cfg, &env, &["--output", "json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let report = json_of(&out);
+    for c in report["checks"].as_array().unwrap() {
+        assert_eq!(c["status"], "pass", "{c:#}");
+    }
+    assert!(check(&report, "cookies")
+        .1
+        .contains("AWSALBCORS set with SameSite=None; Secure"));
+    assert!(check(&report, "upgrade")
+        .1
+        .contains("upgraded to websocket"));
+
+    // Without the CA the certificate is not trusted: the checks fail, nothing is skipped silently.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let env = [
+        secret_env()[0],
+        ("SSL_CERT_FILE", empty.path().to_str().unwrap()),
+    ];
+    let out = verify(&cfg, &env, &["--output", "json"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let report = json_of(&out);
+    let (status, message) = check(&report, "health");
+    assert_eq!(status, "fail");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
 }

@@ -137,6 +137,20 @@ pub struct Haproxy {
 impl Haproxy {
     /// `template` is `sticky` or `roundrobin` (tests/support/haproxy/<template>.cfg.tmpl).
     pub fn start(template: &str, backends: [&Gateway; 2]) -> Haproxy {
+        Self::start_with(template, backends, None)
+    }
+
+    /// The same proxy terminating TLS with `pem` (certificate chain and key), as the ALB's
+    /// HTTPS listener does; its URL is `https://127.0.0.1:PORT`.
+    pub fn start_tls(template: &str, backends: [&Gateway; 2], pem: &std::path::Path) -> Haproxy {
+        Self::start_with(template, backends, Some(pem))
+    }
+
+    fn start_with(
+        template: &str,
+        backends: [&Gateway; 2],
+        tls: Option<&std::path::Path>,
+    ) -> Haproxy {
         let bin = which("haproxy").unwrap_or_else(|| {
             panic!("haproxy not found on PATH: run `bash scripts/setup.sh` first (apt-get install haproxy)")
         });
@@ -147,7 +161,15 @@ impl Haproxy {
         let mut last_err = String::new();
         for attempt in 0..3 {
             let port = free_port();
+            let bind = format!("bind 127.0.0.1:{port}");
             let cfg = tmpl
+                .replace(
+                    "bind 127.0.0.1:{{FRONT_PORT}}",
+                    &match tls {
+                        Some(pem) => format!("{bind} ssl crt {}", pem.display()),
+                        None => bind.clone(),
+                    },
+                )
                 .replace("{{FRONT_PORT}}", &port.to_string())
                 .replace("{{BACKEND_1}}", &format!("127.0.0.1:{}", backends[0].port))
                 .replace("{{BACKEND_2}}", &format!("127.0.0.1:{}", backends[1].port))
@@ -175,12 +197,14 @@ impl Haproxy {
                 if let Ok(Some(_)) = peer.child.try_wait() {
                     break;
                 }
+                // Over TLS the listening socket is the readiness signal (the test client is plain HTTP).
                 if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    && http(port, "GET", "/health/websocket", "").0 == 200
+                    && (tls.is_some() || http(port, "GET", "/health/websocket", "").0 == 200)
                 {
+                    let scheme = if tls.is_some() { "https" } else { "http" };
                     return Haproxy {
                         port,
-                        url: format!("http://127.0.0.1:{port}"),
+                        url: format!("{scheme}://127.0.0.1:{port}"),
                         _peer: peer,
                         _dir: dir,
                     };
@@ -190,5 +214,89 @@ impl Haproxy {
             last_err = std::fs::read_to_string(&log).unwrap_or_default();
         }
         panic!("haproxy ({template}) did not become ready: {last_err}");
+    }
+}
+
+/// A throwaway certificate authority and a server certificate for 127.0.0.1 it signed,
+/// made with the openssl CLI. `ca` goes into the client's `SSL_CERT_FILE`; `server_pem`
+/// (chain and key) into HAProxy's `crt`.
+pub struct TestCa {
+    pub ca: PathBuf,
+    pub server_pem: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl (Debian package openssl) must be installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=bosar test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(p("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ]);
+        let pem = [
+            std::fs::read_to_string(p("server.pem")).unwrap(),
+            std::fs::read_to_string(p("server.key")).unwrap(),
+        ]
+        .concat();
+        std::fs::write(p("haproxy.pem"), pem).unwrap();
+        TestCa {
+            ca: p("ca.pem"),
+            server_pem: p("haproxy.pem"),
+            _dir: dir,
+        }
     }
 }

@@ -185,6 +185,9 @@ pub struct FullArgs {
     /// How long to watch the rollout (overrides [ecs] timeout)
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// If the rollout fails, update the service back to the previous revision and watch that
+    #[arg(long)]
+    pub rollback_on_failure: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -520,6 +520,7 @@ pub async fn run_pipeline(
     let dargs = DeployArgs {
         image: args.image.clone(),
         timeout: args.timeout,
+        rollback_on_failure: args.rollback_on_failure,
         ..Default::default()
     };
     let result = match ecs_deploy::execute(&aws, ecs, pre.deploy, &dargs, ui).await {
@@ -546,11 +547,19 @@ pub async fn run_pipeline(
     if dstatus == CheckStatus::Fail {
         crate::ecs::watch::print_outcome(ui, &outcome);
     }
+    let mut message = outcome.message();
+    if let Some(back) = &result.rollback {
+        message.push_str(&format!(
+            "; rollback to {}: {}",
+            result.plan.current_revision,
+            back.message()
+        ));
+    }
     steps.push(step(
         "deploy",
         dstatus,
         t,
-        outcome.message(),
+        message,
         vec![],
         serde_json::to_value(&result).unwrap_or_default(),
     ));

@@ -379,3 +379,41 @@ fn missing_token_secret_is_a_usage_error() {
     );
     assert!(trap.accept().is_err());
 }
+
+#[test]
+fn full_reports_a_rollout_timeout_with_exit_4_and_skips_verify() {
+    // Without MOTO_ECS_SERVICE_RUNNING, moto's rollouts never complete.
+    let moto = Moto::start();
+    let (_d, cfg) = write_config(&config_text());
+    moto.seed(&cfg, &[]);
+    let out = run(bosar(&moto.endpoint, "full-timeout")
+        .env("BOSAR_SANDBOX_JWT_SECRET", SECRET)
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .args(["full", "--url", "http://127.0.0.1:9", "--timeout", "2s"]));
+    assert_eq!(out.code, 4, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["exit_code"], 4);
+    assert_eq!(step(&doc, "alb-update")["status"], "pass");
+    let deploy = step(&doc, "deploy");
+    assert_eq!(deploy["status"], "fail");
+    assert!(
+        deploy["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 2s"),
+        "{deploy}"
+    );
+    assert_eq!(deploy["detail"]["outcome"]["outcome"], "timed_out");
+    assert!(deploy["detail"]["outcome"]["resume"]
+        .as_str()
+        .unwrap()
+        .starts_with("bosar-deploy wait --deployment "));
+    assert_eq!(step(&doc, "verify")["status"], "skip");
+    assert!(
+        out.stderr
+            .contains("resume watching with: bosar-deploy wait"),
+        "{}",
+        out.stderr
+    );
+}

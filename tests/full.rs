@@ -130,18 +130,12 @@ fn full_passes_through_the_sticky_proxy_with_json_and_junit_reports() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    for c in [
-        "health",
-        "handshake",
-        "cookies",
-        "stickiness",
-        "auth",
-        "upgrade",
-        "heartbeat",
-        "ping",
-        "disconnect",
-        "stickiness_duration",
-    ] {
+    // Every verify check, then the pipeline's read-back of the stickiness duration.
+    let expected = bosar_deploy::gateway::checks::NAMES
+        .iter()
+        .copied()
+        .chain(["stickiness_duration"]);
+    for c in expected {
         assert!(checks.contains(&c), "verify check {c} missing: {checks:?}");
     }
     assert!(step(&doc, "deploy")["message"]

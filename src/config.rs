@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::duration;
-use crate::exit::{Code, Failure};
+use crate::exit::Failure;
 
 pub const ENV_CONFIG: &str = "BOSAR_DEPLOY_CONFIG";
 
@@ -994,11 +994,5 @@ impl Config {
                 self.path.display()
             ))
         })
-    }
-}
-
-impl From<ConfigErrors> for Failure {
-    fn from(e: ConfigErrors) -> Self {
-        Failure::new(Code::Usage, e.to_string())
     }
 }

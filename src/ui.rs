@@ -17,7 +17,6 @@ pub struct Ui {
     pub output: OutputFormat,
     pub quiet: bool,
     pub verbose: u8,
-    pub color: bool,
     /// stderr is a terminal: progress bars instead of timestamped lines.
     pub interactive: bool,
     pub github: bool,
@@ -40,7 +39,6 @@ impl Ui {
             output: g.output,
             quiet: g.quiet,
             verbose: g.verbose,
-            color,
             interactive,
             github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
             warnings: Mutex::new(Vec::new()),
@@ -72,7 +70,6 @@ impl Ui {
             output: OutputFormat::Text,
             quiet: true,
             verbose: 0,
-            color: false,
             interactive: false,
             github: false,
             warnings: Mutex::new(Vec::new()),
@@ -147,23 +144,6 @@ impl Ui {
 
     pub fn warnings(&self) -> Vec<String> {
         self.warnings.lock().unwrap().clone()
-    }
-
-    /// A spinner/bar on a terminal only; hidden otherwise.
-    pub fn progress(&self) -> indicatif::ProgressBar {
-        if self.interactive && !self.quiet {
-            let pb = indicatif::ProgressBar::new_spinner();
-            pb.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner:.cyan} [{elapsed_precise}] {wide_msg}",
-                )
-                .unwrap(),
-            );
-            pb.enable_steady_tick(std::time::Duration::from_millis(120));
-            pb
-        } else {
-            indicatif::ProgressBar::hidden()
-        }
     }
 
     /// A bar of `len` steps (position and message set by the caller) on a terminal only;

@@ -34,6 +34,8 @@ pub struct PipelineReport {
     pub duration_ms: u64,
     /// With a dry run: attribute and task definition changes `full` would make.
     pub changes_pending: usize,
+    /// Warnings printed during the run (also `::warning::` under GitHub Actions).
+    pub warnings: Vec<String>,
     pub steps: Vec<Step>,
 }
 
@@ -322,6 +324,7 @@ pub async fn run_pipeline(
         exit_code: 0,
         duration_ms: 0,
         changes_pending: 0,
+        warnings: Vec::new(),
         steps: Vec::new(),
     };
     let finish = |mut report: PipelineReport, steps: Vec<Step>, code: Code| {
@@ -333,6 +336,7 @@ pub async fn run_pipeline(
         report.exit_code = code.as_i32();
         report.duration_ms = ms(started.elapsed());
         report.steps = steps;
+        report.warnings = ui.warnings();
         Ok(report)
     };
 

@@ -411,3 +411,43 @@ fn full_reports_a_rollout_timeout_with_exit_4_and_skips_verify() {
         out.stderr
     );
 }
+
+#[test]
+fn warnings_reach_the_json_report() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    // No idle_timeout to apply, and a 45 s heartbeat: AWS's default 60 s idle timeout is
+    // above it, but not comfortably.
+    let text = config_text()
+        .replacen("idle_timeout = \"120s\"\n", "", 1)
+        .replacen(
+            "WEBSOCKET_HEARTBEAT_INTERVAL = \"1000\"",
+            "WEBSOCKET_HEARTBEAT_INTERVAL = \"45000\"",
+            1,
+        )
+        .replacen(
+            "heartbeat_interval = \"1s\"",
+            "heartbeat_interval = \"45s\"",
+            1,
+        );
+    let (_d, cfg) = write_config(&text);
+    moto.seed(&cfg, &[]);
+    let out = run(bosar(&moto.endpoint, "warn")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .arg("plan"));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let warnings: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("idle timeout 60s is not comfortably above")),
+        "{warnings:?}"
+    );
+    assert!(out.stderr.contains("warning:"), "{}", out.stderr);
+}

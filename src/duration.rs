@@ -97,7 +97,9 @@ mod tests {
     #[test]
     fn refuses_bare_numbers_and_unknown_units() {
         assert!(parse("30").unwrap_err().contains("no unit"));
-        assert!(parse("30 sec").unwrap_err().contains("unknown unit \"sec\""));
+        assert!(parse("30 sec")
+            .unwrap_err()
+            .contains("unknown unit \"sec\""));
         assert!(parse("abc").unwrap_err().contains("not a duration"));
         assert!(parse("").is_err());
         assert!(parse("99999999999999999999d").is_err());

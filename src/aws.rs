@@ -9,6 +9,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -20,6 +21,15 @@ pub struct Aws {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub region: String,
+    /// Who the credentials belong to (STS GetCallerIdentity); `None` only in tests.
+    pub identity: Option<Identity>,
+}
+
+/// The account and principal behind the credentials in use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
 }
 
 /// Loads the SDK config: `--region` > `[aws] region` > AWS chain; `--profile` > `[aws] profile`.
@@ -79,11 +89,14 @@ fn no_credentials(detail: &str) -> anyhow::Error {
         .into()
 }
 
-/// Both clients from one loaded, credential-checked config.
+/// The clients from one loaded config whose credentials AWS accepted (STS knows them).
 pub async fn connect(cfg: &Config, g: &GlobalArgs) -> anyhow::Result<Aws> {
     let sdk = sdk_config(cfg, g).await?;
     check_credentials(&sdk).await?;
-    Ok(from_sdk(&sdk))
+    let identity = caller_identity(&sdk).await?;
+    let mut aws = from_sdk(&sdk);
+    aws.identity = Some(identity);
+    Ok(aws)
 }
 
 pub fn from_sdk(sdk: &SdkConfig) -> Aws {
@@ -91,6 +104,46 @@ pub fn from_sdk(sdk: &SdkConfig) -> Aws {
         elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
         ecs: aws_sdk_ecs::Client::new(sdk),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+        identity: None,
+    }
+}
+
+/// Error codes with which AWS rejects the credentials themselves.
+const REJECTED_CREDENTIALS: [&str; 7] = [
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "AccessDenied",
+];
+
+/// STS GetCallerIdentity (no IAM permission needed): proves AWS accepts the credentials,
+/// which resolving them does not (revoked keys resolve fine), and names the account.
+pub async fn caller_identity(sdk: &SdkConfig) -> anyhow::Result<Identity> {
+    let sts = aws_sdk_sts::Client::new(sdk);
+    match sts.get_caller_identity().send().await {
+        Ok(out) => Ok(Identity {
+            account: out.account().unwrap_or_default().to_string(),
+            arn: out.arn().unwrap_or_default().to_string(),
+        }),
+        Err(SdkError::ServiceError(se))
+            if se
+                .err()
+                .code()
+                .is_some_and(|c| REJECTED_CREDENTIALS.contains(&c)) =>
+        {
+            let e = se.err();
+            Err(Failure::usage(format!(
+                "AWS rejected the credentials: {}: {}",
+                e.code().unwrap_or_default(),
+                e.message().unwrap_or("(no message)")
+            ))
+            .hint("they are invalid, expired or revoked: log in again (`aws sso login`), refresh AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or check the CI role (OIDC trust, session duration); nothing was changed")
+            .into())
+        }
+        Err(e) => Err(sdk_error("GetCallerIdentity", e)),
     }
 }
 
@@ -140,4 +193,31 @@ where
 /// Whether an SDK error is throttling (worth waiting out in a watch loop).
 pub fn is_throttling<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     matches!(err, SdkError::ServiceError(se) if matches!(se.err().code(), Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException")))
+}
+
+/// Errors worth waiting out (after the SDK's own retries): throttling, a 5xx answer or a
+/// server-side error code, a timeout, a connection that failed or broke mid-response.
+pub fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(se) => {
+            is_throttling(err)
+                || se.raw().status().is_server_error()
+                || matches!(
+                    se.err().code(),
+                    Some(
+                        "ServerException"
+                            | "InternalFailure"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                            | "ServiceUnavailableException"
+                            | "RequestTimeout"
+                            | "RequestTimeoutException"
+                    )
+                )
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        _ => false,
+    }
 }

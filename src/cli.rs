@@ -76,36 +76,50 @@ pub enum Command {
     },
 }
 
+/// `--dry-run` and `--detailed-exitcode`, which needs it: a drift check can never apply.
 #[derive(Args, Debug, Clone, Default)]
-pub struct AlbUpdateArgs {
+pub struct PlanFlags {
     /// Show the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// With --dry-run: exit 3 when changes are pending (0 when in sync)
-    #[arg(long)]
+    /// With --dry-run: exit 3 when changes are pending, 0 when in sync
+    #[arg(long, requires = "dry_run")]
     pub detailed_exitcode: bool,
+}
+
+/// How a rollout is made and watched (`deploy`, `full`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RolloutFlags {
+    /// Container image for the new revision (overrides [ecs] image), e.g. REGISTRY/REPO:TAG
+    #[arg(long, value_parser = parse_image)]
+    pub image: Option<String>,
+    /// How long to watch the rollout (overrides [ecs] timeout; 1s to 24h), e.g. 20m
+    #[arg(long, value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// If our rollout fails, go back to the previous revision and watch that (never after
+    /// another deploy superseded ours; after a circuit-breaker rollback, watch that one)
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// Restart the tasks even when the task definition has nothing to change
+    #[arg(long)]
+    pub force_new_deployment: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct AlbUpdateArgs {
+    #[command(flatten)]
+    pub plan: PlanFlags,
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct DeployArgs {
-    /// Container image for the new revision (overrides [ecs] image)
-    #[arg(long)]
-    pub image: Option<String>,
-    /// Show the task definition diff and the service update; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Exit 3 when the dry run has changes
-    #[arg(long)]
-    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
     /// Start the rollout and return without watching it
     #[arg(long)]
     pub no_wait: bool,
-    /// How long to watch (overrides [ecs] timeout), e.g. 20m
-    #[arg(long, value_parser = parse_duration)]
-    pub timeout: Option<std::time::Duration>,
-    /// On failure, update the service back to the previous revision and watch that too
-    #[arg(long)]
-    pub rollback_on_failure: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -113,8 +127,8 @@ pub struct WaitArgs {
     /// The deployment to follow [default: the service's primary deployment]
     #[arg(long)]
     pub deployment: Option<String>,
-    /// How long to watch (overrides [ecs] timeout)
-    #[arg(long, value_parser = parse_duration)]
+    /// How long to watch (overrides [ecs] timeout; 1s to 24h)
+    #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
 }
 
@@ -129,8 +143,8 @@ pub struct RollbackArgs {
     /// Start the rollback and return without watching
     #[arg(long)]
     pub no_wait: bool,
-    /// How long to watch (overrides [ecs] timeout)
-    #[arg(long, value_parser = parse_duration)]
+    /// How long to watch (overrides [ecs] timeout; 1s to 24h)
+    #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
 }
 
@@ -164,15 +178,10 @@ pub struct VerifyArgs {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct FullArgs {
-    /// Show everything full would change; change nothing (same as `plan`)
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Exit 3 when changes are pending (with --dry-run)
-    #[arg(long)]
-    pub detailed_exitcode: bool,
-    /// Container image for the new revision (overrides [ecs] image)
-    #[arg(long)]
-    pub image: Option<String>,
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
     /// Skip the verify step
     #[arg(long)]
     pub skip_verify: bool,
@@ -182,12 +191,6 @@ pub struct FullArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
-    /// How long to watch the rollout (overrides [ecs] timeout)
-    #[arg(long, value_parser = parse_duration)]
-    pub timeout: Option<std::time::Duration>,
-    /// If the rollout fails, update the service back to the previous revision and watch that
-    #[arg(long)]
-    pub rollback_on_failure: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -196,8 +199,11 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Container image for the new revision (overrides [ecs] image)
-    #[arg(long)]
+    #[arg(long, value_parser = parse_image)]
     pub image: Option<String>,
+    /// Plan a restart of the tasks even when the task definition has nothing to change
+    #[arg(long)]
+    pub force_new_deployment: bool,
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
@@ -205,4 +211,70 @@ pub struct PlanArgs {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse(s)
+}
+
+/// `--timeout`: the range `[ecs] timeout` accepts.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::duration::parse(s)?;
+    let (min, max) = crate::config::TIMEOUT_RANGE;
+    if d < min || d > max {
+        return Err(format!(
+            "\"{s}\" is out of range: {}",
+            crate::config::TIMEOUT_ALLOWED
+        ));
+    }
+    Ok(d)
+}
+
+/// `--image`: the container image reference grammar, as `[ecs] image`.
+fn parse_image(s: &str) -> Result<String, String> {
+    crate::image::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|why| format!("{why}; accepted: {}", crate::image::ACCEPTED_FORM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bosar-deploy").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn detailed_exitcode_needs_dry_run_except_on_plan() {
+        for verb in ["alb-update", "deploy", "full"] {
+            let e = parse(&[verb, "--detailed-exitcode"]).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{verb}"
+            );
+            assert!(e.to_string().contains("--dry-run"), "{e}");
+            assert!(parse(&[verb, "--dry-run", "--detailed-exitcode"]).is_ok());
+        }
+        assert!(parse(&["plan", "--detailed-exitcode"]).is_ok());
+    }
+
+    #[test]
+    fn timeout_and_image_are_checked_like_the_config() {
+        for bad in ["0s", "30d", "25h"] {
+            let e = parse(&["deploy", "--timeout", bad]).unwrap_err();
+            assert!(e.to_string().contains("1s to 24h"), "{bad}: {e}");
+        }
+        assert!(parse(&["wait", "--timeout", "0s"]).is_err());
+        assert!(parse(&["full", "--timeout", "20m"]).is_ok());
+        for bad in ["repo/app:", "UPPER/app:1", "app@sha256:xyz"] {
+            let e = parse(&["deploy", "--image", bad]).unwrap_err();
+            assert!(e.to_string().contains("accepted: [REGISTRY"), "{bad}: {e}");
+            assert!(parse(&["plan", "--image", bad]).is_err());
+        }
+        assert!(parse(&["deploy", "--image", "repo/app:1.5.0"]).is_ok());
+    }
 }

@@ -88,15 +88,20 @@ impl Algorithm {
     }
 }
 
+/// The target group's desired state. Every key is optional: a key the file leaves out is not
+/// managed (never planned, applied or reset), so a group tuned by hand keeps what it has.
 #[derive(Debug, Clone)]
 pub struct TargetGroupSection {
     pub id: ResourceRef,
-    pub stickiness: Stickiness,
-    pub cookie_duration: Duration,
-    pub algorithm: Algorithm,
-    pub deregistration_delay: Duration,
-    /// Only managed when set; with least outstanding requests it must be 0.
+    pub stickiness: Option<Stickiness>,
+    /// Only with `lb_cookie` or `app_cookie` stickiness.
+    pub cookie_duration: Option<Duration>,
+    pub algorithm: Option<Algorithm>,
+    pub deregistration_delay: Option<Duration>,
+    /// With least outstanding requests or weighted random it must be 0.
     pub slow_start: Option<Duration>,
+    /// `load_balancing.algorithm.anomaly_mitigation`; only with `weighted_random`.
+    pub anomaly_mitigation: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,12 +110,16 @@ pub struct EcsSection {
     pub service: String,
     pub container: String,
     pub image: Option<String>,
-    /// Desired values for the container's environment. Variables with `managed_env_prefix`
-    /// that are not listed here are removed; all others are kept.
-    pub environment: BTreeMap<String, String>,
+    /// Desired values for the container's environment, when `[ecs.environment]` is present:
+    /// then variables with `managed_env_prefix` that are not listed are removed and all others
+    /// kept. Absent, the container's environment is not touched at all.
+    pub environment: Option<BTreeMap<String, String>>,
     pub managed_env_prefix: String,
     pub timeout: Duration,
     pub poll_interval: Duration,
+    /// With the circuit breaker off, the watch fails once this many tasks of the new revision
+    /// failed. `None`: twice the deployment's desired count.
+    pub max_failed_tasks: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +264,7 @@ struct RawTargetGroup {
     algorithm: Option<S<String>>,
     deregistration_delay: Option<S<String>>,
     slow_start: Option<S<String>>,
+    anomaly_mitigation: Option<S<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -267,8 +277,8 @@ struct RawEcs {
     timeout: Option<S<String>>,
     poll_interval: Option<S<String>>,
     managed_env_prefix: Option<S<String>>,
-    #[serde(default)]
-    environment: BTreeMap<S<String>, S<String>>,
+    max_failed_tasks: Option<S<i64>>,
+    environment: Option<S<BTreeMap<S<String>, S<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -614,7 +624,7 @@ fn validate(file: &Path, raw: RawConfig, errs: &mut Errors) -> Option<Config> {
 
     let target_group = match &raw.target_group {
         None => {
-            errs.at(0..0, "target_group", "missing section [target_group]", Some("[target_group] with name (or arn), stickiness, cookie_duration, algorithm, deregistration_delay"));
+            errs.at(0..0, "target_group", "missing section [target_group]", Some("[target_group] with name (or arn), and the attributes to manage: stickiness, cookie_duration, algorithm, deregistration_delay, slow_start"));
             None
         }
         Some(tg_s) => validate_target_group(errs, tg_s),
@@ -653,26 +663,80 @@ fn validate_target_group(
         &tg.arn,
         "targetgroup/",
     );
-
-    let stickiness_kind = tg
+    let stickiness = tg
         .stickiness
         .as_ref()
-        .map(|s| (s.get_ref().as_str(), s.span()));
-    let stickiness = match stickiness_kind {
-        None => {
-            errs.at(
-                span.clone(),
-                "target_group.stickiness",
-                "missing required key",
-                Some("\"lb_cookie\", \"app_cookie\" or \"off\""),
-            );
+        .map(|s| stickiness_of(errs, s, &tg.cookie_name));
+    if let (Some(n), Some(Some(Stickiness::LbCookie | Stickiness::Off)) | None) =
+        (&tg.cookie_name, &stickiness)
+    {
+        errs.at(
+            n.span(),
+            "target_group.cookie_name",
+            "cookie_name is only used with stickiness = \"app_cookie\"",
+            Some("remove it, or set stickiness = \"app_cookie\""),
+        );
+    }
+    let cookie_duration = tg
+        .cookie_duration
+        .as_ref()
+        .map(|v| cookie_duration_of(errs, v, stickiness.as_ref()));
+    let algorithm = tg.algorithm.as_ref().map(|a| algorithm_of(errs, a));
+    let deregistration_delay = tg.deregistration_delay.as_ref().map(|v| {
+        let d = dur(
+            errs,
+            v,
+            "target_group.deregistration_delay",
+            Duration::ZERO,
+            Duration::from_secs(3600),
+            "0s to 3600s (AWS's range for deregistration_delay.timeout_seconds)",
+        );
+        whole_seconds(errs, v, "target_group.deregistration_delay", d)
+    });
+    let slow_start = tg
+        .slow_start
+        .as_ref()
+        .map(|v| slow_start_of(errs, v, algorithm.flatten()));
+    let anomaly_mitigation = tg.anomaly_mitigation.as_ref().map(|v| {
+        if algorithm.flatten() == Some(Algorithm::WeightedRandom) {
+            Some(*v.get_ref())
+        } else {
+            errs.at(v.span(), "target_group.anomaly_mitigation", "anomaly mitigation exists only with algorithm = \"weighted_random\"", Some("set algorithm = \"weighted_random\" in this section, or remove anomaly_mitigation"));
             None
         }
-        Some(("lb_cookie", _)) => Some(Stickiness::LbCookie),
-        Some(("off", _)) => Some(Stickiness::Off),
-        Some(("app_cookie", s)) => match &tg.cookie_name {
+    });
+    Some(TargetGroupSection {
+        id: id?,
+        stickiness: transpose(stickiness)?,
+        cookie_duration: transpose(cookie_duration)?,
+        algorithm: transpose(algorithm)?,
+        deregistration_delay: transpose(deregistration_delay)?,
+        slow_start: transpose(slow_start)?,
+        anomaly_mitigation: transpose(anomaly_mitigation)?,
+    })
+}
+
+/// A key that was absent stays `Some(None)` (valid, not managed); a present key that failed
+/// validation is `None` (an error was recorded).
+fn transpose<T>(v: Option<Option<T>>) -> Option<Option<T>> {
+    match v {
+        None => Some(None),
+        Some(None) => None,
+        Some(Some(x)) => Some(Some(x)),
+    }
+}
+
+fn stickiness_of(
+    errs: &mut Errors,
+    s: &S<String>,
+    cookie_name: &Option<S<String>>,
+) -> Option<Stickiness> {
+    match s.get_ref().as_str() {
+        "lb_cookie" => Some(Stickiness::LbCookie),
+        "off" => Some(Stickiness::Off),
+        "app_cookie" => match cookie_name {
             None => {
-                errs.at(s, "target_group.cookie_name", "stickiness = \"app_cookie\" needs the application's cookie name", Some("cookie_name = \"SESSION\" (any name not starting with AWSALB, AWSALBAPP or AWSALBTG)"));
+                errs.at(s.span(), "target_group.cookie_name", "stickiness = \"app_cookie\" needs the application's cookie name", Some("cookie_name = \"SESSION\" (any name not starting with AWSALB, AWSALBAPP or AWSALBTG)"));
                 None
             }
             Some(n) => {
@@ -694,101 +758,112 @@ fn validate_target_group(
                 }
             }
         },
-        Some((other, s)) => {
+        other => {
             errs.at(
-                s,
+                s.span(),
                 "target_group.stickiness",
                 format!("unknown stickiness \"{other}\""),
                 Some("\"lb_cookie\", \"app_cookie\" or \"off\""),
             );
             None
         }
-    };
-    if let (Some(n), Some(Stickiness::LbCookie | Stickiness::Off)) = (&tg.cookie_name, &stickiness)
-    {
-        errs.at(
-            n.span(),
-            "target_group.cookie_name",
-            "cookie_name is only used with stickiness = \"app_cookie\"",
-            Some("remove it, or set stickiness = \"app_cookie\""),
-        );
     }
+}
 
-    let cookie_duration = match &tg.cookie_duration {
-        Some(v) => {
-            let d = dur(
-                errs,
-                v,
-                "target_group.cookie_duration",
-                Duration::from_secs(1),
-                MAX_COOKIE,
-                "1s to 7d (AWS's range for the stickiness cookie duration)",
-            );
-            whole_seconds(errs, v, "target_group.cookie_duration", d)
-        }
-        None if matches!(stickiness, Some(Stickiness::Off)) => Some(Duration::from_secs(86_400)),
+/// The duration key depends on the stickiness type, so the type must be named with it.
+fn cookie_duration_of(
+    errs: &mut Errors,
+    v: &S<String>,
+    stickiness: Option<&Option<Stickiness>>,
+) -> Option<Duration> {
+    let key = "target_group.cookie_duration";
+    match stickiness {
         None => {
+            errs.at(v.span(), key, "cookie_duration needs stickiness in the same section (the duration attribute depends on the cookie type)", Some("stickiness = \"lb_cookie\" or \"app_cookie\" next to it"));
+            return None;
+        }
+        Some(Some(Stickiness::Off)) => {
             errs.at(
-                span.clone(),
-                "target_group.cookie_duration",
-                "missing required key",
-                Some("a duration from 1s to 7d, like \"24h\""),
+                v.span(),
+                key,
+                "cookie_duration has no effect with stickiness = \"off\"",
+                Some("remove cookie_duration, or turn stickiness on"),
+            );
+            return None;
+        }
+        _ => {}
+    }
+    let d = dur(
+        errs,
+        v,
+        key,
+        Duration::from_secs(1),
+        MAX_COOKIE,
+        "1s to 7d (AWS's range for the stickiness cookie duration)",
+    );
+    whole_seconds(errs, v, key, d)
+}
+
+fn algorithm_of(errs: &mut Errors, a: &S<String>) -> Option<Algorithm> {
+    match a.get_ref().as_str() {
+        "round_robin" => Some(Algorithm::RoundRobin),
+        "least_outstanding_requests" => Some(Algorithm::LeastOutstandingRequests),
+        "weighted_random" => Some(Algorithm::WeightedRandom),
+        other => {
+            errs.at(
+                a.span(),
+                "target_group.algorithm",
+                format!("unknown algorithm \"{other}\""),
+                Some("\"round_robin\", \"least_outstanding_requests\" or \"weighted_random\""),
             );
             None
         }
-    };
+    }
+}
 
-    let algorithm = match tg.algorithm.as_ref() {
-        None => Some(Algorithm::RoundRobin),
-        Some(a) => {
-            match a.get_ref().as_str() {
-                "round_robin" => Some(Algorithm::RoundRobin),
-                "least_outstanding_requests" => Some(Algorithm::LeastOutstandingRequests),
-                "weighted_random" => Some(Algorithm::WeightedRandom),
-                other => {
-                    errs.at(a.span(), "target_group.algorithm", format!("unknown algorithm \"{other}\""), Some("\"round_robin\", \"least_outstanding_requests\" or \"weighted_random\""));
-                    None
-                }
-            }
-        }
-    };
-
-    let deregistration_delay = match &tg.deregistration_delay {
-        None => Some(Duration::from_secs(300)),
-        Some(v) => {
-            let d = dur(
-                errs,
-                v,
-                "target_group.deregistration_delay",
-                Duration::ZERO,
-                Duration::from_secs(3600),
-                "0s to 3600s (AWS's range for deregistration_delay.timeout_seconds)",
+/// 0 (off) or 30s-900s; AWS refuses slow start with least outstanding requests and with
+/// weighted random.
+fn slow_start_of(
+    errs: &mut Errors,
+    v: &S<String>,
+    algorithm: Option<Algorithm>,
+) -> Option<Duration> {
+    let key = "target_group.slow_start";
+    let allowed = "\"0s\" (off) or 30s to 900s";
+    let d = dur(
+        errs,
+        v,
+        key,
+        Duration::ZERO,
+        Duration::from_secs(900),
+        allowed,
+    )?;
+    if d != Duration::ZERO && d < Duration::from_secs(30) {
+        errs.at(
+            v.span(),
+            key,
+            format!("\"{}\" is out of range", v.get_ref()),
+            Some(allowed),
+        );
+        return None;
+    }
+    if d != Duration::ZERO {
+        if let Some(a @ (Algorithm::LeastOutstandingRequests | Algorithm::WeightedRandom)) =
+            algorithm
+        {
+            errs.at(
+                v.span(),
+                key,
+                format!(
+                    "slow start cannot be combined with algorithm = \"{}\" (AWS rejects the pair)",
+                    a.as_aws()
+                ),
+                Some("\"0s\", or algorithm = \"round_robin\""),
             );
-            whole_seconds(errs, v, "target_group.deregistration_delay", d)
-        }
-    };
-
-    let slow_start = tg.slow_start.as_ref().and_then(|v| {
-        let d = dur(errs, v, "target_group.slow_start", Duration::ZERO, Duration::from_secs(900), "\"0s\" (off) or 30s to 900s")?;
-        if d != Duration::ZERO && d < Duration::from_secs(30) {
-            errs.at(v.span(), "target_group.slow_start", format!("\"{}\" is out of range", v.get_ref()), Some("\"0s\" (off) or 30s to 900s"));
             return None;
         }
-        if d != Duration::ZERO && algorithm == Some(Algorithm::LeastOutstandingRequests) {
-            errs.at(v.span(), "target_group.slow_start", "slow start cannot be combined with algorithm = \"least_outstanding_requests\" (AWS rejects the pair)", Some("\"0s\", or another algorithm"));
-            return None;
-        }
-        whole_seconds(errs, v, "target_group.slow_start", Some(d))
-    });
-
-    Some(TargetGroupSection {
-        id: id?,
-        stickiness: stickiness?,
-        cookie_duration: cookie_duration?,
-        algorithm: algorithm?,
-        deregistration_delay: deregistration_delay?,
-        slow_start,
-    })
+    }
+    whole_seconds(errs, v, key, Some(d))
 }
 
 fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSection> {
@@ -807,27 +882,29 @@ fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSection> {
     )
     .and_then(|v| non_empty(errs, v, "ecs.container"));
     let image = e.image.as_ref().and_then(|v| {
-        let img = non_empty(errs, v, "ecs.image")?;
-        if img.chars().any(char::is_whitespace) {
-            errs.at(
-                v.span(),
-                "ecs.image",
-                format!("\"{img}\" is not an image reference"),
-                Some("REPOSITORY[:TAG][@DIGEST] without spaces"),
-            );
-            return None;
+        let img = v.get_ref();
+        match crate::image::parse(img) {
+            Ok(_) => Some(img.clone()),
+            Err(why) => {
+                errs.at(
+                    v.span(),
+                    "ecs.image",
+                    format!("\"{img}\" is not an image reference: {why}"),
+                    Some(crate::image::ACCEPTED_FORM),
+                );
+                None
+            }
         }
-        Some(img)
     });
     let timeout = match &e.timeout {
-        None => Some(Duration::from_secs(15 * 60)),
+        None => Some(DEFAULT_TIMEOUT),
         Some(v) => dur(
             errs,
             v,
             "ecs.timeout",
-            Duration::from_secs(1),
-            Duration::from_secs(24 * 3600),
-            "1s to 24h",
+            TIMEOUT_RANGE.0,
+            TIMEOUT_RANGE.1,
+            TIMEOUT_ALLOWED,
         ),
     };
     let poll_interval = match &e.poll_interval {
@@ -836,22 +913,38 @@ fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSection> {
             errs,
             v,
             "ecs.poll_interval",
-            Duration::from_millis(100),
+            Duration::from_secs(1),
             Duration::from_secs(300),
-            "100ms to 5m",
+            "1s to 5m (each poll is a DescribeServices call against the account's ECS rate limit)",
         ),
     };
     let managed_env_prefix = match &e.managed_env_prefix {
         None => "WEBSOCKET_".to_string(),
         Some(v) => v.get_ref().clone(),
     };
-    let mut environment = BTreeMap::new();
-    for (k, v) in &e.environment {
-        let key = format!("ecs.environment.{}", k.get_ref());
-        if let Some(name) = env_name(errs, k, &key) {
-            environment.insert(name, v.get_ref().clone());
+    let max_failed_tasks = match &e.max_failed_tasks {
+        None => Some(None),
+        Some(v) if (1..=10_000).contains(v.get_ref()) => Some(Some(*v.get_ref() as u32)),
+        Some(v) => {
+            errs.at(
+                v.span(),
+                "ecs.max_failed_tasks",
+                format!("{} is out of range", v.get_ref()),
+                Some("1 to 10000 failed tasks"),
+            );
+            None
         }
-    }
+    };
+    let environment = e.environment.as_ref().map(|table| {
+        let mut environment = BTreeMap::new();
+        for (k, v) in table.get_ref() {
+            let key = format!("ecs.environment.{}", k.get_ref());
+            if let Some(name) = env_name(errs, k, &key) {
+                environment.insert(name, v.get_ref().clone());
+            }
+        }
+        environment
+    });
     Some(EcsSection {
         cluster: cluster?,
         service: service?,
@@ -861,8 +954,15 @@ fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSection> {
         managed_env_prefix,
         timeout: timeout?,
         poll_interval: poll_interval?,
+        max_failed_tasks: max_failed_tasks?,
     })
 }
+
+/// How long `deploy` watches by default, and the range `[ecs] timeout` and `--timeout` accept.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+pub const TIMEOUT_ALLOWED: &str = "1s to 24h";
 
 fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<GatewaySection> {
     let g = g_s.get_ref();
@@ -977,6 +1077,61 @@ fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<GatewaySec
 }
 
 impl Config {
+    /// `[ecs.environment]` values of the gateway's intervals that disagree with `[gateway]`:
+    /// such a deploy ships a gateway that `verify` rejects. Empty when `[ecs.environment]`,
+    /// a variable or `[gateway]` is absent.
+    pub fn environment_mismatches(&self) -> Vec<String> {
+        let (Some(env), Some(gw)) = (
+            self.ecs.as_ref().and_then(|e| e.environment.as_ref()),
+            &self.gateway,
+        ) else {
+            return Vec::new();
+        };
+        [
+            (
+                "WEBSOCKET_PING_INTERVAL",
+                gw.ping_interval,
+                "gateway.ping_interval",
+            ),
+            (
+                "WEBSOCKET_PING_TIMEOUT",
+                gw.ping_timeout,
+                "gateway.ping_timeout",
+            ),
+            (
+                "WEBSOCKET_HEARTBEAT_INTERVAL",
+                gw.heartbeat_interval,
+                "gateway.heartbeat_interval",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(var, expected, key)| {
+            let want = expected.as_millis().to_string();
+            let v = env.get(var)?;
+            (v.trim() != want).then(|| {
+                format!(
+                    "[ecs.environment] {var} = \"{v}\" but {key} = \"{}\" ({want} ms)",
+                    duration::format(expected)
+                )
+            })
+        })
+        .collect()
+    }
+
+    /// The consistency rule as a usage error (exit 2, before any AWS call).
+    pub fn check_environment(&self) -> Result<(), Failure> {
+        let problems = self.environment_mismatches();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Failure::usage(format!(
+            "{}: {}; verify would reject the deployed gateway",
+            self.path.display(),
+            problems.join("; ")
+        ))
+        .hint("make [ecs.environment] and [gateway] agree (milliseconds in the environment, durations in [gateway]); nothing was called on AWS"))
+    }
+
     /// The `[ecs]` section, or a usage error naming the command that needs it.
     pub fn ecs(&self, command: &str) -> Result<&EcsSection, Failure> {
         self.ecs.as_ref().ok_or_else(|| {

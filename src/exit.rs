@@ -72,6 +72,14 @@ pub fn code_of(err: &anyhow::Error) -> Code {
         .unwrap_or(Code::Failed)
 }
 
+/// The whole message of an error: its chain joined with ": ".
+pub fn message_of(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The hint of the outermost `Failure` in the chain, if any.
 pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
     if let Some(f) = err.downcast_ref::<Failure>() {

@@ -12,6 +12,7 @@ pub mod duration;
 pub mod ecs;
 pub mod exit;
 pub mod gateway;
+pub mod image;
 pub mod pipeline;
 pub mod report;
 pub mod ui;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use bosar_deploy::cli::{Cli, Command, FullArgs};
+use bosar_deploy::cli::{Cli, Command, FullArgs, PlanFlags, RolloutFlags};
 use bosar_deploy::exit::{self, Code};
 use bosar_deploy::ui::Ui;
 use bosar_deploy::{alb, aws, config, ecs, pipeline};
@@ -31,10 +31,8 @@ fn main() -> ExitCode {
             r = dispatch(&cli, &ui) => match r {
                 Ok(code) => code,
                 Err(err) => {
-                    let code = exit::code_of(&err);
-                    let msg = err.chain().map(|e| e.to_string()).collect::<Vec<_>>().join(": ");
-                    ui.error(msg, exit::hint_of(&err));
-                    code
+                    ui.error(exit::message_of(&err), exit::hint_of(&err));
+                    exit::code_of(&err)
                 }
             },
             _ = tokio::signal::ctrl_c() => {
@@ -62,6 +60,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
     }
     let path = config::locate(cli.global.config.as_deref());
     let cfg = config::load(&path)?;
+    ui.set_invocation(&path, &cli.global);
     ui.detail(format!("config {}", path.display()));
     match &cli.command {
         Command::AlbUpdate(args) => {
@@ -70,13 +69,16 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         }
         Command::Verify(args) => bosar_deploy::gateway::verify::run(args, &cfg, ui).await,
         Command::Deploy(args) => {
+            // Config-only rules first: a usage error before any AWS call.
+            cfg.ecs("deploy")?;
+            cfg.check_environment()?;
             ecs::deploy::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
         }
         Command::Wait(args) => {
-            ecs::deploy::run_wait(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::wait::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
         }
         Command::Rollback(args) => {
-            ecs::deploy::run_rollback(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::rollback::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
         }
         Command::Status => {
             ecs::status::run(&cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
@@ -84,9 +86,15 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         Command::Full(args) => pipeline::run(args, &cfg, &cli.global, ui, "full").await,
         Command::Plan(p) => {
             let args = FullArgs {
-                dry_run: true,
-                detailed_exitcode: p.detailed_exitcode,
-                image: p.image.clone(),
+                plan: PlanFlags {
+                    dry_run: true,
+                    detailed_exitcode: p.detailed_exitcode,
+                },
+                rollout: RolloutFlags {
+                    image: p.image.clone(),
+                    force_new_deployment: p.force_new_deployment,
+                    ..Default::default()
+                },
                 junit: p.junit.clone(),
                 skip_verify: true,
                 ..Default::default()

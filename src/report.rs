@@ -83,25 +83,57 @@ pub struct Step {
     pub detail: serde_json::Value,
 }
 
-pub fn worst(checks: &[Check]) -> CheckStatus {
-    if checks.iter().any(|c| c.status == CheckStatus::Fail) {
-        CheckStatus::Fail
-    } else if checks.iter().any(|c| c.status == CheckStatus::Warn) {
-        CheckStatus::Warn
-    } else {
-        CheckStatus::Pass
+impl Step {
+    /// A step that took `elapsed`, without checks or detail.
+    pub fn new(
+        name: &str,
+        status: CheckStatus,
+        elapsed: Duration,
+        message: impl Into<String>,
+    ) -> Step {
+        Step {
+            name: name.to_string(),
+            status,
+            duration_ms: elapsed.as_millis() as u64,
+            message: message.into(),
+            checks: Vec::new(),
+            detail: serde_json::Value::Null,
+        }
     }
+    /// A step that did not run, and why.
+    pub fn skipped(name: &str, why: impl Into<String>) -> Step {
+        Step::new(name, CheckStatus::Skip, Duration::ZERO, why)
+    }
+    pub fn with_checks(mut self, checks: Vec<Check>) -> Step {
+        self.checks = checks;
+        self
+    }
+    pub fn with_detail(mut self, detail: impl Serialize) -> Step {
+        self.detail = serde_json::to_value(detail).unwrap_or_default();
+        self
+    }
+}
+
+pub fn worst(checks: &[Check]) -> CheckStatus {
+    worst_of(checks.iter().map(|c| c.status))
 }
 
 /// The worst status over steps; skipped steps do not count.
 pub fn worst_step(steps: &[Step]) -> CheckStatus {
-    if steps.iter().any(|s| s.status == CheckStatus::Fail) {
-        CheckStatus::Fail
-    } else if steps.iter().any(|s| s.status == CheckStatus::Warn) {
-        CheckStatus::Warn
-    } else {
-        CheckStatus::Pass
+    worst_of(steps.iter().map(|s| s.status))
+}
+
+/// Fail over Warn over Pass; Skip does not count.
+fn worst_of(statuses: impl Iterator<Item = CheckStatus>) -> CheckStatus {
+    let mut worst = CheckStatus::Pass;
+    for s in statuses {
+        match s {
+            CheckStatus::Fail => return CheckStatus::Fail,
+            CheckStatus::Warn => worst = CheckStatus::Warn,
+            _ => {}
+        }
     }
+    worst
 }
 
 fn xml_escape(s: &str) -> String {

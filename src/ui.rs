@@ -24,6 +24,9 @@ pub struct Ui {
     warnings: Mutex<Vec<String>>,
     /// How to resume what is being watched, printed on Ctrl-C.
     resume_hint: Mutex<Option<String>>,
+    /// `bosar-deploy` with the run's `--config`, `--region`, `--profile`: the start of every
+    /// command this run tells the user to type.
+    command_prefix: Mutex<String>,
     /// When set, progress lines are kept here instead of printed (tests of what CI sees).
     captured: Option<Mutex<Vec<String>>>,
 }
@@ -43,6 +46,7 @@ impl Ui {
             github: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
             warnings: Mutex::new(Vec::new()),
             resume_hint: Mutex::new(None),
+            command_prefix: Mutex::new("bosar-deploy".into()),
             captured: None,
         }
     }
@@ -74,8 +78,31 @@ impl Ui {
             github: false,
             warnings: Mutex::new(Vec::new()),
             resume_hint: Mutex::new(None),
+            command_prefix: Mutex::new("bosar-deploy".into()),
             captured: None,
         }
+    }
+
+    /// Remembers the global flags a printed command must repeat: the config file when it is
+    /// not the default `./deploy.toml` (given by flag or by `$BOSAR_DEPLOY_CONFIG`), the
+    /// region and the profile when given as flags.
+    pub fn set_invocation(&self, config: &std::path::Path, g: &GlobalArgs) {
+        let mut prefix = String::from("bosar-deploy");
+        if g.config.is_some() || config != std::path::Path::new("deploy.toml") {
+            prefix.push_str(" --config ");
+            prefix.push_str(&shell_quote(&config.to_string_lossy()));
+        }
+        for (flag, v) in [("--region", &g.region), ("--profile", &g.profile)] {
+            if let Some(v) = v {
+                prefix.push_str(&format!(" {flag} {}", shell_quote(v)));
+            }
+        }
+        *self.command_prefix.lock().unwrap() = prefix;
+    }
+
+    /// A command line to print: `bosar-deploy [global flags] {rest}`.
+    pub fn command(&self, rest: &str) -> String {
+        format!("{} {rest}", self.command_prefix.lock().unwrap())
     }
 
     pub fn json(&self) -> bool {
@@ -171,6 +198,18 @@ pub fn timestamp() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// `s` as one shell word: unchanged when it is plainly safe, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 fn escape_annotation(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
@@ -182,4 +221,37 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer_pretty(&mut out, value);
     let _ = writeln!(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_repeat_the_global_flags_quoted_for_a_shell() {
+        let ui = Ui::silent();
+        assert_eq!(ui.command("wait"), "bosar-deploy wait");
+        let g = GlobalArgs {
+            config: Some("conf/my deploy.toml".into()),
+            region: Some("eu-west-1".into()),
+            profile: Some("it's".into()),
+            ..Default::default()
+        };
+        ui.set_invocation(std::path::Path::new("conf/my deploy.toml"), &g);
+        assert_eq!(
+            ui.command("wait --deployment ecs-svc/1"),
+            r"bosar-deploy --config 'conf/my deploy.toml' --region eu-west-1 --profile 'it'\''s' wait --deployment ecs-svc/1"
+        );
+        // From $BOSAR_DEPLOY_CONFIG: the path is repeated too.
+        ui.set_invocation(
+            std::path::Path::new("/etc/bosar.toml"),
+            &GlobalArgs::default(),
+        );
+        assert_eq!(
+            ui.command("status"),
+            "bosar-deploy --config /etc/bosar.toml status"
+        );
+        ui.set_invocation(std::path::Path::new("deploy.toml"), &GlobalArgs::default());
+        assert_eq!(ui.command("status"), "bosar-deploy status");
+    }
 }

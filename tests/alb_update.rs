@@ -107,12 +107,22 @@ fn dry_run_then_apply_then_in_sync() {
         ]
     );
 
+    // A drift check typed without --dry-run is a usage error that calls nothing.
+    moto.start_recording();
+    let out = run(bosar(&moto.endpoint, "alb-drift")
+        .args(["--config"])
+        .arg(&cfg)
+        .args(["alb-update", "--detailed-exitcode"]));
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("--dry-run"), "{}", out.stderr);
+    assert!(moto.recorded_calls("alb-drift").is_empty());
+
     // Second apply: in sync, no mutating call.
     moto.start_recording();
     let out = run(bosar(&moto.endpoint, "alb-again")
         .args(["--config"])
         .arg(&cfg)
-        .args(["alb-update", "--detailed-exitcode"]));
+        .arg("alb-update"));
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.contains("No changes."), "{}", out.stdout);
     let calls = moto.recorded_calls("alb-again");

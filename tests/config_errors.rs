@@ -46,6 +46,13 @@ fn cases() -> Vec<(
         ("bad environment name", r("WEBSOCKET_PING_TIMEOUT = \"60000\"", "\"WEBSOCKET PING\" = \"60000\""), "25:1", "ecs.environment.WEBSOCKET PING", "not an environment variable name"),
         ("invalid TOML", r("[gateway]", "[gateway"), "29:9", "", "invalid table header"),
         ("missing target group", r("[target_group]", "[target_groups]"), "12:2", "target_groups", "unknown key `target_groups`"),
+        ("slow start with weighted random", r("algorithm = \"least_outstanding_requests\"", "algorithm = \"weighted_random\"\nslow_start = \"60s\""), "17:14", "target_group.slow_start", "cannot be combined with algorithm = \"weighted_random\""),
+        ("anomaly mitigation without weighted random", r("deregistration_delay = \"30s\"", "deregistration_delay = \"30s\"\nanomaly_mitigation = true"), "18:22", "target_group.anomaly_mitigation", "only with algorithm = \"weighted_random\""),
+        ("cookie duration without stickiness", r("stickiness = \"lb_cookie\"", "# no stickiness"), "15:19", "target_group.cookie_duration", "needs stickiness"),
+        ("cookie duration with stickiness off", r("stickiness = \"lb_cookie\"", "stickiness = \"off\""), "15:19", "target_group.cookie_duration", "no effect"),
+        ("poll interval below a second", r("container = \"bosar-api\"", "container = \"bosar-api\"\npoll_interval = \"100ms\""), "23:17", "ecs.poll_interval", "out of range"),
+        ("bad image", r("container = \"bosar-api\"", "container = \"bosar-api\"\nimage = \"UPPER/app:1\""), "23:9", "ecs.image", "not an image reference"),
+        ("zero failed tasks", r("container = \"bosar-api\"", "container = \"bosar-api\"\nmax_failed_tasks = 0"), "23:20", "ecs.max_failed_tasks", "out of range"),
     ]
 }
 
@@ -161,12 +168,16 @@ fn config_is_found_by_flag_env_then_cwd() {
 fn committed_deploy_toml_is_valid_with_bosar_production_values() {
     let cfg =
         bosar_deploy::config::parse(std::path::Path::new("deploy.toml"), GOOD).expect("valid");
-    assert_eq!(cfg.target_group.cookie_duration.as_secs(), 86_400);
-    assert_eq!(cfg.target_group.deregistration_delay.as_secs(), 30);
+    let tg = &cfg.target_group;
+    assert_eq!(tg.cookie_duration.map(|d| d.as_secs()), Some(86_400));
+    assert_eq!(tg.deregistration_delay.map(|d| d.as_secs()), Some(30));
     assert_eq!(
-        cfg.target_group.algorithm.as_aws(),
-        "least_outstanding_requests"
+        tg.algorithm.map(|a| a.as_aws()),
+        Some("least_outstanding_requests")
     );
+    // What the file leaves out is not managed.
+    assert_eq!(tg.slow_start, None);
+    assert_eq!(tg.anomaly_mitigation, None);
     assert_eq!(cfg.gateway.as_ref().unwrap().namespace, "/chat");
 }
 

@@ -1,176 +1,24 @@
 //! Rollout sequences moto cannot produce, with aws-smithy-mocks (the SDK's own mock layer):
-//! in progress then completed, circuit-breaker FAILED, stable-but-rolled-back, timeout,
+//! in progress then completed, circuit-breaker FAILED, stable-but-superseded, timeout,
 //! throttling then success, unhealthy targets. Time runs on tokio's paused clock.
+
+mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use aws_sdk_ecs::operation::describe_services::{DescribeServicesError, DescribeServicesOutput};
+use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
-use aws_sdk_ecs::types::{
-    Container, Deployment, DeploymentRolloutState, LoadBalancer, Service, ServiceEvent, Task,
-};
-use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
-use aws_sdk_elasticloadbalancingv2::types::{
-    TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
-};
-use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_sdk_ecs::types::{Container, Deployment, DeploymentRolloutState, Service, Task};
+use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
+use aws_smithy_mocks::mock;
 use aws_smithy_types::error::ErrorMetadata;
 
-use bosar_deploy::aws::Aws;
-use bosar_deploy::ecs::watch::{watch, WatchOptions, WatchOutcome, WatchTarget};
+use bosar_deploy::ecs::watch::{watch, WatchOptions, WatchOutcome};
 use bosar_deploy::exit::Code;
 use bosar_deploy::ui::Ui;
-
-const TD41: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/bosar-api:41";
-const TD42: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/bosar-api:42";
-const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/bosar-api-tg/abc";
-
-fn dep(
-    id: &str,
-    status: &str,
-    td: &str,
-    running: i32,
-    rollout: Option<DeploymentRolloutState>,
-) -> Deployment {
-    Deployment::builder()
-        .id(id)
-        .status(status)
-        .task_definition(td)
-        .desired_count(2)
-        .running_count(running)
-        .pending_count(2 - running)
-        .set_rollout_state(rollout)
-        .build()
-}
-
-fn service(deployments: Vec<Deployment>, events: &[(&str, &str)]) -> DescribeServicesOutput {
-    // The service's task definition is its primary deployment's, as in ECS.
-    let td = deployments
-        .iter()
-        .find(|d| d.status() == Some("PRIMARY"))
-        .and_then(|d| d.task_definition())
-        .unwrap_or(TD42)
-        .to_string();
-    let mut s = Service::builder()
-        .service_name("bosar-api")
-        .status("ACTIVE")
-        .task_definition(td)
-        .desired_count(2)
-        .load_balancers(
-            LoadBalancer::builder()
-                .target_group_arn(TG)
-                .container_name("bosar-api")
-                .container_port(3000)
-                .build(),
-        )
-        .set_deployments(Some(deployments));
-    for (id, msg) in events {
-        s = s.events(
-            ServiceEvent::builder()
-                .id(*id)
-                .message(*msg)
-                .created_at(aws_smithy_types::DateTime::from_secs(1_800_000_000))
-                .build(),
-        );
-    }
-    DescribeServicesOutput::builder()
-        .services(s.build())
-        .build()
-}
-
-fn in_progress() -> DescribeServicesOutput {
-    service(
-        vec![
-            dep(
-                "ecs-svc/new",
-                "PRIMARY",
-                TD42,
-                1,
-                Some(DeploymentRolloutState::InProgress),
-            ),
-            dep(
-                "ecs-svc/old",
-                "ACTIVE",
-                TD41,
-                2,
-                Some(DeploymentRolloutState::Completed),
-            ),
-        ],
-        &[("e1", "(service bosar-api) has started 1 tasks: (task 1).")],
-    )
-}
-
-fn completed() -> DescribeServicesOutput {
-    service(
-        vec![dep(
-            "ecs-svc/new",
-            "PRIMARY",
-            TD42,
-            2,
-            Some(DeploymentRolloutState::Completed),
-        )],
-        &[("e2", "(service bosar-api) has reached a steady state.")],
-    )
-}
-
-fn targets(state: TargetHealthStateEnum) -> DescribeTargetHealthOutput {
-    let mut out = DescribeTargetHealthOutput::builder();
-    for ip in ["10.0.1.10", "10.0.2.10"] {
-        out = out.target_health_descriptions(
-            TargetHealthDescription::builder()
-                .target(TargetDescription::builder().id(ip).port(3000).build())
-                .target_health(
-                    TargetHealth::builder()
-                        .state(state.clone())
-                        .description("Health checks failed")
-                        .build(),
-                )
-                .build(),
-        );
-    }
-    out.build()
-}
-
-fn aws(ecs_rules: &[&Rule], elb_rules: &[&Rule]) -> Aws {
-    Aws {
-        ecs: mock_client!(aws_sdk_ecs, RuleMode::MatchAny, ecs_rules),
-        elb: mock_client!(
-            aws_sdk_elasticloadbalancingv2,
-            RuleMode::MatchAny,
-            elb_rules
-        ),
-        region: "us-east-1".into(),
-    }
-}
-
-fn target() -> WatchTarget {
-    WatchTarget {
-        cluster: "bosar-cluster".into(),
-        service: "bosar-api".into(),
-        deployment_id: "ecs-svc/new".into(),
-        task_definition: TD42.into(),
-    }
-}
-
-const OPTS: WatchOptions = WatchOptions {
-    poll_interval: Duration::from_secs(5),
-    timeout: Duration::from_secs(15 * 60),
-};
-
-fn healthy_rule() -> Rule {
-    mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
-        .then_output(|| targets(TargetHealthStateEnum::Healthy))
-}
-
-fn no_stopped_tasks() -> [Rule; 2] {
-    [
-        mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| ListTasksOutput::builder().build()),
-        mock!(aws_sdk_ecs::Client::describe_tasks)
-            .then_output(|| DescribeTasksOutput::builder().build()),
-    ]
-}
+use support::mocks::*;
 
 #[tokio::test(start_paused = true)]
 async fn in_progress_for_several_polls_then_completed_succeeds() {
@@ -254,7 +102,12 @@ async fn circuit_breaker_failure_names_reason_rollback_and_stopped_tasks() {
     assert_eq!(out.code(), Code::Failed);
     let msg = out.message();
     assert!(msg.contains("deployment ecs-svc/new (bosar-api:42) failed: ECS deployment circuit breaker: tasks failed to start."), "{msg}");
-    assert!(msg.contains("rolled back to bosar-api:41"), "{msg}");
+    assert!(
+        msg.contains(
+            "the circuit breaker rolled back to bosar-api:41 (deployment ecs-svc/rollback)"
+        ),
+        "{msg}"
+    );
     let WatchOutcome::Failed { causes, .. } = out else {
         panic!()
     };
@@ -275,34 +128,41 @@ async fn circuit_breaker_failure_names_reason_rollback_and_stopped_tasks() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn stable_on_the_old_revision_is_a_rollback_failure() {
-    let rolled_back = || {
-        service(
-            vec![dep(
-                "ecs-svc/rollback",
-                "PRIMARY",
-                TD41,
-                2,
-                Some(DeploymentRolloutState::Completed),
-            )],
-            &[("e4", "(service bosar-api) has reached a steady state.")],
-        )
+async fn stable_on_the_old_revision_is_not_success_and_ecs_decides_if_it_was_a_rollback() {
+    let rolled_back = |events: &'static [(&'static str, &'static str)]| {
+        move || {
+            service(
+                vec![dep(
+                    "ecs-svc/rollback",
+                    "PRIMARY",
+                    TD41,
+                    2,
+                    Some(DeploymentRolloutState::Completed),
+                )],
+                events,
+            )
+        }
     };
+    // ECS says nothing about rolling ours back: someone redeployed 41 over ours.
     let describe = mock!(aws_sdk_ecs::Client::describe_services)
         .sequence()
         .output(in_progress)
-        .output(rolled_back)
+        .output(rolled_back(&[(
+            "e4",
+            "(service bosar-api) has reached a steady state.",
+        )]))
         .build();
     let [list, tasks] = no_stopped_tasks();
     let health = healthy_rule();
-    let aws = aws(&[&describe, &list, &tasks], &[&health]);
-    let out = watch(&aws, &target(), OPTS, &Ui::silent(), HashSet::new())
+    let client = aws(&[&describe, &list, &tasks], &[&health]);
+    let out = watch(&client, &target(), OPTS, &Ui::silent(), HashSet::new())
         .await
         .unwrap();
     assert_eq!(out.code(), Code::Failed);
     assert!(
-        out.message()
-            .contains("is no longer primary: rolled back to bosar-api:41"),
+        out.message().contains(
+            "deployment ecs-svc/new (bosar-api:42) was superseded by deployment ecs-svc/rollback of bosar-api:41"
+        ),
         "{}",
         out.message()
     );
@@ -310,6 +170,29 @@ async fn stable_on_the_old_revision_is_a_rollback_failure() {
         health.num_calls(),
         0,
         "a stable service on the old revision is not checked as a success"
+    );
+    // An event names the rollback of our deployment: the circuit breaker did it.
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(in_progress)
+        .output(rolled_back(&[(
+            "e5",
+            "(service bosar-api) (deployment ecs-svc/new) deployment failed: tasks failed to start. Rolling back to deployment ecs-svc/rollback.",
+        )]))
+        .build();
+    let client = aws(&[&describe, &list, &tasks], &[&health]);
+    let out = watch(&client, &target(), OPTS, &Ui::silent(), HashSet::new())
+        .await
+        .unwrap();
+    let WatchOutcome::Failed { rolled_back_to, .. } = &out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(rolled_back_to.as_ref().unwrap().id, "ecs-svc/rollback");
+    assert!(
+        out.message()
+            .contains("the circuit breaker rolled back to bosar-api:41"),
+        "{}",
+        out.message()
     );
 }
 
@@ -324,6 +207,7 @@ async fn never_finishing_times_out_with_state_and_resume_command() {
     let opts = WatchOptions {
         poll_interval: Duration::from_secs(5),
         timeout: Duration::from_secs(60),
+        max_failed_tasks: None,
     };
     let started = tokio::time::Instant::now();
     let out = watch(&aws, &target(), opts, &Ui::silent(), HashSet::new())
@@ -388,6 +272,7 @@ async fn completed_with_unhealthy_targets_is_not_success() {
     let opts = WatchOptions {
         poll_interval: Duration::from_secs(5),
         timeout: Duration::from_secs(30),
+        max_failed_tasks: None,
     };
     let out = watch(&aws, &target(), opts, &Ui::silent(), HashSet::new())
         .await
@@ -576,17 +461,16 @@ async fn rollback_on_failure_goes_back_to_the_previous_revision_and_watches_it()
     );
 
     let ui = Ui::silent();
-    let plan = bosar_deploy::ecs::deploy::plan(&aws, ecs, None)
-        .await
-        .unwrap();
-    assert_eq!(plan.current_revision, "bosar-api:41");
-    let args = bosar_deploy::cli::DeployArgs {
+    let opts = bosar_deploy::ecs::deploy::RolloutOptions {
         rollback_on_failure: true,
         ..Default::default()
     };
-    let result = bosar_deploy::ecs::deploy::execute(&aws, ecs, plan, &args, &ui)
+    let plan = bosar_deploy::ecs::deploy::plan(&aws, ecs, &opts)
         .await
         .unwrap();
+    assert_eq!(plan.current_revision, "bosar-api:41");
+    let (result, err) = bosar_deploy::ecs::deploy::execute(&aws, ecs, plan, &opts, &ui).await;
+    assert!(err.is_none(), "{err:?}");
     assert_eq!(
         result.code(),
         Code::Failed,

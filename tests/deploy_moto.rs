@@ -170,12 +170,37 @@ fn deploy_registers_a_full_copy_with_new_env_and_image_and_succeeds() {
         );
     }
 
-    // In sync now: a second deploy forces a new deployment of the same revision.
+    // In sync now: a second deploy changes nothing and restarts nothing.
+    moto.start_recording();
+    let out = run(bosar(&moto.endpoint, "dep-same")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .args(["deploy", "--image", "repo/bosar-api:1.5.0"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["status"], "no_changes");
+    assert_eq!(doc["plan"]["action"], "none");
+    let calls = moto.recorded_calls("dep-same");
+    assert!(!calls.is_empty());
+    assert!(calls.iter().all(|c| !c.mutating()), "{calls:?}");
+    let out = run(bosar(&moto.endpoint, "dep-same-text")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["deploy", "--image", "repo/bosar-api:1.5.0"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("No changes:"), "{}", out.stdout);
+
+    // --force-new-deployment restarts the tasks of the current revision.
     moto.start_recording();
     let out = run(bosar(&moto.endpoint, "dep-force")
         .args(["--output", "json", "--config"])
         .arg(&cfg)
-        .args(["deploy", "--image", "repo/bosar-api:1.5.0"]));
+        .args([
+            "deploy",
+            "--image",
+            "repo/bosar-api:1.5.0",
+            "--force-new-deployment",
+        ]));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     assert_eq!(doc["plan"]["action"], "force_new_deployment");
@@ -260,19 +285,20 @@ fn a_rollout_that_never_completes_times_out_with_exit_4_and_ctrl_c_exits_130() {
         "state at timeout: {}",
         out.stderr
     );
-    assert!(
-        out.stderr
-            .contains("resume watching with: bosar-deploy wait --deployment "),
-        "{}",
-        out.stderr
+    // The resume command repeats the --config the run was given.
+    let resume = format!(
+        "resume watching with: bosar-deploy --config {} wait --deployment ",
+        cfg.display()
     );
+    assert!(out.stderr.contains(&resume), "{}", out.stderr);
     assert!(start.elapsed() < Duration::from_secs(30));
 
     // Ctrl-C once the watch has started (read from the progress lines, not a fixed sleep).
+    // The service already runs the new revision: restart its tasks to have a rollout.
     let mut child = bosar(&moto.endpoint, "dep-int")
         .arg("--config")
         .arg(&cfg)
-        .args(["deploy", "--timeout", "5m"])
+        .args(["deploy", "--timeout", "5m", "--force-new-deployment"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -302,10 +328,7 @@ fn a_rollout_that_never_completes_times_out_with_exit_4_and_ctrl_c_exits_130() {
         stderr.contains("stopped watching; the rollout goes on in AWS"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("resume watching with: bosar-deploy wait --deployment ecs-svc/"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("{resume}ecs-svc/")), "{stderr}");
 }
 
 #[test]

@@ -399,14 +399,15 @@ fn full_reports_a_rollout_timeout_with_exit_4_and_skips_verify() {
         "{deploy}"
     );
     assert_eq!(deploy["detail"]["outcome"]["outcome"], "timed_out");
+    let resume = format!("bosar-deploy --config {} wait --deployment ", cfg.display());
     assert!(deploy["detail"]["outcome"]["resume"]
         .as_str()
         .unwrap()
-        .starts_with("bosar-deploy wait --deployment "));
+        .starts_with(&resume));
     assert_eq!(step(&doc, "verify")["status"], "skip");
     assert!(
         out.stderr
-            .contains("resume watching with: bosar-deploy wait"),
+            .contains(&format!("resume watching with: {resume}")),
         "{}",
         out.stderr
     );

@@ -16,13 +16,17 @@ use crate::cli::AlbUpdateArgs;
 use crate::config::{Config, ResourceRef};
 use crate::exit::{Code, Failure};
 use crate::ui::Ui;
-use plan::AttributeChange;
+use plan::{AttributeChange, NotManaged};
 
 /// The target group as AWS reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetGroupInfo {
     pub arn: String,
     pub name: String,
+    /// `HTTP`, `HTTPS`, `TCP`, …; none for lambda targets.
+    pub protocol: Option<String>,
+    /// `instance`, `ip`, `lambda` or `alb`.
+    pub target_type: Option<String>,
     pub load_balancer_arns: Vec<String>,
     pub health_check_path: Option<String>,
     pub attributes: BTreeMap<String, String>,
@@ -36,6 +40,9 @@ pub struct LoadBalancerPlan {
     pub lb_type: String,
     pub idle_timeout_seconds: u64,
     pub changes: Vec<AttributeChange>,
+    /// The idle timeout when `[load_balancer] idle_timeout` is absent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_managed: Vec<NotManaged>,
 }
 
 /// Everything `alb-update` would change, plus what it noticed.
@@ -43,8 +50,14 @@ pub struct LoadBalancerPlan {
 pub struct AlbPlan {
     pub target_group: TargetGroupInfo,
     pub target_group_changes: Vec<AttributeChange>,
+    /// Attributes deploy.toml leaves out: listed with their values, never changed.
+    pub target_group_not_managed: Vec<NotManaged>,
     pub load_balancers: Vec<LoadBalancerPlan>,
     pub warnings: Vec<String>,
+    /// Why the tool will not change these resources (an NLB, a TCP or lambda target group):
+    /// a plan with refusals is never applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 impl AlbPlan {
@@ -60,6 +73,18 @@ impl AlbPlan {
         self.change_count() == 0
     }
 
+    /// A failure (exit 1) naming every refusal; nothing has been changed when it is returned.
+    pub fn ensure_not_refused(&self) -> Result<(), Failure> {
+        if self.refused.is_empty() {
+            return Ok(());
+        }
+        Err(Failure::failed(format!(
+            "refused, nothing was changed: {}",
+            self.refused.join("; ")
+        ))
+        .hint("check [target_group] and [load_balancer] in deploy.toml: they must name the ALB and the HTTP(S) target group of the ECS service"))
+    }
+
     /// terraform-style rendering: `~` changes, `+` additions, a summary line.
     pub fn render(&self, config: &std::path::Path) -> String {
         let mut out = String::new();
@@ -67,6 +92,7 @@ impl AlbPlan {
         let _ = writeln!(out, "Target group {}", style(&tg.name).bold());
         let _ = writeln!(out, "  {}", style(&tg.arn).dim());
         render_changes(&mut out, &self.target_group_changes);
+        render_not_managed(&mut out, &self.target_group_not_managed);
         for lb in &self.load_balancers {
             let _ = writeln!(
                 out,
@@ -75,6 +101,10 @@ impl AlbPlan {
                 lb.idle_timeout_seconds
             );
             render_changes(&mut out, &lb.changes);
+            render_not_managed(&mut out, &lb.not_managed);
+        }
+        for r in &self.refused {
+            let _ = writeln!(out, "{} {r}", style("refused:").red().bold());
         }
         let n = self.change_count();
         if n == 0 {
@@ -91,6 +121,21 @@ impl AlbPlan {
             );
         }
         out
+    }
+}
+
+/// Attributes left as they are, listed once with their values (dimmed: not part of the plan).
+fn render_not_managed(out: &mut String, keys: &[NotManaged]) {
+    if keys.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "    {}",
+        style("not managed (left as they are):").dim()
+    );
+    for k in keys {
+        let _ = writeln!(out, "      {}", style(k).dim());
     }
 }
 
@@ -139,6 +184,8 @@ pub async fn describe_target_group(aws: &Aws, id: &ResourceRef) -> anyhow::Resul
         .map_err(|e| sdk_error("DescribeTargetGroupAttributes", e))?;
     Ok(TargetGroupInfo {
         name: tg.target_group_name().unwrap_or_default().to_string(),
+        protocol: tg.protocol().map(|p| p.as_str().to_string()),
+        target_type: tg.target_type().map(|t| t.as_str().to_string()),
         load_balancer_arns: tg.load_balancer_arns().to_vec(),
         health_check_path: tg.health_check_path().map(str::to_string),
         attributes: attributes_map(attrs.attributes().iter().map(|a| (a.key(), a.value()))),
@@ -246,7 +293,10 @@ pub async fn plan(aws: &Aws, cfg: &Config) -> anyhow::Result<AlbPlan> {
         }
     };
     let target_group_changes = plan::plan_target_group(&tg.attributes, &cfg.target_group);
+    let target_group_not_managed =
+        plan::not_managed_target_group(&tg.attributes, &cfg.target_group, &target_group_changes);
     let mut warnings = Vec::new();
+    let mut refused: Vec<String> = refusal_of_target_group(&tg).into_iter().collect();
     if tg.load_balancer_arns.is_empty() {
         warnings.push(format!(
             "target group {} is attached to no load balancer: its stickiness settings take effect only once a listener rule forwards to it",
@@ -266,46 +316,91 @@ pub async fn plan(aws: &Aws, cfg: &Config) -> anyhow::Result<AlbPlan> {
                 tg.load_balancer_arns.join(", ")
             ));
         }
-        if lb.lb_type != "application" {
-            warnings.push(format!(
-                "load balancer {} is a {} load balancer; cookie stickiness and idle timeout apply to application load balancers",
-                lb.name, lb.lb_type
-            ));
-        }
-        let idle_current = lb
-            .attributes
-            .get(plan::IDLE_TIMEOUT)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(plan::DEFAULT_IDLE_TIMEOUT_SECS);
-        let desired_idle = configured.and_then(|c| c.idle_timeout);
-        let changes: Vec<AttributeChange> = plan::plan_idle_timeout(&lb.attributes, desired_idle)
-            .into_iter()
-            .collect();
-        let effective_idle = desired_idle.map(|d| d.as_secs()).unwrap_or(idle_current);
-        if let Some(gw) = &cfg.gateway {
-            if let Some(w) = plan::idle_timeout_warning(Duration::from_secs(effective_idle), gw) {
-                warnings.push(format!("{}: {w}", lb.name));
-            }
-        }
-        load_balancers.push(LoadBalancerPlan {
-            arn: lb.arn,
-            name: lb.name,
-            lb_type: lb.lb_type,
-            idle_timeout_seconds: idle_current,
-            changes,
-        });
+        refused.extend(refusal_of_load_balancer(&lb));
+        load_balancers.push(plan_load_balancer(lb, configured, cfg, &mut warnings));
     }
     Ok(AlbPlan {
         target_group: tg,
         target_group_changes,
+        target_group_not_managed,
         load_balancers,
         warnings,
+        refused,
+    })
+}
+
+fn plan_load_balancer(
+    lb: LoadBalancerInfo,
+    configured: Option<&crate::config::LoadBalancerSection>,
+    cfg: &Config,
+    warnings: &mut Vec<String>,
+) -> LoadBalancerPlan {
+    let idle_current = lb
+        .attributes
+        .get(plan::IDLE_TIMEOUT)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(plan::DEFAULT_IDLE_TIMEOUT_SECS);
+    let desired_idle = configured.and_then(|c| c.idle_timeout);
+    let changes: Vec<AttributeChange> = plan::plan_idle_timeout(&lb.attributes, desired_idle)
+        .into_iter()
+        .collect();
+    let not_managed = match desired_idle {
+        Some(_) => Vec::new(),
+        None => vec![NotManaged {
+            config_key: "load_balancer.idle_timeout",
+            attribute: plan::IDLE_TIMEOUT,
+            current: idle_current.to_string(),
+        }],
+    };
+    let effective_idle = desired_idle.map(|d| d.as_secs()).unwrap_or(idle_current);
+    if let Some(gw) = &cfg.gateway {
+        if let Some(w) = plan::idle_timeout_warning(Duration::from_secs(effective_idle), gw) {
+            warnings.push(format!("{}: {w}", lb.name));
+        }
+    }
+    LoadBalancerPlan {
+        arn: lb.arn,
+        name: lb.name,
+        lb_type: lb.lb_type,
+        idle_timeout_seconds: idle_current,
+        changes,
+        not_managed,
+    }
+}
+
+/// Cookie stickiness, the routing algorithm and slow start exist only for HTTP/HTTPS target
+/// groups with instance or ip targets (behind an Application Load Balancer); AWS rejects them
+/// elsewhere, so such a group is refused before any call that changes it.
+pub fn refusal_of_target_group(tg: &TargetGroupInfo) -> Option<String> {
+    if tg.target_type.as_deref() == Some("lambda") {
+        return Some(format!(
+            "target group {} has lambda targets: stickiness, the routing algorithm, slow start and the deregistration delay do not apply to them; bosar-deploy manages target groups of ECS tasks (target type ip or instance)",
+            tg.name
+        ));
+    }
+    match tg.protocol.as_deref() {
+        Some("HTTP" | "HTTPS") | None => None,
+        Some(other) => Some(format!(
+            "target group {} uses protocol {other}: cookie stickiness, the routing algorithm and slow start exist only for HTTP/HTTPS target groups behind an Application Load Balancer; manage a Network Load Balancer's target group (source_ip stickiness) with your infrastructure code instead",
+            tg.name
+        )),
+    }
+}
+
+/// The idle timeout this tool manages is an Application Load Balancer attribute.
+fn refusal_of_load_balancer(lb: &LoadBalancerInfo) -> Option<String> {
+    (lb.lb_type != "application").then(|| {
+        format!(
+            "load balancer {} is a {} load balancer: bosar-deploy manages Application Load Balancers (idle_timeout.timeout_seconds and cookie stickiness are ALB features); point [load_balancer] at the ALB in front of the gateway",
+            lb.name, lb.lb_type
+        )
     })
 }
 
 /// Applies only the planned keys, then reads back and confirms each value stuck.
 /// The target group and each load balancer are independent and go concurrently.
 pub async fn apply(aws: &Aws, plan: &AlbPlan) -> anyhow::Result<()> {
+    plan.ensure_not_refused()?;
     let tg = async {
         if plan.target_group_changes.is_empty() {
             return Ok(());
@@ -411,7 +506,7 @@ fn confirm(
 struct AlbUpdateReport<'a> {
     command: &'static str,
     dry_run: bool,
-    /// "in_sync", "changes_pending" (dry run) or "applied".
+    /// "in_sync", "changes_pending" (dry run), "applied" or "refused".
     status: &'static str,
     change_count: usize,
     #[serde(flatten)]
@@ -428,9 +523,11 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
     for w in &plan.warnings {
         ui.warn(w);
     }
-    let status = if plan.in_sync() {
+    let status = if !plan.refused.is_empty() {
+        "refused"
+    } else if plan.in_sync() {
         "in_sync"
-    } else if args.dry_run {
+    } else if args.plan.dry_run {
         "changes_pending"
     } else {
         "applied"
@@ -438,7 +535,19 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
     if !ui.json() {
         print!("{}", plan.render(&cfg.path));
     }
-    if !plan.in_sync() && !args.dry_run {
+    if !plan.refused.is_empty() {
+        if ui.json() {
+            crate::ui::print_json(&AlbUpdateReport {
+                command: "alb-update",
+                dry_run: args.plan.dry_run,
+                status,
+                change_count: plan.change_count(),
+                plan: &plan,
+            });
+        }
+        return Err(plan.ensure_not_refused().unwrap_err().into());
+    }
+    if !plan.in_sync() && !args.plan.dry_run {
         ui.line(format!("Applying {} change(s)", plan.change_count()));
         apply(aws, &plan).await?;
         if !ui.json() {
@@ -451,14 +560,14 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
     if ui.json() {
         crate::ui::print_json(&AlbUpdateReport {
             command: "alb-update",
-            dry_run: args.dry_run,
+            dry_run: args.plan.dry_run,
             status,
             change_count: plan.change_count(),
             plan: &plan,
         });
     }
     Ok(
-        if args.dry_run && args.detailed_exitcode && !plan.in_sync() {
+        if args.plan.dry_run && args.plan.detailed_exitcode && !plan.in_sync() {
             Code::ChangesPending
         } else {
             Code::Success

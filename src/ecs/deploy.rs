@@ -1,4 +1,11 @@
-//! `deploy`, `wait` and `rollback`: plan the new revision, start the rollout, watch it.
+//! `deploy`: plan the new revision, start the rollout, watch it.
+//!
+//! Only what deploy.toml names changes: the named container's image (`--image` / `[ecs] image`)
+//! and, when `[ecs.environment]` is present, its environment. With nothing to change nothing
+//! happens (`--force-new-deployment` restarts the tasks of the current revision). Services this
+//! tool cannot roll (CODE_DEPLOY or EXTERNAL controller, blue/green, linear and canary
+//! strategies) are refused before any call that changes something, and anything that fails
+//! after a revision was registered names that revision and whether the service points at it.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -7,12 +14,12 @@ use std::time::Duration;
 use console::style;
 use serde::Serialize;
 
-use super::rollout::ServiceView;
+use super::rollout::{rollout_refusal, CircuitBreaker};
 use super::taskdef::{self, revision_label, ContainerChange, DesiredContainer};
 use super::watch::{self, WatchOptions, WatchOutcome, WatchTarget};
 use super::{describe_service, describe_task_definition};
 use crate::aws::{sdk_error, Aws};
-use crate::cli::{DeployArgs, RollbackArgs, WaitArgs};
+use crate::cli::{DeployArgs, RolloutFlags};
 use crate::config::{Config, EcsSection};
 use crate::exit::{Code, Failure};
 use crate::ui::Ui;
@@ -22,8 +29,32 @@ use crate::ui::Ui;
 pub enum RolloutAction {
     /// Register a new revision and point the service at it.
     NewRevision,
-    /// Redeploy the current revision (fresh tasks, same definition).
+    /// Redeploy the current revision (fresh tasks, same definition): `--force-new-deployment`.
     ForceNewDeployment,
+    /// Nothing to change; the service is not touched.
+    None,
+}
+
+/// How to roll, from the command line (not a clap struct, so `full` passes its own).
+#[derive(Debug, Clone, Default)]
+pub struct RolloutOptions {
+    pub image: Option<String>,
+    pub timeout: Option<Duration>,
+    pub rollback_on_failure: bool,
+    pub force_new_deployment: bool,
+    pub no_wait: bool,
+}
+
+impl RolloutOptions {
+    pub fn from_flags(f: &RolloutFlags, no_wait: bool) -> Self {
+        RolloutOptions {
+            image: f.image.clone(),
+            timeout: f.timeout,
+            rollback_on_failure: f.rollback_on_failure,
+            force_new_deployment: f.force_new_deployment,
+            no_wait,
+        }
+    }
 }
 
 /// What `deploy` will do.
@@ -39,6 +70,11 @@ pub struct DeployPlan {
     pub desired_count: i32,
     /// The target groups the service registers its tasks in.
     pub target_group_arns: Vec<String>,
+    /// The service's deployment circuit breaker (`None`: off).
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Why this service cannot be rolled by this tool; a refused plan is never started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     #[serde(skip)]
     pub(crate) td: aws_sdk_ecs::types::TaskDefinition,
     #[serde(skip)]
@@ -83,98 +119,187 @@ impl DeployPlan {
                 let _ = writeln!(out, "    {}", style("(task definition in sync)").dim());
                 let _ = writeln!(
                     out,
-                    "  ~ service {}: force a new deployment of {} ({} task(s))",
+                    "  ~ service {}: force a new deployment of {} ({} task(s), --force-new-deployment)",
                     self.service, self.current_revision, self.desired_count
                 );
             }
+            RolloutAction::None => {
+                let _ = writeln!(
+                    out,
+                    "    {}",
+                    style("(task definition in sync: nothing to deploy)").dim()
+                );
+            }
+        }
+        if let Some(r) = &self.refused {
+            let _ = writeln!(out, "{} {r}", style("refused:").red().bold());
         }
         out
+    }
+
+    /// The warning for a service whose circuit breaker is off.
+    pub fn breaker_warning(&self, bound: Option<u32>) -> Option<String> {
+        if self.circuit_breaker.is_some_and(|b| b.enable) {
+            return None;
+        }
+        let bound = bound.unwrap_or((self.desired_count.max(1) as u32).saturating_mul(2));
+        Some(format!(
+            "service {} has the deployment circuit breaker off: ECS keeps replacing failing tasks instead of failing the deployment; the watch fails once {bound} task(s) of the new revision failed ([ecs] max_failed_tasks). Turn the breaker on (deploymentConfiguration.deploymentCircuitBreaker) for automatic rollbacks",
+            self.service
+        ))
+    }
+
+    fn refusal(&self) -> Option<Failure> {
+        self.refused.as_ref().map(|r| {
+            Failure::failed(format!("refused, nothing was changed: {r}"))
+                .hint("`bosar-deploy status` shows the service")
+        })
     }
 }
 
 /// Reads the service and its task definition and computes the plan. Read calls only.
-pub async fn plan(aws: &Aws, ecs: &EcsSection, image: Option<&str>) -> anyhow::Result<DeployPlan> {
+pub async fn plan(
+    aws: &Aws,
+    ecs: &EcsSection,
+    opts: &RolloutOptions,
+) -> anyhow::Result<DeployPlan> {
     let svc = describe_service(aws, &ecs.cluster, &ecs.service).await?;
     let (td, tags) = describe_task_definition(aws, &svc.task_definition).await?;
     let want = DesiredContainer {
         name: &ecs.container,
-        image: image.or(ecs.image.as_deref()),
-        environment: &ecs.environment,
+        image: opts.image.as_deref().or(ecs.image.as_deref()),
+        environment: ecs.environment.as_ref(),
         managed_prefix: &ecs.managed_env_prefix,
     };
     let changes = taskdef::diff_container(&td, &want)
         .map_err(|m| Failure::failed(m).hint("check [ecs] container in deploy.toml"))?;
+    let action = match (changes.is_empty(), opts.force_new_deployment) {
+        (false, _) => RolloutAction::NewRevision,
+        (true, true) => RolloutAction::ForceNewDeployment,
+        (true, false) => RolloutAction::None,
+    };
+    let refused = rollout_refusal(&svc).or_else(|| {
+        (action == RolloutAction::NewRevision)
+            .then(|| taskdef::unknown_union_variant(&td))
+            .flatten()
+    });
     Ok(DeployPlan {
         cluster: ecs.cluster.clone(),
         service: ecs.service.clone(),
         container: ecs.container.clone(),
         current_revision: revision_label(&svc.task_definition),
         current_task_definition: svc.task_definition.clone(),
-        action: if changes.is_empty() {
-            RolloutAction::ForceNewDeployment
-        } else {
-            RolloutAction::NewRevision
-        },
+        action,
         changes,
         desired_count: svc.desired,
         target_group_arns: svc.target_group_arns.clone(),
+        circuit_breaker: svc.circuit_breaker,
+        refused,
         td,
         tags,
         seen_events: svc.events.iter().map(|e| e.id.clone()).collect(),
     })
 }
 
-/// Registers the new revision (if any) and updates the service; returns what to watch.
-pub async fn start(aws: &Aws, plan: &DeployPlan, ui: &Ui) -> anyhow::Result<WatchTarget> {
-    let task_definition = match plan.action {
-        RolloutAction::NewRevision => {
-            let containers = taskdef::apply_changes(&plan.td, &plan.container, &plan.changes);
-            let req = taskdef::register_input(
-                aws.ecs.register_task_definition(),
-                &plan.td,
-                &plan.tags,
-                containers,
-            );
-            let out = req
-                .send()
-                .await
-                .map_err(|e| sdk_error("RegisterTaskDefinition", e))?;
-            let arn = out
-                .task_definition()
-                .and_then(|t| t.task_definition_arn())
-                .ok_or_else(|| Failure::failed("RegisterTaskDefinition returned no ARN"))?
-                .to_string();
-            ui.line(format!("Registered {}", revision_label(&arn)));
-            arn
-        }
-        RolloutAction::ForceNewDeployment => plan.current_task_definition.clone(),
-    };
-    update_service(
-        aws,
-        &plan.cluster,
-        &plan.service,
-        &task_definition,
-        plan.action == RolloutAction::ForceNewDeployment,
-        ui,
-    )
-    .await
+/// A failure after RegisterTaskDefinition: the revision exists, the service may not use it.
+struct Orphan {
+    registered: String,
+    points_at_it: Option<bool>,
+    error: anyhow::Error,
 }
 
-async fn update_service(
+/// Registers the new revision (if any) and updates the service; returns what to watch and
+/// the revision registered.
+async fn start(
     aws: &Aws,
-    cluster: &str,
-    service: &str,
-    task_definition: &str,
-    force: bool,
+    plan: &DeployPlan,
+    ui: &Ui,
+) -> Result<(WatchTarget, Option<String>), Orphan> {
+    let no_orphan = |error| Orphan {
+        registered: String::new(),
+        points_at_it: None,
+        error,
+    };
+    let (task_definition, registered) = match plan.action {
+        RolloutAction::NewRevision => {
+            let arn = register(aws, plan).await.map_err(no_orphan)?;
+            ui.line(format!("Registered {}", revision_label(&arn)));
+            (arn.clone(), Some(arn))
+        }
+        RolloutAction::ForceNewDeployment => (plan.current_task_definition.clone(), None),
+        RolloutAction::None => {
+            return Err(no_orphan(
+                Failure::failed("nothing to deploy: the plan has no change").into(),
+            ))
+        }
+    };
+    let force = plan.action == RolloutAction::ForceNewDeployment;
+    let update = UpdateRequest {
+        cluster: &plan.cluster,
+        service: &plan.service,
+        task_definition: &task_definition,
+        previous: Some(&plan.current_task_definition),
+        force,
+    };
+    match update_service(aws, &update, ui).await {
+        Ok(target) => Ok((target, registered)),
+        Err(error) => match registered {
+            None => Err(no_orphan(error)),
+            Some(arn) => {
+                let points_at_it = describe_service(aws, &plan.cluster, &plan.service)
+                    .await
+                    .ok()
+                    .map(|s| s.task_definition == arn);
+                Err(Orphan {
+                    registered: arn,
+                    points_at_it,
+                    error,
+                })
+            }
+        },
+    }
+}
+
+async fn register(aws: &Aws, plan: &DeployPlan) -> anyhow::Result<String> {
+    let containers = taskdef::apply_changes(&plan.td, &plan.container, &plan.changes);
+    let out = taskdef::register_input(
+        aws.ecs.register_task_definition(),
+        &plan.td,
+        &plan.tags,
+        containers,
+    )
+    .send()
+    .await
+    .map_err(|e| sdk_error("RegisterTaskDefinition", e))?;
+    Ok(out
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .ok_or_else(|| Failure::failed("RegisterTaskDefinition returned no ARN"))?
+        .to_string())
+}
+
+/// One UpdateService call.
+pub(crate) struct UpdateRequest<'a> {
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub task_definition: &'a str,
+    /// What the service ran before (a circuit-breaker rollback returns to it).
+    pub previous: Option<&'a str>,
+    pub force: bool,
+}
+
+pub(crate) async fn update_service(
+    aws: &Aws,
+    r: &UpdateRequest<'_>,
     ui: &Ui,
 ) -> anyhow::Result<WatchTarget> {
     let mut req = aws
         .ecs
         .update_service()
-        .cluster(cluster)
-        .service(service)
-        .task_definition(task_definition);
-    if force {
+        .cluster(r.cluster)
+        .service(r.service)
+        .task_definition(r.task_definition);
+    if r.force {
         req = req.force_new_deployment(true);
     }
     let out = req
@@ -194,15 +319,16 @@ async fn update_service(
         .to_string();
     ui.line(format!(
         "Started deployment {deployment_id} of {}",
-        revision_label(task_definition)
+        revision_label(r.task_definition)
     ));
     let target = WatchTarget {
-        cluster: cluster.to_string(),
-        service: service.to_string(),
+        cluster: r.cluster.to_string(),
+        service: r.service.to_string(),
         deployment_id,
-        task_definition: task_definition.to_string(),
+        task_definition: r.task_definition.to_string(),
+        previous_task_definition: r.previous.map(str::to_string),
     };
-    ui.set_resume_hint(watch::resume_command(&target));
+    ui.set_resume_hint(watch::resume_command(ui, &target));
     Ok(target)
 }
 
@@ -210,6 +336,13 @@ async fn update_service(
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployResult {
     pub plan: DeployPlan,
+    /// The revision this run registered, also when a later step failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered_task_definition: Option<String>,
+    /// Whether the service points at the registered revision (`None`: nothing registered,
+    /// or it could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_uses_registered: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -221,11 +354,43 @@ pub struct DeployResult {
 }
 
 impl DeployResult {
+    fn new(plan: DeployPlan) -> DeployResult {
+        DeployResult {
+            plan,
+            registered_task_definition: None,
+            service_uses_registered: None,
+            deployment_id: None,
+            task_definition: None,
+            outcome: None,
+            rollback: None,
+        }
+    }
+
     pub fn code(&self) -> Code {
         self.outcome
             .as_ref()
             .map(|o| o.code())
             .unwrap_or(Code::Success)
+    }
+
+    /// Where the service stands after an error that came after RegisterTaskDefinition.
+    fn orphan_note(&self, ui: &Ui) -> Option<String> {
+        let reg = revision_label(self.registered_task_definition.as_deref()?);
+        let cur = &self.plan.current_revision;
+        Some(match (self.service_uses_registered, &self.deployment_id) {
+            (Some(true), Some(d)) => format!(
+                "{reg} was registered and the service points at it (deployment {d} goes on in AWS); follow it with: {}",
+                ui.command(&format!("wait --deployment {}", crate::ui::shell_quote(d)))
+            ),
+            (Some(true), None) => format!("{reg} was registered and the service points at it"),
+            (Some(false), _) => format!(
+                "{reg} was registered but the service still runs {cur}; deploy again (a new revision is registered), or remove it: aws ecs deregister-task-definition --task-definition {reg}"
+            ),
+            (None, _) => format!(
+                "{reg} was registered; whether the service points at it is unknown: `{}` shows it",
+                ui.command("status")
+            ),
+        })
     }
 }
 
@@ -233,68 +398,148 @@ pub fn watch_options(ecs: &EcsSection, timeout: Option<Duration>) -> WatchOption
     WatchOptions {
         poll_interval: ecs.poll_interval,
         timeout: timeout.unwrap_or(ecs.timeout),
+        max_failed_tasks: ecs.max_failed_tasks,
     }
 }
 
-/// Start and (unless `no_wait`) watch; with `rollback_on_failure`, go back and watch that too.
+/// An error after a change was made, with where the service stands appended.
+fn with_note(e: anyhow::Error, note: Option<String>) -> anyhow::Error {
+    let Some(note) = note else { return e };
+    let code = crate::exit::code_of(&e);
+    let hint = crate::exit::hint_of(&e).map(str::to_string);
+    let mut f = Failure::new(code, format!("{}; {note}", crate::exit::message_of(&e)));
+    f.hint = hint;
+    f.into()
+}
+
+/// Starts and (unless `no_wait`) watches the rollout; with `rollback_on_failure`, goes back
+/// after a failure of ours (never after a superseding deploy; after a circuit-breaker
+/// rollback it watches the breaker's rollback instead of starting another). The result is
+/// complete on every path; the error, if any, is what ended the run.
 pub async fn execute(
     aws: &Aws,
     ecs: &EcsSection,
     plan: DeployPlan,
-    args: &DeployArgs,
+    opts: &RolloutOptions,
     ui: &Ui,
-) -> anyhow::Result<DeployResult> {
-    let target = start(aws, &plan, ui).await?;
-    let mut result = DeployResult {
-        deployment_id: Some(target.deployment_id.clone()),
-        task_definition: Some(target.task_definition.clone()),
-        outcome: None,
-        rollback: None,
-        plan,
+) -> (DeployResult, Option<anyhow::Error>) {
+    let mut result = DeployResult::new(plan);
+    if let Some(f) = result.plan.refusal() {
+        return (result, Some(f.into()));
+    }
+    if result.plan.action == RolloutAction::None {
+        return (result, None);
+    }
+    let target = match start(aws, &result.plan, ui).await {
+        Ok((target, registered)) => {
+            result.service_uses_registered = registered.as_ref().map(|_| true);
+            result.registered_task_definition = registered;
+            result.deployment_id = Some(target.deployment_id.clone());
+            result.task_definition = Some(target.task_definition.clone());
+            target
+        }
+        Err(o) => {
+            if !o.registered.is_empty() {
+                result.registered_task_definition = Some(o.registered);
+                result.service_uses_registered = o.points_at_it;
+            }
+            let note = result.orphan_note(ui);
+            return (result, Some(with_note(o.error, note)));
+        }
     };
-    if args.no_wait {
-        return Ok(result);
+    if opts.no_wait {
+        return (result, None);
     }
-    let opts = watch_options(ecs, args.timeout);
-    let outcome = watch::watch(aws, &target, opts, ui, result.plan.seen_events.clone()).await?;
-    if matches!(outcome, WatchOutcome::Failed { .. }) && args.rollback_on_failure {
-        ui.warn(format!(
-            "{}; rolling back to {}",
-            outcome.message(),
-            result.plan.current_revision
-        ));
-        watch::print_outcome(ui, &outcome);
-        let back = update_service(
-            aws,
-            &ecs.cluster,
-            &ecs.service,
-            &result.plan.current_task_definition,
-            false,
-            ui,
-        )
-        .await?;
-        let seen = match describe_service(aws, &ecs.cluster, &ecs.service).await {
-            Ok(s) => s.events.iter().map(|e| e.id.clone()).collect(),
-            Err(_) => HashSet::new(),
-        };
-        result.rollback = Some(watch::watch(aws, &back, opts, ui, seen).await?);
-    }
+    let wo = watch_options(ecs, opts.timeout);
+    let outcome = match watch::watch(aws, &target, wo, ui, result.plan.seen_events.clone()).await {
+        Ok(o) => o,
+        Err(e) => {
+            let note = result.orphan_note(ui).or_else(|| {
+                Some(format!(
+                    "deployment {} goes on in AWS; follow it with: {}",
+                    target.deployment_id,
+                    watch::resume_command(ui, &target)
+                ))
+            });
+            return (result, Some(with_note(e, note)));
+        }
+    };
+    let error = if opts.rollback_on_failure {
+        roll_back_after(aws, ecs, &mut result, &outcome, wo, ui)
+            .await
+            .err()
+    } else {
+        None
+    };
     result.outcome = Some(outcome);
-    Ok(result)
+    (result, error)
+}
+
+/// `--rollback-on-failure` after `outcome`.
+async fn roll_back_after(
+    aws: &Aws,
+    ecs: &EcsSection,
+    result: &mut DeployResult,
+    outcome: &WatchOutcome,
+    wo: WatchOptions,
+    ui: &Ui,
+) -> anyhow::Result<()> {
+    let WatchOutcome::Failed { rolled_back_to, .. } = outcome else {
+        if let WatchOutcome::Superseded { .. } = outcome {
+            ui.warn("--rollback-on-failure: not rolling back: another deployment superseded this one, and undoing it is not this run's call");
+        }
+        return Ok(());
+    };
+    watch::print_outcome(ui, outcome);
+    let back = match rolled_back_to {
+        Some(rb) => {
+            ui.warn(format!(
+                "{}; the circuit breaker is already rolling back to {}: watching its deployment {}",
+                outcome.message(),
+                rb.revision,
+                rb.id
+            ));
+            WatchTarget {
+                cluster: ecs.cluster.clone(),
+                service: ecs.service.clone(),
+                deployment_id: rb.id.clone(),
+                task_definition: rb.task_definition.clone(),
+                previous_task_definition: None,
+            }
+        }
+        None => {
+            ui.warn(format!(
+                "{}; rolling back to {}",
+                outcome.message(),
+                result.plan.current_revision
+            ));
+            let update = UpdateRequest {
+                cluster: &ecs.cluster,
+                service: &ecs.service,
+                task_definition: &result.plan.current_task_definition,
+                previous: None,
+                force: false,
+            };
+            update_service(aws, &update, ui).await?
+        }
+    };
+    let seen = match describe_service(aws, &ecs.cluster, &ecs.service).await {
+        Ok(s) => s.events.iter().map(|e| e.id.clone()).collect(),
+        Err(_) => HashSet::new(),
+    };
+    result.rollback = Some(watch::watch(aws, &back, wo, ui, seen).await?);
+    Ok(())
 }
 
 fn print_result(ui: &Ui, result: &DeployResult) {
     if let Some(o) = &result.outcome {
-        match o {
-            WatchOutcome::Succeeded { .. } => {
-                if !ui.json() {
-                    println!("{}", o.message());
-                }
+        if o.succeeded() {
+            if !ui.json() {
+                println!("{}", o.message());
             }
-            _ => {
-                ui.error(o.message(), None);
-                watch::print_outcome(ui, o);
-            }
+        } else {
+            ui.error(o.message(), None);
+            watch::print_outcome(ui, o);
         }
     }
     if let Some(rb) = &result.rollback {
@@ -303,7 +548,7 @@ fn print_result(ui: &Ui, result: &DeployResult) {
             result.plan.current_revision,
             rb.message()
         );
-        if matches!(rb, WatchOutcome::Succeeded { .. }) {
+        if rb.succeeded() {
             ui.line(msg);
         } else {
             ui.error(msg, None);
@@ -312,193 +557,130 @@ fn print_result(ui: &Ui, result: &DeployResult) {
     }
 }
 
+/// `deploy --output json`: printed on every path, with the error when there is one.
 #[derive(Serialize)]
-struct Report<'a, T: Serialize> {
+struct DeployReport<'a> {
     command: &'static str,
     dry_run: bool,
-    #[serde(flatten)]
-    body: &'a T,
+    /// `no_changes`, `changes_pending` (dry run), `started` (`--no-wait`), `succeeded`,
+    /// `failed`, `superseded`, `timed_out`, `refused`.
+    status: &'static str,
+    exit_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    result: Option<&'a DeployResult>,
+}
+
+fn status_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str {
+    if result.plan.refused.is_some() {
+        return "refused";
+    }
+    match (&result.outcome, result.plan.action) {
+        (Some(WatchOutcome::Succeeded { .. }), _) => "succeeded",
+        (Some(WatchOutcome::Failed { .. }), _) => "failed",
+        (Some(WatchOutcome::Superseded { .. }), _) => "superseded",
+        (Some(WatchOutcome::TimedOut { .. }), _) => "timed_out",
+        _ if error => "failed",
+        (None, RolloutAction::None) => "no_changes",
+        (None, _) if dry_run => "changes_pending",
+        (None, _) => "started",
+    }
+}
+
+fn emit_json(
+    ui: &Ui,
+    dry_run: bool,
+    result: Option<&DeployResult>,
+    err: Option<&anyhow::Error>,
+    code: Code,
+) {
+    if !ui.json() {
+        return;
+    }
+    let status = match result {
+        Some(r) => status_of(r, dry_run, err.is_some()),
+        None => "failed",
+    };
+    crate::ui::print_json(&DeployReport {
+        command: "deploy",
+        dry_run,
+        status,
+        exit_code: code.as_i32(),
+        error: err.map(crate::exit::message_of),
+        result,
+    });
 }
 
 /// The `deploy` verb.
 pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
     let ecs = cfg.ecs("deploy")?;
-    if let Some(img) = &args.image {
-        if img.trim().is_empty() || img.contains(char::is_whitespace) {
-            return Err(
-                Failure::usage(format!("--image: \"{img}\" is not an image reference")).into(),
-            );
-        }
-    }
+    let opts = RolloutOptions::from_flags(&args.rollout, args.no_wait);
     ui.line(format!(
         "Reading service {} in cluster {}",
         ecs.service, ecs.cluster
     ));
-    let plan = plan(aws, ecs, args.image.as_deref()).await?;
+    let plan = match plan(aws, ecs, &opts).await {
+        Ok(p) => p,
+        Err(e) => {
+            emit_json(
+                ui,
+                args.plan.dry_run,
+                None,
+                Some(&e),
+                crate::exit::code_of(&e),
+            );
+            return Err(e);
+        }
+    };
     if !ui.json() {
         print!("{}", plan.render());
     }
-    if args.dry_run {
-        if ui.json() {
-            crate::ui::print_json(&Report {
-                command: "deploy",
-                dry_run: true,
-                body: &DeployResult {
-                    plan,
-                    deployment_id: None,
-                    task_definition: None,
-                    outcome: None,
-                    rollback: None,
-                },
-            });
+    if plan.refused.is_none() && plan.action != RolloutAction::None {
+        if let Some(w) = plan.breaker_warning(ecs.max_failed_tasks) {
+            ui.warn(w);
         }
-        // A dry run always has a rollout to start (at least a forced redeploy).
-        return Ok(if args.detailed_exitcode {
-            Code::ChangesPending
-        } else {
-            Code::Success
-        });
     }
-    let result = execute(aws, ecs, plan, args, ui).await?;
-    if args.no_wait && !ui.json() {
-        println!(
-            "Deployment {} started; not watching. Follow it with: bosar-deploy wait --deployment {}",
-            result.deployment_id.as_deref().unwrap_or("?"),
-            result.deployment_id.as_deref().unwrap_or("?")
-        );
+    if args.plan.dry_run {
+        let result = DeployResult::new(plan);
+        let err = result.plan.refusal().map(anyhow::Error::from);
+        let code = match &err {
+            Some(e) => crate::exit::code_of(e),
+            None if args.plan.detailed_exitcode && result.plan.action != RolloutAction::None => {
+                Code::ChangesPending
+            }
+            None => Code::Success,
+        };
+        emit_json(ui, true, Some(&result), err.as_ref(), code);
+        return match err {
+            Some(e) => Err(e),
+            None => Ok(code),
+        };
+    }
+    let (result, err) = execute(aws, ecs, plan, &opts, ui).await;
+    if !ui.json() {
+        if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
+            println!(
+                "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
+                cfg.path.display()
+            );
+        } else if opts.no_wait && err.is_none() {
+            if let Some(d) = &result.deployment_id {
+                println!(
+                    "Deployment {d} started; not watching. Follow it with: {}",
+                    ui.command(&format!("wait --deployment {}", crate::ui::shell_quote(d)))
+                );
+            }
+        }
     }
     print_result(ui, &result);
-    if ui.json() {
-        crate::ui::print_json(&Report {
-            command: "deploy",
-            dry_run: false,
-            body: &result,
-        });
-    }
-    Ok(result.code())
-}
-
-/// The `wait` verb: resume watching a deployment (default: the primary one).
-pub async fn run_wait(args: &WaitArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
-    let ecs = cfg.ecs("wait")?;
-    let svc: ServiceView = describe_service(aws, &ecs.cluster, &ecs.service).await?;
-    let dep = match &args.deployment {
-        Some(id) => svc.deployment(id).cloned().ok_or_else(|| {
-            Failure::failed(format!("deployment {id} is not on service {}", ecs.service))
-                .hint("`bosar-deploy status` lists the service's deployments")
-        })?,
-        None => svc.primary().cloned().ok_or_else(|| {
-            Failure::failed(format!("service {} has no primary deployment", ecs.service))
-        })?,
+    let code = match &err {
+        Some(e) => crate::exit::code_of(e),
+        None => result.code(),
     };
-    let target = WatchTarget {
-        cluster: ecs.cluster.clone(),
-        service: ecs.service.clone(),
-        deployment_id: dep.id.clone(),
-        task_definition: dep.task_definition.clone(),
-    };
-    ui.set_resume_hint(watch::resume_command(&target));
-    ui.line(format!(
-        "Watching deployment {} of {}",
-        dep.id,
-        dep.revision()
-    ));
-    // Show the latest few events for context, then only new ones.
-    let seen: HashSet<String> = svc.events.iter().skip(3).map(|e| e.id.clone()).collect();
-    let outcome = watch::watch(aws, &target, watch_options(ecs, args.timeout), ui, seen).await?;
-    finish_outcome(ui, "wait", &outcome)
-}
-
-fn finish_outcome(ui: &Ui, command: &'static str, outcome: &WatchOutcome) -> anyhow::Result<Code> {
-    if ui.json() {
-        crate::ui::print_json(&Report {
-            command,
-            dry_run: false,
-            body: outcome,
-        });
-    } else if matches!(outcome, WatchOutcome::Succeeded { .. }) {
-        println!("{}", outcome.message());
+    emit_json(ui, false, Some(&result), err.as_ref(), code);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(code),
     }
-    if !matches!(outcome, WatchOutcome::Succeeded { .. }) {
-        ui.error(outcome.message(), None);
-        watch::print_outcome(ui, outcome);
-    }
-    Ok(outcome.code())
-}
-
-/// Resolves `--to` ("42", "bosar-api:42" or an ARN) or the revision before the current one.
-async fn rollback_target(aws: &Aws, current: &str, to: Option<&str>) -> anyhow::Result<String> {
-    let family = revision_label(current)
-        .rsplit_once(':')
-        .map(|(f, _)| f.to_string())
-        .unwrap_or_default();
-    if let Some(to) = to {
-        let id = if to.starts_with("arn:") || to.contains(':') {
-            to.to_string()
-        } else if to.parse::<u32>().is_ok() {
-            format!("{family}:{to}")
-        } else {
-            return Err(Failure::usage(format!(
-                "--to {to}: give a revision number, FAMILY:REVISION or an ARN"
-            ))
-            .into());
-        };
-        let (td, _) = describe_task_definition(aws, &id).await.map_err(|e| {
-            anyhow::Error::from(Failure::failed(format!("revision {id} not found: {e}")))
-        })?;
-        return Ok(td.task_definition_arn().unwrap_or(&id).to_string());
-    }
-    let cur = taskdef::revision_number(current).unwrap_or(i32::MAX);
-    let list = aws
-        .ecs
-        .list_task_definitions()
-        .family_prefix(&family)
-        .sort(aws_sdk_ecs::types::SortOrder::Desc)
-        .send()
-        .await
-        .map_err(|e| sdk_error("ListTaskDefinitions", e))?;
-    list.task_definition_arns()
-        .iter()
-        .filter(|a| revision_label(a).rsplit_once(':').map(|(f, _)| f) == Some(family.as_str()))
-        .find(|a| taskdef::revision_number(a).is_some_and(|n| n < cur))
-        .cloned()
-        .ok_or_else(|| {
-            Failure::failed(format!(
-                "no revision of {family} before {}",
-                revision_label(current)
-            ))
-            .hint("name one with --to REVISION")
-            .into()
-        })
-}
-
-/// The `rollback` verb.
-pub async fn run_rollback(
-    args: &RollbackArgs,
-    cfg: &Config,
-    aws: &Aws,
-    ui: &Ui,
-) -> anyhow::Result<Code> {
-    let ecs = cfg.ecs("rollback")?;
-    let svc = describe_service(aws, &ecs.cluster, &ecs.service).await?;
-    let to = rollback_target(aws, &svc.task_definition, args.to.as_deref()).await?;
-    let msg = format!(
-        "~ service {}: {} -> {}",
-        ecs.service,
-        revision_label(&svc.task_definition),
-        revision_label(&to)
-    );
-    if !ui.json() {
-        println!("{msg}");
-    }
-    if args.dry_run {
-        return Ok(Code::Success);
-    }
-    let target = update_service(aws, &ecs.cluster, &ecs.service, &to, false, ui).await?;
-    if args.no_wait {
-        return Ok(Code::Success);
-    }
-    let seen = svc.events.iter().map(|e| e.id.clone()).collect();
-    let outcome = watch::watch(aws, &target, watch_options(ecs, args.timeout), ui, seen).await?;
-    finish_outcome(ui, "rollback", &outcome)
 }

@@ -1,31 +1,38 @@
-//! ECS: roll the service (`deploy`), follow the deployment by id (`watch`), report (`status`),
-//! go back (`rollback`). `rollout` and `taskdef` are pure; this module does the reading.
+//! ECS: roll the service (`deploy`), follow the deployment by id (`watch`, `wait`), report
+//! (`status`), go back (`rollback`): one file per verb. `rollout` and `taskdef` are pure; this
+//! module does the reading.
 
 pub mod deploy;
+pub mod rollback;
 pub mod rollout;
 pub mod status;
 pub mod taskdef;
+pub mod wait;
 pub mod watch;
 
 use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionField};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
-use crate::aws::{sdk_error, Aws};
+use crate::aws::{is_transient, sdk_error, Aws};
 use crate::exit::Failure;
-use rollout::{DeploymentView, EventView, ServiceView};
+use rollout::{CircuitBreaker, DeploymentView, EventView, ServiceView};
 
 fn date(d: Option<&aws_smithy_types::DateTime>) -> String {
     d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
         .unwrap_or_default()
 }
 
-/// Errors worth waiting out in a watch loop: throttling, timeouts, connection failures.
-pub fn is_transient<E: aws_sdk_ecs::error::ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    crate::aws::is_throttling(err)
-        || matches!(
-            err,
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
-        )
+/// An SDK error as a [`DescribeError`]: transient ones are waited out by the watch loop.
+fn classify<E>(operation: &str, e: SdkError<E, HttpResponse>) -> DescribeError
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if is_transient(&e) {
+        DescribeError::Transient(sdk_error(operation, e).to_string())
+    } else {
+        DescribeError::Fatal(sdk_error(operation, e))
+    }
 }
 
 /// DescribeServices as a [`ServiceView`]; a missing service or cluster is a clear failure.
@@ -56,12 +63,7 @@ pub async fn describe_service(
                 .into(),
             ))
         }
-        Err(e) if is_transient(&e) => {
-            return Err(DescribeError::Transient(
-                crate::aws::sdk_error("DescribeServices", e).to_string(),
-            ))
-        }
-        Err(e) => return Err(DescribeError::Fatal(sdk_error("DescribeServices", e))),
+        Err(e) => return Err(classify("DescribeServices", e)),
     };
     let Some(s) = out
         .services()
@@ -99,6 +101,7 @@ pub async fn describe_service(
                 failed_tasks: d.failed_tasks(),
                 rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
                 rollout_state_reason: d.rollout_state_reason().map(str::to_string),
+                created_at: date(d.created_at()),
             })
             .collect(),
         events: s
@@ -115,6 +118,20 @@ pub async fn describe_service(
             .iter()
             .filter_map(|l| l.target_group_arn().map(str::to_string))
             .collect(),
+        deployment_controller: s
+            .deployment_controller()
+            .map(|c| c.r#type().as_str().to_string()),
+        strategy: s
+            .deployment_configuration()
+            .and_then(|c| c.strategy())
+            .map(|st| st.as_str().to_string()),
+        circuit_breaker: s
+            .deployment_configuration()
+            .and_then(|c| c.deployment_circuit_breaker())
+            .map(|b| CircuitBreaker {
+                enable: b.enable(),
+                rollback: b.rollback(),
+            }),
     })
 }
 
@@ -135,7 +152,7 @@ impl From<DescribeError> for anyhow::Error {
 }
 
 /// Healthy and total targets per target group.
-pub async fn target_health(aws: &Aws, arns: &[String]) -> anyhow::Result<Vec<TargetHealth>> {
+pub async fn target_health(aws: &Aws, arns: &[String]) -> Result<Vec<TargetHealth>, DescribeError> {
     let mut out = Vec::new();
     for arn in arns {
         let resp = aws
@@ -144,7 +161,7 @@ pub async fn target_health(aws: &Aws, arns: &[String]) -> anyhow::Result<Vec<Tar
             .target_group_arn(arn)
             .send()
             .await
-            .map_err(|e| sdk_error("DescribeTargetHealth", e))?;
+            .map_err(|e| classify("DescribeTargetHealth", e))?;
         let mut th = TargetHealth {
             target_group_arn: arn.clone(),
             healthy: 0,
@@ -183,74 +200,99 @@ pub struct TargetHealth {
     pub unhealthy: Vec<String>,
 }
 
-/// Stopped tasks of `task_definition`, each as "task ID: stoppedReason; container exit codes".
+/// Pages of stopped tasks read at most when looking for ours (100 tasks a page).
+const STOPPED_TASK_PAGES: usize = 10;
+/// Stopped tasks of ours shown as causes.
+const STOPPED_TASK_CAUSES: usize = 5;
+
+/// The most recently stopped tasks of `task_definition`, each as "task ID stopped: reason;
+/// container exit codes". Pages through ListTasks (100 a page, at most
+/// [`STOPPED_TASK_PAGES`]) and describes them 100 at a time, keeping only ours: during a
+/// rollout the stopped tasks of the old revision outnumber ours.
 pub async fn stopped_tasks(
     aws: &Aws,
     cluster: &str,
     service: &str,
     task_definition: &str,
-) -> Vec<String> {
-    let Ok(list) = aws
+) -> Result<Vec<String>, DescribeError> {
+    let mut pages = aws
         .ecs
         .list_tasks()
         .cluster(cluster)
         .service_name(service)
         .desired_status(DesiredStatus::Stopped)
-        .send()
-        .await
-    else {
-        return Vec::new();
-    };
-    let arns: Vec<String> = list.task_arns().iter().take(20).cloned().collect();
-    if arns.is_empty() {
-        return Vec::new();
+        .max_results(100)
+        .into_paginator()
+        .send();
+    let mut ours: Vec<aws_sdk_ecs::types::Task> = Vec::new();
+    let mut read = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("ListTasks", e))?;
+        let arns = page.task_arns().to_vec();
+        for chunk in arns.chunks(100) {
+            let tasks = aws
+                .ecs
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify("DescribeTasks", e))?;
+            ours.extend(
+                tasks
+                    .tasks()
+                    .iter()
+                    .filter(|t| t.task_definition_arn() == Some(task_definition))
+                    .cloned(),
+            );
+        }
+        read += 1;
+        if read >= STOPPED_TASK_PAGES {
+            break;
+        }
     }
-    let Ok(tasks) = aws
-        .ecs
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(arns))
-        .send()
-        .await
-    else {
-        return Vec::new();
-    };
-    tasks
-        .tasks()
+    // Newest first.
+    ours.sort_by(|a, b| {
+        let at =
+            |t: &aws_sdk_ecs::types::Task| t.stopped_at().map(|d| (d.secs(), d.subsec_nanos()));
+        at(b).cmp(&at(a))
+    });
+    Ok(ours
         .iter()
-        .filter(|t| t.task_definition_arn() == Some(task_definition))
-        .take(5)
-        .map(|t| {
-            let id = t
-                .task_arn()
-                .unwrap_or("?")
-                .rsplit('/')
-                .next()
-                .unwrap_or("?");
-            let containers: Vec<String> = t
-                .containers()
-                .iter()
-                .map(|c| {
-                    let mut s = format!(
-                        "{} exit {}",
-                        c.name().unwrap_or("?"),
-                        c.exit_code()
-                            .map(|e| e.to_string())
-                            .unwrap_or_else(|| "-".into())
-                    );
-                    if let Some(r) = c.reason() {
-                        s.push_str(&format!(" ({r})"));
-                    }
-                    s
-                })
-                .collect();
-            format!(
-                "task {id} stopped: {}; {}",
-                t.stopped_reason().unwrap_or("no reason given"),
-                containers.join(", ")
-            )
+        .take(STOPPED_TASK_CAUSES)
+        .map(describe_stopped_task)
+        .collect())
+}
+
+fn describe_stopped_task(t: &aws_sdk_ecs::types::Task) -> String {
+    let id = t
+        .task_arn()
+        .unwrap_or("?")
+        .rsplit('/')
+        .next()
+        .unwrap_or("?");
+    let containers: Vec<String> = t
+        .containers()
+        .iter()
+        .map(|c| {
+            let mut s = format!(
+                "{} exit {}",
+                c.name().unwrap_or("?"),
+                c.exit_code()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+            if let Some(r) = c.reason() {
+                s.push_str(&format!(" ({r})"));
+            }
+            s
         })
-        .collect()
+        .collect();
+    format!(
+        "task {id} stopped: {}; {}",
+        t.stopped_reason().unwrap_or("no reason given"),
+        containers.join(", ")
+    )
 }
 
 /// The task definition with its tags.

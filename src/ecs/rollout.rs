@@ -19,6 +19,9 @@ pub struct DeploymentView {
     pub rollout_state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout_state_reason: Option<String>,
+    /// RFC 3339; empty when ECS does not say.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub created_at: String,
 }
 
 impl DeploymentView {
@@ -64,6 +67,21 @@ pub struct ServiceView {
     /// Newest first, as ECS returns them.
     pub events: Vec<EventView>,
     pub target_group_arns: Vec<String>,
+    /// `ECS`, `CODE_DEPLOY` or `EXTERNAL`; absent means ECS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_controller: Option<String>,
+    /// `ROLLING`, `BLUE_GREEN`, `LINEAR` or `CANARY`; absent means ROLLING.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// The deployment circuit breaker; `None` when the service reports none (off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
 }
 
 impl ServiceView {
@@ -73,6 +91,81 @@ impl ServiceView {
     pub fn deployment(&self, id: &str) -> Option<&DeploymentView> {
         self.deployments.iter().find(|d| d.id == id)
     }
+    pub fn breaker_enabled(&self) -> bool {
+        self.circuit_breaker.is_some_and(|b| b.enable)
+    }
+}
+
+/// Why this tool cannot roll the service, if it cannot: UpdateService with a new revision is
+/// refused for CODE_DEPLOY, EXTERNAL services take task sets, and ECS-native blue/green,
+/// linear and canary shift traffic between two target groups, so "healthy in the service's
+/// target group" would be judged on the wrong one.
+pub fn rollout_refusal(svc: &ServiceView) -> Option<String> {
+    match svc.deployment_controller.as_deref() {
+        None | Some("ECS") => {}
+        Some("CODE_DEPLOY") => {
+            return Some(format!(
+                "service {} uses the CODE_DEPLOY deployment controller: ECS refuses UpdateService with a new task definition for it; deploy it with CodeDeploy (`aws deploy create-deployment` with an AppSpec naming the new revision), or move the service to the ECS controller with the ROLLING strategy",
+                svc.name
+            ))
+        }
+        Some("EXTERNAL") => {
+            return Some(format!(
+                "service {} uses the EXTERNAL deployment controller: it is rolled with task sets (CreateTaskSet, UpdateServicePrimaryTaskSet), which bosar-deploy does not drive; use the controller that owns it",
+                svc.name
+            ))
+        }
+        Some(other) => {
+            return Some(format!(
+                "service {} uses deployment controller {other}, which bosar-deploy does not know",
+                svc.name
+            ))
+        }
+    }
+    match svc.strategy.as_deref() {
+        None | Some("ROLLING") => None,
+        Some(s) => Some(format!(
+            "service {} uses the ECS {s} deployment strategy: traffic shifts between its production and alternate target groups, and bosar-deploy judges success on one target group (ROLLING only); deploy it with `aws ecs update-service` and follow it with `aws ecs describe-service-deployments`, or switch the service's deploymentConfiguration.strategy to ROLLING",
+            svc.name
+        )),
+    }
+}
+
+/// A deployment as the end of a watch names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentRef {
+    pub id: String,
+    pub revision: String,
+    pub task_definition: String,
+}
+
+impl DeploymentRef {
+    fn of(d: &DeploymentView) -> DeploymentRef {
+        DeploymentRef {
+            id: d.id.clone(),
+            revision: d.revision(),
+            task_definition: d.task_definition.clone(),
+        }
+    }
+}
+
+/// What the watch knows beyond the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// The revision the service ran before ours, when this run started the deployment: a
+    /// circuit-breaker rollback goes back to it.
+    pub previous_task_definition: Option<String>,
+    /// With the circuit breaker off: fail once this many tasks of ours failed (`None`: twice
+    /// our desired count).
+    pub max_failed_tasks: Option<u32>,
+}
+
+impl Policy {
+    /// The failed-task bound with the circuit breaker off.
+    pub fn failed_task_bound(&self, desired: i32) -> u32 {
+        self.max_failed_tasks
+            .unwrap_or_else(|| (desired.max(1) as u32).saturating_mul(2))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,49 +174,116 @@ pub enum Verdict {
     InProgress,
     /// ECS is done with our deployment; target health is checked next.
     Completed,
-    /// Our deployment failed (circuit breaker); `rolled_back_to` when another took over.
+    /// Our deployment failed and is still primary: the circuit breaker without rollback, or,
+    /// with the breaker off, too many failed tasks.
     Failed {
         reason: String,
-        rolled_back_to: Option<String>,
     },
-    /// Our deployment lost PRIMARY (or vanished) and the service runs another revision.
+    /// The circuit breaker failed ours and rolled back: the new primary runs the previous
+    /// revision and ECS says so.
     RolledBack {
-        to: String,
+        reason: String,
+        to: DeploymentRef,
+    },
+    /// Another deployment became primary (someone else's deploy): not ours to judge or undo.
+    Superseded {
+        by: DeploymentRef,
     },
     /// Our deployment vanished and nothing is primary.
     Vanished,
 }
 
+/// ECS's own word that it rolled our deployment back: an event naming our deployment with
+/// "rolling back" / "circuit breaker" / "deployment failed".
+fn ecs_says_rolled_back(svc: &ServiceView, ours: &str) -> Option<String> {
+    svc.events
+        .iter()
+        .find(|e| {
+            let m = e.message.to_ascii_lowercase();
+            e.message.contains(ours)
+                && (m.contains("rolling back")
+                    || m.contains("circuit breaker")
+                    || m.contains("deployment failed"))
+        })
+        .map(|e| e.message.clone())
+}
+
 /// Judges the deployment `ours` in `svc`.
-pub fn assess(svc: &ServiceView, ours: &str) -> Verdict {
-    let primary = svc.primary();
+pub fn assess(svc: &ServiceView, ours: &str, policy: &Policy) -> Verdict {
+    let other = svc.primary().filter(|p| p.id != ours);
+    let is_previous = |p: &DeploymentView| {
+        policy
+            .previous_task_definition
+            .as_deref()
+            .is_none_or(|prev| p.task_definition == prev)
+    };
     let Some(d) = svc.deployment(ours) else {
-        return match primary {
-            Some(p) => Verdict::RolledBack { to: p.revision() },
+        return match other {
             None => Verdict::Vanished,
+            Some(p) if is_previous(p) => match ecs_says_rolled_back(svc, ours) {
+                Some(reason) => Verdict::RolledBack {
+                    reason,
+                    to: DeploymentRef::of(p),
+                },
+                None => Verdict::Superseded {
+                    by: DeploymentRef::of(p),
+                },
+            },
+            Some(p) => Verdict::Superseded {
+                by: DeploymentRef::of(p),
+            },
         };
     };
-    let other_primary = primary.filter(|p| p.id != d.id).map(|p| p.revision());
     if d.rollout_state.as_deref() == Some("FAILED") {
-        return Verdict::Failed {
-            reason: d
-                .rollout_state_reason
-                .clone()
-                .unwrap_or_else(|| "rollout failed".to_string()),
-            rolled_back_to: other_primary,
+        let reason = d
+            .rollout_state_reason
+            .clone()
+            .unwrap_or_else(|| "rollout failed".to_string());
+        return match other {
+            Some(p) if is_previous(p) => Verdict::RolledBack {
+                reason,
+                to: DeploymentRef::of(p),
+            },
+            Some(p) => Verdict::Superseded {
+                by: DeploymentRef::of(p),
+            },
+            None => Verdict::Failed { reason },
         };
     }
     if d.status != "PRIMARY" {
-        return match other_primary {
-            Some(to) => Verdict::RolledBack { to },
+        return match other {
+            Some(p) if is_previous(p) => match ecs_says_rolled_back(svc, ours) {
+                Some(reason) => Verdict::RolledBack {
+                    reason,
+                    to: DeploymentRef::of(p),
+                },
+                None => Verdict::Superseded {
+                    by: DeploymentRef::of(p),
+                },
+            },
+            Some(p) => Verdict::Superseded {
+                by: DeploymentRef::of(p),
+            },
             None => Verdict::Vanished,
         };
+    }
+    if !svc.breaker_enabled() {
+        let bound = policy.failed_task_bound(d.desired);
+        if d.failed_tasks >= 0 && d.failed_tasks as u32 >= bound {
+            return Verdict::Failed {
+                reason: format!(
+                    "{} task(s) of {} failed to start, reaching the bound of {bound} ([ecs] max_failed_tasks; default twice the desired count); the deployment circuit breaker is off, so ECS would keep trying",
+                    d.failed_tasks,
+                    d.revision()
+                ),
+            };
+        }
     }
     match d.rollout_state.as_deref() {
         Some("COMPLETED") => Verdict::Completed,
         Some(_) => Verdict::InProgress,
-        // Services without rolloutState (external or CODE_DEPLOY controllers, old APIs):
-        // done when ours is the only deployment and fully running.
+        // Services without rolloutState (old APIs): done when ours is the only deployment
+        // and fully running.
         None if svc.deployments.len() == 1 && d.running == d.desired && d.pending == 0 => {
             Verdict::Completed
         }
@@ -145,14 +305,19 @@ mod tests {
         DeploymentView {
             id: id.into(),
             status: status.into(),
-            task_definition: format!("arn:aws:ecs:us-east-1:1:task-definition/bosar-api:{rev}"),
+            task_definition: td(rev),
             desired: 2,
             pending: 2 - running,
             running,
             failed_tasks: 0,
             rollout_state: rollout.map(str::to_string),
             rollout_state_reason: None,
+            created_at: String::new(),
         }
+    }
+
+    fn td(rev: u32) -> String {
+        format!("arn:aws:ecs:us-east-1:1:task-definition/bosar-api:{rev}")
     }
 
     fn svc(deployments: Vec<DeploymentView>) -> ServiceView {
@@ -166,71 +331,174 @@ mod tests {
             deployments,
             events: vec![],
             target_group_arns: vec![],
+            deployment_controller: None,
+            strategy: None,
+            circuit_breaker: Some(CircuitBreaker {
+                enable: true,
+                rollback: true,
+            }),
+        }
+    }
+
+    /// This run deployed 42 over 41.
+    fn ours_over_41() -> Policy {
+        Policy {
+            previous_task_definition: Some(td(41)),
+            max_failed_tasks: None,
+        }
+    }
+
+    fn to(id: &str, rev: u32) -> DeploymentRef {
+        DeploymentRef {
+            id: id.into(),
+            revision: format!("bosar-api:{rev}"),
+            task_definition: td(rev),
         }
     }
 
     #[test]
     fn in_progress_then_completed() {
+        let p = ours_over_41();
         let s = svc(vec![
             dep("new", "PRIMARY", 42, 1, Some("IN_PROGRESS")),
             dep("old", "ACTIVE", 41, 2, Some("COMPLETED")),
         ]);
-        assert_eq!(assess(&s, "new"), Verdict::InProgress);
+        assert_eq!(assess(&s, "new", &p), Verdict::InProgress);
         let s = svc(vec![dep("new", "PRIMARY", 42, 2, Some("COMPLETED"))]);
-        assert_eq!(assess(&s, "new"), Verdict::Completed);
+        assert_eq!(assess(&s, "new", &p), Verdict::Completed);
     }
 
     #[test]
-    fn circuit_breaker_failed_names_reason_and_rollback() {
+    fn circuit_breaker_rollback_to_the_previous_revision() {
         let mut failed = dep("new", "ACTIVE", 42, 0, Some("FAILED"));
         failed.rollout_state_reason =
             Some("ECS deployment circuit breaker: tasks failed to start.".into());
         let s = svc(vec![
             dep("rb", "PRIMARY", 41, 1, Some("IN_PROGRESS")),
-            failed,
+            failed.clone(),
         ]);
         assert_eq!(
-            assess(&s, "new"),
-            Verdict::Failed {
+            assess(&s, "new", &ours_over_41()),
+            Verdict::RolledBack {
                 reason: "ECS deployment circuit breaker: tasks failed to start.".into(),
-                rolled_back_to: Some("bosar-api:41".into())
+                to: to("rb", 41),
             }
         );
+        // The breaker without rollback: ours stays primary, failed.
+        failed.status = "PRIMARY".into();
+        let s = svc(vec![failed, dep("old", "ACTIVE", 41, 2, Some("COMPLETED"))]);
+        assert!(matches!(
+            assess(&s, "new", &ours_over_41()),
+            Verdict::Failed { .. }
+        ));
     }
 
     #[test]
-    fn stable_on_old_revision_is_a_rollback_not_success() {
-        // Ours vanished; the service is "stable" on 41.
-        let s = svc(vec![dep("rb", "PRIMARY", 41, 2, Some("COMPLETED"))]);
-        assert_eq!(
-            assess(&s, "new"),
-            Verdict::RolledBack {
-                to: "bosar-api:41".into()
-            }
-        );
-        // Ours lost PRIMARY without a FAILED state.
+    fn a_newer_deployment_of_someone_else_supersedes_ours() {
+        let p = ours_over_41();
+        // A teammate's deployment of 43 took over while ours was in progress.
         let s = svc(vec![
-            dep("rb", "PRIMARY", 41, 2, Some("COMPLETED")),
-            dep("new", "ACTIVE", 42, 0, Some("IN_PROGRESS")),
+            dep("theirs", "PRIMARY", 43, 0, Some("IN_PROGRESS")),
+            dep("new", "ACTIVE", 42, 1, Some("IN_PROGRESS")),
+            dep("old", "ACTIVE", 41, 2, Some("COMPLETED")),
         ]);
         assert_eq!(
-            assess(&s, "new"),
-            Verdict::RolledBack {
-                to: "bosar-api:41".into()
+            assess(&s, "new", &p),
+            Verdict::Superseded {
+                by: to("theirs", 43)
             }
         );
+        // Ours vanished and a deployment of the previous revision is primary, but ECS said
+        // nothing about a rollback: someone redeployed 41, it is not the breaker.
+        let s = svc(vec![dep("theirs", "PRIMARY", 41, 2, Some("COMPLETED"))]);
+        assert_eq!(
+            assess(&s, "new", &p),
+            Verdict::Superseded {
+                by: to("theirs", 41)
+            }
+        );
+        // ... unless an event names our deployment's rollback.
+        let mut s = s;
+        s.events.push(EventView {
+            id: "e".into(),
+            created_at: String::new(),
+            message: "(service bosar-api) (deployment new) deployment failed: tasks failed to start. rolling back to deployment theirs.".into(),
+        });
+        assert!(matches!(assess(&s, "new", &p), Verdict::RolledBack { .. }));
+        // Ours failed and someone else's newer revision is primary: not a breaker rollback.
+        let s = svc(vec![
+            dep("theirs", "PRIMARY", 43, 0, Some("IN_PROGRESS")),
+            dep("new", "ACTIVE", 42, 0, Some("FAILED")),
+        ]);
+        assert!(matches!(assess(&s, "new", &p), Verdict::Superseded { .. }));
+        let s = svc(vec![]);
+        assert_eq!(assess(&s, "new", &p), Verdict::Vanished);
+    }
+
+    #[test]
+    fn with_the_breaker_off_failed_tasks_reach_a_bound() {
+        let mut s = svc(vec![
+            dep("new", "PRIMARY", 42, 0, Some("IN_PROGRESS")),
+            dep("old", "ACTIVE", 41, 2, Some("COMPLETED")),
+        ]);
+        s.circuit_breaker = None;
+        let p = ours_over_41();
+        s.deployments[0].failed_tasks = 3;
+        assert_eq!(assess(&s, "new", &p), Verdict::InProgress);
+        s.deployments[0].failed_tasks = 4;
+        match assess(&s, "new", &p) {
+            Verdict::Failed { reason } => {
+                assert!(
+                    reason.starts_with(
+                        "4 task(s) of bosar-api:42 failed to start, reaching the bound of 4"
+                    ),
+                    "{reason}"
+                )
+            }
+            v => panic!("{v:?}"),
+        }
+        let p = Policy {
+            max_failed_tasks: Some(10),
+            ..p
+        };
+        assert_eq!(assess(&s, "new", &p), Verdict::InProgress);
+        // With the breaker on, ECS decides.
+        s.circuit_breaker = Some(CircuitBreaker {
+            enable: true,
+            rollback: false,
+        });
+        s.deployments[0].failed_tasks = 50;
+        assert_eq!(assess(&s, "new", &ours_over_41()), Verdict::InProgress);
     }
 
     #[test]
     fn without_rollout_state_only_deployment_fully_running() {
+        let p = Policy::default();
         let s = svc(vec![dep("new", "PRIMARY", 42, 2, None)]);
-        assert_eq!(assess(&s, "new"), Verdict::Completed);
+        assert_eq!(assess(&s, "new", &p), Verdict::Completed);
         let s = svc(vec![
             dep("new", "PRIMARY", 42, 2, None),
             dep("old", "ACTIVE", 41, 1, None),
         ]);
-        assert_eq!(assess(&s, "new"), Verdict::InProgress);
-        let s = svc(vec![]);
-        assert_eq!(assess(&s, "new"), Verdict::Vanished);
+        assert_eq!(assess(&s, "new", &p), Verdict::InProgress);
+    }
+
+    #[test]
+    fn refuses_controllers_and_strategies_it_cannot_roll() {
+        let mut s = svc(vec![]);
+        assert_eq!(rollout_refusal(&s), None);
+        s.deployment_controller = Some("CODE_DEPLOY".into());
+        assert!(rollout_refusal(&s)
+            .unwrap()
+            .contains("CODE_DEPLOY deployment controller"));
+        s.deployment_controller = Some("EXTERNAL".into());
+        assert!(rollout_refusal(&s).unwrap().contains("task sets"));
+        s.deployment_controller = Some("ECS".into());
+        s.strategy = Some("BLUE_GREEN".into());
+        assert!(rollout_refusal(&s)
+            .unwrap()
+            .contains("BLUE_GREEN deployment strategy"));
+        s.strategy = Some("ROLLING".into());
+        assert_eq!(rollout_refusal(&s), None);
     }
 }

@@ -12,6 +12,8 @@ use crate::ui::Ui;
 #[derive(Serialize)]
 struct Status<'a> {
     command: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a crate::aws::Identity>,
     service: &'a ServiceView,
     target_health: &'a [TargetHealth],
 }
@@ -23,10 +25,17 @@ pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
     if ui.json() {
         crate::ui::print_json(&Status {
             command: "status",
+            identity: aws.identity.as_ref(),
             service: &svc,
             target_health: &health,
         });
         return Ok(Code::Success);
+    }
+    if let Some(id) = &aws.identity {
+        println!(
+            "AWS account {} in {}, as {}",
+            id.account, aws.region, id.arn
+        );
     }
     println!(
         "Service {} ({}) in {}: {} desired, {} running, {} pending",

@@ -126,13 +126,14 @@ impl ContainerChange {
     }
 }
 
-/// What the container should look like. Variables named in `environment` are set;
-/// variables with `managed_prefix` not named there are removed; all others are kept.
+/// What the container should look like. With `environment` (`[ecs.environment]` present),
+/// variables named there are set, variables with `managed_prefix` not named there are removed
+/// and all others are kept; without it the environment is not touched.
 #[derive(Debug, Clone)]
 pub struct DesiredContainer<'a> {
     pub name: &'a str,
     pub image: Option<&'a str>,
-    pub environment: &'a BTreeMap<String, String>,
+    pub environment: Option<&'a BTreeMap<String, String>>,
     pub managed_prefix: &'a str,
 }
 
@@ -151,13 +152,16 @@ pub fn diff_container(
             });
         }
     }
+    let Some(environment) = want.environment else {
+        return Ok(changes);
+    };
     let current: BTreeMap<&str, &str> = c
         .environment
         .iter()
         .flatten()
         .filter_map(|kv| Some((kv.name.as_deref()?, kv.value.as_deref().unwrap_or(""))))
         .collect();
-    for (name, value) in want.environment {
+    for (name, value) in environment {
         match current.get(name.as_str()) {
             None => changes.push(ContainerChange::EnvAdded {
                 name: name.clone(),
@@ -173,7 +177,7 @@ pub fn diff_container(
     }
     if !want.managed_prefix.is_empty() {
         for (name, value) in &current {
-            if name.starts_with(want.managed_prefix) && !want.environment.contains_key(*name) {
+            if name.starts_with(want.managed_prefix) && !environment.contains_key(*name) {
                 changes.push(ContainerChange::EnvRemoved {
                     name: name.to_string(),
                     value: value.to_string(),
@@ -243,7 +247,9 @@ pub fn apply_changes(
 
 /// Fills a RegisterTaskDefinition call with every field of `td` (and its tags), the
 /// containers replaced by `containers`. Fields ECS computes (revision, status,
-/// compatibilities, requiresAttributes, registeredAt/By) are not inputs and are not sent.
+/// compatibilities, requiresAttributes, registeredAt/By) are not inputs and are not sent;
+/// neither are tags with the reserved `aws:` prefix, which RegisterTaskDefinition rejects.
+/// The test `copy_is_complete` fails when the SDK gains a member this does not copy.
 pub fn register_input(
     mut req: RegisterTaskDefinitionFluentBuilder,
     td: &TaskDefinition,
@@ -264,12 +270,52 @@ pub fn register_input(
         .set_ephemeral_storage(td.ephemeral_storage().cloned())
         .set_runtime_platform(td.runtime_platform().cloned())
         .set_enable_fault_injection(td.enable_fault_injection());
+    let tags: Vec<Tag> = tags
+        .iter()
+        .filter(|t| !t.key().unwrap_or_default().starts_with("aws:"))
+        .cloned()
+        .collect();
     req = req
         .set_volumes(non_empty(td.volumes().to_vec()))
         .set_placement_constraints(non_empty(td.placement_constraints().to_vec()))
         .set_requires_compatibilities(non_empty(td.requires_compatibilities().to_vec()))
-        .set_tags(non_empty(tags.to_vec()));
+        .set_tags(non_empty(tags));
+    // Elastic Inference is retired and the SDK marks the member deprecated, but a revision
+    // that has accelerators must not silently lose them: AWS, not this copy, decides.
+    #[allow(deprecated)]
+    let req = req.set_inference_accelerators(non_empty(td.inference_accelerators().to_vec()));
     req
+}
+
+/// The field holding a bare `Unknown` in a pretty `Debug`, if any.
+fn unknown_variant_field(debug: &str) -> Option<&str> {
+    let lines: Vec<&str> = debug.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim().trim_end_matches(',') == "Unknown")?;
+    Some(
+        lines[..at]
+            .iter()
+            .rev()
+            .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k))
+            .find(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or("a field"),
+    )
+}
+
+/// A value AWS sent that this build of the SDK cannot send back: an unknown variant of a
+/// union (a newer API member). Copying the revision would drop or fail on it, so the deploy
+/// stops before registering. Returns where it was found.
+pub fn unknown_union_variant(td: &TaskDefinition) -> Option<String> {
+    // Every union in the SDK prints its unknown variant as a bare `Unknown` (enums print
+    // `Unknown(UnknownVariantValue(..))` and round-trip as strings, so they are fine). The
+    // pretty Debug output has one field per line, so the field above it names the place.
+    let debug = format!("{td:#?}");
+    let field = unknown_variant_field(&debug)?;
+    Some(format!(
+        "the task definition {} has a value in `{field}` that this version of bosar-deploy does not know (a newer AWS API member); copying it would lose it, so nothing was registered. Upgrade bosar-deploy (its AWS SDK), or deploy this revision with the AWS CLI",
+        revision_label(td.task_definition_arn().unwrap_or("?"))
+    ))
 }
 
 /// "arn:aws:ecs:...:task-definition/bosar-api:42" -> "bosar-api:42".
@@ -349,7 +395,7 @@ mod tests {
         let want = DesiredContainer {
             name: "bosar-api",
             image: Some("repo/bosar-api:1.5.0"),
-            environment: &e,
+            environment: Some(&e),
             managed_prefix: "WEBSOCKET_",
         };
         let lines: Vec<String> = diff_container(&td(), &want)
@@ -374,7 +420,7 @@ mod tests {
         let want = DesiredContainer {
             name: "bosar-api",
             image: Some("img:2"),
-            environment: &e,
+            environment: Some(&e),
             managed_prefix: "WEBSOCKET_",
         };
         let t = td();
@@ -401,7 +447,7 @@ mod tests {
         let want = DesiredContainer {
             name: "api",
             image: None,
-            environment: &e,
+            environment: Some(&e),
             managed_prefix: "",
         };
         let err = diff_container(&td(), &want).unwrap_err();
@@ -427,6 +473,176 @@ mod tests {
         };
         assert_eq!(serde_json::to_value(&plain).unwrap()["value"], "25000");
         assert!(is_sensitive("api_key") && !is_sensitive("WEBSOCKET_PING_TIMEOUT"));
+    }
+
+    /// Every member of `TaskDefinition` set to something.
+    #[allow(deprecated)]
+    fn complete_td() -> TaskDefinition {
+        use aws_sdk_ecs::types::*;
+        let dt = aws_smithy_types::DateTime::from_secs(1_800_000_000);
+        TaskDefinition::builder()
+            .task_definition_arn("arn:aws:ecs:us-east-1:123456789012:task-definition/bosar-api:41")
+            .container_definitions(td().container_definitions()[0].clone())
+            .family("bosar-api")
+            .task_role_arn("arn:aws:iam::123456789012:role/task")
+            .execution_role_arn("arn:aws:iam::123456789012:role/exec")
+            .network_mode(NetworkMode::Awsvpc)
+            .revision(41)
+            .volumes(Volume::builder().name("data").build())
+            .status(TaskDefinitionStatus::Active)
+            .requires_attributes(
+                Attribute::builder()
+                    .name("ecs.capability.x")
+                    .build()
+                    .unwrap(),
+            )
+            .placement_constraints(
+                TaskDefinitionPlacementConstraint::builder()
+                    .r#type(TaskDefinitionPlacementConstraintType::MemberOf)
+                    .expression("attribute:ecs.os-type == linux")
+                    .build(),
+            )
+            .compatibilities(Compatibility::Fargate)
+            .runtime_platform(
+                RuntimePlatform::builder()
+                    .cpu_architecture(CpuArchitecture::Arm64)
+                    .build(),
+            )
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("512")
+            .memory("1024")
+            .inference_accelerators(
+                InferenceAccelerator::builder()
+                    .device_name("device_1")
+                    .device_type("eia2.medium")
+                    .build()
+                    .unwrap(),
+            )
+            .pid_mode(PidMode::Task)
+            .ipc_mode(IpcMode::Task)
+            .proxy_configuration(
+                ProxyConfiguration::builder()
+                    .container_name("envoy")
+                    .build()
+                    .unwrap(),
+            )
+            .registered_at(dt)
+            .deregistered_at(dt)
+            .delete_requested_at(dt)
+            .registered_by("arn:aws:iam::123456789012:user/ci")
+            .ephemeral_storage(EphemeralStorage::builder().size_in_gib(30).build())
+            .enable_fault_injection(true)
+            .build()
+    }
+
+    /// Top-level fields of a pretty `Debug`, each with its whole value text.
+    fn fields(debug: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in debug.lines().skip(1) {
+            let top = line.starts_with("    ") && !line.starts_with("     ");
+            match line.trim().split_once(": ") {
+                Some((k, v)) if top => out.push((k.to_string(), v.to_string())),
+                _ => {
+                    if let Some(last) = out.last_mut() {
+                        last.1.push_str(line.trim());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Fields ECS computes; RegisterTaskDefinition does not take them.
+    const COMPUTED: [&str; 9] = [
+        "task_definition_arn",
+        "revision",
+        "status",
+        "requires_attributes",
+        "compatibilities",
+        "registered_at",
+        "deregistered_at",
+        "delete_requested_at",
+        "registered_by",
+    ];
+
+    #[test]
+    fn copy_is_complete() {
+        let td = complete_td();
+        let td_fields = fields(&format!("{td:#?}"));
+        let unset: Vec<&str> = td_fields
+            .iter()
+            .filter(|(_, v)| v.starts_with("None"))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert!(
+            unset.is_empty(),
+            "the SDK's TaskDefinition has members this test does not fill: {unset:?}. Fill them in complete_td(), and make register_input copy each one RegisterTaskDefinition takes"
+        );
+        let config = aws_sdk_ecs::Config::builder()
+            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_ecs::Client::from_conf(config);
+        let tags = [
+            Tag::builder().key("team").value("chat").build(),
+            Tag::builder()
+                .key("aws:cloudformation:stack-name")
+                .value("x")
+                .build(),
+        ];
+        let req = register_input(
+            client.register_task_definition(),
+            &td,
+            &tags,
+            td.container_definitions().to_vec(),
+        );
+        let input = req.as_input().clone().build().unwrap();
+        assert_eq!(input.tags().len(), 1, "aws: tags are not sent");
+        let input_fields = fields(&format!("{input:#?}"));
+        let missing: Vec<&str> = input_fields
+            .iter()
+            .filter(|(_, v)| v.starts_with("None"))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "register_input does not copy these RegisterTaskDefinition members: {missing:?}"
+        );
+        for (k, v) in &input_fields {
+            if k == "tags" {
+                continue;
+            }
+            let from = td_fields.iter().find(|(tk, _)| tk == k);
+            assert_eq!(
+                from.map(|(_, tv)| tv),
+                Some(v),
+                "input member {k} is not the task definition's"
+            );
+        }
+        // Every member of TaskDefinition is either copied or computed by ECS.
+        for (k, _) in &td_fields {
+            assert!(
+                COMPUTED.contains(&k.as_str()) || input_fields.iter().any(|(ik, _)| ik == k),
+                "TaskDefinition member {k} is neither copied nor known to be computed by ECS"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_union_variant_is_found_before_registering() {
+        assert_eq!(unknown_union_variant(&complete_td()), None);
+        // An unknown enum value round-trips as its string: not a problem.
+        let mut td = complete_td();
+        td.network_mode = Some(aws_sdk_ecs::types::NetworkMode::from("future-mode"));
+        assert_eq!(unknown_union_variant(&td), None);
+        // A union's unknown variant cannot be built outside the SDK (tests/deploy_mocks.rs
+        // gets one from a raw AWS response); here the scan on its Debug shape.
+        let text = "TaskDefinition {\n    container_definitions: Some(\n        [\n            ContainerDefinition {\n                resource_requirements: Some(\n                    [\n                        ResourceRequirement {\n                            sharing_strategy: Some(\n                                Unknown,\n                            ),\n";
+        assert_eq!(unknown_variant_field(text), Some("sharing_strategy"));
+        assert_eq!(
+            unknown_variant_field("value: Some(\n    \"Unknown\",\n)"),
+            None
+        );
     }
 
     #[test]

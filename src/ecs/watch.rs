@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::rollout::{assess, ServiceView, Verdict};
+use super::rollout::{assess, DeploymentRef, Policy, ServiceView, Verdict};
 use super::taskdef::revision_label;
 use super::{describe_service, stopped_tasks, target_health, DescribeError};
 use crate::aws::Aws;
@@ -23,12 +23,17 @@ pub struct WatchTarget {
     pub service: String,
     pub deployment_id: String,
     pub task_definition: String,
+    /// The revision the service ran before ours, when this run started the deployment: a
+    /// circuit-breaker rollback returns to it; any other new primary supersedes ours.
+    pub previous_task_definition: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct WatchOptions {
     pub poll_interval: Duration,
     pub timeout: Duration,
+    /// With the circuit breaker off: fail at this many failed tasks (default twice desired).
+    pub max_failed_tasks: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,10 +44,15 @@ pub enum WatchOutcome {
         elapsed_ms: u64,
         healthy_targets: u32,
     },
+    /// Our deployment failed. `rolled_back_to`: the circuit breaker's rollback deployment.
     Failed {
         message: String,
         causes: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rolled_back_to: Option<DeploymentRef>,
     },
+    /// Another deployment became primary while we watched: someone else's deploy.
+    Superseded { message: String, by: DeploymentRef },
     TimedOut {
         message: String,
         state: Vec<String>,
@@ -54,9 +64,12 @@ impl WatchOutcome {
     pub fn code(&self) -> Code {
         match self {
             WatchOutcome::Succeeded { .. } => Code::Success,
-            WatchOutcome::Failed { .. } => Code::Failed,
+            WatchOutcome::Failed { .. } | WatchOutcome::Superseded { .. } => Code::Failed,
             WatchOutcome::TimedOut { .. } => Code::TimedOut,
         }
+    }
+    pub fn succeeded(&self) -> bool {
+        matches!(self, WatchOutcome::Succeeded { .. })
     }
     pub fn message(&self) -> String {
         match self {
@@ -68,17 +81,24 @@ impl WatchOutcome {
                 "deployment of {revision} succeeded in {}; {healthy_targets} healthy target(s)",
                 crate::duration::format(Duration::from_millis(*elapsed_ms / 1000 * 1000))
             ),
-            WatchOutcome::Failed { message, .. } | WatchOutcome::TimedOut { message, .. } => {
-                message.clone()
-            }
+            WatchOutcome::Failed { message, .. }
+            | WatchOutcome::Superseded { message, .. }
+            | WatchOutcome::TimedOut { message, .. } => message.clone(),
         }
     }
 }
 
-/// The command that resumes watching (printed on timeout and Ctrl-C).
-pub fn resume_command(t: &WatchTarget) -> String {
-    format!("bosar-deploy wait --deployment {}", t.deployment_id)
+/// The command that resumes watching (printed on timeout and Ctrl-C), with the run's
+/// `--config`, `--region` and `--profile`.
+pub fn resume_command(ui: &Ui, t: &WatchTarget) -> String {
+    ui.command(&format!(
+        "wait --deployment {}",
+        crate::ui::shell_quote(&t.deployment_id)
+    ))
 }
+
+/// In CI, a line at least this often while nothing changes, so a log never looks hung.
+const STILL_WAITING_EVERY: Duration = Duration::from_secs(60);
 
 /// Progress: bars on a terminal, one timestamped line per change otherwise.
 struct Display<'a> {
@@ -88,6 +108,8 @@ struct Display<'a> {
     last: HashMap<String, String>,
     seen_events: HashSet<String>,
     started: Instant,
+    /// When the last line was printed (CI only).
+    last_output: Instant,
 }
 
 impl<'a> Display<'a> {
@@ -100,16 +122,22 @@ impl<'a> Display<'a> {
             last: HashMap::new(),
             seen_events,
             started: Instant::now(),
+            last_output: Instant::now(),
         }
     }
 
-    fn println(&self, msg: &str) {
+    fn println(&mut self, msg: &str) {
         match &self.multi {
             Some(m) => {
                 let _ = m.println(msg);
             }
             None => self.ui.line(msg),
         }
+        self.last_output = Instant::now();
+    }
+
+    fn elapsed(&self) -> u64 {
+        self.started.elapsed().as_secs()
     }
 
     fn show(&mut self, svc: &ServiceView, ours: &str) {
@@ -133,8 +161,8 @@ impl<'a> Display<'a> {
                 bar.set_position(d.running.max(0) as u64);
                 bar.set_message(line.clone());
             } else if self.last.get(&d.id) != Some(&line) {
-                let elapsed = self.started.elapsed().as_secs();
-                self.ui.line(format!("[{elapsed:>4}s] {line}"));
+                let elapsed = self.elapsed();
+                self.println(&format!("[{elapsed:>4}s] {line}"));
             }
             self.last.insert(d.id.clone(), line);
         }
@@ -143,11 +171,26 @@ impl<'a> Display<'a> {
             .events
             .iter()
             .filter(|e| !self.seen_events.contains(&e.id))
+            .cloned()
             .collect();
         for e in fresh.into_iter().rev() {
             self.println(&format!("event {}: {}", e.created_at, e.message));
-            self.seen_events.insert(e.id.clone());
+            self.seen_events.insert(e.id);
         }
+    }
+
+    /// In CI, "still waiting" once a minute when nothing else was printed.
+    fn still_waiting(&mut self, ours: &str) {
+        if self.multi.is_some() || self.last_output.elapsed() < STILL_WAITING_EVERY {
+            return;
+        }
+        let state = self
+            .last
+            .get(ours)
+            .cloned()
+            .unwrap_or_else(|| "no answer from ECS yet".into());
+        let elapsed = self.elapsed();
+        self.println(&format!("[{elapsed:>4}s] still waiting: {state}"));
     }
 
     fn finish(&self) {
@@ -157,8 +200,206 @@ impl<'a> Display<'a> {
     }
 }
 
-/// Follows `target` until success, failure or timeout. Transient API errors (throttling,
-/// timeouts) are waited out with backoff, within the same timeout.
+/// Poll interval, doubled (to 30 s at most) while calls fail transiently.
+struct Backoff {
+    base: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    fn new(base: Duration) -> Backoff {
+        Backoff {
+            base,
+            current: base,
+        }
+    }
+    fn failed(&mut self) -> Duration {
+        self.current = (self.current * 2)
+            .min(Duration::from_secs(30))
+            .max(self.base);
+        self.current
+    }
+    fn reset(&mut self) {
+        self.current = self.base;
+    }
+}
+
+/// One poll's result.
+enum Poll {
+    Waiting,
+    Done(WatchOutcome),
+}
+
+/// State carried between polls.
+struct Watch<'a> {
+    aws: &'a Aws,
+    target: &'a WatchTarget,
+    policy: Policy,
+    start: Instant,
+    last_svc: Option<ServiceView>,
+    last_health: String,
+}
+
+impl Watch<'_> {
+    /// DescribeServices, the verdict, and target health once ECS says completed.
+    async fn poll(&mut self, display: &mut Display<'_>) -> Result<Poll, DescribeError> {
+        let t = self.target;
+        let svc = describe_service(self.aws, &t.cluster, &t.service).await?;
+        display.show(&svc, &t.deployment_id);
+        let ours = &t.deployment_id;
+        let ours_rev = revision_label(&t.task_definition);
+        let verdict = assess(&svc, ours, &self.policy);
+        let outcome = match verdict {
+            Verdict::InProgress => None,
+            Verdict::Completed => self.healthy(&svc, &ours_rev, display).await?,
+            Verdict::Failed { reason } => {
+                let message = format!("deployment {ours} ({ours_rev}) failed: {reason}");
+                Some(self.failure(&svc, message, None).await)
+            }
+            Verdict::RolledBack { reason, to } => {
+                let message = format!(
+                    "deployment {ours} ({ours_rev}) failed: {reason}; the circuit breaker rolled back to {} (deployment {})",
+                    to.revision, to.id
+                );
+                Some(self.failure(&svc, message, Some(to)).await)
+            }
+            Verdict::Superseded { by } => Some(superseded(ours, &ours_rev, &svc, by)),
+            Verdict::Vanished => {
+                let message = format!("deployment {ours} ({ours_rev}) vanished from the service and nothing is primary");
+                Some(self.failure(&svc, message, None).await)
+            }
+        };
+        self.last_svc = Some(svc);
+        Ok(outcome.map_or(Poll::Waiting, Poll::Done))
+    }
+
+    /// Success only once every target group holds the desired count of healthy targets.
+    async fn healthy(
+        &mut self,
+        svc: &ServiceView,
+        ours_rev: &str,
+        display: &mut Display<'_>,
+    ) -> Result<Option<WatchOutcome>, DescribeError> {
+        let desired = svc
+            .deployment(&self.target.deployment_id)
+            .map(|d| d.desired)
+            .unwrap_or(svc.desired)
+            .max(0) as u32;
+        let health = target_health(self.aws, &svc.target_group_arns).await?;
+        let healthy = health.iter().map(|h| h.healthy).min().unwrap_or(desired);
+        if health.iter().all(|h| h.healthy >= desired) {
+            return Ok(Some(WatchOutcome::Succeeded {
+                revision: ours_rev.to_string(),
+                elapsed_ms: self.start.elapsed().as_millis() as u64,
+                healthy_targets: healthy,
+            }));
+        }
+        let line = format!(
+            "ECS reports {ours_rev} completed; waiting for healthy targets: {healthy}/{desired}"
+        );
+        if line != self.last_health {
+            display.println(&line);
+            self.last_health = line;
+        }
+        Ok(None)
+    }
+
+    async fn failure(
+        &self,
+        svc: &ServiceView,
+        message: String,
+        rolled_back_to: Option<DeploymentRef>,
+    ) -> WatchOutcome {
+        let t = self.target;
+        let mut causes = Vec::new();
+        if let Some(d) = svc.deployment(&t.deployment_id) {
+            if let Some(r) = &d.rollout_state_reason {
+                causes.push(format!("rolloutStateReason: {r}"));
+            }
+            if d.failed_tasks > 0 {
+                causes.push(format!(
+                    "{} task(s) of {} failed to start",
+                    d.failed_tasks,
+                    d.revision()
+                ));
+            }
+        }
+        causes.extend(
+            svc.events
+                .iter()
+                .take(5)
+                .map(|e| format!("event {}: {}", e.created_at, e.message)),
+        );
+        causes.extend(stopped_task_causes(self.aws, t).await);
+        WatchOutcome::Failed {
+            message,
+            causes,
+            rolled_back_to,
+        }
+    }
+
+    fn timed_out(&self, ui: &Ui, timeout: Duration) -> WatchOutcome {
+        let mut state: Vec<String> = self
+            .last_svc
+            .as_ref()
+            .map(|s| s.deployments.iter().map(|d| d.summary()).collect())
+            .unwrap_or_default();
+        if !self.last_health.is_empty() {
+            state.push(self.last_health.clone());
+        }
+        WatchOutcome::TimedOut {
+            message: format!(
+                "timed out after {} waiting for deployment {}; the rollout goes on in AWS",
+                crate::duration::format(timeout),
+                self.target.deployment_id
+            ),
+            state,
+            resume: resume_command(ui, self.target),
+        }
+    }
+}
+
+fn superseded(ours: &str, ours_rev: &str, svc: &ServiceView, by: DeploymentRef) -> WatchOutcome {
+    let started = svc
+        .deployment(&by.id)
+        .map(|d| d.created_at.as_str())
+        .filter(|c| !c.is_empty())
+        .map(|c| format!(", started {c}"))
+        .unwrap_or_default();
+    WatchOutcome::Superseded {
+        message: format!(
+            "deployment {ours} ({ours_rev}) was superseded by deployment {} of {}{started}: another deploy took over the service; this run does not judge or undo it",
+            by.id, by.revision
+        ),
+        by,
+    }
+}
+
+/// The stopped tasks of ours as causes; a transient error is retried twice, and a cause that
+/// cannot be read says so instead of failing the report.
+async fn stopped_task_causes(aws: &Aws, t: &WatchTarget) -> Vec<String> {
+    let mut wait = Duration::from_secs(1);
+    for attempt in 0..3 {
+        match stopped_tasks(aws, &t.cluster, &t.service, &t.task_definition).await {
+            Ok(c) => return c,
+            Err(DescribeError::Transient(m)) if attempt < 2 => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                let _ = m;
+            }
+            Err(DescribeError::Transient(m)) => {
+                return vec![format!("the stopped tasks could not be read: {m}")]
+            }
+            Err(DescribeError::Fatal(e)) => {
+                return vec![format!("the stopped tasks could not be read: {e}")]
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// Follows `target` until success, failure, supersession or timeout. Throttling, 5xx and
+/// network errors of any call are waited out with backoff, within the same timeout.
 pub async fn watch(
     aws: &Aws,
     target: &WatchTarget,
@@ -169,157 +410,78 @@ pub async fn watch(
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let mut display = Display::new(ui, seen_events);
-    let mut backoff = opts.poll_interval;
-    let mut last_svc: Option<ServiceView> = None;
-    let mut last_health = String::new();
-    let ours = &target.deployment_id;
+    let mut backoff = Backoff::new(opts.poll_interval);
+    let mut w = Watch {
+        aws,
+        target,
+        policy: Policy {
+            previous_task_definition: target.previous_task_definition.clone(),
+            max_failed_tasks: opts.max_failed_tasks,
+        },
+        start,
+        last_svc: None,
+        last_health: String::new(),
+    };
     let outcome = loop {
-        match describe_service(aws, &target.cluster, &target.service).await {
+        let wait = match w.poll(&mut display).await {
+            Ok(Poll::Done(outcome)) => break outcome,
+            Ok(Poll::Waiting) => {
+                backoff.reset();
+                opts.poll_interval
+            }
+            Err(DescribeError::Transient(msg)) => {
+                let wait = backoff.failed();
+                display.println(&format!(
+                    "{msg}; retrying in {}",
+                    crate::duration::format(wait)
+                ));
+                wait
+            }
             Err(DescribeError::Fatal(e)) => {
                 display.finish();
                 return Err(e);
             }
-            Err(DescribeError::Transient(msg)) => {
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                display.println(&format!(
-                    "{msg}; retrying in {}",
-                    crate::duration::format(backoff)
-                ));
-            }
-            Ok(svc) => {
-                backoff = opts.poll_interval;
-                display.show(&svc, ours);
-                let verdict = assess(&svc, ours);
-                let ours_rev = revision_label(&target.task_definition);
-                match verdict {
-                    Verdict::InProgress => {}
-                    Verdict::Completed => {
-                        let desired = svc
-                            .deployment(ours)
-                            .map(|d| d.desired)
-                            .unwrap_or(svc.desired)
-                            .max(0) as u32;
-                        let health = target_health(aws, &svc.target_group_arns).await?;
-                        let healthy = health.iter().map(|h| h.healthy).min().unwrap_or(desired);
-                        if health.iter().all(|h| h.healthy >= desired) {
-                            break WatchOutcome::Succeeded {
-                                revision: ours_rev,
-                                elapsed_ms: start.elapsed().as_millis() as u64,
-                                healthy_targets: healthy,
-                            };
-                        }
-                        let line = format!("ECS reports {ours_rev} completed; waiting for healthy targets: {healthy}/{desired}");
-                        if line != last_health {
-                            display.println(&line);
-                            last_health = line;
-                        }
-                    }
-                    Verdict::Failed {
-                        reason,
-                        rolled_back_to,
-                    } => {
-                        let mut message =
-                            format!("deployment {ours} ({ours_rev}) failed: {reason}");
-                        if let Some(to) = rolled_back_to {
-                            message.push_str(&format!("; the circuit breaker rolled back to {to}"));
-                        }
-                        break failure(aws, target, &svc, message).await;
-                    }
-                    Verdict::RolledBack { to } => {
-                        let message = format!("deployment {ours} ({ours_rev}) is no longer primary: rolled back to {to}");
-                        break failure(aws, target, &svc, message).await;
-                    }
-                    Verdict::Vanished => {
-                        let message = format!("deployment {ours} ({ours_rev}) vanished from the service and nothing is primary");
-                        break failure(aws, target, &svc, message).await;
-                    }
-                }
-                last_svc = Some(svc);
-            }
-        }
+        };
         let now = Instant::now();
         if now >= deadline {
-            let state = last_svc
-                .as_ref()
-                .map(|s| s.deployments.iter().map(|d| d.summary()).collect())
-                .unwrap_or_default();
-            let mut state: Vec<String> = state;
-            if !last_health.is_empty() {
-                state.push(last_health.clone());
-            }
-            break WatchOutcome::TimedOut {
-                message: format!(
-                    "timed out after {} waiting for deployment {ours}; the rollout goes on in AWS",
-                    crate::duration::format(opts.timeout)
-                ),
-                state,
-                resume: resume_command(target),
-            };
+            break w.timed_out(ui, opts.timeout);
         }
-        let wait = if backoff > opts.poll_interval {
-            backoff
-        } else {
-            opts.poll_interval
-        };
+        display.still_waiting(&target.deployment_id);
         tokio::time::sleep(wait.min(deadline - now)).await;
     };
     display.finish();
     Ok(outcome)
 }
 
-async fn failure(
-    aws: &Aws,
-    target: &WatchTarget,
-    svc: &ServiceView,
-    message: String,
-) -> WatchOutcome {
-    let mut causes = Vec::new();
-    if let Some(d) = svc.deployment(&target.deployment_id) {
-        if let Some(r) = &d.rollout_state_reason {
-            causes.push(format!("rolloutStateReason: {r}"));
-        }
-        if d.failed_tasks > 0 {
-            causes.push(format!(
-                "{} task(s) of {} failed to start",
-                d.failed_tasks,
-                d.revision()
-            ));
-        }
-    }
-    causes.extend(
-        svc.events
-            .iter()
-            .take(5)
-            .map(|e| format!("event {}: {}", e.created_at, e.message)),
-    );
-    causes.extend(
-        stopped_tasks(
-            aws,
-            &target.cluster,
-            &target.service,
-            &target.task_definition,
-        )
-        .await,
-    );
-    WatchOutcome::Failed { message, causes }
-}
-
-/// Prints the outcome's details (causes, state, resume command) on stderr.
+/// Prints the outcome's details (causes, state, what to do next) on stderr.
 pub fn print_outcome(ui: &Ui, outcome: &WatchOutcome) {
     match outcome {
         WatchOutcome::Succeeded { .. } => {}
-        WatchOutcome::Failed { causes, message } => {
+        WatchOutcome::Failed {
+            causes,
+            rolled_back_to,
+            ..
+        } => {
             if !causes.is_empty() {
                 eprintln!("causes:");
                 for c in causes {
                     eprintln!("  - {c}");
                 }
             }
-            if message.contains("rolled back to") {
+            if rolled_back_to.is_some() {
                 eprintln!("next: the service runs the previous revision again; fix the cause and deploy again (`bosar-deploy status` shows the service)");
             } else {
                 eprintln!("next: `bosar-deploy status` shows the service; `bosar-deploy rollback` returns to the previous revision");
             }
+        }
+        WatchOutcome::Superseded { by, .. } => {
+            eprintln!(
+                "next: `{}` follows the newer deployment; `bosar-deploy status` shows the service",
+                ui.command(&format!(
+                    "wait --deployment {}",
+                    crate::ui::shell_quote(&by.id)
+                ))
+            );
         }
         WatchOutcome::TimedOut { state, resume, .. } => {
             if !state.is_empty() {
@@ -331,5 +493,37 @@ pub fn print_outcome(ui: &Ui, outcome: &WatchOutcome) {
             eprintln!("resume watching with: {resume}");
         }
     }
-    let _ = ui;
+}
+
+/// `--output json` document of `wait` and `rollback`.
+#[derive(Serialize)]
+struct OutcomeReport<'a> {
+    command: &'static str,
+    dry_run: bool,
+    exit_code: i32,
+    #[serde(flatten)]
+    outcome: &'a WatchOutcome,
+}
+
+/// Prints a watched outcome (JSON, or the message and details) and returns its exit code.
+pub fn finish_outcome(
+    ui: &Ui,
+    command: &'static str,
+    outcome: &WatchOutcome,
+) -> anyhow::Result<Code> {
+    if ui.json() {
+        crate::ui::print_json(&OutcomeReport {
+            command,
+            dry_run: false,
+            exit_code: outcome.code().as_i32(),
+            outcome,
+        });
+    } else if outcome.succeeded() {
+        println!("{}", outcome.message());
+    }
+    if !outcome.succeeded() {
+        ui.error(outcome.message(), None);
+        print_outcome(ui, outcome);
+    }
+    Ok(outcome.code())
 }

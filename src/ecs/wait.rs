@@ -1,0 +1,46 @@
+//! `wait`: resume watching a deployment (default: the service's primary one).
+
+use std::collections::HashSet;
+
+use super::describe_service;
+use super::rollout::ServiceView;
+use super::watch::{self, WatchTarget};
+use crate::aws::Aws;
+use crate::cli::WaitArgs;
+use crate::config::Config;
+use crate::exit::{Code, Failure};
+use crate::ui::Ui;
+
+/// The `wait` verb.
+pub async fn run(args: &WaitArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
+    let ecs = cfg.ecs("wait")?;
+    let svc: ServiceView = describe_service(aws, &ecs.cluster, &ecs.service).await?;
+    let dep = match &args.deployment {
+        Some(id) => svc.deployment(id).cloned().ok_or_else(|| {
+            Failure::failed(format!("deployment {id} is not on service {}", ecs.service))
+                .hint("`bosar-deploy status` lists the service's deployments")
+        })?,
+        None => svc.primary().cloned().ok_or_else(|| {
+            Failure::failed(format!("service {} has no primary deployment", ecs.service))
+        })?,
+    };
+    // The revision before it is not known here: any circuit-breaker rollback counts as one.
+    let target = WatchTarget {
+        cluster: ecs.cluster.clone(),
+        service: ecs.service.clone(),
+        deployment_id: dep.id.clone(),
+        task_definition: dep.task_definition.clone(),
+        previous_task_definition: None,
+    };
+    ui.set_resume_hint(watch::resume_command(ui, &target));
+    ui.line(format!(
+        "Watching deployment {} of {}",
+        dep.id,
+        dep.revision()
+    ));
+    // Show the latest few events for context, then only new ones.
+    let seen: HashSet<String> = svc.events.iter().skip(3).map(|e| e.id.clone()).collect();
+    let opts = super::deploy::watch_options(ecs, args.timeout);
+    let outcome = watch::watch(aws, &target, opts, ui, seen).await?;
+    watch::finish_outcome(ui, "wait", &outcome)
+}

@@ -1,0 +1,520 @@
+//! `full` and `plan`: preflight, alb-update, deploy (watched), verify, as one CI step
+//! with one report. `plan` is `full --dry-run`: every read, no write. Each step is a named
+//! function; the report collects them.
+
+mod preflight;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use console::style;
+use serde::Serialize;
+
+use crate::alb::{self, plan::AttributeChange};
+use crate::aws::{self, Aws};
+use crate::cli::{FullArgs, GlobalArgs};
+use crate::config::{Config, Stickiness};
+use crate::ecs::deploy::{self as ecs_deploy, RolloutAction, RolloutOptions};
+use crate::exit::Code;
+use crate::gateway::verify::{self, VerifySettings};
+use crate::report::{self, Check, CheckStatus, Step};
+use crate::ui::Ui;
+use preflight::Preflight;
+
+/// The run's report: one document for people (text) and machines (JSON, JUnit).
+#[derive(Debug, Serialize)]
+pub struct PipelineReport {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub config: String,
+    pub region: String,
+    /// The account of the credentials (STS GetCallerIdentity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The principal of the credentials (STS GetCallerIdentity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    pub status: CheckStatus,
+    pub exit_code: i32,
+    pub duration_ms: u64,
+    /// With a dry run: attribute and task definition changes `full` would make (a forced
+    /// redeploy counts as one).
+    pub changes_pending: usize,
+    /// Warnings printed during the run (also `::warning::` under GitHub Actions).
+    pub warnings: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+/// The report under construction.
+struct Run<'a> {
+    ui: &'a Ui,
+    started: Instant,
+    report: PipelineReport,
+}
+
+impl Run<'_> {
+    fn push(&mut self, step: Step) {
+        self.report.steps.push(step);
+    }
+
+    fn skip_rest(&mut self, names: &[&str]) {
+        for n in names {
+            self.push(Step::skipped(n, "not run: an earlier step failed"));
+        }
+    }
+
+    fn finish(mut self, code: Code) -> PipelineReport {
+        let r = &mut self.report;
+        r.status = if code == Code::Success || code == Code::ChangesPending {
+            report::worst_step(&r.steps)
+        } else {
+            CheckStatus::Fail
+        };
+        r.exit_code = code.as_i32();
+        r.duration_ms = self.started.elapsed().as_millis() as u64;
+        r.warnings = self.ui.warnings();
+        self.report
+    }
+}
+
+fn heading(ui: &Ui, what: &str) {
+    ui.line(format!("{} {what}", style("==>").cyan().bold()));
+}
+
+/// Runs `full` (or `plan` with `--dry-run`) and returns its report (exit code inside).
+pub async fn run_pipeline(
+    args: &FullArgs,
+    cfg: &Config,
+    g: &GlobalArgs,
+    ui: &Ui,
+    command: &'static str,
+) -> anyhow::Result<PipelineReport> {
+    let mut run = Run {
+        ui,
+        started: Instant::now(),
+        report: PipelineReport {
+            tool: "bosar-deploy",
+            version: env!("CARGO_PKG_VERSION"),
+            command,
+            dry_run: args.plan.dry_run,
+            config: cfg.path.display().to_string(),
+            region: String::new(),
+            account: None,
+            caller: None,
+            status: CheckStatus::Pass,
+            exit_code: 0,
+            duration_ms: 0,
+            changes_pending: 0,
+            warnings: Vec::new(),
+            steps: Vec::new(),
+        },
+    };
+    let opts = RolloutOptions::from_flags(&args.rollout, false);
+    // Resolve the verify token early: a missing secret is a usage error before any change.
+    let verify_settings = match (&cfg.gateway, args.skip_verify) {
+        (Some(gw), false) if !args.plan.dry_run => {
+            Some(VerifySettings::from_config(gw, args.url.as_deref())?)
+        }
+        _ => None,
+    };
+    let (aws, pre) = match preflight_step(&mut run, cfg, g, &opts).await? {
+        Ok(x) => x,
+        Err(code) => return Ok(run.finish(code)),
+    };
+    show_plan(&mut run, cfg, &pre);
+    if args.plan.dry_run {
+        let code = dry_run_steps(&mut run, &pre, args.plan.detailed_exitcode);
+        return Ok(run.finish(code));
+    }
+    if let Err(code) = alb_step(&mut run, &aws, &pre).await {
+        run.skip_rest(&["deploy", "verify"]);
+        return Ok(run.finish(code));
+    }
+    if let Err(code) = deploy_step(&mut run, &aws, cfg, pre, &opts).await {
+        run.skip_rest(&["verify"]);
+        return Ok(run.finish(code));
+    }
+    let code = verify_step(&mut run, &aws, cfg, verify_settings).await;
+    Ok(run.finish(code))
+}
+
+/// Config checks, credentials (STS), then every read. `Err(code)` when the run stops here.
+async fn preflight_step(
+    run: &mut Run<'_>,
+    cfg: &Config,
+    g: &GlobalArgs,
+    opts: &RolloutOptions,
+) -> anyhow::Result<Result<(Aws, Preflight), Code>> {
+    heading(run.ui, "preflight");
+    let t = Instant::now();
+    let mut checks = preflight::config_checks(cfg);
+    let stop = |run: &mut Run, checks: Vec<Check>, msg: &str| {
+        run.push(Step::new("preflight", CheckStatus::Fail, t.elapsed(), msg).with_checks(checks));
+    };
+    if checks.iter().any(|c| c.status == CheckStatus::Fail) {
+        stop(
+            run,
+            checks,
+            "deploy.toml is inconsistent; nothing was called on AWS",
+        );
+        return Ok(Err(Code::Usage));
+    }
+    let aws = match aws::connect(cfg, g).await {
+        Ok(a) => a,
+        Err(e) => {
+            checks.push(Check::new(
+                "credentials",
+                CheckStatus::Fail,
+                t.elapsed(),
+                crate::exit::message_of(&e),
+            ));
+            stop(
+                run,
+                checks,
+                "no usable AWS credentials; nothing was changed",
+            );
+            return Ok(Err(crate::exit::code_of(&e)));
+        }
+    };
+    run.report.region = aws.region.clone();
+    if let Some(id) = &aws.identity {
+        run.report.account = Some(id.account.clone());
+        run.report.caller = Some(id.arn.clone());
+    }
+    let pre = preflight::aws_checks(cfg, &aws, opts, &mut checks).await?;
+    let failed = pre.is_none() || checks.iter().any(|c| c.status == CheckStatus::Fail);
+    if failed {
+        stop(run, checks, "preflight failed; nothing was changed");
+        return Ok(Err(Code::Failed));
+    }
+    let status = report::worst(&checks);
+    run.push(
+        Step::new(
+            "preflight",
+            status,
+            t.elapsed(),
+            "config, credentials and resources check out",
+        )
+        .with_checks(checks),
+    );
+    Ok(Ok((aws, pre.expect("checked above"))))
+}
+
+/// The plan in one view (text), and its warnings.
+fn show_plan(run: &mut Run<'_>, cfg: &Config, pre: &Preflight) {
+    let forced = usize::from(pre.deploy.action == RolloutAction::ForceNewDeployment);
+    run.report.changes_pending = pre.alb.change_count() + pre.deploy.changes.len() + forced;
+    if !run.ui.json() {
+        println!();
+        print!("{}", pre.alb.render(&cfg.path));
+        print!("{}", pre.deploy.render());
+        println!();
+    }
+    for w in &pre.alb.warnings {
+        run.ui.warn(w);
+    }
+}
+
+fn deploy_summary(pre: &Preflight) -> String {
+    let d = &pre.deploy;
+    match d.action {
+        RolloutAction::NewRevision => format!(
+            "would register a new revision of {} ({} change(s)) and roll the service",
+            d.current_revision,
+            d.changes.len()
+        ),
+        RolloutAction::ForceNewDeployment => format!(
+            "would force a new deployment of {} (--force-new-deployment)",
+            d.current_revision
+        ),
+        RolloutAction::None => format!(
+            "nothing to deploy: {} matches deploy.toml",
+            d.current_revision
+        ),
+    }
+}
+
+fn dry_run_steps(run: &mut Run<'_>, pre: &Preflight, detailed_exitcode: bool) -> Code {
+    let attr_changes = pre.alb.change_count();
+    run.push(
+        Step::new(
+            "alb-update",
+            CheckStatus::Pass,
+            Duration::ZERO,
+            format!("{attr_changes} attribute change(s) pending"),
+        )
+        .with_detail(&pre.alb),
+    );
+    run.push(
+        Step::new(
+            "deploy",
+            CheckStatus::Pass,
+            Duration::ZERO,
+            deploy_summary(pre),
+        )
+        .with_detail(&pre.deploy),
+    );
+    run.push(Step::skipped("verify", "dry run: not verified"));
+    if detailed_exitcode && run.report.changes_pending > 0 {
+        Code::ChangesPending
+    } else {
+        Code::Success
+    }
+}
+
+async fn alb_step(run: &mut Run<'_>, aws: &Aws, pre: &Preflight) -> Result<(), Code> {
+    heading(run.ui, "alb-update");
+    let t = Instant::now();
+    let attr_changes = pre.alb.change_count();
+    if let Err(e) = alb::apply(aws, &pre.alb).await {
+        run.push(
+            Step::new(
+                "alb-update",
+                CheckStatus::Fail,
+                t.elapsed(),
+                crate::exit::message_of(&e),
+            )
+            .with_detail(&pre.alb),
+        );
+        return Err(crate::exit::code_of(&e));
+    }
+    let msg = if attr_changes == 0 {
+        "in sync; nothing changed".to_string()
+    } else {
+        format!("applied {attr_changes} change(s); read back and confirmed")
+    };
+    let applied: Vec<&AttributeChange> = pre
+        .alb
+        .target_group_changes
+        .iter()
+        .chain(pre.alb.load_balancers.iter().flat_map(|l| l.changes.iter()))
+        .collect();
+    run.push(
+        Step::new("alb-update", CheckStatus::Pass, t.elapsed(), msg)
+            .with_detail(serde_json::json!({ "applied": applied })),
+    );
+    Ok(())
+}
+
+async fn deploy_step(
+    run: &mut Run<'_>,
+    aws: &Aws,
+    cfg: &Config,
+    pre: Preflight,
+    opts: &RolloutOptions,
+) -> Result<(), Code> {
+    heading(run.ui, "deploy");
+    let t = Instant::now();
+    let ecs = cfg.ecs("full").map_err(|_| Code::Usage)?;
+    if pre.deploy.action == RolloutAction::None {
+        let msg = format!("{}; the service was not touched", deploy_summary(&pre));
+        run.push(Step::new("deploy", CheckStatus::Pass, t.elapsed(), msg).with_detail(&pre.deploy));
+        return Ok(());
+    }
+    let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
+    if let Some(e) = err {
+        run.push(
+            Step::new(
+                "deploy",
+                CheckStatus::Fail,
+                t.elapsed(),
+                crate::exit::message_of(&e),
+            )
+            .with_detail(&result),
+        );
+        return Err(crate::exit::code_of(&e));
+    }
+    let outcome = result.outcome.clone().expect("watched");
+    if !outcome.succeeded() {
+        crate::ecs::watch::print_outcome(run.ui, &outcome);
+    }
+    let mut message = outcome.message();
+    if let Some(back) = &result.rollback {
+        message.push_str(&format!(
+            "; rollback to {}: {}",
+            result.plan.current_revision,
+            back.message()
+        ));
+    }
+    let status = if outcome.succeeded() {
+        CheckStatus::Pass
+    } else {
+        CheckStatus::Fail
+    };
+    run.push(Step::new("deploy", status, t.elapsed(), message).with_detail(&result));
+    if outcome.succeeded() {
+        Ok(())
+    } else {
+        Err(outcome.code())
+    }
+}
+
+async fn verify_step(
+    run: &mut Run<'_>,
+    aws: &Aws,
+    cfg: &Config,
+    settings: Option<VerifySettings>,
+) -> Code {
+    let Some(settings) = settings else {
+        run.push(Step::skipped(
+            "verify",
+            "skipped (--skip-verify or no [gateway])",
+        ));
+        return Code::Success;
+    };
+    heading(run.ui, &format!("verify {}", settings.url));
+    let t = Instant::now();
+    let mut checks = verify::verify(&settings, run.ui).await;
+    checks.push(stickiness_duration_check(aws, cfg).await);
+    let status = report::worst(&checks);
+    let failed = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .count();
+    let msg = if failed == 0 {
+        format!("{} checks passed against {}", checks.len(), settings.url)
+    } else {
+        format!(
+            "{failed} of {} checks failed against {}",
+            checks.len(),
+            settings.url
+        )
+    };
+    run.push(Step::new("verify", status, t.elapsed(), msg).with_checks(checks));
+    if failed == 0 {
+        Code::Success
+    } else {
+        Code::Failed
+    }
+}
+
+/// After verify: the target group's stickiness duration, read back, against the config
+/// (the AWSALB Expires is not evidence of it; the attribute is). Skipped when deploy.toml does
+/// not manage it.
+async fn stickiness_duration_check(aws: &Aws, cfg: &Config) -> Check {
+    let t = Instant::now();
+    let skip = |why: &str| Check::new("stickiness_duration", CheckStatus::Skip, t.elapsed(), why);
+    let tg = &cfg.target_group;
+    let key = match (&tg.stickiness, tg.cookie_duration) {
+        (Some(Stickiness::Off), _) => return skip("stickiness is off in deploy.toml"),
+        (None, _) | (_, None) => {
+            return skip("not managed: deploy.toml names no stickiness cookie_duration")
+        }
+        (Some(Stickiness::AppCookie { .. }), Some(_)) => alb::plan::APP_COOKIE_DURATION,
+        (Some(Stickiness::LbCookie), Some(_)) => alb::plan::LB_COOKIE_DURATION,
+    };
+    let want = tg.cookie_duration.unwrap_or_default().as_secs().to_string();
+    match alb::describe_target_group(aws, &tg.id).await {
+        Err(e) => Check::new(
+            "stickiness_duration",
+            CheckStatus::Fail,
+            t.elapsed(),
+            e.to_string(),
+        ),
+        Ok(info) => {
+            let attrs: BTreeMap<String, String> = info.attributes;
+            match attrs.get(key) {
+                Some(v) if *v == want => Check::new(
+                    "stickiness_duration",
+                    CheckStatus::Pass,
+                    t.elapsed(),
+                    format!("{key} = {v} s, as configured"),
+                ),
+                other => Check::new(
+                    "stickiness_duration",
+                    CheckStatus::Fail,
+                    t.elapsed(),
+                    format!("{key} is {other:?}, deploy.toml wants {want}"),
+                ),
+            }
+        }
+    }
+}
+
+/// The summary printed at the end of a text run.
+pub fn render_summary(r: &PipelineReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\n{}\n",
+        style(format!("bosar-deploy {} summary", r.command)).bold()
+    ));
+    for s in &r.steps {
+        out.push_str(&format!(
+            "{} {:<12} {:>7.1}s  {}\n",
+            s.status.label(),
+            s.name,
+            s.duration_ms as f64 / 1000.0,
+            s.message
+        ));
+        for c in &s.checks {
+            out.push_str(&format!(
+                "    {} {:<20} {:>6} ms  {}\n",
+                c.status.label(),
+                c.name,
+                c.duration_ms,
+                c.message
+            ));
+        }
+    }
+    let verdict = match r.exit_code {
+        0 if r.dry_run => "dry run: nothing was changed".to_string(),
+        0 => "pipeline succeeded".to_string(),
+        3 => format!("dry run: {} change(s) pending", r.changes_pending),
+        c => format!("pipeline failed (exit {c})"),
+    };
+    out.push_str(&format!(
+        "{} in {:.1}s\n",
+        verdict,
+        r.duration_ms as f64 / 1000.0
+    ));
+    out
+}
+
+/// The `full` and `plan` verbs: run, then render text/JSON/JUnit/GitHub summary.
+pub async fn run(
+    args: &FullArgs,
+    cfg: &Config,
+    g: &GlobalArgs,
+    ui: &Ui,
+    command: &'static str,
+) -> anyhow::Result<Code> {
+    let report = run_pipeline(args, cfg, g, ui, command).await?;
+    if let Some(path) = &args.junit {
+        report::write_junit(path, &report.steps)?;
+    }
+    report::github_step_summary(&format!("bosar-deploy {command}"), &report.steps);
+    if ui.github && !ui.json() {
+        for s in &report.steps {
+            for c in s.checks.iter().filter(|c| c.status == CheckStatus::Fail) {
+                println!(
+                    "::error title={} {}::{}",
+                    s.name,
+                    c.name,
+                    c.message.replace('\n', "%0A")
+                );
+            }
+            if s.checks.is_empty() && s.status == CheckStatus::Fail {
+                println!(
+                    "::error title={}::{}",
+                    s.name,
+                    s.message.replace('\n', "%0A")
+                );
+            }
+        }
+    }
+    if ui.json() {
+        crate::ui::print_json(&report);
+    } else {
+        print!("{}", render_summary(&report));
+    }
+    Ok(match report.exit_code {
+        0 => Code::Success,
+        2 => Code::Usage,
+        3 => Code::ChangesPending,
+        4 => Code::TimedOut,
+        130 => Code::Interrupted,
+        _ => Code::Failed,
+    })
+}

@@ -18,8 +18,9 @@ use url::Url;
 use super::codec::Handshake;
 use super::polling::{Jar, Polling, Reply};
 use super::session::{NsReply, Session, Transport};
-use super::verify::VerifySettings;
-use super::{fmt_duration, snippet, token, Error};
+use super::{
+    fmt_duration, instance_of, request_timeout, slack, snippet, token, Error, VerifySettings,
+};
 use crate::report::{Check, CheckStatus};
 use crate::ui::Ui;
 
@@ -35,17 +36,6 @@ pub const NAMES: [&str; 9] = [
     "ping",
     "disconnect",
 ];
-
-/// Bound of a request the server answers at once: pingInterval clamped to 2-10 s.
-pub fn request_timeout(s: &VerifySettings) -> Duration {
-    s.ping_interval
-        .clamp(Duration::from_secs(2), Duration::from_secs(10))
-}
-
-/// Lateness tolerated for a periodic packet: a fifth of its interval, 1-5 s.
-pub fn slack(interval: Duration) -> Duration {
-    (interval / 5).clamp(Duration::from_secs(1), Duration::from_secs(5))
-}
 
 /// Longest extra wait for a second heartbeat when nothing else is being waited for.
 const SECOND_HEARTBEAT_BUDGET: Duration = Duration::from_secs(5);
@@ -91,17 +81,6 @@ pub fn status_word(s: CheckStatus) -> &'static str {
         CheckStatus::Fail => "fail",
         CheckStatus::Skip => "skip",
     }
-}
-
-/// The instance id in a health body or heartbeat payload.
-pub fn instance_of(v: &Value) -> Option<String> {
-    ["instanceId", "instance_id", "instance"]
-        .iter()
-        .find_map(|k| match v.get(*k)? {
-            Value::String(s) if !s.is_empty() => Some(snippet(s.as_bytes(), 80)),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
 }
 
 fn ms(d: Duration) -> u64 {
@@ -1224,12 +1203,5 @@ mod tests {
             &refused,
         );
         assert_eq!(s, CheckStatus::Fail);
-    }
-
-    #[test]
-    fn timing_bounds() {
-        assert_eq!(slack(Duration::from_millis(1000)), Duration::from_secs(1));
-        assert_eq!(slack(Duration::from_secs(25)), Duration::from_secs(5));
-        assert_eq!(slack(Duration::from_secs(10)), Duration::from_secs(2));
     }
 }

@@ -11,12 +11,18 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
+use crate::report::Check;
+use token::Secret;
+
 pub mod checks;
 pub mod codec;
 mod error;
 pub mod polling;
 pub mod probe;
 pub mod session;
+mod settings;
 pub mod stats;
 pub mod token;
 pub mod upgrade;
@@ -25,6 +31,7 @@ pub mod ws;
 
 pub(crate) use error::error_chain;
 pub use error::Error;
+pub use settings::{request_timeout, slack, VerifySettings};
 
 /// Largest response body (polling payload, health JSON) or websocket message accepted.
 /// Engine.IO's default maxPayload is 1,000,000 bytes.
@@ -63,4 +70,58 @@ pub(crate) fn snippet(bytes: &[u8], max: usize) -> String {
         out.push(if c.is_control() { ' ' } else { c });
     }
     out.trim().to_string()
+}
+
+/// The instance id in a health body or heartbeat payload.
+pub fn instance_of(v: &Value) -> Option<String> {
+    ["instanceId", "instance_id", "instance"]
+        .iter()
+        .find_map(|k| match v.get(*k)? {
+            Value::String(s) if !s.is_empty() => Some(snippet(s.as_bytes(), 80)),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
+fn redact_str(s: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        s.to_string()
+    } else {
+        s.replace(secret, "***")
+    }
+}
+
+/// Whatever a server echoed, the token never leaves in a check.
+pub(crate) fn redact(mut c: Check, token: Option<&Secret>) -> Check {
+    let Some(t) = token else { return c };
+    let t = t.expose();
+    c.message = redact_str(&c.message, t);
+    if !c.evidence.is_null() {
+        let text = c.evidence.to_string();
+        if text.contains(t) {
+            c.evidence = serde_json::from_str(&redact_str(&text, t)).unwrap_or(Value::Null);
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::CheckStatus;
+
+    #[test]
+    fn redaction() {
+        let t = Secret::new("tok.en.value");
+        let c = Check::new(
+            "auth",
+            CheckStatus::Fail,
+            Duration::ZERO,
+            "server said tok.en.value",
+        )
+        .with_evidence(serde_json::json!({"echo": "x tok.en.value y"}));
+        let c = redact(c, Some(&t));
+        assert_eq!(c.message, "server said ***");
+        assert_eq!(c.evidence["echo"], "x *** y");
+    }
 }

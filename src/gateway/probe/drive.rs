@@ -15,7 +15,7 @@ use super::{
     CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, OpenFiles, ProbeReport,
     ProbeSettings, TargetCount, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT,
 };
-use crate::gateway::checks::instance_of;
+use crate::gateway::instance_of;
 use crate::gateway::stats::{self, Budget};
 use crate::gateway::{fmt_duration, BODY_LIMIT};
 use crate::ui::Ui;
@@ -332,7 +332,7 @@ pub(super) fn build_report(
     });
 
     let lateness = sh.lateness.lock().map(|h| h.clone()).unwrap_or_default();
-    let slack = crate::gateway::checks::slack(ps.heartbeat_interval);
+    let slack = crate::gateway::slack(ps.heartbeat_interval);
     let expected = due_in_hold as f64;
     ProbeReport {
         url: url.to_string(),

@@ -52,8 +52,7 @@ use url::Url;
 
 use super::codec::SioPacket;
 use super::stats::{self, Budget, Histogram};
-use super::verify::VerifySettings;
-use super::{fmt_duration, upgrade, ws, BODY_LIMIT};
+use super::{fmt_duration, upgrade, ws, VerifySettings, BODY_LIMIT};
 use crate::cli::VerifyArgs;
 use crate::exit::{Code, Failure};
 use crate::report::{Check, CheckStatus, Step};
@@ -240,7 +239,7 @@ pub async fn probe(
     } else {
         None
     };
-    let request_timeout = super::checks::request_timeout(v);
+    let request_timeout = super::request_timeout(v);
     let polling = super::polling::Polling::new(&base, None, request_timeout)
         .map_err(|e| Failure::failed(e.to_string()))?;
     let ws_url = ws::ws_url(&polling, None);
@@ -341,7 +340,7 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
     let report = probe(v, &ps, ui, open_files).await?;
     let checks: Vec<Check> = checks(&report)
         .into_iter()
-        .map(|c| super::verify::redact(c, v.token.as_ref()))
+        .map(|c| super::redact(c, v.token.as_ref()))
         .collect();
     let status = crate::report::worst(&checks);
     let summary = super::verify::summary(&checks);

@@ -57,17 +57,6 @@ pub async fn verify(settings: &VerifySettings, ui: &Ui) -> Vec<Check> {
         .collect()
 }
 
-pub(super) fn summary(checks: &[Check]) -> String {
-    let count = |s| checks.iter().filter(|c| c.status == s).count();
-    format!(
-        "{} passed, {} warned, {} failed, {} skipped",
-        count(CheckStatus::Pass),
-        count(CheckStatus::Warn),
-        count(CheckStatus::Fail),
-        count(CheckStatus::Skip)
-    )
-}
-
 /// The CLI verb.
 pub async fn run(args: &VerifyArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Code> {
     let gw = cfg.gateway("verify")?;
@@ -85,7 +74,7 @@ pub async fn run(args: &VerifyArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Cod
     let checks = verify(&settings, ui).await;
     let elapsed = started.elapsed();
     let status = report::worst(&checks);
-    let summary = summary(&checks);
+    let summary = report::summary(&checks);
 
     if ui.json() {
         crate::ui::print_json(&serde_json::json!({

@@ -343,7 +343,7 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
         .map(|c| super::redact(c, v.token.as_ref()))
         .collect();
     let status = crate::report::worst(&checks);
-    let summary = super::verify::summary(&checks);
+    let summary = crate::report::summary(&checks);
     let headline = format!(
         "{} of {} session(s) held, {}, connect p99 {}",
         report.opened.saturating_sub(report.dropped),

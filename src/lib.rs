@@ -15,3 +15,4 @@ pub mod gateway;
 pub mod pipeline;
 pub mod report;
 pub mod ui;
+pub mod verify_cmd;

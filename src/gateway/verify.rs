@@ -12,7 +12,7 @@ use super::redact;
 pub use super::token::Secret;
 pub use super::VerifySettings;
 use crate::cli::VerifyArgs;
-use crate::config::Config;
+use crate::config::GatewaySection;
 use crate::exit::Code;
 use crate::report::{self, Check, CheckStatus, Step};
 use crate::ui::Ui;
@@ -57,13 +57,14 @@ pub async fn verify(settings: &VerifySettings, ui: &Ui) -> Vec<Check> {
         .collect()
 }
 
-/// The CLI verb.
-pub async fn run(args: &VerifyArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Code> {
-    let gw = cfg.gateway("verify")?;
-    let settings = VerifySettings::from_config(gw, args.url.as_deref())?;
-    if args.connections.is_some() {
-        return super::probe::run(args, &settings, ui).await;
-    }
+/// `verify` without `--connections`: the checks, then text or JSON, JUnit and the GitHub step
+/// summary. Exit 1 when a check fails. `gw` only says where the token came from.
+pub async fn run(
+    args: &VerifyArgs,
+    settings: &VerifySettings,
+    gw: &GatewaySection,
+    ui: &Ui,
+) -> anyhow::Result<Code> {
     ui.line(format!(
         "Verifying the gateway at {} (namespace {}, token {})",
         settings.url,
@@ -71,7 +72,7 @@ pub async fn run(args: &VerifyArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Cod
         settings.token_source(gw)
     ));
     let started = Instant::now();
-    let checks = verify(&settings, ui).await;
+    let checks = verify(settings, ui).await;
     let elapsed = started.elapsed();
     let status = report::worst(&checks);
     let summary = report::summary(&checks);

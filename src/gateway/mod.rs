@@ -16,7 +16,6 @@ use serde_json::Value;
 use crate::report::Check;
 use token::Secret;
 
-pub mod checks;
 pub mod codec;
 mod error;
 pub mod polling;

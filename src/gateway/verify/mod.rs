@@ -1,5 +1,21 @@
-//! `bosar-deploy verify`: proves from outside that the deployed gateway works. The checks live
-//! in [`super::checks`]; this is the verb: settings, output (text, JSON, JUnit), exit code.
+//! `bosar-deploy verify`: proves from outside that the deployed gateway works. Nine checks, in
+//! the order they are reported ([`NAMES`]): health, handshake, cookies, stickiness, auth,
+//! upgrade, heartbeat, ping, disconnect.
+//!
+//! `runner` runs them: one main session carries the story a browser lives through (handshake
+//! over polling with the load balancer's cookies, polling round trips, upgrade to websocket,
+//! joining the namespace with the token, heartbeats and pings, disconnect). Side sessions do
+//! the controls: one without cookies (stickiness) and three websocket-only ones (auth with the
+//! token, without, forged), which need no stickiness and so test auth apart from it. One file
+//! per check family (`health`, `handshake`, `cookies`, `stickiness`, `auth`, `heartbeat` with
+//! ping); upgrade and disconnect are single session calls, in `runner`. The decisions are pure
+//! functions ([`stickiness_verdict`], [`cookies_verdict`], [`auth_verdict`], …) with their unit
+//! tests beside them; the I/O only gathers facts.
+//!
+//! This module is the single check run only: it imports the gateway base, never the load
+//! probe (`verify --connections` is chosen by the caller, `crate::verify_cmd`). Here are
+//! [`verify`] (every check, ordered, redacted, panic-proof) and [`run`] (its output: text,
+//! JSON, JUnit, exit code).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -7,15 +23,49 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use serde_json::Value;
 
-use super::checks::{self, Sink, NAMES};
-use super::redact;
-pub use super::token::Secret;
-pub use super::VerifySettings;
 use crate::cli::VerifyArgs;
 use crate::config::GatewaySection;
 use crate::exit::Code;
+use crate::gateway::redact;
 use crate::report::{self, Check, CheckStatus, Step};
 use crate::ui::Ui;
+
+mod auth;
+mod cookies;
+mod handshake;
+mod health;
+mod heartbeat;
+mod runner;
+mod stickiness;
+
+pub use crate::gateway::token::Secret;
+pub use crate::gateway::VerifySettings;
+pub use auth::{auth_verdict, AuthTry};
+pub use cookies::{cookies_verdict, AlbCookies, CookieFacts};
+pub use runner::{run_all, status_word, Sink};
+pub use stickiness::{stickiness_verdict, Control, Rounds};
+
+/// The checks, in report order.
+pub const NAMES: [&str; 9] = [
+    "health",
+    "handshake",
+    "cookies",
+    "stickiness",
+    "auth",
+    "upgrade",
+    "heartbeat",
+    "ping",
+    "disconnect",
+];
+
+/// A check whose duration runs from `started` to now.
+fn check(name: &str, status: CheckStatus, started: Instant, msg: impl Into<String>) -> Check {
+    Check::new(name, status, started.elapsed(), msg)
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
@@ -32,7 +82,7 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 pub async fn verify(settings: &VerifySettings, ui: &Ui) -> Vec<Check> {
     let out = Mutex::new(Vec::new());
     let sink = Sink { ui, out: &out };
-    let outcome = std::panic::AssertUnwindSafe(checks::run_all(settings, &sink))
+    let outcome = std::panic::AssertUnwindSafe(run_all(settings, &sink))
         .catch_unwind()
         .await;
     let internal = outcome.err().map(|p| panic_message(p.as_ref()));

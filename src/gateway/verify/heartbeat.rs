@@ -23,13 +23,38 @@ pub(super) async fn heartbeat_and_ping(
     note: &str,
 ) -> (Check, Check, bool) {
     let started = Instant::now();
-    let ns = s.namespace.as_str();
-    let hb_interval = s.heartbeat_interval;
-    let hb_slack = slack(hb_interval);
+    let hb_slack = slack(s.heartbeat_interval);
+    let joined = join(main, s, started, note).await;
+    let ping = PingWindow::new(main, s);
+    let error = wait(main, s, &ping, joined.as_ref().ok().copied(), hb_slack).await;
+    let hb = match &joined {
+        Err(c) => c.clone(),
+        Ok(at) => heartbeat_verdict(
+            s,
+            *at,
+            &main.events,
+            hb_slack,
+            error.as_ref(),
+            started,
+            note,
+        ),
+    };
+    let ping = ping_verdict(main, &ping, error.as_ref(), started, note);
+    (hb, ping, joined.is_ok())
+}
 
+/// Watches for the heartbeat event and joins the namespace (with the token, if any): the time
+/// it was joined, or the heartbeat check that says why not.
+async fn join(
+    main: &mut Session,
+    s: &VerifySettings,
+    started: Instant,
+    note: &str,
+) -> Result<Instant, Check> {
+    let ns = s.namespace.as_str();
     main.watch(ns, &s.heartbeat_event);
     let auth = s.token.as_ref().map(auth_json);
-    let joined: Result<Instant, Check> = match main.connect_namespace(ns, auth).await {
+    match main.connect_namespace(ns, auth).await {
         Ok(NsReply::Connected { at }) => Ok(at),
         Ok(NsReply::Refused { message }) if s.token.is_none() => Err(check(
             "heartbeat",
@@ -44,47 +69,83 @@ pub(super) async fn heartbeat_and_ping(
             format!("could not join {ns}: CONNECT_ERROR {message:?}{note}"),
         )),
         Err(e) => Err(check("heartbeat", CheckStatus::Fail, started, format!("could not join {ns}: {e}{note}"))),
-    };
+    }
+}
 
-    // The ping: the first one if it came within pingInterval + slack of the open; else the
-    // next one, counted from the last pong (or from now, if that is later).
-    let pi = {
-        let announced = Duration::from_millis(main.handshake.ping_interval);
-        if announced <= s.ping_interval * 2 {
-            announced
-        } else {
-            s.ping_interval
+/// When the ping is due: the first one if it came within pingInterval + slack of the open;
+/// else the next one, counted from the last pong (or from now, if that is later).
+struct PingWindow {
+    /// The pingInterval waited for: the announced one, unless it is over twice the configured.
+    interval: Duration,
+    slack: Duration,
+    /// When the waiting started.
+    pump_start: Instant,
+    /// The first ping, if it already came in time.
+    early: Option<Instant>,
+    /// What the next ping is counted from: the last pong, or the open.
+    reference: Instant,
+    deadline: Instant,
+    /// Pings seen before the waiting started.
+    before: usize,
+}
+
+impl PingWindow {
+    fn new(main: &Session, s: &VerifySettings) -> PingWindow {
+        let interval = {
+            let announced = Duration::from_millis(main.handshake.ping_interval);
+            if announced <= s.ping_interval * 2 {
+                announced
+            } else {
+                s.ping_interval
+            }
+        };
+        let slack = slack(interval);
+        let pump_start = Instant::now();
+        let early = main
+            .pings
+            .first()
+            .copied()
+            .filter(|t| t.duration_since(main.opened_at) <= interval + slack);
+        let reference = main.last_pong.unwrap_or(main.opened_at).max(main.opened_at);
+        let deadline = (reference + interval).max(pump_start) + slack;
+        PingWindow {
+            interval,
+            slack,
+            pump_start,
+            early,
+            reference,
+            deadline,
+            before: main.pings.len(),
         }
-    };
-    let ping_slack = slack(pi);
-    let pump_start = Instant::now();
-    let early_ping = main
-        .pings
-        .first()
-        .copied()
-        .filter(|t| t.duration_since(main.opened_at) <= pi + ping_slack);
-    let ping_ref = main.last_pong.unwrap_or(main.opened_at).max(main.opened_at);
-    let ping_deadline = (ping_ref + pi).max(pump_start) + ping_slack;
-    let pings_before = main.pings.len();
+    }
+}
 
-    // The first heartbeat is due interval + slack after joining; a second one is waited for
-    // only when it fits the time spent waiting for the ping anyway, or a short budget.
-    let mut hb_deadline: Option<Instant> =
-        joined.as_ref().ok().map(|at| *at + hb_interval + hb_slack);
+/// Steps the session until the ping and the heartbeat(s) are in or overdue. The first
+/// heartbeat is due interval + slack after joining; a second one is waited for only when it
+/// fits the time spent waiting for the ping anyway, or a short budget. Returns the error that
+/// ended the waiting early, if any.
+async fn wait(
+    main: &mut Session,
+    s: &VerifySettings,
+    ping: &PingWindow,
+    joined_at: Option<Instant>,
+    hb_slack: Duration,
+) -> Option<Error> {
+    let hb_interval = s.heartbeat_interval;
+    let mut hb_deadline: Option<Instant> = joined_at.map(|at| at + hb_interval + hb_slack);
     let mut second_decided = false;
-    let mut error: Option<Error> = None;
     loop {
         let now = Instant::now();
         let ping_done =
-            early_ping.is_some() || main.pings.len() > pings_before || now >= ping_deadline;
+            ping.early.is_some() || main.pings.len() > ping.before || now >= ping.deadline;
         let seen = main.events.len();
         if seen >= 1 && !second_decided {
             second_decided = true;
             let second = main.events[0].at + hb_interval + hb_slack;
             let budget_end = if ping_done {
-                pump_start + SECOND_HEARTBEAT_BUDGET
+                ping.pump_start + SECOND_HEARTBEAT_BUDGET
             } else {
-                ping_deadline.max(pump_start + SECOND_HEARTBEAT_BUDGET)
+                ping.deadline.max(ping.pump_start + SECOND_HEARTBEAT_BUDGET)
             };
             hb_deadline = (second <= budget_end).then_some(second);
         }
@@ -93,86 +154,76 @@ pub(super) async fn heartbeat_and_ping(
             Some(d) => seen >= 2 || now >= d,
         };
         if ping_done && hb_done {
-            break;
+            return None;
         }
         let mut next = now + Duration::from_secs(3600);
         if !ping_done {
-            next = next.min(ping_deadline);
+            next = next.min(ping.deadline);
         }
         if let (false, Some(d)) = (hb_done, hb_deadline) {
             next = next.min(d);
         }
         if let Err(e) = main.step(next).await {
-            error = Some(e);
-            break;
+            return Some(e);
         }
     }
+}
 
-    // heartbeat verdict
-    let hb = match &joined {
-        Err(c) => c.clone(),
-        Ok(at) => heartbeat_verdict(
-            s,
-            *at,
-            &main.events,
-            hb_slack,
-            error.as_ref(),
-            started,
-            note,
-        ),
-    };
-
-    // ping verdict
-    let ping_started = started;
-    let new_ping = main.pings.get(pings_before).copied();
-    let observed = match early_ping {
+fn ping_verdict(
+    main: &Session,
+    w: &PingWindow,
+    error: Option<&Error>,
+    started: Instant,
+    note: &str,
+) -> Check {
+    let new_ping = main.pings.get(w.before).copied();
+    let observed = match w.early {
         Some(t) => Some((t.duration_since(main.opened_at), "the open")),
-        None => new_ping.filter(|t| *t <= ping_deadline).map(|t| {
-            let from = if pings_before > 0 {
+        None => new_ping.filter(|t| *t <= w.deadline).map(|t| {
+            let from = if w.before > 0 {
                 "the last pong"
             } else {
                 "the open"
             };
-            (t.duration_since(ping_ref), from)
+            (t.duration_since(w.reference), from)
         }),
     };
-    let ping = match (observed, main.pong_errors.first()) {
+    match (observed, main.pong_errors.first()) {
         (Some(_), Some(e)) => check(
             "ping",
             CheckStatus::Fail,
-            ping_started,
+            started,
             format!("the Engine.IO ping arrived but the pong could not be sent: {e}{note}"),
         ),
         (Some((after, from)), None) => check(
             "ping",
             CheckStatus::Pass,
-            ping_started,
+            started,
             format!(
                 "Engine.IO ping {} ms after {from} (pingInterval {} ms), answered with pong{note}",
                 ms(after),
-                ms(pi)
+                ms(w.interval)
             ),
         ),
         (None, _) => {
-            let why = match &error {
+            let why = match error {
                 Some(e) => format!(": {e}"),
                 None => String::new(),
             };
             check(
                 "ping",
                 CheckStatus::Fail,
-                ping_started,
+                started,
                 format!(
                     "no Engine.IO ping within pingInterval {} ms + {} ms slack (waited {} ms){why}{note}",
-                    ms(pi),
-                    ms(ping_slack),
-                    ms(pump_start.elapsed())
+                    ms(w.interval),
+                    ms(w.slack),
+                    ms(w.pump_start.elapsed())
                 ),
             )
         }
     }
-    .with_evidence(json!({"pings_answered": main.pings.len(), "pingInterval": ms(pi), "transport": main.transport.name()}));
-    (hb, ping, joined.is_ok())
+    .with_evidence(json!({"pings_answered": main.pings.len(), "pingInterval": ms(w.interval), "transport": main.transport.name()}))
 }
 
 fn heartbeat_verdict(

@@ -131,29 +131,45 @@ fn phase_status(failures: u64, gate_ok: bool) -> CheckStatus {
     }
 }
 
-/// The verdicts, in report order: open, latency, hold, heartbeat, spread, cookies, close,
-/// errors. `--max-error-rate` (default 0) and `--max-p99` gate; a heartbeat delivery under
-/// half of the expected fails; the rest warns.
-pub fn checks(r: &ProbeReport) -> Vec<Check> {
-    let gate_ok = r.error_rate <= r.max_error_rate;
-    let d = Duration::from_millis;
-    let mut out = Vec::new();
-    let causes_of = |phase: &str| -> String {
-        let parts: Vec<String> = r
-            .failures
-            .iter()
-            .filter(|f| f.phase == phase)
-            .take(3)
-            .map(|f| format!("{} × {}", f.count, f.cause))
-            .collect();
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", parts.join("; "))
-        }
-    };
+/// The verdicts, in report order. `--max-error-rate` (default 0) and `--max-p99` gate; a
+/// heartbeat delivery under half of the expected fails; the rest warns.
+const VERDICTS: [fn(&ProbeReport) -> Check; 8] = [
+    open, latency, hold, heartbeat, spread, cookies, close, errors,
+];
 
-    // open
+/// The checks, in report order: open, latency, hold, heartbeat, spread, cookies, close,
+/// errors (one per [`VERDICTS`] entry).
+pub fn checks(r: &ProbeReport) -> Vec<Check> {
+    VERDICTS.iter().map(|verdict| verdict(r)).collect()
+}
+
+/// The error gate: the share of failed sessions is within `--max-error-rate`.
+fn gate_ok(r: &ProbeReport) -> bool {
+    r.error_rate <= r.max_error_rate
+}
+
+fn d(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// `: 3 × cause; 1 × other` for the first three failure groups of a phase, or nothing.
+fn causes_of(r: &ProbeReport, phase: &str) -> String {
+    let parts: Vec<String> = r
+        .failures
+        .iter()
+        .filter(|f| f.phase == phase)
+        .take(3)
+        .map(|f| format!("{} × {}", f.count, f.cause))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join("; "))
+    }
+}
+
+/// Sessions opened, the handshake rate; failures gate.
+fn open(r: &ProbeReport) -> Check {
     let rate = r
         .handshakes_per_s
         .map(|h| format!("{h:.0} handshakes/s"))
@@ -171,17 +187,19 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
         r.concurrency
     );
     if r.open_failed > 0 {
-        msg += &format!("; {} failed{}", r.open_failed, causes_of("open"));
+        msg += &format!("; {} failed{}", r.open_failed, causes_of(r, "open"));
     }
-    out.push(Check::new(
+    Check::new(
         "open",
-        phase_status(r.open_failed, gate_ok),
+        phase_status(r.open_failed, gate_ok(r)),
         d(r.open_phase_ms),
         msg,
-    ));
+    )
+}
 
-    // latency
-    out.push(match &r.connect {
+/// Connect latency percentiles, against `--max-p99` when given.
+fn latency(r: &ProbeReport) -> Check {
+    match &r.connect {
         None => Check::new(
             "latency",
             CheckStatus::Skip,
@@ -212,9 +230,11 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
                 None => Check::new("latency", CheckStatus::Pass, Duration::ZERO, text),
             }
         }
-    });
+    }
+}
 
-    // hold
+/// Open sessions still there after the hold; drops gate.
+fn hold(r: &ProbeReport) -> Check {
     let held = r.opened.saturating_sub(r.dropped);
     let mut msg = format!(
         "{held}/{} open sessions held for {}",
@@ -222,9 +242,9 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
         fmt_duration(d(r.hold_ms))
     );
     if r.dropped > 0 {
-        msg += &format!("; {} dropped{}", r.dropped, causes_of("hold"));
+        msg += &format!("; {} dropped{}", r.dropped, causes_of(r, "hold"));
     }
-    out.push(if r.opened == 0 {
+    if r.opened == 0 {
         Check::new(
             "hold",
             CheckStatus::Skip,
@@ -232,12 +252,20 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
             "no session opened",
         )
     } else {
-        Check::new("hold", phase_status(r.dropped, gate_ok), d(r.hold_ms), msg)
-    });
+        Check::new(
+            "hold",
+            phase_status(r.dropped, gate_ok(r)),
+            d(r.hold_ms),
+            msg,
+        )
+    }
+}
 
-    // heartbeat
+/// Heartbeat delivery during the hold: under half of the expected fails (unless the hold is
+/// short against the interval), off by more than 5% warns.
+fn heartbeat(r: &ProbeReport) -> Check {
     let hb = &r.heartbeats;
-    out.push(match hb.delivery_ratio {
+    match hb.delivery_ratio {
         _ if r.opened == 0 => Check::new(
             "heartbeat",
             CheckStatus::Skip,
@@ -291,9 +319,11 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
             };
             Check::new("heartbeat", status, d(r.hold_ms), format!("{msg}{note}"))
         }
-    });
+    }
+}
 
-    // spread
+/// Sessions per target (from heartbeats, else the cookie's health look-up); one target warns.
+fn spread(r: &ProbeReport) -> Check {
     let known: u64 = r.targets.iter().map(|t| t.sessions).sum();
     let listing = r
         .targets
@@ -313,8 +343,13 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
     } else {
         String::new()
     };
-    out.push(if r.opened == 0 {
-        Check::new("spread", CheckStatus::Skip, Duration::ZERO, "no session opened")
+    if r.opened == 0 {
+        Check::new(
+            "spread",
+            CheckStatus::Skip,
+            Duration::ZERO,
+            "no session opened",
+        )
     } else if r.targets.len() <= 1 && r.opened >= 2 {
         Check::new(
             "spread",
@@ -333,12 +368,15 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
             Duration::ZERO,
             format!("sessions per target: {listing}{unknown}"),
         )
-    });
+    }
+}
 
-    // cookies
+/// The stickiness cookie: set on the handshakes, and each looked-up value pins the target its
+/// sessions are on.
+fn cookies(r: &ProbeReport) -> Check {
     let c = &r.cookies;
     let name = c.name.as_deref().unwrap_or("AWSALB");
-    out.push(if r.opened == 0 {
+    if r.opened == 0 {
         Check::new(
             "cookies",
             CheckStatus::Skip,
@@ -406,18 +444,20 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
                 c.set, r.opened, c.distinct_values
             ),
         )
-    });
+    }
+}
 
-    // close
+/// Sessions that left cleanly; close failures gate.
+fn close(r: &ProbeReport) -> Check {
     let reached = r.closed + r.close_failed;
     let mut msg = format!(
         "{}/{reached} sessions left cleanly (DISCONNECT, then the websocket close answered)",
         r.closed
     );
     if r.close_failed > 0 {
-        msg += &format!("; {} failed{}", r.close_failed, causes_of("close"));
+        msg += &format!("; {} failed{}", r.close_failed, causes_of(r, "close"));
     }
-    out.push(if reached == 0 {
+    if reached == 0 {
         Check::new(
             "close",
             CheckStatus::Skip,
@@ -427,13 +467,15 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
     } else {
         Check::new(
             "close",
-            phase_status(r.close_failed, gate_ok),
+            phase_status(r.close_failed, gate_ok(r)),
             Duration::ZERO,
             msg,
         )
-    });
+    }
+}
 
-    // errors: the gate
+/// The gate: failed sessions (open, drop or close) against `--max-error-rate`.
+fn errors(r: &ProbeReport) -> Check {
     let mut msg = format!(
         "{} of {} sessions failed ({}; allowed {})",
         r.errors,
@@ -451,17 +493,16 @@ pub fn checks(r: &ProbeReport) -> Vec<Check> {
             .join("; ");
         msg += &format!(": {top}");
     }
-    out.push(Check::new(
+    Check::new(
         "errors",
-        if gate_ok {
+        if gate_ok(r) {
             CheckStatus::Pass
         } else {
             CheckStatus::Fail
         },
         Duration::from_millis(r.duration_ms),
         msg,
-    ));
-    out
+    )
 }
 
 #[cfg(test)]

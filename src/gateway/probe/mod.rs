@@ -315,6 +315,37 @@ pub async fn probe(
 pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Result<Code> {
     let ps = ProbeSettings::from_args(args, v)?;
     let open_files = ensure_open_files(ps.connections)?;
+    announce(ui, v, &ps, open_files);
+    let report = probe(v, &ps, ui, open_files).await?;
+    let checks: Vec<Check> = checks(&report)
+        .into_iter()
+        .map(|c| super::redact(c, v.token.as_ref()))
+        .collect();
+    let status = crate::report::worst(&checks);
+    let message = format!("{}; {}", headline(&report), crate::report::summary(&checks));
+    print_result(ui, v, &report, &checks, status, &message);
+    let step = Step {
+        name: "probe".into(),
+        status,
+        duration_ms: report.duration_ms,
+        message,
+        checks,
+        detail: Value::Null,
+    };
+    if let Some(path) = &args.junit {
+        crate::report::write_junit(path, std::slice::from_ref(&step))?;
+        ui.detail(format!("JUnit report written to {}", path.display()));
+    }
+    crate::report::github_step_summary("bosar-deploy verify --connections", &[step]);
+    Ok(if status == CheckStatus::Fail {
+        Code::Failed
+    } else {
+        Code::Success
+    })
+}
+
+/// The open-file limit, if it was raised, and what is about to be probed.
+fn announce(ui: &Ui, v: &VerifySettings, ps: &ProbeSettings, open_files: Option<OpenFiles>) {
     if let Some(OpenFiles {
         soft,
         raised_from: Some(from),
@@ -337,14 +368,11 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
         if v.token.is_some() { "configured" } else { "none" },
         fmt_duration(budget.total),
     ));
-    let report = probe(v, &ps, ui, open_files).await?;
-    let checks: Vec<Check> = checks(&report)
-        .into_iter()
-        .map(|c| super::redact(c, v.token.as_ref()))
-        .collect();
-    let status = crate::report::worst(&checks);
-    let summary = crate::report::summary(&checks);
-    let headline = format!(
+}
+
+/// `N of M session(s) held, R handshakes/s, connect p99 T`.
+fn headline(report: &ProbeReport) -> String {
+    format!(
         "{} of {} session(s) held, {}, connect p99 {}",
         report.opened.saturating_sub(report.dropped),
         report.connections,
@@ -356,7 +384,19 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
             .connect
             .map(|c| ms_text(c.p99_ms))
             .unwrap_or_else(|| "-".into())
-    );
+    )
+}
+
+/// The result on stdout: one JSON document, or the checks, the failures by cause and the
+/// closing line (`message` is the headline and the summary).
+fn print_result(
+    ui: &Ui,
+    v: &VerifySettings,
+    report: &ProbeReport,
+    checks: &[Check],
+    status: CheckStatus,
+    message: &str,
+) {
     if ui.json() {
         crate::ui::print_json(&json!({
             "command": "verify",
@@ -368,7 +408,7 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
             "checks": checks,
         }));
     } else {
-        for c in &checks {
+        for c in checks {
             println!("{}", c.line());
         }
         if !report.failures.is_empty() {
@@ -378,28 +418,10 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
             }
         }
         println!(
-            "verify --connections {} {}: {headline}; {summary}",
+            "verify --connections {} {}: {message}",
             report.connections, v.url
         );
     }
-    let step = Step {
-        name: "probe".into(),
-        status,
-        duration_ms: report.duration_ms,
-        message: format!("{headline}; {summary}"),
-        checks,
-        detail: Value::Null,
-    };
-    if let Some(path) = &args.junit {
-        crate::report::write_junit(path, std::slice::from_ref(&step))?;
-        ui.detail(format!("JUnit report written to {}", path.display()));
-    }
-    crate::report::github_step_summary("bosar-deploy verify --connections", &[step]);
-    Ok(if status == CheckStatus::Fail {
-        Code::Failed
-    } else {
-        Code::Success
-    })
 }
 
 #[cfg(test)]

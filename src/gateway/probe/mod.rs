@@ -62,16 +62,17 @@ mod drive;
 mod limits;
 mod report;
 mod session;
+mod verdicts;
 
 pub use limits::{ensure_open_files, too_many_files, OpenFiles};
 pub use report::{
-    checks, CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, ProbeReport,
-    TargetCount,
+    CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, ProbeReport, TargetCount,
 };
+pub use verdicts::checks;
 
 use drive::{build_report, drive, ticker};
-use report::ms_text;
 use session::{tls_for, Counters, Interner, Phase, Shared};
+use verdicts::ms_text;
 
 /// Handshakes in flight at once when `--concurrency` is not given.
 pub const DEFAULT_CONCURRENCY: u32 = 256;

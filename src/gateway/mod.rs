@@ -109,6 +109,83 @@ mod tests {
     use super::*;
     use crate::report::CheckStatus;
 
+    /// The first code line (comments aside) of `src` that names the module `name`: in a path
+    /// (`name::`, `::name`) or as a word in a `use` declaration, which may span lines.
+    fn names_module(src: &str, name: &str) -> Option<String> {
+        let is_word = |text: &str| {
+            text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == name)
+        };
+        let mut in_use = false;
+        for line in src.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
+            in_use = in_use
+                || line.starts_with("use ")
+                || (line.starts_with("pub") && line.contains(" use "));
+            let path = line.contains(&format!("{name}::")) || line.contains(&format!("::{name}"));
+            if path || (in_use && is_word(line)) {
+                return Some(line.to_string());
+            }
+            if line.contains(';') {
+                in_use = false;
+            }
+        }
+        None
+    }
+
+    /// The layout's rule: `verify/` and `probe/` import only the base, never each other, and
+    /// the base imports neither (the caller above both, `crate::verify_cmd`, chooses).
+    #[test]
+    fn verify_and_probe_import_only_the_base() {
+        let verify = [
+            ("verify/mod.rs", include_str!("verify/mod.rs")),
+            ("verify/runner.rs", include_str!("verify/runner.rs")),
+            ("verify/health.rs", include_str!("verify/health.rs")),
+            ("verify/handshake.rs", include_str!("verify/handshake.rs")),
+            ("verify/cookies.rs", include_str!("verify/cookies.rs")),
+            ("verify/stickiness.rs", include_str!("verify/stickiness.rs")),
+            ("verify/auth.rs", include_str!("verify/auth.rs")),
+            ("verify/heartbeat.rs", include_str!("verify/heartbeat.rs")),
+        ];
+        let probe = [
+            ("probe/mod.rs", include_str!("probe/mod.rs")),
+            ("probe/drive.rs", include_str!("probe/drive.rs")),
+            ("probe/session.rs", include_str!("probe/session.rs")),
+            ("probe/report.rs", include_str!("probe/report.rs")),
+            ("probe/verdicts.rs", include_str!("probe/verdicts.rs")),
+            ("probe/limits.rs", include_str!("probe/limits.rs")),
+        ];
+        let base = [
+            ("error.rs", include_str!("error.rs")),
+            ("settings.rs", include_str!("settings.rs")),
+            ("codec.rs", include_str!("codec.rs")),
+            ("polling.rs", include_str!("polling.rs")),
+            ("ws.rs", include_str!("ws.rs")),
+            ("session.rs", include_str!("session.rs")),
+            ("token.rs", include_str!("token.rs")),
+            ("upgrade.rs", include_str!("upgrade.rs")),
+            ("stats.rs", include_str!("stats.rs")),
+        ];
+        let rules = [
+            (&verify[..], &["probe", "verify_cmd"][..]),
+            (&probe[..], &["verify", "verify_cmd"][..]),
+            (&base[..], &["verify", "probe", "verify_cmd"][..]),
+        ];
+        for (files, forbidden) in rules {
+            for (file, src) in files {
+                for name in forbidden {
+                    if let Some(line) = names_module(src, name) {
+                        panic!("gateway/{file} names `{name}`: {line}");
+                    }
+                }
+            }
+        }
+        // The rule catches what it is meant to, and not the words in messages.
+        assert!(names_module("use super::{\n    probe,\n    codec,\n};", "probe").is_some());
+        assert!(names_module("let x = crate::gateway::probe::run;", "probe").is_some());
+        assert!(names_module("// see probe::run\nlet s = \"2probe\";", "probe").is_none());
+        assert!(names_module("use super::codec;\nlet v = \"verify\";", "verify").is_none());
+    }
+
     #[test]
     fn redaction() {
         let t = Secret::new("tok.en.value");

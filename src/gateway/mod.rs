@@ -1,13 +1,23 @@
-//! The Socket.IO gateway client and the `verify` checks.
+//! The Socket.IO gateway client, the checks of `verify` and the load probe.
 //!
-//! `codec` is the pure Engine.IO v4 / Socket.IO v5 wire format. `polling` (HTTP long-polling over
-//! reqwest, with a cookie jar that keeps each cookie's attributes) and `ws` (tokio-tungstenite,
-//! carrying the same cookies) are the transports; `session` is one Engine.IO session over either,
-//! answering pings and acking the heartbeat as they arrive. `token` mints the HS256 JWT; `checks`
-//! holds the checks and `verify` the CLI verb; `probe` is `verify --connections N`, the load
-//! probe (its arithmetic in `stats`, its lean websocket upgrade in `upgrade`). Every network
-//! step has a time bound and every response a size bound, so a hostile server gives a failed
-//! check, never a hang.
+//! The base, which imports nothing of `verify` or `probe`: `codec` is the pure Engine.IO v4 /
+//! Socket.IO v5 wire format. `polling` (HTTP long-polling over reqwest, with a cookie jar that
+//! keeps each cookie's attributes) and `ws` (tokio-tungstenite, carrying the same cookies) are
+//! the transports; `session` is one Engine.IO session over either, answering pings and acking
+//! the heartbeat as they arrive. `token` mints the HS256 JWT; `upgrade` is a lean websocket
+//! upgrade and `stats` pure arithmetic (percentiles, budgets), both for the probe. `error` says
+//! why a network step failed; `settings` is what to verify ([`VerifySettings`]) and the time
+//! bounds derived from it ([`request_timeout`], [`slack`]). This file holds the limits and
+//! helpers both siblings share: [`BODY_LIMIT`], [`fmt_duration`], `snippet`, [`instance_of`],
+//! `redact`.
+//!
+//! Two siblings on the base, which import only the base and never each other: `verify`, the
+//! nine checks of a single run (one file per check family), and `probe`, `verify
+//! --connections N`, the load probe. Which one runs is chosen above both, in
+//! `crate::verify_cmd`; a unit test here keeps that rule.
+//!
+//! Every network step has a time bound and every response a size bound, so a hostile server
+//! gives a failed check, never a hang.
 
 use std::time::Duration;
 

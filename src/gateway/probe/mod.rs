@@ -36,9 +36,11 @@
 //! [`stats::budget`].
 //!
 //! The pure parts are unit-tested where they live: the settings here, the verdicts in
-//! `report`, the open-file limit in `limits`; the arithmetic is in [`super::stats`]. One
-//! session (and the state all sessions share) is in `session`; the phases of a run, the
-//! progress ticker and the gathering of the records into the report are in `drive`.
+//! `verdicts` (over the types of `report`), the open-file limit in `limits`; the arithmetic is
+//! in [`super::stats`]. One session (and the state all sessions share) is in `session`; the
+//! phases of a run, the progress ticker and the gathering of the records into the report are
+//! in `drive`. Like `verify`, the probe imports only the gateway base (settings, limits,
+//! helpers), never `verify`; `crate::verify_cmd` chooses between them.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};

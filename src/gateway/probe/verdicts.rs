@@ -40,7 +40,7 @@ const VERDICTS: [fn(&ProbeReport) -> Check; 8] = [
 ];
 
 /// The checks, in report order: open, latency, hold, heartbeat, spread, cookies, close,
-/// errors (one per [`VERDICTS`] entry).
+/// errors (one per `VERDICTS` entry).
 pub fn checks(r: &ProbeReport) -> Vec<Check> {
     VERDICTS.iter().map(|verdict| verdict(r)).collect()
 }

@@ -1,8 +1,9 @@
 //! bosar-deploy: ship the BoSar chat API (NestJS Socket.IO gateway on ECS Fargate behind an ALB).
 //!
 //! Layout: `config` (deploy.toml), `aws` (SDK wiring), `alb` (target group plan/apply),
-//! `ecs` (rollout and watch), `gateway` (Socket.IO client and checks), `report` and `ui`
-//! (rendering), `pipeline` (full/plan). Pure logic stays apart from I/O so it is testable.
+//! `ecs` (rollout and watch), `gateway` (Socket.IO client, checks, load probe), `verify_cmd`
+//! (verify: the checks or the probe), `report` and `ui` (rendering), `pipeline` (full/plan).
+//! Pure logic stays apart from I/O so it is testable.
 
 pub mod alb;
 pub mod aws;
@@ -16,3 +17,4 @@ pub mod image;
 pub mod pipeline;
 pub mod report;
 pub mod ui;
+pub mod verify_cmd;

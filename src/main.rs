@@ -67,7 +67,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             let aws = aws::connect(&cfg, &cli.global).await?;
             alb::run(args, &cfg, &aws, ui).await
         }
-        Command::Verify(args) => bosar_deploy::gateway::verify::run(args, &cfg, ui).await,
+        Command::Verify(args) => bosar_deploy::verify_cmd::run(args, &cfg, ui).await,
         Command::Deploy(args) => {
             // Config-only rules first: a usage error before any AWS call.
             cfg.ecs("deploy")?;

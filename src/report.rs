@@ -136,6 +136,18 @@ fn worst_of(statuses: impl Iterator<Item = CheckStatus>) -> CheckStatus {
     worst
 }
 
+/// The one-line tally of a run's checks: `N passed, N warned, N failed, N skipped`.
+pub fn summary(checks: &[Check]) -> String {
+    let count = |s| checks.iter().filter(|c| c.status == s).count();
+    format!(
+        "{} passed, {} warned, {} failed, {} skipped",
+        count(CheckStatus::Pass),
+        count(CheckStatus::Warn),
+        count(CheckStatus::Fail),
+        count(CheckStatus::Skip)
+    )
+}
+
 fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -131,7 +131,7 @@ fn full_passes_through_the_sticky_proxy_with_json_and_junit_reports() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     // Every verify check, then the pipeline's read-back of the stickiness duration.
-    let expected = bosar_deploy::gateway::checks::NAMES
+    let expected = bosar_deploy::gateway::verify::NAMES
         .iter()
         .copied()
         .chain(["stickiness_duration"]);

@@ -1,110 +1,50 @@
-//! The Socket.IO gateway client and the `verify` checks.
+//! The Socket.IO gateway client, the checks of `verify` and the load probe.
 //!
-//! `codec` is the pure Engine.IO v4 / Socket.IO v5 wire format. `polling` (HTTP long-polling over
-//! reqwest, with a cookie jar that keeps each cookie's attributes) and `ws` (tokio-tungstenite,
-//! carrying the same cookies) are the transports; `session` is one Engine.IO session over either,
-//! answering pings and acking the heartbeat as they arrive. `token` mints the HS256 JWT; `checks`
-//! holds the checks and `verify` the CLI verb; `probe` is `verify --connections N`, the load
-//! probe (its arithmetic in `stats`, its lean websocket upgrade in `upgrade`). Every network
-//! step has a time bound and every response a size bound, so a hostile server gives a failed
-//! check, never a hang.
+//! The base, which imports nothing of `verify` or `probe`: `codec` is the pure Engine.IO v4 /
+//! Socket.IO v5 wire format. `polling` (HTTP long-polling over reqwest, with a cookie jar that
+//! keeps each cookie's attributes) and `ws` (tokio-tungstenite, carrying the same cookies) are
+//! the transports; `session` is one Engine.IO session over either, answering pings and acking
+//! the heartbeat as they arrive. `token` mints the HS256 JWT; `upgrade` is a lean websocket
+//! upgrade and `stats` pure arithmetic (percentiles, budgets), both for the probe. `error` says
+//! why a network step failed; `settings` is what to verify ([`VerifySettings`]) and the time
+//! bounds derived from it ([`request_timeout`], [`slack`]). This file holds the limits and
+//! helpers both siblings share: [`BODY_LIMIT`], [`fmt_duration`], `snippet`, [`instance_of`],
+//! `redact`.
+//!
+//! Two siblings on the base, which import only the base and never each other: `verify`, the
+//! nine checks of a single run (one file per check family), and `probe`, `verify
+//! --connections N`, the load probe. Which one runs is chosen above both, in
+//! `crate::verify_cmd`; a unit test here keeps that rule.
+//!
+//! Every network step has a time bound and every response a size bound, so a hostile server
+//! gives a failed check, never a hang.
 
-use std::fmt;
 use std::time::Duration;
 
-pub mod checks;
+use serde_json::Value;
+
+use crate::report::Check;
+use token::Secret;
+
 pub mod codec;
+mod error;
 pub mod polling;
 pub mod probe;
 pub mod session;
+mod settings;
 pub mod stats;
 pub mod token;
 pub mod upgrade;
 pub mod verify;
 pub mod ws;
 
+pub(crate) use error::error_chain;
+pub use error::Error;
+pub use settings::{request_timeout, slack, VerifySettings};
+
 /// Largest response body (polling payload, health JSON) or websocket message accepted.
 /// Engine.IO's default maxPayload is 1,000,000 bytes.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-/// Why a network step failed. The messages are what a failed check says.
-#[derive(Debug, Clone)]
-pub enum Error {
-    /// The step did not finish in time.
-    Timeout {
-        what: String,
-        after: Duration,
-    },
-    /// No connection (refused, DNS, TLS).
-    Connect(String),
-    /// The connection broke mid-request or mid-body.
-    Transport(String),
-    /// HTTP 400 "Session ID unknown": the request reached a target that does not know the sid.
-    SessionUnknown {
-        status: u16,
-        body: String,
-    },
-    /// Any other unexpected HTTP status.
-    Http {
-        status: u16,
-        body: String,
-    },
-    TooLarge {
-        limit: usize,
-    },
-    ContentType {
-        got: String,
-        expected: &'static str,
-    },
-    Codec(codec::CodecError),
-    /// The server said something valid but unexpected.
-    Protocol(String),
-    /// The server closed the session or the websocket.
-    Closed(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Timeout { what, after } => {
-                write!(f, "{what}: no answer within {}", fmt_duration(*after))
-            }
-            Error::Connect(m) => write!(f, "cannot connect: {m}"),
-            Error::Transport(m) => write!(f, "connection failed: {m}"),
-            Error::SessionUnknown { status, .. } => write!(
-                f,
-                "HTTP {status} \"Session ID unknown\": the request reached a target that did not know the session"
-            ),
-            Error::Http { status, body } if body.is_empty() => write!(f, "unexpected HTTP {status}"),
-            Error::Http { status, body } => write!(f, "unexpected HTTP {status}: {body}"),
-            Error::TooLarge { limit } => write!(
-                f,
-                "response larger than the {} KiB limit; refused",
-                limit / 1024
-            ),
-            Error::ContentType { got, expected } => {
-                write!(f, "unexpected content type {got:?} (expected {expected})")
-            }
-            Error::Codec(e) => write!(f, "{e}"),
-            Error::Protocol(m) => f.write_str(m),
-            Error::Closed(m) => write!(f, "closed by the server: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<codec::CodecError> for Error {
-    fn from(e: codec::CodecError) -> Self {
-        Error::Codec(e)
-    }
-}
-
-impl Error {
-    pub fn is_session_unknown(&self) -> bool {
-        matches!(self, Error::SessionUnknown { .. })
-    }
-}
 
 /// `1.5 s`, `250 ms`, `2 min`: short human durations for messages.
 pub fn fmt_duration(d: Duration) -> String {
@@ -141,16 +81,133 @@ pub(crate) fn snippet(bytes: &[u8], max: usize) -> String {
     out.trim().to_string()
 }
 
-/// The full chain of an error, for reqwest/tungstenite errors whose top message is vague.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let m = s.to_string();
-        if !parts.iter().any(|p| p.contains(&m)) {
-            parts.push(m);
-        }
-        src = s.source();
+/// The instance id in a health body or heartbeat payload.
+pub fn instance_of(v: &Value) -> Option<String> {
+    ["instanceId", "instance_id", "instance"]
+        .iter()
+        .find_map(|k| match v.get(*k)? {
+            Value::String(s) if !s.is_empty() => Some(snippet(s.as_bytes(), 80)),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
+fn redact_str(s: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        s.to_string()
+    } else {
+        s.replace(secret, "***")
     }
-    parts.join(": ")
+}
+
+/// Whatever a server echoed, the token never leaves in a check.
+pub(crate) fn redact(mut c: Check, token: Option<&Secret>) -> Check {
+    let Some(t) = token else { return c };
+    let t = t.expose();
+    c.message = redact_str(&c.message, t);
+    if !c.evidence.is_null() {
+        let text = c.evidence.to_string();
+        if text.contains(t) {
+            c.evidence = serde_json::from_str(&redact_str(&text, t)).unwrap_or(Value::Null);
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::CheckStatus;
+
+    /// The first code line (comments aside) of `src` that names the module `name`: in a path
+    /// (`name::`, `::name`) or as a word in a `use` declaration, which may span lines.
+    fn names_module(src: &str, name: &str) -> Option<String> {
+        let is_word = |text: &str| {
+            text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == name)
+        };
+        let mut in_use = false;
+        for line in src.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
+            in_use = in_use
+                || line.starts_with("use ")
+                || (line.starts_with("pub") && line.contains(" use "));
+            let path = line.contains(&format!("{name}::")) || line.contains(&format!("::{name}"));
+            if path || (in_use && is_word(line)) {
+                return Some(line.to_string());
+            }
+            if line.contains(';') {
+                in_use = false;
+            }
+        }
+        None
+    }
+
+    /// The layout's rule: `verify/` and `probe/` import only the base, never each other, and
+    /// the base imports neither (the caller above both, `crate::verify_cmd`, chooses).
+    #[test]
+    fn verify_and_probe_import_only_the_base() {
+        let verify = [
+            ("verify/mod.rs", include_str!("verify/mod.rs")),
+            ("verify/runner.rs", include_str!("verify/runner.rs")),
+            ("verify/health.rs", include_str!("verify/health.rs")),
+            ("verify/handshake.rs", include_str!("verify/handshake.rs")),
+            ("verify/cookies.rs", include_str!("verify/cookies.rs")),
+            ("verify/stickiness.rs", include_str!("verify/stickiness.rs")),
+            ("verify/auth.rs", include_str!("verify/auth.rs")),
+            ("verify/heartbeat.rs", include_str!("verify/heartbeat.rs")),
+        ];
+        let probe = [
+            ("probe/mod.rs", include_str!("probe/mod.rs")),
+            ("probe/drive.rs", include_str!("probe/drive.rs")),
+            ("probe/session.rs", include_str!("probe/session.rs")),
+            ("probe/report.rs", include_str!("probe/report.rs")),
+            ("probe/verdicts.rs", include_str!("probe/verdicts.rs")),
+            ("probe/limits.rs", include_str!("probe/limits.rs")),
+        ];
+        let base = [
+            ("error.rs", include_str!("error.rs")),
+            ("settings.rs", include_str!("settings.rs")),
+            ("codec.rs", include_str!("codec.rs")),
+            ("polling.rs", include_str!("polling.rs")),
+            ("ws.rs", include_str!("ws.rs")),
+            ("session.rs", include_str!("session.rs")),
+            ("token.rs", include_str!("token.rs")),
+            ("upgrade.rs", include_str!("upgrade.rs")),
+            ("stats.rs", include_str!("stats.rs")),
+        ];
+        let rules = [
+            (&verify[..], &["probe", "verify_cmd"][..]),
+            (&probe[..], &["verify", "verify_cmd"][..]),
+            (&base[..], &["verify", "probe", "verify_cmd"][..]),
+        ];
+        for (files, forbidden) in rules {
+            for (file, src) in files {
+                for name in forbidden {
+                    if let Some(line) = names_module(src, name) {
+                        panic!("gateway/{file} names `{name}`: {line}");
+                    }
+                }
+            }
+        }
+        // The rule catches what it is meant to, and not the words in messages.
+        assert!(names_module("use super::{\n    probe,\n    codec,\n};", "probe").is_some());
+        assert!(names_module("let x = crate::gateway::probe::run;", "probe").is_some());
+        assert!(names_module("// see probe::run\nlet s = \"2probe\";", "probe").is_none());
+        assert!(names_module("use super::codec;\nlet v = \"verify\";", "verify").is_none());
+    }
+
+    #[test]
+    fn redaction() {
+        let t = Secret::new("tok.en.value");
+        let c = Check::new(
+            "auth",
+            CheckStatus::Fail,
+            Duration::ZERO,
+            "server said tok.en.value",
+        )
+        .with_evidence(serde_json::json!({"echo": "x tok.en.value y"}));
+        let c = redact(c, Some(&t));
+        assert_eq!(c.message, "server said ***");
+        assert_eq!(c.evidence["echo"], "x *** y");
+    }
 }

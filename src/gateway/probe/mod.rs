@@ -36,9 +36,11 @@
 //! [`stats::budget`].
 //!
 //! The pure parts are unit-tested where they live: the settings here, the verdicts in
-//! `report`, the open-file limit in `limits`; the arithmetic is in [`super::stats`]. One
-//! session (and the state all sessions share) is in `session`; the phases of a run, the
-//! progress ticker and the gathering of the records into the report are in `drive`.
+//! `verdicts` (over the types of `report`), the open-file limit in `limits`; the arithmetic is
+//! in [`super::stats`]. One session (and the state all sessions share) is in `session`; the
+//! phases of a run, the progress ticker and the gathering of the records into the report are
+//! in `drive`. Like `verify`, the probe imports only the gateway base (settings, limits,
+//! helpers), never `verify`; `crate::verify_cmd` chooses between them.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -52,8 +54,7 @@ use url::Url;
 
 use super::codec::SioPacket;
 use super::stats::{self, Budget, Histogram};
-use super::verify::VerifySettings;
-use super::{fmt_duration, upgrade, ws, BODY_LIMIT};
+use super::{fmt_duration, upgrade, ws, VerifySettings, BODY_LIMIT};
 use crate::cli::VerifyArgs;
 use crate::exit::{Code, Failure};
 use crate::report::{Check, CheckStatus, Step};
@@ -63,16 +64,17 @@ mod drive;
 mod limits;
 mod report;
 mod session;
+mod verdicts;
 
 pub use limits::{ensure_open_files, too_many_files, OpenFiles};
 pub use report::{
-    checks, CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, ProbeReport,
-    TargetCount,
+    CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, ProbeReport, TargetCount,
 };
+pub use verdicts::checks;
 
 use drive::{build_report, drive, ticker};
-use report::ms_text;
 use session::{tls_for, Counters, Interner, Phase, Shared};
+use verdicts::ms_text;
 
 /// Handshakes in flight at once when `--concurrency` is not given.
 pub const DEFAULT_CONCURRENCY: u32 = 256;
@@ -240,7 +242,7 @@ pub async fn probe(
     } else {
         None
     };
-    let request_timeout = super::checks::request_timeout(v);
+    let request_timeout = super::request_timeout(v);
     let polling = super::polling::Polling::new(&base, None, request_timeout)
         .map_err(|e| Failure::failed(e.to_string()))?;
     let ws_url = ws::ws_url(&polling, None);
@@ -316,6 +318,37 @@ pub async fn probe(
 pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Result<Code> {
     let ps = ProbeSettings::from_args(args, v)?;
     let open_files = ensure_open_files(ps.connections)?;
+    announce(ui, v, &ps, open_files);
+    let report = probe(v, &ps, ui, open_files).await?;
+    let checks: Vec<Check> = checks(&report)
+        .into_iter()
+        .map(|c| super::redact(c, v.token.as_ref()))
+        .collect();
+    let status = crate::report::worst(&checks);
+    let message = format!("{}; {}", headline(&report), crate::report::summary(&checks));
+    print_result(ui, v, &report, &checks, status, &message);
+    let step = Step {
+        name: "probe".into(),
+        status,
+        duration_ms: report.duration_ms,
+        message,
+        checks,
+        detail: Value::Null,
+    };
+    if let Some(path) = &args.junit {
+        crate::report::write_junit(path, std::slice::from_ref(&step))?;
+        ui.detail(format!("JUnit report written to {}", path.display()));
+    }
+    crate::report::github_step_summary("bosar-deploy verify --connections", &[step]);
+    Ok(if status == CheckStatus::Fail {
+        Code::Failed
+    } else {
+        Code::Success
+    })
+}
+
+/// The open-file limit, if it was raised, and what is about to be probed.
+fn announce(ui: &Ui, v: &VerifySettings, ps: &ProbeSettings, open_files: Option<OpenFiles>) {
     if let Some(OpenFiles {
         soft,
         raised_from: Some(from),
@@ -338,14 +371,11 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
         if v.token.is_some() { "configured" } else { "none" },
         fmt_duration(budget.total),
     ));
-    let report = probe(v, &ps, ui, open_files).await?;
-    let checks: Vec<Check> = checks(&report)
-        .into_iter()
-        .map(|c| super::verify::redact(c, v.token.as_ref()))
-        .collect();
-    let status = crate::report::worst(&checks);
-    let summary = super::verify::summary(&checks);
-    let headline = format!(
+}
+
+/// `N of M session(s) held, R handshakes/s, connect p99 T`.
+fn headline(report: &ProbeReport) -> String {
+    format!(
         "{} of {} session(s) held, {}, connect p99 {}",
         report.opened.saturating_sub(report.dropped),
         report.connections,
@@ -357,7 +387,19 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
             .connect
             .map(|c| ms_text(c.p99_ms))
             .unwrap_or_else(|| "-".into())
-    );
+    )
+}
+
+/// The result on stdout: one JSON document, or the checks, the failures by cause and the
+/// closing line (`message` is the headline and the summary).
+fn print_result(
+    ui: &Ui,
+    v: &VerifySettings,
+    report: &ProbeReport,
+    checks: &[Check],
+    status: CheckStatus,
+    message: &str,
+) {
     if ui.json() {
         crate::ui::print_json(&json!({
             "command": "verify",
@@ -369,7 +411,7 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
             "checks": checks,
         }));
     } else {
-        for c in &checks {
+        for c in checks {
             println!("{}", c.line());
         }
         if !report.failures.is_empty() {
@@ -379,28 +421,10 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
             }
         }
         println!(
-            "verify --connections {} {}: {headline}; {summary}",
+            "verify --connections {} {}: {message}",
             report.connections, v.url
         );
     }
-    let step = Step {
-        name: "probe".into(),
-        status,
-        duration_ms: report.duration_ms,
-        message: format!("{headline}; {summary}"),
-        checks,
-        detail: Value::Null,
-    };
-    if let Some(path) = &args.junit {
-        crate::report::write_junit(path, std::slice::from_ref(&step))?;
-        ui.detail(format!("JUnit report written to {}", path.display()));
-    }
-    crate::report::github_step_summary("bosar-deploy verify --connections", &[step]);
-    Ok(if status == CheckStatus::Fail {
-        Code::Failed
-    } else {
-        Code::Success
-    })
 }
 
 #[cfg(test)]

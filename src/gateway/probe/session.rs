@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT};
-use crate::gateway::checks::instance_of;
 use crate::gateway::codec::{Handshake, SioKind, SioPacket};
+use crate::gateway::instance_of;
 use crate::gateway::stats::{self, Histogram};
 use crate::gateway::{error_chain, fmt_duration, snippet, upgrade, ws, Error};
 

@@ -2,7 +2,6 @@
 //! SDK errors turned into messages that say what to do. `AWS_ENDPOINT_URL` (and the
 //! per-service variants) point the SDK at an emulator; aws-config reads them itself.
 
-use std::fmt::Debug;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -129,16 +128,13 @@ pub async fn caller_identity(sdk: &SdkConfig) -> anyhow::Result<Identity> {
             arn: out.arn().unwrap_or_default().to_string(),
         }),
         Err(SdkError::ServiceError(se))
-            if se
-                .err()
-                .code()
-                .is_some_and(|c| REJECTED_CREDENTIALS.contains(&c)) =>
+            if se.raw().status().as_u16() == 403
+                || REJECTED_CREDENTIALS
+                    .contains(&service_error_code(se.err(), se.raw()).0.as_str()) =>
         {
-            let e = se.err();
+            let (code, message) = service_error_code(se.err(), se.raw());
             Err(Failure::usage(format!(
-                "AWS rejected the credentials: {}: {}",
-                e.code().unwrap_or_default(),
-                e.message().unwrap_or("(no message)")
+                "AWS rejected the credentials: {code}: {message}"
             ))
             .hint("they are invalid, expired or revoked: log in again (`aws sso login`), refresh AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or check the CI role (OIDC trust, session duration); nothing was changed")
             .into())
@@ -148,16 +144,14 @@ pub async fn caller_identity(sdk: &SdkConfig) -> anyhow::Result<Identity> {
 }
 
 /// An SDK error as a `Failure` (exit 1) naming the operation, AWS's code and message, and a hint.
-pub fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> anyhow::Error
+pub fn sdk_error<E>(operation: &str, err: SdkError<E, HttpResponse>) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug + Send + Sync + 'static,
 {
     let (detail, hint) = match &err {
         SdkError::ServiceError(se) => {
-            let e = se.err();
-            let code = e.code().unwrap_or("ServiceError");
-            let msg = e.message().unwrap_or("");
+            let (code, msg) = service_error_code(se.err(), se.raw());
+            let code = code.as_str();
             let hint = match code {
                 "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
                     Some(format!("the credentials in use lack permission for {operation}; see the README's IAM policy"))
@@ -181,6 +175,13 @@ where
                     .to_string(),
             ),
         ),
+        SdkError::ResponseError(re) => (
+            format!(
+                "HTTP {} with a body that is not a {operation} answer",
+                re.raw().status().as_u16()
+            ),
+            Some("a proxy or an emulator may stand between this machine and AWS (check AWS_ENDPOINT_URL and the region)".to_string()),
+        ),
         _ => (DisplayErrorContext(&err).to_string(), None),
     };
     let mut f = Failure::failed(format!("{operation} failed: {detail}"));
@@ -188,6 +189,46 @@ where
         f = f.hint(h);
     }
     f.into()
+}
+
+/// AWS's error code and message. When the SDK could not read them (an emulator's or a
+/// proxy's error body in another shape), they are taken from the body's `<Code>`/`<Message>`
+/// (XML) or `__type`/`code`/`message` (JSON), else named by the HTTP status: never empty.
+pub fn service_error_code<E: ProvideErrorMetadata>(e: &E, raw: &HttpResponse) -> (String, String) {
+    if let Some(code) = e.code() {
+        return (
+            code.to_string(),
+            e.message().unwrap_or("(no message)").to_string(),
+        );
+    }
+    let status = raw.status().as_u16();
+    let body = raw
+        .body()
+        .bytes()
+        .map(|b| String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned())
+        .unwrap_or_default();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = body.find(&open)? + open.len();
+        let end = body[start..].find("</")? + start;
+        Some(body[start..end].trim().to_string())
+    };
+    let json: Option<serde_json::Value> = serde_json::from_str(&body).ok();
+    let field = |k: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(k))
+            .and_then(|v| v.as_str())
+            .map(|s| s.rsplit('#').next().unwrap_or(s).to_string())
+    };
+    let code = tag("Code")
+        .or_else(|| field("__type"))
+        .or_else(|| field("code"))
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    let message = tag("Message")
+        .or_else(|| field("message"))
+        .or_else(|| field("Message"))
+        .unwrap_or_else(|| format!("HTTP {status} with no error message in the response"));
+    (code, message)
 }
 
 /// Whether an SDK error is throttling (worth waiting out in a watch loop).

@@ -232,6 +232,19 @@ fn missing_service_and_cluster_are_clear_errors() {
         "{}",
         out.stderr
     );
+    // --output json prints a document on the error path too.
+    let out = run(bosar(&moto.endpoint, "dep-nosvc-json")
+        .args(["--output", "json", "--config"])
+        .arg(&no_svc)
+        .arg("deploy"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["exit_code"], 1);
+    assert!(doc["error"]
+        .as_str()
+        .unwrap()
+        .contains("ECS service nope not found"));
 
     let (_d3, no_cluster) =
         write_config(&text.replacen("cluster = \"bosar-cluster\"", "cluster = \"nope\"", 1));

@@ -73,6 +73,9 @@ set +e
 "$BIN" --config sandbox/deploy.toml full --url "$URL" --junit "$WORK/junit.xml" "$@"
 rc=$?
 set -e
+# Ctrl-C reaches bosar-deploy too; it exits 130 on its own, which bash does not treat as
+# an interrupt of the script.
+if [[ $rc -eq 130 ]]; then echo "sandbox: interrupted"; exit 130; fi
 echo
 echo "sandbox: gateways started: $(instances task_running)"
 echo "sandbox: gateways stopped: $(instances task_stopped)"

@@ -189,12 +189,15 @@ class Task:
 class Runner:
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        with open(args.config, "rb") as f:
-            cfg = tomllib.load(f)
-        self.region = cfg.get("aws", {}).get("region", "us-east-1")
-        self.cluster = cfg["ecs"]["cluster"]
-        self.service = cfg["ecs"]["service"]
-        self.container = cfg["ecs"]["container"]
+        try:
+            with open(args.config, "rb") as f:
+                cfg = tomllib.load(f)
+            self.region = cfg.get("aws", {}).get("region", "us-east-1")
+            self.cluster = cfg["ecs"]["cluster"]
+            self.service = cfg["ecs"]["service"]
+            self.container = cfg["ecs"]["container"]
+        except (OSError, tomllib.TOMLDecodeError, KeyError) as e:
+            sys.exit(f"runner: {args.config}: {type(e).__name__}: {e}")
         self.secret = os.environ.get(args.jwt_secret_env, "")
         if not self.secret:
             sys.exit(f"runner: set {args.jwt_secret_env} (the gateways' JWT_SECRET; --jwt-secret-env names it)")
@@ -493,8 +496,8 @@ class Runner:
             return
         if not http_ok(f"http://127.0.0.1:{t.port}/health/websocket", timeout=0.5):
             return
-        t.state = "RUNNING"
         t.slot = self.free_slot()
+        t.state = "RUNNING"
         s = f"{BACKEND}/{t.slot}"
         self.hap(f"set server {s} addr 127.0.0.1 port {t.port}; set weight {s} 1; set server {s} state ready")
         for tg in tg_arns:
@@ -710,10 +713,11 @@ def target_state(task: Task, status: str) -> tuple[str, str | None, str | None]:
     """DescribeTargetHealth's (State, Reason, Description) for a task in a HAProxy slot."""
     if task.state == "DRAINING" or status.startswith(("DRAIN", "NOLB")):
         return "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress"
+    if task.proc.poll() is not None or status.startswith("DOWN"):
+        # A dead process is unhealthy at once (HAProxy needs 3 failed checks to notice).
+        return "unhealthy", "Target.FailedHealthChecks", "Health checks failed"
     if status.startswith("UP") or status == "no check":
         return "healthy", None, None
-    if status.startswith("DOWN"):
-        return "unhealthy", "Target.FailedHealthChecks", "Health checks failed"
     return "initial", "Elb.RegistrationInProgress", "Target registration is in progress"
 
 
@@ -738,9 +742,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    runner = Runner(args)
+    runner = None
     code = 0
     try:
+        runner = Runner(args)
         runner.run()
     except Stop:
         log("stopping")
@@ -751,7 +756,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"failed:\n{traceback.format_exc()}")
         code = 1
     finally:
-        runner.cleanup()
+        if runner:
+            runner.cleanup()
     return code
 
 

@@ -85,6 +85,7 @@ for _var in ("MOTO_ECS_SERVICE_RUNNING", "MOTO_ECS_SERVICE_FAILED_TASKS"):
     os.environ.pop(_var, None)  # the runner moves rollouts itself
 
 sys.path.insert(0, str(HERE))
+sys.dont_write_bytecode = True  # no sandbox/__pycache__ from importing seed.py
 try:
     import seed as seedlib  # noqa: E402  (pins dummy credentials, imports boto3)
     from moto.backends import get_backend  # noqa: E402

@@ -5,7 +5,7 @@ Usage (from the repository root, moto already running):
 
     .venv/bin/python sandbox/seed.py --endpoint http://127.0.0.1:PORT \
         --config sandbox/deploy.toml [--state before|after] \
-        [--targets 10.0.1.10:3000,10.0.2.10:3000] [--no-reset]
+        [--targets 10.0.1.10:3000,10.0.2.10:3000|none] [--no-reset]
 
 Creates, in the config's [aws].region:
   * a VPC (10.0.0.0/16), two subnets in two AZs and a security group;
@@ -13,7 +13,8 @@ Creates, in the config's [aws].region:
     HTTP:80 listener forwarding to the target group;
   * the target group ([target_group].name, HTTP:3000, target type ip, health
     check /health/websocket) with the targets registered (moto reports them
-    healthy; no traffic is ever sent to them);
+    healthy; no traffic is ever sent to them); `--targets none` registers
+    none (sandbox/runner.py registers the tasks it really runs);
   * a Secrets Manager secret for JWT_SECRET;
   * the ECS cluster, a Fargate task definition (family = [ecs].service) with
     the app container ([ecs].container) plus a `log-router` sidecar, and the
@@ -145,6 +146,8 @@ def check_endpoint(endpoint: str) -> None:
 
 
 def parse_targets(spec: str) -> list[dict]:
+    if spec.strip().lower() == "none":
+        return []
     out = []
     for item in filter(None, (x.strip() for x in spec.split(","))):
         host, sep, port = item.rpartition(":")
@@ -323,7 +326,8 @@ def seed(args: argparse.Namespace) -> dict:
         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
     )["Listeners"][0]["ListenerArn"]
 
-    elbv2.register_targets(TargetGroupArn=tg_arn, Targets=targets)
+    if targets:
+        elbv2.register_targets(TargetGroupArn=tg_arn, Targets=targets)
 
     if args.state == "before":
         idle_timeout = 60
@@ -450,7 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint", required=True, help="moto URL, e.g. http://127.0.0.1:5000")
     p.add_argument("--config", required=True, help="deploy.toml to read names/region from")
     p.add_argument("--state", choices=("before", "after"), default="before")
-    p.add_argument("--targets", default=DEFAULT_TARGETS, help="host:port,host:port (default %(default)s)")
+    p.add_argument(
+        "--targets",
+        default=DEFAULT_TARGETS,
+        help="host:port,host:port or none (default %(default)s)",
+    )
     p.add_argument(
         "--reset",
         action=argparse.BooleanOptionalAction,

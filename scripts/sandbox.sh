@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The local sandbox: the whole `bosar-deploy full` pipeline on this machine, no AWS account.
-#   moto (AWS emulator) seeded from sandbox/deploy.toml in its "before" state,
-#   two NestJS Socket.IO gateway replicas behind an ALB-shaped sticky HAProxy,
-#   then `bosar-deploy plan` and `bosar-deploy full` against all of it.
+#   sandbox/runner.py: moto (AWS emulator) seeded from sandbox/deploy.toml in its "before"
+#   state, whose ECS service really runs its tasks: NestJS Socket.IO gateway processes behind
+#   an ALB-shaped HAProxy. A deploy replaces them as ECS would (start, health, register,
+#   drain, deregister, stop), so `full` below really swaps the gateways for ones with the new
+#   WEBSOCKET_* settings. Then `bosar-deploy plan`, `full` and an in-sync `alb-update --dry-run`.
 # Everything started here is stopped on exit, failure or Ctrl-C. Loopback only.
 # Extra arguments go to `bosar-deploy full` (e.g. --output json, --image repo/app:2).
 set -euo pipefail
@@ -12,73 +14,54 @@ bash scripts/setup.sh
 echo "sandbox: building bosar-deploy"
 cargo build --quiet --locked
 BIN="$REPO/target/debug/bosar-deploy"
+PY="$REPO/.venv/bin/python"
 
 WORK="$(mktemp -d -t bosar-sandbox.XXXXXX)"
-PIDS=()
+RUNNER_PID=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ -n "$RUNNER_PID" ]]; then
+    # The runner stops its gateways and HAProxy on SIGTERM (bounded: about 5 s at most).
+    kill -TERM "$RUNNER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$RUNNER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$RUNNER_PID" 2>/dev/null || true
+    wait "$RUNNER_PID" 2>/dev/null || true
+  fi
+  if [[ $rc -ne 0 && -s "$WORK/runner.log" ]]; then
+    echo "sandbox: last lines of the runner's log:" >&2
+    tail -n 20 "$WORK/runner.log" >&2
+  fi
   rm -rf "$WORK"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'echo "sandbox: interrupted"; exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() { # url, what
-  for _ in $(seq 1 100); do
-    if python3 - "$1" <<'PY' 2>/dev/null; then return 0; fi
-import sys, urllib.request
-urllib.request.urlopen(sys.argv[1], timeout=1).read()
-PY
-    sleep 0.1
-  done
-  echo "sandbox: $2 did not come up ($1)" >&2; exit 1
-}
-toml() { # key -> value from sandbox/deploy.toml's [ecs.environment] / [gateway]
-  .venv/bin/python -c 'import sys,tomllib; c=tomllib.load(open("sandbox/deploy.toml","rb")); print(eval("c"+sys.argv[1]))' "$1"
-}
+# One field of the runner's ready line.
+ready() { "$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())[sys.argv[2]])' "$WORK/ready.json" "$1"; }
+# Instance ids of the runner's tasks for the given JSON-lines event.
+instances() { "$PY" -c 'import json,sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(" ".join(e["instance_id"] for e in ev if e["event"] == sys.argv[2]))' "$WORK/runner.jsonl" "$1"; }
 
-# --- moto, seeded ---------------------------------------------------------------------
-MOTO_PORT="$(free_port)"
-MOTO_ECS_SERVICE_RUNNING=2 MOTO_RECORDER_FILEPATH="$WORK/moto-recording" \
-  .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$MOTO_PORT/moto-api/" "moto"
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+# --- moto, seeded, running the service's tasks behind HAProxy ---------------------------
+export BOSAR_SANDBOX_JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
+"$PY" sandbox/runner.py --config sandbox/deploy.toml --state before --workdir "$WORK/runner" \
+  >"$WORK/runner.jsonl" 2>"$WORK/runner.log" &
+RUNNER_PID=$!
+for _ in $(seq 1 600); do # up to 60 s
+  if grep -m1 '"event":"ready"' "$WORK/runner.jsonl" >"$WORK/ready.json" 2>/dev/null; then break; fi
+  kill -0 "$RUNNER_PID" 2>/dev/null || { echo "sandbox: the task runner exited" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -s "$WORK/ready.json" ]] || { echo "sandbox: the task runner was not ready within 60 s" >&2; exit 1; }
+export AWS_ENDPOINT_URL="$(ready moto)" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN
-.venv/bin/python sandbox/seed.py --endpoint "$AWS_ENDPOINT_URL" --config sandbox/deploy.toml --state before >/dev/null
-echo "sandbox: moto on 127.0.0.1:$MOTO_PORT, seeded (target group, load balancer, cluster, service)"
-
-# --- gateway replicas, as the new task definition would run them ------------------------
-export BOSAR_SANDBOX_JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
-GW_ENV=(
-  JWT_SECRET="$BOSAR_SANDBOX_JWT_SECRET"
-  WEBSOCKET_PING_INTERVAL="$(toml '["ecs"]["environment"]["WEBSOCKET_PING_INTERVAL"]')"
-  WEBSOCKET_PING_TIMEOUT="$(toml '["ecs"]["environment"]["WEBSOCKET_PING_TIMEOUT"]')"
-  WEBSOCKET_HEARTBEAT_INTERVAL="$(toml '["ecs"]["environment"]["WEBSOCKET_HEARTBEAT_INTERVAL"]')"
-)
-BACKENDS=()
-for i in 1 2; do
-  p="$(free_port)"
-  env "${GW_ENV[@]}" PORT="$p" INSTANCE_ID="gateway-$i" node tests/gateway/server.mjs >"$WORK/gw$i.log" 2>&1 &
-  PIDS+=($!)
-  wait_http "http://127.0.0.1:$p/health/websocket" "gateway $i"
-  BACKENDS+=("127.0.0.1:$p")
-done
-
-# --- the ALB stand-in -----------------------------------------------------------------
-FRONT="$(free_port)"
-sed -e "s/{{FRONT_PORT}}/$FRONT/g" -e "s/{{BACKEND_1}}/${BACKENDS[0]}/g" -e "s/{{BACKEND_2}}/${BACKENDS[1]}/g" \
-    -e "s/{{MAXCONN}}/2000/g" -e "s/{{NAME}}/sandbox/g" tests/support/haproxy/sticky.cfg.tmpl >"$WORK/haproxy.cfg"
-haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$FRONT/health/websocket" "haproxy"
-URL="http://127.0.0.1:$FRONT"
-echo "sandbox: gateways ${BACKENDS[*]} behind sticky HAProxy at $URL"
+URL="$(ready url)"
+echo "sandbox: moto on $AWS_ENDPOINT_URL, seeded (target group, load balancer, cluster, service)"
+echo "sandbox: service tasks running as gateways $(instances task_running) behind HAProxy at $URL"
 echo
 
 # --- the pipeline -----------------------------------------------------------------------
@@ -90,9 +73,15 @@ set +e
 "$BIN" --config sandbox/deploy.toml full --url "$URL" --junit "$WORK/junit.xml" "$@"
 rc=$?
 set -e
+# Ctrl-C reaches bosar-deploy too; it exits 130 on its own, which bash does not treat as
+# an interrupt of the script.
+if [[ $rc -eq 130 ]]; then echo "sandbox: interrupted"; exit 130; fi
+echo
+echo "sandbox: gateways started: $(instances task_running)"
+echo "sandbox: gateways stopped: $(instances task_stopped)"
 echo
 echo "sandbox: \$ bosar-deploy --config sandbox/deploy.toml alb-update --dry-run   (a rerun: in sync)"
 "$BIN" --config sandbox/deploy.toml -q alb-update --dry-run || true
 echo
-echo "sandbox: full exited $rc; stopping moto, gateways and HAProxy"
+echo "sandbox: full exited $rc; stopping the task runner (moto, gateways, HAProxy)"
 exit "$rc"

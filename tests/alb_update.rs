@@ -38,7 +38,7 @@ fn dry_run_then_apply_then_in_sync() {
         "~ stickiness.enabled: false -> true",
         "+ stickiness.lb_cookie.duration_seconds: 86400",
         "~ load_balancing.algorithm.type: round_robin -> least_outstanding_requests",
-        "~ deregistration_delay.timeout_seconds: 300 -> 30",
+        "~ deregistration_delay.timeout_seconds: 300 -> 3",
         "~ idle_timeout.timeout_seconds: 60 -> 120",
         "Plan: 5 attributes to change.",
     ] {
@@ -90,7 +90,7 @@ fn dry_run_then_apply_then_in_sync() {
         after["attrs"]["load_balancing.algorithm.type"],
         "least_outstanding_requests"
     );
-    assert_eq!(after["attrs"]["deregistration_delay.timeout_seconds"], "30");
+    assert_eq!(after["attrs"]["deregistration_delay.timeout_seconds"], "3");
     assert_eq!(after["lb"]["idle_timeout.timeout_seconds"], "120");
     let mut mutating: Vec<String> = moto
         .recorded_calls("alb-apply")

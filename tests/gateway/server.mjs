@@ -230,6 +230,10 @@ class HealthController {
       heartbeatsSent: s.heartbeatsSent,
       heartbeatAcks: s.heartbeatAcks,
       heartbeatAckTimeouts: s.heartbeatAckTimeouts,
+      // The settings this process runs with (the task runner's tests read them).
+      pingInterval: PING_INTERVAL,
+      pingTimeout: PING_TIMEOUT,
+      heartbeatInterval: HEARTBEAT_INTERVAL,
     };
   }
 }

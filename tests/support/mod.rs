@@ -13,6 +13,7 @@ use base64::Engine as _;
 
 pub mod mocks;
 pub mod peers;
+pub mod runner;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

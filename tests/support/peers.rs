@@ -47,13 +47,13 @@ pub struct Gateway {
     _stderr: tempfile::NamedTempFile,
 }
 
-fn node() -> PathBuf {
+pub fn node() -> PathBuf {
     which("node").unwrap_or_else(|| {
         panic!("node not found on PATH: run `bash scripts/setup.sh` first (installs nodejs and the tests/gateway packages)")
     })
 }
 
-fn which(bin: &str) -> Option<PathBuf> {
+pub fn which(bin: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])

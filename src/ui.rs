@@ -165,6 +165,11 @@ impl Ui {
         *self.resume_hint.lock().unwrap() = Some(hint);
     }
 
+    /// The watch is over: an interrupt now has nothing to resume.
+    pub fn clear_resume_hint(&self) {
+        *self.resume_hint.lock().unwrap() = None;
+    }
+
     pub fn resume_hint(&self) -> Option<String> {
         self.resume_hint.lock().unwrap().clone()
     }

@@ -101,7 +101,7 @@ async fn circuit_breaker_failure_names_reason_rollback_and_stopped_tasks() {
         .unwrap();
     assert_eq!(out.code(), Code::Failed);
     let msg = out.message();
-    assert!(msg.contains("deployment ecs-svc/new (bosar-api:42) failed: ECS deployment circuit breaker: tasks failed to start."), "{msg}");
+    assert!(msg.contains("deployment ecs-svc/new (bosar-api:42) failed: ECS deployment circuit breaker: tasks failed to start; the circuit breaker rolled back"), "{msg}");
     assert!(
         msg.contains(
             "the circuit breaker rolled back to bosar-api:41 (deployment ecs-svc/rollback)"

@@ -18,8 +18,10 @@ use crate::aws::{is_transient, sdk_error, Aws};
 use crate::exit::Failure;
 use rollout::{CircuitBreaker, DeploymentView, EventView, ServiceView};
 
+/// RFC 3339 to the second: ECS sends fractional epoch seconds, whose float digits are noise.
 fn date(d: Option<&aws_smithy_types::DateTime>) -> String {
-    d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+    d.map(|d| aws_smithy_types::DateTime::from_secs(d.secs()))
+        .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
         .unwrap_or_default()
 }
 

@@ -253,10 +253,12 @@ impl Watch<'_> {
             Verdict::InProgress => None,
             Verdict::Completed => self.healthy(&svc, &ours_rev, display).await?,
             Verdict::Failed { reason } => {
+                let reason = reason.trim_end_matches('.');
                 let message = format!("deployment {ours} ({ours_rev}) failed: {reason}");
                 Some(self.failure(&svc, message, None).await)
             }
             Verdict::RolledBack { reason, to } => {
+                let reason = reason.trim_end_matches('.');
                 let message = format!(
                     "deployment {ours} ({ours_rev}) failed: {reason}; the circuit breaker rolled back to {} (deployment {})",
                     to.revision, to.id
@@ -450,6 +452,10 @@ pub async fn watch(
         tokio::time::sleep(wait.min(deadline - now)).await;
     };
     display.finish();
+    // Timed out: the rollout goes on and the hint stays; otherwise nothing is left to resume.
+    if !matches!(outcome, WatchOutcome::TimedOut { .. }) {
+        ui.clear_resume_hint();
+    }
     Ok(outcome)
 }
 

@@ -105,6 +105,78 @@ pub struct RolloutFlags {
     pub force_new_deployment: bool,
 }
 
+/// How dropped sessions come back, and the thresholds on what that cost
+/// (`verify --connections --reconnect`, `deploy`/`full --under-load`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReconnectFlags {
+    /// Reconnect delays, as socket.io-client's reconnectionDelay..reconnectionDelayMax
+    /// (doubling, randomization 0.5) [default: 1s..5s]
+    #[arg(long, value_name = "MIN..MAX", value_parser = parse_delay_range)]
+    pub reconnect_delay: Option<(std::time::Duration, std::time::Duration)>,
+    /// Fail when more dropped sessions than this did not come back [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_lost: Option<u64>,
+    /// Fail when more than this fraction of the sessions dropped (0.0-1.0)
+    #[arg(long, value_name = "F")]
+    pub max_drop_rate: Option<f64>,
+    /// Fail when the reconnect time p99 (drop to the namespace answer) exceeds this, e.g. 5s
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub max_reconnect_p99: Option<std::time::Duration>,
+}
+
+impl ReconnectFlags {
+    /// The first flag given, for the message when it needs `--reconnect`.
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.reconnect_delay.is_some(), "--reconnect-delay"),
+            (self.max_lost.is_some(), "--max-lost"),
+            (self.max_drop_rate.is_some(), "--max-drop-rate"),
+            (self.max_reconnect_p99.is_some(), "--max-reconnect-p99"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+}
+
+/// `--under-load N` and its settings (`deploy`, `full`): N sessions held through the rollout,
+/// reconnecting when dropped, and the disruption they saw.
+#[derive(Args, Debug, Clone, Default)]
+pub struct UnderLoadFlags {
+    /// Hold N Socket.IO sessions through the rollout (reconnecting when dropped) and report
+    /// the disruption the deploy caused
+    #[arg(long, value_name = "N")]
+    pub under_load: Option<u32>,
+    /// With --under-load: handshakes in flight at once while opening [default: 256]
+    #[arg(long, value_name = "C")]
+    pub concurrency: Option<u32>,
+    /// With --under-load: new sessions per second at most while opening
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// With --under-load: keep holding this long after the rollout succeeded [default: the
+    /// target group's deregistration delay + 2 heartbeat intervals + 5s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub settle: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub reconnect: ReconnectFlags,
+}
+
+impl UnderLoadFlags {
+    /// A flag that only means something with `--under-load`, given without it.
+    pub fn stray(&self) -> Option<&'static str> {
+        if self.under_load.is_some() {
+            return None;
+        }
+        [
+            (self.concurrency.is_some(), "--concurrency"),
+            (self.rate.is_some(), "--rate"),
+            (self.settle.is_some(), "--settle"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+        .or(self.reconnect.first_given())
+    }
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct AlbUpdateArgs {
     #[command(flatten)]
@@ -120,6 +192,11 @@ pub struct DeployArgs {
     /// Start the rollout and return without watching it
     #[arg(long)]
     pub no_wait: bool,
+    #[command(flatten)]
+    pub load: UnderLoadFlags,
+    /// Write a JUnit XML report here (the rollout, and the load with --under-load)
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -174,6 +251,12 @@ pub struct VerifyArgs {
     /// Load probe: fail when connect latency p99 exceeds this, e.g. 500ms
     #[arg(long, value_parser = parse_duration, requires = "connections")]
     pub max_p99: Option<std::time::Duration>,
+    /// Load probe: a dropped session comes back as socket.io-client does by default, and the
+    /// disruption is reported
+    #[arg(long, requires = "connections")]
+    pub reconnect: bool,
+    #[command(flatten)]
+    pub comeback: ReconnectFlags,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -191,6 +274,8 @@ pub struct FullArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub load: UnderLoadFlags,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -211,6 +296,30 @@ pub struct PlanArgs {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse(s)
+}
+
+/// Bounds of `--reconnect-delay`: a floor so a dead gateway is not hammered in a tight loop,
+/// a ceiling well above any client's.
+pub const RECONNECT_DELAY_RANGE: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_millis(10),
+    std::time::Duration::from_secs(600),
+);
+
+/// `--reconnect-delay MIN..MAX`: two durations, MIN at most MAX, both within
+/// [`RECONNECT_DELAY_RANGE`].
+fn parse_delay_range(s: &str) -> Result<(std::time::Duration, std::time::Duration), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("\"{s}\" is not MIN..MAX; write two durations, like 1s..5s"))?;
+    let (min, max) = (crate::duration::parse(a)?, crate::duration::parse(b)?);
+    let (lo, hi) = RECONNECT_DELAY_RANGE;
+    if min > max {
+        return Err(format!("\"{s}\": MIN is above MAX"));
+    }
+    if min < lo || max > hi {
+        return Err(format!("\"{s}\" is out of range: each delay 10ms to 10m"));
+    }
+    Ok((min, max))
 }
 
 /// `--timeout`: the range `[ecs] timeout` accepts.
@@ -276,5 +385,81 @@ mod tests {
             assert!(parse(&["plan", "--image", bad]).is_err());
         }
         assert!(parse(&["deploy", "--image", "repo/app:1.5.0"]).is_ok());
+    }
+
+    #[test]
+    fn reconnect_and_under_load_flags() {
+        let cli = parse(&[
+            "verify",
+            "--connections",
+            "10",
+            "--reconnect",
+            "--reconnect-delay",
+            "500ms..2s",
+            "--max-lost",
+            "3",
+        ])
+        .unwrap();
+        let Command::Verify(v) = cli.command else {
+            panic!()
+        };
+        assert!(v.reconnect);
+        assert_eq!(
+            v.comeback.reconnect_delay,
+            Some((
+                std::time::Duration::from_millis(500),
+                std::time::Duration::from_secs(2)
+            ))
+        );
+        assert_eq!(v.comeback.max_lost, Some(3));
+        // --reconnect needs --connections.
+        assert!(parse(&["verify", "--reconnect"]).is_err());
+        for bad in ["5s..1s", "0ms..1s", "1s..11m", "1s", "1s..", "x..5s"] {
+            let e = parse(&[
+                "verify",
+                "--connections",
+                "1",
+                "--reconnect",
+                "--reconnect-delay",
+                bad,
+            ])
+            .unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad}: {e}"
+            );
+        }
+        for verb in ["deploy", "full"] {
+            let cli = parse(&[
+                verb,
+                "--under-load",
+                "200",
+                "--settle",
+                "10s",
+                "--max-reconnect-p99",
+                "5s",
+                "--concurrency",
+                "50",
+            ])
+            .unwrap();
+            let load = match cli.command {
+                Command::Deploy(d) => d.load,
+                Command::Full(f) => f.load,
+                _ => unreachable!(),
+            };
+            assert_eq!(load.under_load, Some(200));
+            assert_eq!(load.concurrency, Some(50));
+            assert_eq!(load.stray(), None);
+            let cli = parse(&[verb, "--settle", "10s"]).unwrap();
+            let load = match cli.command {
+                Command::Deploy(d) => d.load,
+                Command::Full(f) => f.load,
+                _ => unreachable!(),
+            };
+            assert_eq!(load.stray(), Some("--settle"));
+            assert!(parse(&[verb, "--under-load", "many"]).is_err());
+        }
+        assert!(parse(&["plan", "--under-load", "10"]).is_err());
     }
 }

@@ -163,6 +163,11 @@ mod tests {
             ("probe/report.rs", include_str!("probe/report.rs")),
             ("probe/verdicts.rs", include_str!("probe/verdicts.rs")),
             ("probe/limits.rs", include_str!("probe/limits.rs")),
+            ("probe/backoff.rs", include_str!("probe/backoff.rs")),
+            ("probe/timeline.rs", include_str!("probe/timeline.rs")),
+            ("probe/reconnect.rs", include_str!("probe/reconnect.rs")),
+            ("probe/disruption.rs", include_str!("probe/disruption.rs")),
+            ("probe/load.rs", include_str!("probe/load.rs")),
         ];
         let base = [
             ("error.rs", include_str!("error.rs")),

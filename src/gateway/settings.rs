@@ -94,6 +94,18 @@ impl VerifySettings {
         })
     }
 
+    /// A minted token lives [`token::MINTED_TTL`], enough for one verify run; sessions held
+    /// through a rollout reconnect with it much later. Re-mints it to live `ttl` (a token from
+    /// `token_env` is the user's and stays as it is).
+    pub fn remint_for(&mut self, gw: &GatewaySection, ttl: Duration) {
+        if self.token_source(gw) != "minted from gateway.jwt_secret_env" {
+            return;
+        }
+        if let Some(secret) = gw.jwt_secret_env.as_deref().and_then(env_value) {
+            self.token = Some(token::mint_for(&Secret::new(secret), ttl));
+        }
+    }
+
     /// Where the token came from, for the line `verify` starts with.
     pub fn token_source(&self, gw: &GatewaySection) -> &'static str {
         match (&self.token, &gw.token_env, &gw.jwt_secret_env) {

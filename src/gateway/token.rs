@@ -67,6 +67,11 @@ pub fn mint(secret: &Secret) -> Secret {
     sign_hs256(secret.expose().as_bytes(), &claims(MINTED_TTL))
 }
 
+/// A token signed with `secret` living `ttl` (at least [`MINTED_TTL`]).
+pub fn mint_for(secret: &Secret, ttl: Duration) -> Secret {
+    sign_hs256(secret.expose().as_bytes(), &claims(ttl.max(MINTED_TTL)))
+}
+
 /// A well-formed token signed with a random key: the gateway must refuse it.
 pub fn forge() -> Secret {
     let mut key = [0u8; 32];

@@ -50,9 +50,21 @@ impl Template {
 
     /// The request with `key`.
     pub fn request(&self, key: &str) -> String {
-        let mut r = String::with_capacity(self.head.len() + key.len() + 4);
+        self.request_with(key, None)
+    }
+
+    /// The request with `key` and, when given, a `Cookie` header (`name=value`): a session
+    /// that comes back sends the stickiness cookie its last connection was given, as a
+    /// browser does.
+    pub fn request_with(&self, key: &str, cookie: Option<&str>) -> String {
+        let cookie_len = cookie.map_or(0, |c| c.len() + 10);
+        let mut r = String::with_capacity(self.head.len() + key.len() + 4 + cookie_len);
         r.push_str(&self.head);
         r.push_str(key);
+        if let Some(c) = cookie {
+            r.push_str("\r\nCookie: ");
+            r.push_str(c);
+        }
         r.push_str("\r\n\r\n");
         r
     }
@@ -141,18 +153,20 @@ pub fn parse_response<'a>(buf: &'a [u8], key: &str) -> Result<Option<Upgraded<'a
     }))
 }
 
-/// Sends the upgrade request on `io` and reads the `101`. Returns the stickiness cookie
-/// chosen by `pick` from the response's `Set-Cookie` values, and the bytes read past the head.
+/// Sends the upgrade request on `io` (with `cookie` as its `Cookie` header when given) and
+/// reads the `101`. Returns the stickiness cookie chosen by `pick` from the response's
+/// `Set-Cookie` values, and the bytes read past the head.
 pub async fn handshake<S, T>(
     io: &mut S,
     template: &Template,
+    cookie: Option<&str>,
     pick: impl FnOnce(&[&str]) -> T,
 ) -> Result<(T, Vec<u8>), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let key = new_key();
-    io.write_all(template.request(&key).as_bytes())
+    io.write_all(template.request_with(&key, cookie).as_bytes())
         .await
         .map_err(|e| Error::Transport(format!("sending the websocket upgrade: {e}")))?;
     let mut buf: Vec<u8> = Vec::with_capacity(HEAD_START);
@@ -210,6 +224,11 @@ mod tests {
         assert!(Template::new(&u, "x")
             .request("k")
             .contains("Host: api.example.com\r\n"));
+        let r = Template::new(&u, "x").request_with("k", Some("AWSALB=a+b/c=="));
+        assert!(
+            r.ends_with("Sec-WebSocket-Key: k\r\nCookie: AWSALB=a+b/c==\r\n\r\n"),
+            "{r}"
+        );
     }
 
     #[test]

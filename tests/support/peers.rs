@@ -62,6 +62,31 @@ pub fn which(bin: &str) -> Option<PathBuf> {
 }
 
 impl Gateway {
+    pub fn pid(&self) -> u32 {
+        self._peer.child.id()
+    }
+
+    /// SIGTERM, as ECS stops a task: the gateway closes its sessions and exits.
+    pub fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -TERM {}", self.pid());
+    }
+
+    /// Whether the process has exited (reaped by the test).
+    pub fn exited(&mut self) -> bool {
+        matches!(self._peer.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// `GET /health/stats` of this replica, directly (not through a proxy).
+    pub fn stats(&self) -> serde_json::Value {
+        let (status, body) = http(self.port, "GET", "/health/stats", "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     pub fn start(opts: &GatewayOpts) -> Gateway {
         let dir = repo().join("tests/gateway");
         require(
@@ -299,4 +324,186 @@ impl TestCa {
             _dir: dir,
         }
     }
+}
+
+/// HAProxy shaped like the ALB with target slots driven over its runtime API
+/// (`tests/support/haproxy/runner.cfg.tmpl`, as the sandbox task runner uses it): each gateway
+/// in a slot `task1`, `task2`, …, so a test can drain one as the ALB drains a deregistering
+/// target. Killed on drop.
+pub struct SlotProxy {
+    pub port: u16,
+    pub url: String,
+    socket: PathBuf,
+    _peer: Peer,
+    _dir: tempfile::TempDir,
+}
+
+/// The AWSALB value of tests/support/haproxy/runner.cfg.tmpl for a slot (`task1`, …).
+pub fn slot_cookie(slot: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "hK3pV9qZ+tW2mN8xR4yB7cL1dF6gJ0sA/eU5iO3nQ9wT2vX8zY4bC7kM1pD6rH0a{}",
+        base64::engine::general_purpose::STANDARD.encode(slot)
+    )
+}
+
+impl SlotProxy {
+    pub fn start(gateways: &[&Gateway]) -> SlotProxy {
+        let bin = which("haproxy").unwrap_or_else(|| {
+            panic!("haproxy not found on PATH: run `bash scripts/setup.sh` first (apt-get install haproxy)")
+        });
+        let tmpl = std::fs::read_to_string(repo().join("tests/support/haproxy/runner.cfg.tmpl"))
+            .expect("runner.cfg.tmpl");
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("haproxy.sock");
+        let mut last_err = String::new();
+        for attempt in 0..3 {
+            let port = free_port();
+            let cfg = tmpl
+                .replace("{{FRONT_PORT}}", &port.to_string())
+                .replace("{{STATS_SOCKET}}", &socket.display().to_string())
+                .replace("{{MAXCONN}}", "2000")
+                .replace("{{NAME}}", &format!("slots-{port}"));
+            let cfg_path = dir.path().join(format!("slots-{attempt}.cfg"));
+            std::fs::write(&cfg_path, cfg).unwrap();
+            let log = dir.path().join(format!("slots-{attempt}.log"));
+            let child = Command::new(&bin)
+                .arg("-f")
+                .arg(&cfg_path)
+                .arg("-db")
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("spawn haproxy");
+            let mut proxy = SlotProxy {
+                port,
+                url: format!("http://127.0.0.1:{port}"),
+                socket: socket.clone(),
+                _peer: Peer {
+                    child,
+                    name: "haproxy".into(),
+                },
+                _dir: tempfile::tempdir().unwrap(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut up = false;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = proxy._peer.child.try_wait() {
+                    break;
+                }
+                if proxy.try_command("show backend").contains("gateways") {
+                    up = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !up {
+                last_err = std::fs::read_to_string(&log).unwrap_or_default();
+                continue;
+            }
+            for (i, g) in gateways.iter().enumerate() {
+                let s = format!("gateways/task{}", i + 1);
+                proxy.command(&format!(
+                    "set server {s} addr 127.0.0.1 port {}; set weight {s} 1; set server {s} state ready",
+                    g.port
+                ));
+            }
+            // Ready when each slot answers through the proxy with its own cookie.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let all = (1..=gateways.len()).all(|i| {
+                    let cookie = slot_cookie(&format!("task{i}"));
+                    let (status, body) = http_cookie(port, "/health/websocket", &cookie);
+                    status == 200 && body.contains("\"connections\"")
+                });
+                if all && proxy.status().len() >= gateways.len() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "HAProxy slots not up: {:?}",
+                    proxy.status()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            proxy._dir = dir;
+            return proxy;
+        }
+        panic!("haproxy (slots) did not become ready: {last_err}");
+    }
+
+    fn try_command(&self, cmd: &str) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.socket) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(format!("{cmd}\n").as_bytes());
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// One runtime API command (several may be joined with `; `); its answer.
+    pub fn command(&self, cmd: &str) -> String {
+        let out = self.try_command(cmd);
+        assert!(
+            !out.to_lowercase().contains("unknown") && !out.contains("No such"),
+            "haproxy runtime API: {cmd}: {out}"
+        );
+        out
+    }
+
+    /// Drains slot `taskN` as the ALB drains a deregistering target: no new requests (and a
+    /// cookie naming it is re-routed), open connections stay.
+    pub fn drain(&self, n: usize) {
+        let s = format!("gateways/task{n}");
+        self.command(&format!("set weight {s} 0; set server {s} state drain"));
+    }
+
+    /// HAProxy's status per used slot (`UP`, `DOWN`, `DRAIN`, …).
+    pub fn status(&self) -> Vec<(String, String)> {
+        let out = self.try_command("show stat -1 4 -1");
+        let mut lines = out.lines();
+        let Some(header) = lines.next() else {
+            return Vec::new();
+        };
+        let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+        let idx = |n: &str| cols.iter().position(|c| *c == n);
+        let (Some(sv), Some(st)) = (idx("svname"), idx("status")) else {
+            return Vec::new();
+        };
+        lines
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|r| r.len() > st && !r[st].starts_with("MAINT"))
+            .map(|r| (r[sv].to_string(), r[st].to_string()))
+            .collect()
+    }
+}
+
+/// GET through a proxy with an AWSALB cookie; status and body.
+pub fn http_cookie(port: u16, path: &str, awsalb: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: AWSALB={awsalb}\r\nConnection: close\r\n\r\n"
+    );
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

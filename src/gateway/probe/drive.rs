@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::http::header::COOKIE;
 use url::Url;
 
+use super::load::{self, Controls, Opened};
 use super::session::{spawn_sessions, CookieSeen, Outcome, Phase, Record, Shared};
 use super::{
     CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, OpenFiles, ProbeReport,
@@ -89,11 +90,17 @@ pub(super) async fn ticker(
             Phase::Opening => {
                 format!("{opened}/{n} open, {rate:.0} handshakes/s, {errors} error(s)")
             }
+            // A hold the caller ends (`--under-load`): a line when something changes.
+            Phase::Holding { .. } if hold.is_zero() => format!(
+                "holding {alive} session(s){}",
+                comeback(c)
+            ),
             Phase::Holding { start, .. } => format!(
-                "holding {alive} session(s), {} s of {}, {} heartbeat(s) acked, {errors} error(s)",
+                "holding {alive} session(s), {} s of {}, {} heartbeat(s) acked, {errors} error(s){}",
                 now.duration_since(start).as_secs(),
                 fmt_duration(hold),
-                c.acks.load(Relaxed)
+                c.acks.load(Relaxed),
+                comeback(c)
             ),
             Phase::Closing { .. } => format!(
                 "closing: {}/{alive} closed, {errors} error(s)",
@@ -113,13 +120,30 @@ pub(super) async fn ticker(
     }
 }
 
+/// `, 3 dropped, 2 back, 1 reconnecting` once a session dropped (`--reconnect`).
+fn comeback(c: &super::session::Counters) -> String {
+    let drops = c.drops.load(Relaxed);
+    if drops == 0 {
+        return String::new();
+    }
+    format!(
+        ", {drops} drop(s), {} back, {} reconnecting",
+        c.reconnects.load(Relaxed),
+        c.reconnecting.load(Relaxed)
+    )
+}
+
 pub(super) struct Gathered {
-    records: Vec<Record>,
+    pub(super) records: Vec<Record>,
     not_started: u64,
     cut: u64,
     window: (Duration, Duration),
-    cookie_instances: Vec<Option<String>>,
-    duration: Duration,
+    pub(super) cookie_instances: Vec<Option<String>>,
+    pub(super) duration: Duration,
+    /// With a caller's [`Controls`]: when it said the rollout started (from the probe's
+    /// start), and whether the rollout succeeded.
+    pub(super) since: Option<Duration>,
+    pub(super) succeeded: Option<bool>,
 }
 
 pub(super) async fn drive(
@@ -128,6 +152,7 @@ pub(super) async fn drive(
     budget: Budget,
     phase_tx: watch::Sender<Phase>,
     health: (reqwest::Client, Url),
+    mut control: Option<Controls>,
 ) -> Gathered {
     let n = ps.connections;
     let open_deadline = sh.start + budget.open;
@@ -150,9 +175,20 @@ pub(super) async fn drive(
             break;
         }
     }
-    // Hold.
+    if let Some(c) = &control {
+        let c_ = &sh.counters;
+        let _ = c.opened.send(Some(Opened {
+            opened: c_.opened.load(Relaxed),
+            failed: c_.open_failed.load(Relaxed),
+            took: sh.start.elapsed(),
+        }));
+    }
+    // Hold (until the caller ends it, with one).
     let start = Instant::now();
-    let end = start + ps.hold;
+    let end = match control {
+        None => start + ps.hold,
+        Some(_) => start + Duration::from_secs(24 * 3600),
+    };
     let _ = phase_tx.send(Phase::Holding { start, end });
     let cookie_values = sh.cookies.all();
     let (client, url) = health;
@@ -168,9 +204,15 @@ pub(super) async fn drive(
         futures_util::future::join_all(all).await
     });
     let alive = sh.counters.opened.load(Relaxed) > 0;
-    if alive {
-        tokio::time::sleep_until(end.into()).await;
-    }
+    let end = match control.as_mut() {
+        Some(c) => c.hold().await,
+        None => {
+            if alive {
+                tokio::time::sleep_until(end.into()).await;
+            }
+            end
+        }
+    };
     let end = Instant::now().min(end).max(start);
     // Close.
     let until = Instant::now() + ps.close_grace;
@@ -198,6 +240,9 @@ pub(super) async fn drive(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
+    let mark = control
+        .and_then(|c| c.mark.lock().ok().map(|m| *m))
+        .unwrap_or_default();
     Gathered {
         records,
         not_started,
@@ -205,6 +250,8 @@ pub(super) async fn drive(
         window: (sh.since_start(start), sh.since_start(end)),
         cookie_instances,
         duration: sh.start.elapsed(),
+        since: mark.since.map(|t| sh.since_start(t)),
+        succeeded: mark.succeeded,
     }
 }
 
@@ -227,6 +274,9 @@ pub(super) fn build_report(
     let last_open = Duration::from_micros(sh.counters.last_open_us.load(Relaxed));
     let cookies = cookie_report(sh, g, &t, distinct_cookies);
     let heartbeats = heartbeat_report(sh, ps, &t);
+    let disruption = ps
+        .reconnect
+        .map(|r| load::disruption_of(sh, g, ps.connections, r.limits));
     ProbeReport {
         url: url.to_string(),
         namespace: namespace.to_string(),
@@ -257,6 +307,7 @@ pub(super) fn build_report(
         cookies,
         heartbeats,
         failures,
+        disruption,
     }
 }
 
@@ -332,8 +383,14 @@ impl<'a> Tally<'a> {
         self.opened += 1;
         self.connect_us.push(us);
         self.received_in_hold += r.hb_in_hold as u64;
-        self.due_in_hold +=
-            stats::heartbeats_due(r.opened_at, g.window, r.gone_at, ps.heartbeat_interval);
+        // Each connection of a session that reconnected has its heartbeats due from its own
+        // open.
+        self.due_in_hold += r
+            .timeline
+            .segments(r.opened_at, r.gone_at)
+            .into_iter()
+            .map(|(from, to)| stats::heartbeats_due(from, g.window, to, ps.heartbeat_interval))
+            .sum::<u64>();
         if r.cookie != CookieSeen::None {
             self.cookie_set += 1;
         }

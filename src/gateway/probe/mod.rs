@@ -60,16 +60,25 @@ use crate::exit::{Code, Failure};
 use crate::report::{Check, CheckStatus, Step};
 use crate::ui::Ui;
 
+mod backoff;
+pub mod disruption;
 mod drive;
 mod limits;
+mod load;
+mod reconnect;
 mod report;
 mod session;
+mod timeline;
 mod verdicts;
 
+pub use backoff::Backoff;
+pub use disruption::DisruptionReport;
 pub use limits::{ensure_open_files, too_many_files, OpenFiles};
+pub use load::{control, Control, Controls, Opened, ReconnectSettings};
 pub use report::{
     CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, ProbeReport, TargetCount,
 };
+pub use timeline::{AttemptCause, DropCause};
 pub use verdicts::checks;
 
 use drive::{build_report, drive, ticker};
@@ -112,6 +121,8 @@ pub struct ProbeSettings {
     /// After the hold, how long a session waits for its next heartbeat (acked) before it
     /// leaves, so no heartbeat is in flight when it does.
     pub close_grace: Duration,
+    /// `--reconnect`: dropped sessions come back; the disruption is reported.
+    pub reconnect: Option<ReconnectSettings>,
 }
 
 /// The hold when `--hold` is not given: two heartbeat intervals, 5 s to 10 min, so the
@@ -170,6 +181,14 @@ impl ProbeSettings {
                 "hold for at most 24h",
             ));
         }
+        let reconnect = match (args.reconnect, args.comeback.first_given()) {
+            (true, _) => Some(ReconnectSettings::from_flags(&args.comeback)?),
+            (false, Some(flag)) => return Err(usage(
+                format!("{flag} needs --reconnect"),
+                "add --reconnect: dropped sessions then come back and the disruption is measured",
+            )),
+            (false, None) => None,
+        };
         Ok(ProbeSettings {
             connections,
             rate: args.rate,
@@ -179,7 +198,37 @@ impl ProbeSettings {
             max_p99: args.max_p99,
             heartbeat_interval: v.heartbeat_interval,
             close_grace: close_grace(v.heartbeat_interval),
+            reconnect,
         })
+    }
+
+    /// The settings of `--under-load N`: sessions opened like `verify --connections N`, held
+    /// until the caller ends the hold, reconnecting. The error gate is off (the disruption's
+    /// thresholds gate instead).
+    pub fn under_load(
+        connections: u32,
+        concurrency: Option<u32>,
+        rate: Option<f64>,
+        reconnect: ReconnectSettings,
+        v: &VerifySettings,
+    ) -> anyhow::Result<ProbeSettings> {
+        let args = VerifyArgs {
+            connections: Some(connections),
+            concurrency,
+            rate,
+            max_error_rate: Some(1.0),
+            ..VerifyArgs::default()
+        };
+        let mut ps = ProbeSettings::from_args(&args, v).map_err(|e| {
+            let m = crate::exit::message_of(&e).replace("--connections", "--under-load");
+            let hint = crate::exit::hint_of(&e).map(str::to_string);
+            let mut f = Failure::usage(m);
+            f.hint = hint;
+            anyhow::Error::from(f)
+        })?;
+        ps.hold = Duration::ZERO;
+        ps.reconnect = Some(reconnect);
+        Ok(ps)
     }
 
     pub fn budget(&self) -> Budget {
@@ -233,6 +282,29 @@ pub async fn probe(
     ui: &Ui,
     open_files: Option<OpenFiles>,
 ) -> anyhow::Result<ProbeReport> {
+    run_probe(v, ps, ui, open_files, None).await
+}
+
+/// The probe whose hold the caller ends through the [`Control`] paired with `controls`
+/// (`deploy --under-load`). Its phases are bounded one by one (open, close); the hold is the
+/// caller's to bound.
+pub async fn probe_controlled(
+    v: &VerifySettings,
+    ps: &ProbeSettings,
+    ui: &Ui,
+    open_files: Option<OpenFiles>,
+    controls: Controls,
+) -> anyhow::Result<ProbeReport> {
+    run_probe(v, ps, ui, open_files, Some(controls)).await
+}
+
+async fn run_probe(
+    v: &VerifySettings,
+    ps: &ProbeSettings,
+    ui: &Ui,
+    open_files: Option<OpenFiles>,
+    controls: Option<Controls>,
+) -> anyhow::Result<ProbeReport> {
     let base =
         Url::parse(&v.url).map_err(|e| Failure::usage(format!("gateway url {:?}: {e}", v.url)))?;
     let addrs = resolve(&base).await?;
@@ -284,12 +356,25 @@ pub async fn probe(
         cookies: Interner::new(COOKIE_VALUES_LIMIT),
         cookie_name: OnceLock::new(),
         lateness: Mutex::new(Histogram::new()),
+        reconnect: ps.reconnect.map(|r| r.backoff),
     });
     let budget = ps.budget();
     let (phase_tx, phase_rx) = watch::channel(Phase::Opening);
-    let drive = drive(sh.clone(), ps, budget, phase_tx, (client, health_url));
+    // With a caller's controls the hold is theirs to end: no overall deadline here.
+    let total = match controls {
+        None => budget.total,
+        Some(_) => Duration::from_secs(u32::MAX as u64),
+    };
+    let drive = drive(
+        sh.clone(),
+        ps,
+        budget,
+        phase_tx,
+        (client, health_url),
+        controls,
+    );
     let gathered = tokio::select! {
-        g = tokio::time::timeout(budget.total, drive) => g.map_err(|_| {
+        g = tokio::time::timeout(total, drive) => g.map_err(|_| {
             Failure::failed(format!(
                 "the probe ran past its deadline of {}",
                 fmt_duration(budget.total)
@@ -413,6 +498,9 @@ fn print_result(
     } else {
         for c in checks {
             println!("{}", c.line());
+        }
+        if let Some(d) = &report.disruption {
+            print!("{}", disruption::render_table(d));
         }
         if !report.failures.is_empty() {
             println!("failures by cause:");

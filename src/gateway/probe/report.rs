@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::disruption::DisruptionReport;
 use super::OpenFiles;
 use crate::gateway::stats::Summary;
 
@@ -100,4 +101,7 @@ pub struct ProbeReport {
     pub cookies: CookieReport,
     pub heartbeats: HeartbeatReport,
     pub failures: Vec<FailureGroup>,
+    /// With `--reconnect`: the drops, the reconnects, where the sessions went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<DisruptionReport>,
 }

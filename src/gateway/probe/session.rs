@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use super::backoff::Backoff;
+use super::timeline::Timeline;
 use super::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::gateway::codec::{Handshake, SioKind, SioPacket};
 use crate::gateway::instance_of;
@@ -31,9 +33,9 @@ const NONE: u16 = u16::MAX;
 
 /// The socket under a session's websocket: plain TCP or TLS over it, boxed, so a plain session
 /// does not carry the size of a TLS stream (about 1 KiB) inline.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-type Stream = WebSocketStream<Box<dyn Io>>;
+pub(super) type Stream = WebSocketStream<Box<dyn Io>>;
 
 /// TLS for `https` gateways: one client configuration for every session.
 #[derive(Clone)]
@@ -68,6 +70,10 @@ pub(super) struct Counters {
     pub(super) acks: AtomicU64,
     /// Microseconds from the start to the last session opened.
     pub(super) last_open_us: AtomicU64,
+    /// With `--reconnect`: drops noticed, sessions back, sessions trying to come back now.
+    pub(super) drops: AtomicU64,
+    pub(super) reconnects: AtomicU64,
+    pub(super) reconnecting: AtomicU64,
 }
 
 impl Counters {
@@ -137,11 +143,15 @@ pub(super) struct Shared {
     pub(super) cookies: Interner,
     pub(super) cookie_name: OnceLock<String>,
     pub(super) lateness: Mutex<Histogram>,
+    /// `--reconnect`: dropped sessions come back on this schedule (`None`: they stay lost).
+    pub(super) reconnect: Option<Backoff>,
 }
 
 /// The stickiness cookie among `Set-Cookie` values: `AWSALB` (lb_cookie), `AWSALBTG`, or an
 /// application cookie's `AWSALBAPP-*`; the `*CORS` twins carry the same value.
-fn stickiness_cookie<'a>(set_cookies: impl Iterator<Item = &'a str>) -> Option<(&'a str, &'a str)> {
+pub(super) fn stickiness_cookie<'a>(
+    set_cookies: impl Iterator<Item = &'a str>,
+) -> Option<(&'a str, &'a str)> {
     let mut best: Option<(u8, &str, &str)> = None;
     for sc in set_cookies {
         let pair = sc.split(';').next().unwrap_or("");
@@ -225,18 +235,20 @@ pub(super) struct Record {
     pub(super) cookie: CookieSeen,
     pub(super) hb_in_hold: u32,
     pub(super) outcome: Outcome,
+    /// Drops and reconnects (`--reconnect`); empty otherwise.
+    pub(super) timeline: Timeline,
 }
 
-/// Per-session state while open.
-struct Live {
-    opened: Instant,
-    last_hb: Instant,
-    window: Option<(Instant, Instant)>,
-    hb_in_hold: u32,
-    target: u16,
+/// Per-session state while open (of the current connection, with `--reconnect`).
+pub(super) struct Live {
+    pub(super) opened: Instant,
+    pub(super) last_hb: Instant,
+    pub(super) window: Option<(Instant, Instant)>,
+    pub(super) hb_in_hold: u32,
+    pub(super) target: u16,
 }
 
-fn closed_cause(frame: Option<CloseFrame>) -> String {
+pub(super) fn closed_cause(frame: Option<CloseFrame>) -> String {
     match frame {
         Some(f) => format!(
             "closed by the server: close frame {} {}",
@@ -294,9 +306,19 @@ fn refusal(namespace: &str, p: &SioPacket) -> String {
     )
 }
 
-/// TCP connect, websocket handshake through the load balancer, Engine.IO open, namespace
-/// CONNECT with the token.
-async fn open(sh: &Shared, i: usize) -> Result<(Stream, CookieSeen), String> {
+/// A session's own cookie jar (`--reconnect`): the stickiness cookie its last connection was
+/// given, `name=value`, sent when it comes back.
+pub(super) type Jar = Option<Box<str>>;
+
+/// TCP connect, websocket handshake through the load balancer (sending the cookie in `jar`,
+/// and keeping the one the `101` sets there), Engine.IO open, namespace CONNECT with the
+/// token. Also returns how long the connection may go without an Engine.IO ping (the open
+/// packet's pingInterval + pingTimeout).
+pub(super) async fn open(
+    sh: &Shared,
+    i: usize,
+    jar: Option<&mut Jar>,
+) -> Result<(Stream, CookieSeen, Duration), String> {
     let addr = sh.addrs[i % sh.addrs.len()];
     let tcp = TcpStream::connect(addr)
         .await
@@ -311,16 +333,28 @@ async fn open(sh: &Shared, i: usize) -> Result<(Stream, CookieSeen), String> {
                 .map_err(|e| Error::Connect(format!("TLS: {}", error_chain(&e))).to_string())?,
         ),
     };
-    let (cookie, rest) = upgrade::handshake(&mut io, &sh.upgrade, |set| sh.cookie_of(set))
-        .await
-        .map_err(|e| format!("websocket handshake: {e}"))?;
+    let keep = jar.is_some();
+    let send_cookie = jar.as_ref().and_then(|j| j.as_deref());
+    let ((cookie, kept), rest) = upgrade::handshake(&mut io, &sh.upgrade, send_cookie, |set| {
+        let kept = keep
+            .then(|| stickiness_cookie(set.iter().copied()))
+            .flatten()
+            .map(|(n, v)| Box::<str>::from(format!("{n}={v}")));
+        (sh.cookie_of(set), kept)
+    })
+    .await
+    .map_err(|e| format!("websocket handshake: {e}"))?;
+    if let (Some(jar), Some(k)) = (jar, kept) {
+        *jar = Some(k);
+    }
     let mut ws =
         WebSocketStream::from_partially_read(io, rest, Role::Client, Some(sh.ws_config)).await;
 
     let first = next_text(&mut ws).await?;
-    match first.strip_prefix('0') {
+    let ping_window = match first.strip_prefix('0') {
         Some(json) => {
-            Handshake::parse(json).map_err(|e| e.to_string())?;
+            let h = Handshake::parse(json).map_err(|e| e.to_string())?;
+            Duration::from_millis(h.ping_interval.saturating_add(h.ping_timeout))
         }
         None => {
             return Err(format!(
@@ -328,7 +362,7 @@ async fn open(sh: &Shared, i: usize) -> Result<(Stream, CookieSeen), String> {
                 snippet(first.as_bytes(), 40)
             ))
         }
-    }
+    };
     send(&mut ws, sh.connect_frame.clone()).await?;
     loop {
         let text = next_text(&mut ws).await?;
@@ -341,7 +375,7 @@ async fn open(sh: &Shared, i: usize) -> Result<(Stream, CookieSeen), String> {
                     continue;
                 }
                 match p.kind {
-                    SioKind::Connect => return Ok((ws, cookie)),
+                    SioKind::Connect => return Ok((ws, cookie, ping_window)),
                     SioKind::ConnectError => return Err(refusal(&sh.namespace, &p)),
                     SioKind::Disconnect => {
                         return Err(format!(
@@ -359,7 +393,7 @@ async fn open(sh: &Shared, i: usize) -> Result<(Stream, CookieSeen), String> {
 
 /// Handles one incoming message of an open session: pong pings, ack and count heartbeats.
 /// `Ok(true)` when a heartbeat was received (and acked when it asked for an ack).
-async fn handle(
+pub(super) async fn handle(
     sh: &Shared,
     ws: &mut Stream,
     live: &mut Live,
@@ -427,7 +461,7 @@ async fn handle(
 }
 
 /// The clean close: leave the namespace, close the websocket, wait for the server's close.
-async fn close(ws: &mut Stream, disconnect: Utf8Bytes) -> Result<(), String> {
+pub(super) async fn close(ws: &mut Stream, disconnect: Utf8Bytes) -> Result<(), String> {
     send(ws, disconnect).await?;
     match ws.close(None).await {
         Ok(()) => {}
@@ -455,9 +489,11 @@ async fn session(
     mut phase: watch::Receiver<Phase>,
 ) -> Record {
     let t0 = Instant::now();
+    let mut jar: Jar = None;
+    let keep = sh.reconnect.is_some().then_some(&mut jar);
     // Boxed: the handshake's state (about 1.5 KiB) lives on the heap only while it runs, not
     // in every session's task for its whole life.
-    let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(open(&sh, i))).await;
+    let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(open(&sh, i, keep))).await;
     drop(permit);
     let mut rec = Record {
         connect_us: None,
@@ -467,8 +503,9 @@ async fn session(
         cookie: CookieSeen::None,
         hb_in_hold: 0,
         outcome: Outcome::Closed,
+        timeline: Timeline::new(),
     };
-    let (mut ws, cookie) = match opened {
+    let (mut ws, cookie, ping_window) = match opened {
         Ok(Ok(x)) => x,
         Ok(Err(cause)) => {
             sh.counters.open_failed.fetch_add(1, Relaxed);
@@ -500,7 +537,29 @@ async fn session(
         hb_in_hold: 0,
         target: NONE,
     };
-    let outcome = run_open(&sh, &mut ws, &mut live, &mut phase).await;
+    let outcome = match &sh.reconnect {
+        None => run_open(&sh, &mut ws, &mut live, &mut phase).await,
+        Some(_) => {
+            let held = super::reconnect::Held {
+                i,
+                jar,
+                ping_window,
+                cookie,
+            };
+            let (outcome, last_cookie) = Box::pin(super::reconnect::hold(
+                &sh,
+                &mut ws,
+                &mut live,
+                &mut phase,
+                &mut rec.timeline,
+                held,
+            ))
+            .await;
+            // The cookie of the connection the session ended on, as its target is.
+            rec.cookie = last_cookie;
+            outcome
+        }
+    };
     rec.target = live.target;
     rec.hb_in_hold = live.hb_in_hold;
     rec.gone_at = sh.since_start(Instant::now());

@@ -40,9 +40,13 @@ const VERDICTS: [fn(&ProbeReport) -> Check; 8] = [
 ];
 
 /// The checks, in report order: open, latency, hold, heartbeat, spread, cookies, close,
-/// errors (one per `VERDICTS` entry).
+/// errors (one per `VERDICTS` entry), then with `--reconnect` disruption and reconnect.
 pub fn checks(r: &ProbeReport) -> Vec<Check> {
-    VERDICTS.iter().map(|verdict| verdict(r)).collect()
+    let mut c: Vec<Check> = VERDICTS.iter().map(|verdict| verdict(r)).collect();
+    if let Some(d) = &r.disruption {
+        c.extend(super::disruption::checks(d));
+    }
+    c
 }
 
 /// The error gate: the share of failed sessions is within `--max-error-rate`.
@@ -480,6 +484,7 @@ mod tests {
                 },
             },
             failures: vec![],
+            disruption: None,
         }
     }
 

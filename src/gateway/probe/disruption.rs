@@ -48,6 +48,8 @@ pub struct SessionLine<'a> {
     pub first: Option<&'a str>,
     pub drops: Vec<DropLine<'a>>,
     pub max_gap_ms: u32,
+    /// The heartbeat spacing on the connection it ended on.
+    pub spacing_ms: Option<u32>,
 }
 
 impl<'a> SessionLine<'a> {
@@ -138,6 +140,16 @@ pub struct Landing {
     pub peak_per_s: u64,
 }
 
+/// The sessions open at the end on one target, and the heartbeat spacing they saw there (the
+/// interval that target runs: a rollout that changes it shows here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndedOn {
+    pub target: String,
+    pub sessions: u64,
+    /// Median over its sessions of their last heartbeat spacing.
+    pub heartbeat_spacing_ms: Option<u64>,
+}
+
 /// Old targets served before the window, new ones were first reached in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OldNew {
@@ -175,6 +187,8 @@ pub struct DisruptionReport {
     pub longest_heartbeat_gap_ms: Option<u64>,
     /// How the reconnects spread over the targets that took them.
     pub landed: Vec<Landing>,
+    /// Where the sessions open at the end are, with the heartbeat spacing seen there.
+    pub ended_on: Vec<EndedOn>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<OldNew>,
     /// Sessions that dropped before the window (not counted above).
@@ -360,10 +374,38 @@ pub fn disruption(
             .max()
             .map(u64::from),
         landed,
+        ended_on: ended_on(sessions),
         targets: window.old_and_new.then(|| old_and_new(sessions, window)),
         dropped_before_window: dropped_before,
         limits,
     }
+}
+
+/// The sessions not lost, by the target they ended on, with their median heartbeat spacing.
+fn ended_on(sessions: &[SessionLine]) -> Vec<EndedOn> {
+    let mut by: BTreeMap<&str, (u64, Vec<u32>)> = BTreeMap::new();
+    for s in sessions.iter().filter(|s| !s.lost()) {
+        let e = by.entry(s.last_target().unwrap_or(UNKNOWN)).or_default();
+        e.0 += 1;
+        e.1.extend(s.spacing_ms);
+    }
+    let mut v: Vec<EndedOn> = by
+        .into_iter()
+        .map(|(t, (sessions, mut spacing))| {
+            spacing.sort_unstable();
+            EndedOn {
+                target: t.to_string(),
+                sessions,
+                heartbeat_spacing_ms: percentile(&spacing, 50.0).map(u64::from),
+            }
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.sessions
+            .cmp(&a.sessions)
+            .then_with(|| a.target.cmp(&b.target))
+    });
+    v
 }
 
 /// Old targets: those of every first connection and of reconnects done before the window.
@@ -666,11 +708,18 @@ mod tests {
     }
 
     fn session<'a>(first: &'a str, drops: Vec<DropLine<'a>>) -> SessionLine<'a> {
+        let spacing = if drops_back_on(&drops) { 1500 } else { 30_000 };
         SessionLine {
             first: Some(first),
             drops,
             max_gap_ms: 0,
+            spacing_ms: Some(spacing),
         }
+    }
+
+    /// Test sessions that came back run the new 1.5 s heartbeat, the others the old 30 s.
+    fn drops_back_on(drops: &[DropLine]) -> bool {
+        drops.last().is_some_and(|d| d.back_ms.is_some())
     }
 
     const LIMITS: Limits = Limits {
@@ -929,6 +978,20 @@ mod tests {
         assert_eq!(t.new, ["new-1", "new-2"]);
         // The session lost before the window is not open at the end.
         assert_eq!(t.open_at_end, 5);
+        // Where they ended, with the spacing each target runs.
+        let ended: Vec<(&str, u64, Option<u64>)> = r
+            .ended_on
+            .iter()
+            .map(|e| (e.target.as_str(), e.sessions, e.heartbeat_spacing_ms))
+            .collect();
+        assert_eq!(
+            ended,
+            [
+                ("new-1", 2, Some(1500)),
+                ("new-2", 2, Some(1500)),
+                ("old-2", 1, Some(30_000))
+            ]
+        );
         assert_eq!((t.ended_on_new, t.ended_on_old, t.ended_unknown), (4, 1, 0));
         // The table is by the target each session dropped from first in the window.
         assert_eq!(

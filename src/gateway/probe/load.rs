@@ -150,15 +150,27 @@ impl Control {
 }
 
 impl Controls {
-    /// Waits until the caller ends the hold, then for the time it asked; returns the end.
+    /// Waits until the caller ends the hold, then for the time it asked (a later call, like
+    /// an interrupt during the settle time, replaces it); returns the end.
     pub(super) async fn hold(&mut self) -> Instant {
-        let after = match self.end.wait_for(Option::is_some).await {
+        let mut after = match self.end.wait_for(Option::is_some).await {
             Ok(v) => v.unwrap_or_default(),
             // The caller is gone: end now.
-            Err(_) => Duration::ZERO,
+            Err(_) => return Instant::now(),
         };
-        tokio::time::sleep(after).await;
-        Instant::now()
+        let mut from = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(from + after) => return Instant::now(),
+                changed = self.end.changed() => match changed {
+                    Ok(()) => {
+                        after = self.end.borrow_and_update().unwrap_or_default();
+                        from = tokio::time::Instant::now();
+                    }
+                    Err(_) => return Instant::now(),
+                },
+            }
+        }
     }
 }
 
@@ -214,6 +226,7 @@ fn line_of<'a>(
             })
             .collect(),
         max_gap_ms: tl.max_gap_ms,
+        spacing_ms: (tl.spacing_ms > 0).then_some(tl.spacing_ms),
     }
 }
 
@@ -318,6 +331,17 @@ mod tests {
         let (took, succeeded) = held.await.unwrap();
         assert_eq!(took, Duration::from_secs(37));
         assert_eq!(succeeded, Some(true));
+        // A second call during the wait replaces the first (an interrupt ends the settle).
+        let (c2, mut ctl2) = control();
+        let t0 = tokio::time::Instant::now();
+        let held = tokio::spawn(async move {
+            ctl2.hold().await;
+            t0.elapsed()
+        });
+        c2.end(Duration::from_secs(60), Some(true));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        c2.end(Duration::ZERO, Some(true));
+        assert_eq!(held.await.unwrap(), Duration::from_secs(5));
         assert!(c.mark.lock().unwrap().since.is_some());
         // A caller that goes away ends the hold at once.
         let (c, mut ctl) = control();

@@ -225,6 +225,7 @@ async fn connection(
                         watch.last_hb = now;
                         watch.heartbeats += 1;
                         note_heartbeat(tl, live, watch.heartbeats == 1, last_any);
+                        tl.spacing_ms = watch.spacing.as_millis().min(u32::MAX as u128) as u32;
                         if until.is_some() {
                             return Ended::Leave;
                         }

@@ -186,6 +186,9 @@ pub(super) struct Timeline {
     /// The longest time between two heartbeats of the session, across reconnects (ms; 0: fewer
     /// than two heartbeats).
     pub(super) max_gap_ms: u32,
+    /// The spacing of the last heartbeat from the one before on the same connection (from the
+    /// connection's open for its first): the interval the server it ended on runs (ms; 0: none).
+    pub(super) spacing_ms: u32,
 }
 
 impl Timeline {
@@ -195,6 +198,7 @@ impl Timeline {
             first_target: NO_TARGET,
             first_cookie: NO_TARGET,
             max_gap_ms: 0,
+            spacing_ms: 0,
         }
     }
 

@@ -7,7 +7,7 @@ use clap::{CommandFactory, Parser};
 use bosar_deploy::cli::{Cli, Command, FullArgs, PlanFlags, RolloutFlags};
 use bosar_deploy::exit::{self, Code};
 use bosar_deploy::ui::Ui;
-use bosar_deploy::{alb, aws, config, ecs, pipeline};
+use bosar_deploy::{alb, aws, config, ecs, interrupt, pipeline};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -27,15 +27,30 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let code = runtime.block_on(async {
+        let ended = |r: anyhow::Result<Code>| match r {
+            Ok(code) => code,
+            Err(err) => {
+                ui.error(exit::message_of(&err), exit::hint_of(&err));
+                exit::code_of(&err)
+            }
+        };
+        let work = dispatch(&cli, &ui);
+        tokio::pin!(work);
         tokio::select! {
-            r = dispatch(&cli, &ui) => match r {
-                Ok(code) => code,
-                Err(err) => {
-                    ui.error(exit::message_of(&err), exit::hint_of(&err));
-                    exit::code_of(&err)
+            r = &mut work => ended(r),
+            _ = interrupt::signalled() => {
+                // A command holding sessions reports what it saw first (bounded; a second
+                // interrupt stops at once).
+                if interrupt::taken() {
+                    tokio::select! {
+                        r = tokio::time::timeout(interrupt::GRACE, &mut work) => {
+                            if let Ok(r) = r {
+                                return ended(r);
+                            }
+                        }
+                        _ = interrupt::signalled() => {}
+                    }
                 }
-            },
-            _ = tokio::signal::ctrl_c() => {
                 match ui.resume_hint() {
                     Some(hint) => ui.error("interrupted: stopped watching; the rollout goes on in AWS", Some(&format!("resume watching with: {hint}"))),
                     None => ui.error("interrupted; nothing more was started (calls already sent to AWS take effect there)", None),
@@ -68,12 +83,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             alb::run(args, &cfg, &aws, ui).await
         }
         Command::Verify(args) => bosar_deploy::verify_cmd::run(args, &cfg, ui).await,
-        Command::Deploy(args) => {
-            // Config-only rules first: a usage error before any AWS call.
-            cfg.ecs("deploy")?;
-            cfg.check_environment()?;
-            ecs::deploy::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
-        }
+        Command::Deploy(args) => bosar_deploy::deploy_cmd::run(args, &cfg, &cli.global, ui).await,
         Command::Wait(args) => {
             ecs::wait::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
         }

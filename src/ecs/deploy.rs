@@ -354,7 +354,7 @@ pub struct DeployResult {
 }
 
 impl DeployResult {
-    fn new(plan: DeployPlan) -> DeployResult {
+    pub fn new(plan: DeployPlan) -> DeployResult {
         DeployResult {
             plan,
             registered_task_definition: None,
@@ -570,6 +570,19 @@ struct DeployReport<'a> {
     error: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     result: Option<&'a DeployResult>,
+    /// What ran beside the rollout (`under_load`), next to it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    beside: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What ran beside the rollout and is reported with it (`deploy --under-load`, from
+/// `crate::deploy_cmd`): its JSON under `key`, its JUnit testsuite, its exit code when the
+/// rollout's is 0.
+pub struct Beside {
+    pub key: &'static str,
+    pub json: serde_json::Value,
+    pub step: crate::report::Step,
+    pub code: Code,
 }
 
 fn status_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str {
@@ -594,6 +607,7 @@ fn emit_json(
     result: Option<&DeployResult>,
     err: Option<&anyhow::Error>,
     code: Code,
+    beside: Option<&Beside>,
 ) {
     if !ui.json() {
         return;
@@ -602,6 +616,10 @@ fn emit_json(
         Some(r) => status_of(r, dry_run, err.is_some()),
         None => "failed",
     };
+    let mut extra = serde_json::Map::new();
+    if let Some(b) = beside {
+        extra.insert(b.key.to_string(), b.json.clone());
+    }
     crate::ui::print_json(&DeployReport {
         command: "deploy",
         dry_run,
@@ -609,11 +627,43 @@ fn emit_json(
         exit_code: code.as_i32(),
         error: err.map(crate::exit::message_of),
         result,
+        beside: beside.map(|_| &extra),
     });
+}
+
+/// What `deploy` read and showed before it changes anything.
+pub enum Prepared<'a> {
+    /// The run is over (a dry run, or a plan error already reported): its code.
+    Done(Code),
+    Ready(Box<Ready<'a>>),
+}
+
+/// A plan to start, shown, with how to roll it.
+pub struct Ready<'a> {
+    pub ecs: &'a EcsSection,
+    pub opts: RolloutOptions,
+    pub plan: DeployPlan,
+    pub started: std::time::Instant,
 }
 
 /// The `deploy` verb.
 pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
+    let ready = match prepare(args, cfg, aws, ui).await? {
+        Prepared::Done(code) => return Ok(code),
+        Prepared::Ready(r) => r,
+    };
+    let (result, err) = execute(aws, ready.ecs, ready.plan, &ready.opts, ui).await;
+    finish(args, cfg, ui, &ready.opts, ready.started, result, err, None)
+}
+
+/// Reads the service, shows the plan (and the breaker warning); a dry run ends here.
+pub async fn prepare<'a>(
+    args: &DeployArgs,
+    cfg: &'a Config,
+    aws: &Aws,
+    ui: &Ui,
+) -> anyhow::Result<Prepared<'a>> {
+    let started = std::time::Instant::now();
     let ecs = cfg.ecs("deploy")?;
     let opts = RolloutOptions::from_flags(&args.rollout, args.no_wait);
     ui.line(format!(
@@ -629,6 +679,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
                 None,
                 Some(&e),
                 crate::exit::code_of(&e),
+                None,
             );
             return Err(e);
         }
@@ -651,13 +702,33 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
             }
             None => Code::Success,
         };
-        emit_json(ui, true, Some(&result), err.as_ref(), code);
+        emit_json(ui, true, Some(&result), err.as_ref(), code, None);
         return match err {
             Some(e) => Err(e),
-            None => Ok(code),
+            None => Ok(Prepared::Done(code)),
         };
     }
-    let (result, err) = execute(aws, ecs, plan, &opts, ui).await;
+    Ok(Prepared::Ready(Box::new(Ready {
+        ecs,
+        opts,
+        plan,
+        started,
+    })))
+}
+
+/// The end of `deploy`: the result in text or JSON (with what ran `beside` it), JUnit, the
+/// exit code (the rollout's; else the one beside it).
+#[allow(clippy::too_many_arguments)]
+pub fn finish(
+    args: &DeployArgs,
+    cfg: &Config,
+    ui: &Ui,
+    opts: &RolloutOptions,
+    started: std::time::Instant,
+    result: DeployResult,
+    err: Option<anyhow::Error>,
+    beside: Option<Beside>,
+) -> anyhow::Result<Code> {
     if !ui.json() {
         if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
             println!(
@@ -674,13 +745,49 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
         }
     }
     print_result(ui, &result);
-    let code = match &err {
+    let mut code = match &err {
         Some(e) => crate::exit::code_of(e),
         None => result.code(),
     };
-    emit_json(ui, false, Some(&result), err.as_ref(), code);
+    if code == Code::Success {
+        if let Some(b) = &beside {
+            code = b.code;
+        }
+    }
+    emit_json(
+        ui,
+        false,
+        Some(&result),
+        err.as_ref(),
+        code,
+        beside.as_ref(),
+    );
+    if let Some(path) = &args.junit {
+        let mut steps = vec![deploy_step(&result, err.as_ref(), started.elapsed())];
+        steps.extend(beside.map(|b| b.step));
+        crate::report::write_junit(path, &steps)?;
+    }
     match err {
         Some(e) => Err(e),
         None => Ok(code),
     }
+}
+
+/// The rollout as a report step (JUnit).
+fn deploy_step(
+    result: &DeployResult,
+    err: Option<&anyhow::Error>,
+    took: Duration,
+) -> crate::report::Step {
+    use crate::report::{CheckStatus, Step};
+    let (status, message) = match (err, &result.outcome) {
+        (Some(e), _) => (CheckStatus::Fail, crate::exit::message_of(e)),
+        (None, Some(o)) if o.succeeded() => (CheckStatus::Pass, o.message()),
+        (None, Some(o)) => (CheckStatus::Fail, o.message()),
+        (None, None) if result.plan.action == RolloutAction::None => {
+            (CheckStatus::Pass, "no changes: nothing was deployed".into())
+        }
+        (None, None) => (CheckStatus::Pass, "rollout started; not watched".into()),
+    };
+    Step::new("deploy", status, took, message).with_detail(result)
 }

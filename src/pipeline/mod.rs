@@ -19,6 +19,7 @@ use crate::exit::Code;
 use crate::gateway::verify::{self, VerifySettings};
 use crate::report::{self, Check, CheckStatus, Step};
 use crate::ui::Ui;
+use crate::under_load::{self, LoadSettings};
 use preflight::Preflight;
 
 /// The run's report: one document for people (text) and machines (JSON, JUnit).
@@ -119,6 +120,7 @@ pub async fn run_pipeline(
         }
         _ => None,
     };
+    let load = load_settings(args, cfg)?;
     let (aws, pre) = match preflight_step(&mut run, cfg, g, &opts).await? {
         Ok(x) => x,
         Err(code) => return Ok(run.finish(code)),
@@ -132,12 +134,36 @@ pub async fn run_pipeline(
         run.skip_rest(&["deploy", "verify"]);
         return Ok(run.finish(code));
     }
-    if let Err(code) = deploy_step(&mut run, &aws, cfg, pre, &opts).await {
+    if let Err(code) = deploy_step(&mut run, &aws, cfg, pre, &opts, load.as_ref()).await {
         run.skip_rest(&["verify"]);
         return Ok(run.finish(code));
     }
     let code = verify_step(&mut run, &aws, cfg, verify_settings).await;
     Ok(run.finish(code))
+}
+
+/// `--under-load`, checked before anything is called (usage errors): never with a dry run.
+fn load_settings(args: &FullArgs, cfg: &Config) -> anyhow::Result<Option<LoadSettings>> {
+    if args.plan.dry_run {
+        let given = args
+            .load
+            .under_load
+            .map(|_| "--under-load")
+            .or(args.load.stray());
+        if let Some(flag) = given {
+            return Err(crate::exit::Failure::usage(format!(
+                "{flag} does not go with a dry run: nothing is rolled out to hold sessions through"
+            ))
+            .into());
+        }
+        return Ok(None);
+    }
+    let timeout = args
+        .rollout
+        .timeout
+        .or(cfg.ecs.as_ref().map(|e| e.timeout))
+        .unwrap_or(crate::config::DEFAULT_TIMEOUT);
+    under_load::settings(&args.load, cfg, args.url.as_deref(), timeout, "full")
 }
 
 /// Config checks, credentials (STS), then every read. `Err(code)` when the run stops here.
@@ -304,6 +330,7 @@ async fn deploy_step(
     cfg: &Config,
     pre: Preflight,
     opts: &RolloutOptions,
+    load: Option<&LoadSettings>,
 ) -> Result<(), Code> {
     heading(run.ui, "deploy");
     let t = Instant::now();
@@ -311,9 +338,91 @@ async fn deploy_step(
     if pre.deploy.action == RolloutAction::None {
         let msg = format!("{}; the service was not touched", deploy_summary(&pre));
         run.push(Step::new("deploy", CheckStatus::Pass, t.elapsed(), msg).with_detail(&pre.deploy));
+        if load.is_some() {
+            run.push(Step::skipped(
+                "under-load",
+                "nothing was deployed, so no load was held",
+            ));
+        }
         return Ok(());
     }
-    let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
+    let Some(load) = load else {
+        let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
+        return rollout_step(run, t, result, err);
+    };
+    // Under load: the sessions open, the rollout runs beside them, they settle; the rollout's
+    // step first, then the load's.
+    let settle = under_load::settle_for(load, deregistration_after(&pre.alb), run.ui);
+    let plan = pre.deploy.clone();
+    // The deploy step times the rollout alone (not the opening and the settle around it).
+    let rollout = async {
+        let t = Instant::now();
+        let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
+        (result, err, t)
+    };
+    let (done, under) = under_load::around(load, settle, run.ui, rollout, |(r, e, _)| {
+        match (&r.outcome, e) {
+            (Some(o), None) if o.succeeded() => under_load::Rollout::Succeeded,
+            _ => under_load::Rollout::Failed,
+        }
+    })
+    .await;
+    let rolled = match done {
+        Some((result, err, t)) => rollout_step(run, t, result, err),
+        None => {
+            let (msg, code) = if under.interrupted {
+                (
+                    if under.rollout_started {
+                        "interrupted: stopped watching; the rollout goes on in AWS"
+                    } else {
+                        "interrupted before the rollout started; nothing was deployed"
+                    }
+                    .to_string(),
+                    Code::Interrupted,
+                )
+            } else {
+                (format!("not started: {}", under.message), Code::Failed)
+            };
+            run.push(
+                Step::new("deploy", CheckStatus::Fail, t.elapsed(), msg)
+                    .with_detail(ecs_deploy::DeployResult::new(plan)),
+            );
+            Err(code)
+        }
+    };
+    if !run.ui.json() {
+        if let Some(d) = under.probe.as_ref().and_then(|p| p.disruption.as_ref()) {
+            print!("{}", crate::gateway::probe::disruption::render_table(d));
+        }
+    }
+    let failed = under.code();
+    run.push(under.step());
+    match rolled {
+        Err(code) => Err(code),
+        Ok(()) if failed != Code::Success => Err(failed),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// The deregistration delay the target group has once alb-update ran: the planned value when
+/// it changes, else the one read.
+fn deregistration_after(alb: &alb::AlbPlan) -> Option<Duration> {
+    let planned = alb
+        .target_group_changes
+        .iter()
+        .find(|c| c.key == under_load::DEREGISTRATION_DELAY)
+        .and_then(|c| c.desired.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    planned.or_else(|| under_load::deregistration_delay(&alb.target_group.attributes))
+}
+
+/// The `deploy` step from the rollout's result.
+fn rollout_step(
+    run: &mut Run<'_>,
+    t: Instant,
+    result: ecs_deploy::DeployResult,
+    err: Option<anyhow::Error>,
+) -> Result<(), Code> {
     if let Some(e) = err {
         run.push(
             Step::new(

@@ -1,0 +1,185 @@
+//! `bosar-deploy deploy`: the verb's dispatch. Config rules and `--under-load`'s flags are
+//! checked before any AWS call (usage errors, exit 2). Without `--under-load` the rollout is
+//! [`ecs::deploy::run`]; with it, the same steps ([`ecs::deploy::prepare`], `execute`,
+//! `finish`) with the rollout run inside [`under_load::around`] and the disruption reported
+//! beside it (text, JSON key `under_load`, JUnit step `under-load`).
+//!
+//! A file of its own, like `verify_cmd`, so that `ecs` never imports the gateway and the probe
+//! never imports ECS: the two meet only here and in the pipeline.
+
+use crate::cli::{DeployArgs, GlobalArgs};
+use crate::config::Config;
+use crate::ecs::deploy::{self, Beside, DeployResult, Prepared, RolloutAction};
+use crate::exit::{Code, Failure};
+use crate::report::{CheckStatus, Step};
+use crate::ui::Ui;
+use crate::under_load::{self, LoadSettings, Rollout, UnderLoad};
+use crate::{alb, aws, ecs};
+
+/// The CLI verb.
+pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Code> {
+    // Config-only rules first: a usage error before any AWS call.
+    let section = cfg.ecs("deploy")?;
+    cfg.check_environment()?;
+    let timeout = args.rollout.timeout.unwrap_or(section.timeout);
+    let load = under_load::settings(&args.load, cfg, None, timeout, "deploy")?;
+    if load.is_some() && (args.plan.dry_run || args.no_wait) {
+        let flag = if args.no_wait {
+            "--no-wait"
+        } else {
+            "--dry-run"
+        };
+        return Err(
+            Failure::usage(format!("--under-load does not go with {flag}"))
+                .hint(
+                    "--under-load holds sessions through a rollout it watches; drop one of the two",
+                )
+                .into(),
+        );
+    }
+    let aws = aws::connect(cfg, g).await?;
+    match load {
+        None => ecs::deploy::run(args, cfg, &aws, ui).await,
+        Some(load) => under_load(args, cfg, &aws, ui, &load).await,
+    }
+}
+
+/// `deploy --under-load N`.
+async fn under_load(
+    args: &DeployArgs,
+    cfg: &Config,
+    aws: &aws::Aws,
+    ui: &Ui,
+    load: &LoadSettings,
+) -> anyhow::Result<Code> {
+    let ready = match deploy::prepare(args, cfg, aws, ui).await? {
+        Prepared::Done(code) => return Ok(code),
+        Prepared::Ready(r) => r,
+    };
+    let n = load.probe.connections;
+    if ready.plan.refused.is_some() || ready.plan.action == RolloutAction::None {
+        let (result, err) = deploy::execute(aws, ready.ecs, ready.plan, &ready.opts, ui).await;
+        let why = "nothing was deployed, so no load was held";
+        let step = Step::skipped("under-load", why);
+        let beside = Beside {
+            key: "under_load",
+            json: serde_json::json!({ "connections": n, "status": CheckStatus::Skip, "message": why }),
+            step,
+            code: Code::Success,
+        };
+        return deploy::finish(
+            args,
+            cfg,
+            ui,
+            &ready.opts,
+            ready.started,
+            result,
+            err,
+            Some(beside),
+        );
+    }
+    let delay = alb::describe_target_group(aws, &cfg.target_group.id)
+        .await
+        .ok()
+        .and_then(|tg| under_load::deregistration_delay(&tg.attributes));
+    let settle = under_load::settle_for(load, delay, ui);
+    let plan = ready.plan.clone();
+    let rollout = deploy::execute(aws, ready.ecs, ready.plan, &ready.opts, ui);
+    let (done, under) = under_load::around(load, settle, ui, rollout, outcome_of).await;
+    let (result, err) = match done {
+        Some(r) => r,
+        None => (DeployResult::new(plan), Some(not_watched(&under, ui))),
+    };
+    let beside = Beside {
+        key: "under_load",
+        json: under_load::json(&under),
+        step: under.step(),
+        code: under.code(),
+    };
+    let code = deploy::finish(
+        args,
+        cfg,
+        ui,
+        &ready.opts,
+        ready.started,
+        result,
+        err,
+        Some(beside),
+    );
+    if !ui.json() {
+        print!("{}", under.text());
+    }
+    code
+}
+
+/// Whether the rollout succeeded (then the sessions settle) or not.
+fn outcome_of((result, err): &(DeployResult, Option<anyhow::Error>)) -> Rollout {
+    match (&result.outcome, err) {
+        (Some(o), None) if o.succeeded() => Rollout::Succeeded,
+        _ => Rollout::Failed,
+    }
+}
+
+/// Why the rollout has no result: interrupted while watching (it goes on in AWS), or never
+/// started because no session opened.
+fn not_watched(under: &UnderLoad, ui: &Ui) -> anyhow::Error {
+    if under.interrupted {
+        let (msg, hint) = match ui.resume_hint() {
+            Some(h) if under.rollout_started => (
+                "interrupted: stopped watching; the rollout goes on in AWS",
+                Some(format!("resume watching with: {h}")),
+            ),
+            _ => (
+                "interrupted before the rollout started; nothing was deployed",
+                None,
+            ),
+        };
+        let mut f = Failure::new(Code::Interrupted, msg);
+        f.hint = hint;
+        return f.into();
+    }
+    Failure::failed(format!(
+        "{}; nothing was deployed",
+        under.error.as_deref().unwrap_or(&under.message)
+    ))
+    .hint("check [gateway] url and the token; `bosar-deploy verify` shows what the gateway answers")
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::CheckStatus;
+
+    #[test]
+    fn an_interrupt_before_the_rollout_changed_nothing() {
+        let ui = Ui::silent();
+        let under = UnderLoad {
+            connections: 10,
+            status: CheckStatus::Fail,
+            message: "x".into(),
+            settle_ms: 0,
+            rollout_started: false,
+            interrupted: true,
+            duration_ms: 0,
+            checks: vec![],
+            probe: None,
+            error: None,
+        };
+        let e = not_watched(&under, &ui);
+        assert_eq!(crate::exit::code_of(&e), Code::Interrupted);
+        assert!(e.to_string().contains("nothing was deployed"), "{e}");
+        let under = UnderLoad {
+            interrupted: false,
+            error: Some("none of the 10 session(s) opened".into()),
+            ..under
+        };
+        let e = not_watched(&under, &ui);
+        assert_eq!(crate::exit::code_of(&e), Code::Failed);
+        assert!(
+            e.to_string()
+                .starts_with("none of the 10 session(s) opened; nothing was deployed"),
+            "{e}"
+        );
+    }
+}

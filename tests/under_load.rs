@@ -1,0 +1,407 @@
+//! `full --under-load N` and `deploy --under-load N` in the sandbox's arrangement: the task
+//! runner (`sandbox/runner.py`: moto, HAProxy shaped like the ALB, gateway processes as the
+//! service's tasks) really replaces the gateways, draining the old ones for the target group's
+//! deregistration delay, cutting what is left and stopping them. The old gateways' own
+//! counters, read while they drain (no session can arrive or leave then), are the ground truth
+//! of what the rollout dropped. A rollout that changes WEBSOCKET_HEARTBEAT_INTERVAL ends with
+//! every session on the new processes, their heartbeats spaced at the new interval.
+
+mod support;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::runner::TaskRunner;
+use support::{bosar, run, write_config};
+
+const SECRET: &str = "under-load-test-secret-4b1c";
+const HEARTBEAT_MS: u64 = 1500;
+const N: u64 = 40;
+
+fn edit(text: String, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "sandbox/deploy.toml no longer contains {from:?}"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// The sandbox config: a 2 s drain, the new heartbeat, the runner's URL.
+fn config(url: &str) -> String {
+    let text = support::sandbox_config();
+    let text = edit(
+        text,
+        "deregistration_delay = \"3s\"",
+        "deregistration_delay = \"2s\"",
+    );
+    let text = edit(text, "timeout = \"2m\"", "timeout = \"60s\"");
+    let text = edit(
+        text,
+        "WEBSOCKET_HEARTBEAT_INTERVAL = \"5000\"",
+        &format!("WEBSOCKET_HEARTBEAT_INTERVAL = \"{HEARTBEAT_MS}\""),
+    );
+    let text = edit(
+        text,
+        "heartbeat_interval = \"5s\"",
+        &format!("heartbeat_interval = \"{HEARTBEAT_MS}ms\""),
+    );
+    edit(
+        text,
+        "url = \"http://127.0.0.1:8080\"",
+        &format!("url = \"{url}\""),
+    )
+}
+
+/// A bosar-deploy child with the runner's environment and the gateways' secret.
+fn spawn(runner: &TaskRunner, cfg: &Path, app: &str, args: &[&str]) -> Child {
+    bosar(&runner.endpoint, app)
+        .env("BOSAR_SANDBOX_JWT_SECRET", SECRET)
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bosar-deploy")
+}
+
+/// Waits (at most 120 s) for the child; exit code, stdout, stderr.
+fn finish(mut child: Child, runner: &TaskRunner) -> (i32, String, String) {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bosar-deploy ran over 120 s; runner:\n{}", runner.log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code().unwrap_or(-1),
+        out.join().unwrap(),
+        err.join().unwrap(),
+    )
+}
+
+fn connections_at(port: u64) -> Option<u64> {
+    let (status, body) = support::http(port as u16, "GET", "/health/stats", "");
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str::<Value>(&body).ok()?["connections"].as_u64()
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    let mut s: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    s.sort();
+    s
+}
+
+#[test]
+fn full_under_load_every_session_ends_on_the_new_gateways() {
+    let started = Instant::now();
+    let runner = TaskRunner::start(Path::new("sandbox/deploy.toml"), SECRET);
+    let (dir, cfg) = write_config(&config(&runner.url));
+    // The runner was seeded from the committed sandbox config; its names are the same.
+    let junit = dir.path().join("junit.xml");
+    let old: Vec<Value> = runner.ready["tasks"].as_array().unwrap().clone();
+    let mut old_ids: Vec<String> = old
+        .iter()
+        .map(|t| t["instance_id"].as_str().unwrap().to_string())
+        .collect();
+    old_ids.sort();
+    let n = N.to_string();
+    let child = spawn(
+        &runner,
+        &cfg,
+        "under-load-full",
+        &[
+            "--output",
+            "json",
+            "full",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--under-load",
+            &n,
+            "--concurrency",
+            "20",
+            "--reconnect-delay",
+            "200ms..1s",
+        ],
+    );
+    // Ground truth: what the old gateways hold while they drain (no new session reaches a
+    // draining target, none leaves until the cut).
+    let drain = runner
+        .wait_for(|e| e["event"] == "draining", Duration::from_secs(90))
+        .unwrap_or_else(|| panic!("no draining event:\n{}", runner.log()));
+    let held: u64 = old
+        .iter()
+        .map(|t| connections_at(t["port"].as_u64().unwrap()).expect("old gateway stats"))
+        .sum();
+    assert_eq!(drain["delay_s"], 2);
+    let (code, stdout, stderr) = finish(child, &runner);
+    let all = format!("{stdout}\n{stderr}\n--- runner ---\n{}", runner.log());
+    assert_eq!(code, 0, "{all}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let names: Vec<&str> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["preflight", "alb-update", "deploy", "under-load", "verify"]
+    );
+    let step = &doc["steps"][3];
+    assert_eq!(step["status"], "pass", "{step:#}");
+    let checks: Vec<&str> = step["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["open", "disruption", "reconnect", "close"]);
+
+    // The counts against the ground truth: every session sat on an old task and was cut.
+    let d = &step["detail"]["probe"]["disruption"];
+    assert_eq!(
+        held, N,
+        "the old gateways held every session while draining"
+    );
+    assert_eq!(u(&d["dropped"]["sessions"]), held, "{d:#}");
+    assert_eq!(u(&d["reconnected"]) + u(&d["lost"]), held, "{d:#}");
+    assert_eq!(u(&d["lost"]), 0, "{d:#}");
+    assert!(
+        d["since_ms"].as_u64().unwrap() > 0,
+        "the window starts at the rollout"
+    );
+    assert_eq!(u(&d["dropped_before_window"]), 0);
+
+    // Old and new targets: the runner's tasks of each revision.
+    let events = runner.events();
+    let mut new_ids: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "task_running" && e["revision"] == "bosar-api:2")
+        .map(|e| e["instance_id"].as_str().unwrap().to_string())
+        .collect();
+    new_ids.sort();
+    assert_eq!(new_ids.len(), 2, "{events:?}");
+    let t = &d["targets"];
+    assert_eq!(strs(&t["old"]), old_ids, "{t:#}");
+    assert_eq!(strs(&t["new"]), new_ids, "{t:#}");
+    assert_eq!(u(&t["ended_on_new"]), N, "{t:#}");
+    assert_eq!(u(&t["ended_on_old"]), 0, "{t:#}");
+    assert_eq!(t["rollout_succeeded"], true);
+    for m in d["moves"].as_array().unwrap() {
+        assert!(
+            old_ids.contains(&m["from"].as_str().unwrap().to_string()),
+            "{m}"
+        );
+        assert!(
+            new_ids.contains(&m["to"].as_str().unwrap().to_string()),
+            "{m}"
+        );
+    }
+    assert_eq!(u(&d["moved"]), N);
+    // Every session on the new processes, their heartbeats at the new interval.
+    let ended = d["ended_on"].as_array().unwrap();
+    assert_eq!(
+        ended.iter().map(|e| u(&e["sessions"])).sum::<u64>(),
+        N,
+        "{ended:#?}"
+    );
+    for e in ended {
+        assert!(
+            new_ids.contains(&e["target"].as_str().unwrap().to_string()),
+            "{e}"
+        );
+        let spacing = u(&e["heartbeat_spacing_ms"]);
+        assert!(
+            spacing.abs_diff(HEARTBEAT_MS) <= 300,
+            "heartbeat spacing {spacing} ms on {e}"
+        );
+    }
+    let probe = &step["detail"]["probe"];
+    let targets = probe["targets"].as_array().unwrap();
+    for tc in targets {
+        assert!(
+            new_ids.contains(&tc["instance"].as_str().unwrap().to_string()),
+            "{tc}"
+        );
+    }
+    // The settle time defaulted to the drain + two heartbeats + 5 s: 2 + 3 + 5 = 10 s.
+    assert_eq!(step["detail"]["settle_ms"], 10_000, "{step:#}");
+    // The gateways that took the reconnects counted them (and the verify step's sessions).
+    let new_ports: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "task_running" && e["revision"] == "bosar-api:2")
+        .map(|e| e["port"].as_u64().unwrap())
+        .collect();
+    let total: u64 = new_ports
+        .iter()
+        .map(|p| {
+            let (_, body) = support::http(*p as u16, "GET", "/health/stats", "");
+            u(&serde_json::from_str::<Value>(&body).unwrap()["totalConnections"])
+        })
+        .sum();
+    assert!(total >= N, "the new gateways counted {total} connections");
+
+    // JUnit: the under-load step is a testsuite with its four checks.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite") && n.attribute("name") == Some("under-load"))
+        .unwrap_or_else(|| panic!("{xml}"));
+    let cases: Vec<&str> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| n.attribute("name").unwrap())
+        .collect();
+    assert_eq!(cases, ["open", "disruption", "reconnect", "close"]);
+    // Progress for CI: the opening, the start of the rollout, the drops as they happen.
+    for needle in [
+        "under load: opening 40 session(s)",
+        "starting the rollout",
+        "rollout succeeded; holding the sessions 10 s more (settle)",
+        " drop(s), ",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?}:\n{stderr}");
+    }
+    eprintln!("test took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn deploy_under_load_interrupted_reports_what_it_saw() {
+    let runner = TaskRunner::start(Path::new("sandbox/deploy.toml"), SECRET);
+    let (_dir, cfg) = write_config(&config(&runner.url).replace(
+        "deregistration_delay = \"2s\"",
+        "deregistration_delay = \"30s\"",
+    ));
+    // The long drain is what alb-update would set; apply it so the rollout waits.
+    let out = run(bosar(&runner.endpoint, "under-load-alb")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("alb-update"));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let child = spawn(
+        &runner,
+        &cfg,
+        "under-load-deploy",
+        &["--output", "json", "deploy", "--under-load", "20"],
+    );
+    // Interrupt while the old tasks drain: the sessions are still on them.
+    runner
+        .wait_for(|e| e["event"] == "draining", Duration::from_secs(90))
+        .unwrap_or_else(|| panic!("no draining event:\n{}", runner.log()));
+    std::thread::sleep(Duration::from_millis(500));
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let (code, stdout, stderr) = finish(child, &runner);
+    assert_eq!(code, 130, "{stdout}\n{stderr}");
+    let doc: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(doc["command"], "deploy");
+    assert_eq!(doc["exit_code"], 130);
+    let ul = &doc["under_load"];
+    assert_eq!(ul["interrupted"], true, "{ul:#}");
+    assert_eq!(ul["rollout_started"], true);
+    assert_eq!(ul["status"], "fail");
+    let p = &ul["probe"];
+    assert_eq!(u(&p["opened"]), 20, "{p:#}");
+    // Nothing was cut yet, and every session was closed cleanly before the exit.
+    assert_eq!(u(&p["disruption"]["dropped"]["sessions"]), 0, "{p:#}");
+    assert_eq!(u(&p["closed"]), 20, "{p:#}");
+    assert!(
+        stderr.contains("interrupted: stopped watching; the rollout goes on in AWS"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("resume watching with: bosar-deploy"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn under_load_flags_are_checked_before_anything_is_called() {
+    // No peer: every case is a usage error (exit 2) before any AWS call.
+    let (_dir, cfg) = write_config(&config("http://127.0.0.1:9"));
+    let cases: [(&[&str], &str); 7] = [
+        (&["deploy", "--settle", "5s"], "--settle needs --under-load"),
+        (
+            &["deploy", "--max-lost", "2"],
+            "--max-lost needs --under-load",
+        ),
+        (
+            &["deploy", "--under-load", "0"],
+            "--under-load 0 is out of range",
+        ),
+        (
+            &["deploy", "--under-load", "10", "--no-wait"],
+            "--under-load does not go with --no-wait",
+        ),
+        (
+            &["deploy", "--under-load", "10", "--settle", "2h"],
+            "--settle 2 h is too long",
+        ),
+        (
+            &["full", "--dry-run", "--under-load", "10"],
+            "--under-load does not go with a dry run",
+        ),
+        (
+            &["full", "--under-load", "10", "--max-drop-rate", "2"],
+            "--max-drop-rate 2 is not a fraction",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = run(bosar("http://127.0.0.1:9", "under-load-usage")
+            .env("BOSAR_SANDBOX_JWT_SECRET", SECRET)
+            .arg("--config")
+            .arg(&cfg)
+            .args(args));
+        assert_eq!(out.code, 2, "{args:?}: {}", out.all());
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+    }
+    let out = run(bosar("http://127.0.0.1:9", "under-load-usage")
+        .env("BOSAR_SANDBOX_JWT_SECRET", SECRET)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["verify", "--connections", "5", "--max-lost", "1"]));
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("--max-lost needs --reconnect"),
+        "{}",
+        out.stderr
+    );
+}

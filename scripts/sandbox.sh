@@ -4,9 +4,12 @@
 #   state, whose ECS service really runs its tasks: NestJS Socket.IO gateway processes behind
 #   an ALB-shaped HAProxy. A deploy replaces them as ECS would (start, health, register,
 #   drain, deregister, stop), so `full` below really swaps the gateways for ones with the new
-#   WEBSOCKET_* settings. Then `bosar-deploy plan`, `full` and an in-sync `alb-update --dry-run`.
+#   WEBSOCKET_* settings. Then `bosar-deploy plan`, `full --under-load 200` (200 Socket.IO
+#   sessions held through the rollout: the summary's under-load step shows the sessions the
+#   rollout dropped and how fast they came back) and an in-sync `alb-update --dry-run`.
 # Everything started here is stopped on exit, failure or Ctrl-C. Loopback only.
-# Extra arguments go to `bosar-deploy full` (e.g. --output json, --image repo/app:2).
+# Extra arguments go to `bosar-deploy full` (e.g. --output json, --image repo/app:2);
+# UNDER_LOAD=N changes the number of sessions (UNDER_LOAD=0: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -68,9 +71,11 @@ echo
 echo "sandbox: \$ bosar-deploy --config sandbox/deploy.toml plan"
 "$BIN" --config sandbox/deploy.toml plan
 echo
-echo "sandbox: \$ bosar-deploy --config sandbox/deploy.toml full --url $URL --junit $WORK/junit.xml $*"
+LOAD=()
+if [[ "${UNDER_LOAD:-200}" != "0" ]]; then LOAD=(--under-load "${UNDER_LOAD:-200}"); fi
+echo "sandbox: \$ bosar-deploy --config sandbox/deploy.toml full --url $URL --junit $WORK/junit.xml ${LOAD[*]} $*"
 set +e
-"$BIN" --config sandbox/deploy.toml full --url "$URL" --junit "$WORK/junit.xml" "$@"
+"$BIN" --config sandbox/deploy.toml full --url "$URL" --junit "$WORK/junit.xml" "${LOAD[@]}" "$@"
 rc=$?
 set -e
 # Ctrl-C reaches bosar-deploy too; it exits 130 on its own, which bash does not treat as

@@ -372,12 +372,12 @@ async fn deploy_step(
         None => {
             let (msg, code) = if under.interrupted {
                 (
-                    if under.rollout_started {
-                        "interrupted: stopped watching; the rollout goes on in AWS"
-                    } else {
-                        "interrupted before the rollout started; nothing was deployed"
-                    }
-                    .to_string(),
+                    match run.ui.resume_hint() {
+                        Some(hint) if under.rollout_started => format!(
+                            "interrupted: stopped watching; the rollout goes on in AWS; resume watching with: {hint}"
+                        ),
+                        _ => "interrupted before the rollout started; nothing was deployed".into(),
+                    },
                     Code::Interrupted,
                 )
             } else {

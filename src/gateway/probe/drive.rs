@@ -92,11 +92,13 @@ pub(super) async fn ticker(
             }
             // A hold the caller ends (`--under-load`): a line when something changes.
             Phase::Holding { .. } if hold.is_zero() => format!(
-                "holding {alive} session(s){}",
+                "holding {} session(s){}",
+                alive.saturating_sub(c.reconnecting.load(Relaxed)),
                 comeback(c)
             ),
             Phase::Holding { start, .. } => format!(
-                "holding {alive} session(s), {} s of {}, {} heartbeat(s) acked, {errors} error(s){}",
+                "holding {} session(s), {} s of {}, {} heartbeat(s) acked, {errors} error(s){}",
+                alive.saturating_sub(c.reconnecting.load(Relaxed)),
                 now.duration_since(start).as_secs(),
                 fmt_duration(hold),
                 c.acks.load(Relaxed),

@@ -25,6 +25,13 @@
 //                       jar in Node (AWSALB survives between polling requests)
 //   COOKIE              extra Cookie header sent on every request (optional)
 //   CONNECT_TIMEOUT_MS  per-session connect timeout (default 20000)
+//   RECONNECT           off (default): a drop is an error. on: socket.io-client's default
+//                       reconnection (reconnectionDelay 1000, reconnectionDelayMax 5000,
+//                       randomizationFactor 0.5, attempts unlimited); a dropped session comes
+//                       back and the JSON line adds drops, reconnected, lost, drop_reasons,
+//                       reconnect_p50_ms/p99_ms/max_ms (drop to the namespace connect) and
+//                       failed_attempts. The hold still counts from the first connect; a session
+//                       not back at its end is lost (and an error).
 import { io } from 'socket.io-client';
 import { mintHs256, parseArgs } from './jwt.mjs';
 
@@ -55,6 +62,7 @@ const TRANSPORTS = String(setting('TRANSPORTS', 'websocket'))
   .filter(Boolean);
 const WITH_CREDENTIALS = !/^(off|0|false|no)$/i.test(String(setting('WITH_CREDENTIALS', 'on')));
 const COOKIE = setting('COOKIE', '');
+const RECONNECT = /^(on|1|true|yes)$/i.test(String(setting('RECONNECT', 'off')));
 
 for (const t of TRANSPORTS) {
   if (t !== 'polling' && t !== 'websocket' && t !== 'webtransport') {
@@ -71,6 +79,13 @@ let ok = 0;
 const transportAtEnd = {};
 let lastConnectAt = 0;
 let firstError = null;
+// RECONNECT=on
+let drops = 0;
+let reconnected = 0;
+let lost = 0;
+let failedAttempts = 0;
+const dropReasons = {};
+const reconnectMs = [];
 
 function recordError(msg) {
   errorCounts[msg] = (errorCounts[msg] ?? 0) + 1;
@@ -84,9 +99,10 @@ function runSession(i) {
     let settled = false;
     let holdTimer = null;
     let gotHeartbeat = false;
+    let droppedAt = null;
     const opts = {
       forceNew: true,
-      reconnection: false,
+      reconnection: RECONNECT,
       timeout: CONNECT_TIMEOUT_MS,
       transports: TRANSPORTS,
       withCredentials: WITH_CREDENTIALS,
@@ -99,6 +115,10 @@ function runSession(i) {
       if (settled) return;
       settled = true;
       if (holdTimer) clearTimeout(holdTimer);
+      if (RECONNECT && droppedAt !== null && !err) {
+        lost += 1;
+        err = 'lost: dropped and not back at the end of the hold';
+      }
       if (err) recordError(err);
       else {
         ok += 1;
@@ -120,16 +140,38 @@ function runSession(i) {
       if (typeof ack === 'function') ack({ seq: payload?.seq });
     });
     socket.on('connect', () => {
+      if (connectedAt && droppedAt !== null) {
+        // Back after a drop: time from the drop to the namespace connect.
+        reconnectMs.push(performance.now() - droppedAt);
+        reconnected += 1;
+        droppedAt = null;
+        return;
+      }
       connectedAt = performance.now();
       lastConnectAt = connectedAt;
       connectMs.push(connectedAt - t0);
       holdTimer = setTimeout(() => finish(null), HOLD_MS);
     });
     socket.on('connect_error', (err) => {
+      // With reconnection, a failed attempt after a drop is counted; the manager retries.
+      if (RECONNECT && connectedAt) return;
       const reason = err?.data?.reason ? `: ${err.data.reason}` : '';
       finish(`connect_error ${err?.message ?? err}${reason}`);
     });
-    socket.on('disconnect', (reason) => finish(`disconnect ${reason}`));
+    socket.io.on('reconnect_error', () => {
+      failedAttempts += 1;
+    });
+    socket.on('disconnect', (reason) => {
+      if (RECONNECT && connectedAt && !settled && reason !== 'io client disconnect') {
+        drops += 1;
+        dropReasons[reason] = (dropReasons[reason] ?? 0) + 1;
+        droppedAt = performance.now();
+        // socket.io-client does not reconnect after the server disconnected the namespace.
+        if (reason === 'io server disconnect') socket.connect();
+        return;
+      }
+      finish(`disconnect ${reason}`);
+    });
   });
 }
 
@@ -170,5 +212,18 @@ const result = {
   first_error: firstError,
   error_counts: errorCounts,
 };
+if (RECONNECT) {
+  Object.assign(result, {
+    reconnect: true,
+    drops,
+    reconnected,
+    lost,
+    drop_reasons: dropReasons,
+    reconnect_p50_ms: pct(reconnectMs, 50),
+    reconnect_p99_ms: pct(reconnectMs, 99),
+    reconnect_max_ms: reconnectMs.length ? Math.round(Math.max(...reconnectMs) * 10) / 10 : null,
+    failed_attempts: failedAttempts,
+  });
+}
 process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(ok === N ? 0 : 1);

@@ -24,6 +24,9 @@ pub struct GlobalArgs {
     /// Config file [default: $BOSAR_DEPLOY_CONFIG, else ./deploy.toml]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Overlay [environments.NAME] of the config file [default: $BOSAR_DEPLOY_ENV]
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub environment: Option<String>,
     /// AWS region (overrides [aws] region and the AWS chain)
     #[arg(long, global = true)]
     pub region: Option<String>,

@@ -59,9 +59,13 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         return Ok(Code::Success);
     }
     let path = config::locate(cli.global.config.as_deref());
-    let cfg = config::load(&path)?;
-    ui.set_invocation(&path, &cli.global);
-    ui.detail(format!("config {}", path.display()));
+    let environment = config::selected_environment(cli.global.environment.as_deref());
+    let cfg = config::load(&path, environment.as_deref())?;
+    ui.set_invocation(&path, &cli.global, environment.as_deref());
+    ui.detail(match &environment {
+        Some(env) => format!("config {} (environment {env})", path.display()),
+        None => format!("config {}", path.display()),
+    });
     match &cli.command {
         Command::AlbUpdate(args) => {
             let aws = aws::connect(&cfg, &cli.global).await?;

@@ -86,11 +86,19 @@ impl Ui {
     /// Remembers the global flags a printed command must repeat: the config file when it is
     /// not the default `./deploy.toml` (given by flag or by `$BOSAR_DEPLOY_CONFIG`), the
     /// region and the profile when given as flags.
-    pub fn set_invocation(&self, config: &std::path::Path, g: &GlobalArgs) {
+    pub fn set_invocation(
+        &self,
+        config: &std::path::Path,
+        g: &GlobalArgs,
+        environment: Option<&str>,
+    ) {
         let mut prefix = String::from("bosar-deploy");
         if g.config.is_some() || config != std::path::Path::new("deploy.toml") {
             prefix.push_str(" --config ");
             prefix.push_str(&shell_quote(&config.to_string_lossy()));
+        }
+        if let Some(env) = environment {
+            prefix.push_str(&format!(" --env {}", shell_quote(env)));
         }
         for (flag, v) in [("--region", &g.region), ("--profile", &g.profile)] {
             if let Some(v) = v {
@@ -242,7 +250,7 @@ mod tests {
             profile: Some("it's".into()),
             ..Default::default()
         };
-        ui.set_invocation(std::path::Path::new("conf/my deploy.toml"), &g);
+        ui.set_invocation(std::path::Path::new("conf/my deploy.toml"), &g, None);
         assert_eq!(
             ui.command("wait --deployment ecs-svc/1"),
             r"bosar-deploy --config 'conf/my deploy.toml' --region eu-west-1 --profile 'it'\''s' wait --deployment ecs-svc/1"
@@ -251,12 +259,17 @@ mod tests {
         ui.set_invocation(
             std::path::Path::new("/etc/bosar.toml"),
             &GlobalArgs::default(),
+            Some("prod"),
         );
         assert_eq!(
             ui.command("status"),
-            "bosar-deploy --config /etc/bosar.toml status"
+            "bosar-deploy --config /etc/bosar.toml --env prod status"
         );
-        ui.set_invocation(std::path::Path::new("deploy.toml"), &GlobalArgs::default());
+        ui.set_invocation(
+            std::path::Path::new("deploy.toml"),
+            &GlobalArgs::default(),
+            None,
+        );
         assert_eq!(ui.command("status"), "bosar-deploy status");
     }
 }

@@ -29,6 +29,8 @@ pub struct PipelineReport {
     pub command: &'static str,
     pub dry_run: bool,
     pub config: String,
+    /// The `[environments.NAME]` overlaid on the config, if any.
+    pub environment: Option<String>,
     pub region: String,
     /// The account of the credentials (STS GetCallerIdentity).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +102,7 @@ pub async fn run_pipeline(
             command,
             dry_run: args.plan.dry_run,
             config: cfg.path.display().to_string(),
+            environment: cfg.environment.clone(),
             region: String::new(),
             account: None,
             caller: None,
@@ -436,9 +439,14 @@ async fn stickiness_duration_check(aws: &Aws, cfg: &Config) -> Check {
 /// The summary printed at the end of a text run.
 pub fn render_summary(r: &PipelineReport) -> String {
     let mut out = String::new();
+    let env = r
+        .environment
+        .as_deref()
+        .map(|e| format!(" (environment {e})"))
+        .unwrap_or_default();
     out.push_str(&format!(
         "\n{}\n",
-        style(format!("bosar-deploy {} summary", r.command)).bold()
+        style(format!("bosar-deploy {} summary{env}", r.command)).bold()
     ));
     for s in &r.steps {
         out.push_str(&format!(

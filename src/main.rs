@@ -68,7 +68,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
     });
     match &cli.command {
         Command::AlbUpdate(args) => {
-            let aws = aws::connect(&cfg, &cli.global).await?;
+            let aws = aws::connect(&cfg, &cli.global, ui).await?;
             alb::run(args, &cfg, &aws, ui).await
         }
         Command::Verify(args) => bosar_deploy::verify_cmd::run(args, &cfg, ui).await,
@@ -76,16 +76,16 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             // Config-only rules first: a usage error before any AWS call.
             cfg.ecs("deploy")?;
             cfg.check_environment()?;
-            ecs::deploy::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::deploy::run(args, &cfg, &aws::connect(&cfg, &cli.global, ui).await?, ui).await
         }
         Command::Wait(args) => {
-            ecs::wait::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::wait::run(args, &cfg, &aws::connect(&cfg, &cli.global, ui).await?, ui).await
         }
         Command::Rollback(args) => {
-            ecs::rollback::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::rollback::run(args, &cfg, &aws::connect(&cfg, &cli.global, ui).await?, ui).await
         }
         Command::Status => {
-            ecs::status::run(&cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::status::run(&cfg, &aws::connect(&cfg, &cli.global, ui).await?, ui).await
         }
         Command::Full(args) => pipeline::run(args, &cfg, &cli.global, ui, "full").await,
         Command::Plan(p) => {

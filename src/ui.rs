@@ -5,6 +5,7 @@
 //! also emitted as `::warning::`/`::error::` annotations.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -38,6 +39,8 @@ impl Ui {
         let color = !g.no_color && !no_color_env && interactive;
         console::set_colors_enabled(color);
         console::set_colors_enabled_stderr(color);
+        LOG_LEVEL.store(if g.quiet { 0 } else { g.verbose }, Ordering::Relaxed);
+        LOG_INTERACTIVE.store(interactive, Ordering::Relaxed);
         Ui {
             output: g.output,
             quiet: g.quiet,
@@ -203,6 +206,25 @@ impl Ui {
         } else {
             indicatif::ProgressBar::hidden()
         }
+    }
+}
+
+/// Verbosity for code that has no `Ui` at hand (the AWS call log, the gateway request log).
+static LOG_LEVEL: AtomicU8 = AtomicU8::new(0);
+static LOG_INTERACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Whether `-v` was given at least `level` times.
+pub fn log_enabled(level: u8) -> bool {
+    LOG_LEVEL.load(Ordering::Relaxed) >= level
+}
+
+/// A detail line on stderr, formatted as [`Ui::line`] does.
+pub fn log_line(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    if LOG_INTERACTIVE.load(Ordering::Relaxed) {
+        let _ = writeln!(err, "{msg}");
+    } else {
+        let _ = writeln!(err, "{} {msg}", timestamp());
     }
 }
 

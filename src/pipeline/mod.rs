@@ -164,7 +164,7 @@ async fn preflight_step(
         );
         return Ok(Err(Code::Usage));
     }
-    let aws = match aws::connect(cfg, g).await {
+    let aws = match aws::connect(cfg, g, run.ui).await {
         Ok(a) => a,
         Err(e) => {
             checks.push(Check::new(

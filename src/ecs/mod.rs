@@ -2,6 +2,7 @@
 //! go back (`rollback`). `rollout` and `taskdef` are pure; this module does the reading.
 
 pub mod deploy;
+pub mod preflight;
 pub mod rollout;
 pub mod status;
 pub mod taskdef;

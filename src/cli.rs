@@ -106,6 +106,9 @@ pub struct DeployArgs {
     /// On failure, update the service back to the previous revision and watch that too
     #[arg(long)]
     pub rollback_on_failure: bool,
+    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
+    #[arg(long, value_enum, value_name = "CHECK")]
+    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -188,6 +191,9 @@ pub struct FullArgs {
     /// If the rollout fails, update the service back to the previous revision and watch that
     #[arg(long)]
     pub rollback_on_failure: bool,
+    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
+    #[arg(long, value_enum, value_name = "CHECK")]
+    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -201,6 +207,9 @@ pub struct PlanArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
+    #[arg(long, value_enum, value_name = "CHECK")]
+    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -70,7 +70,8 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         }
         Command::Verify(args) => bosar_deploy::gateway::verify::run(args, &cfg, ui).await,
         Command::Deploy(args) => {
-            ecs::deploy::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            let (aws, preflight) = ecs::preflight::connect(&cfg, &cli.global).await?;
+            ecs::deploy::run(args, &cfg, &aws, &preflight, ui).await
         }
         Command::Wait(args) => {
             ecs::deploy::run_wait(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
@@ -88,6 +89,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
                 detailed_exitcode: p.detailed_exitcode,
                 image: p.image.clone(),
                 junit: p.junit.clone(),
+                skip_preflight: p.skip_preflight.clone(),
                 skip_verify: true,
                 ..Default::default()
             };

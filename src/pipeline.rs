@@ -8,7 +8,7 @@ use console::style;
 use serde::Serialize;
 
 use crate::alb::{self, plan::AttributeChange, AlbPlan};
-use crate::aws::{self, Aws};
+use crate::aws::Aws;
 use crate::cli::{DeployArgs, FullArgs, GlobalArgs};
 use crate::config::{Config, GatewaySection};
 use crate::ecs::deploy::{self as ecs_deploy, DeployPlan, RolloutAction};
@@ -369,7 +369,7 @@ pub async fn run_pipeline(
         ));
         return finish(report, steps, Code::Usage);
     }
-    let aws = match aws::connect(cfg, g).await {
+    let (aws, clients) = match crate::ecs::preflight::connect(cfg, g).await {
         Ok(a) => a,
         Err(e) => {
             checks.push(Check::new(
@@ -391,7 +391,13 @@ pub async fn run_pipeline(
     };
     report.region = aws.region.clone();
     let image = args.image.as_deref();
+    crate::ecs::preflight::warn_skipped(ui, &args.skip_preflight);
     let pre = preflight(cfg, &aws, image, &mut checks).await?;
+    if let Some(p) = &pre {
+        checks.extend(
+            crate::ecs::preflight::check_plan(&clients, &p.deploy, &args.skip_preflight).await,
+        );
+    }
     if let Some(p) = &pre {
         report.account = account_of(&p.alb.target_group.arn);
         checks.insert(

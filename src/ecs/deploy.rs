@@ -7,6 +7,7 @@ use std::time::Duration;
 use console::style;
 use serde::Serialize;
 
+use super::preflight::{self, Clients};
 use super::rollout::ServiceView;
 use super::taskdef::{self, revision_label, ContainerChange, DesiredContainer};
 use super::watch::{self, WatchOptions, WatchOutcome, WatchTarget};
@@ -218,6 +219,9 @@ pub struct DeployResult {
     pub outcome: Option<WatchOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<WatchOutcome>,
+    /// The preflight checks run on the revision before it was registered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<crate::report::Check>,
 }
 
 impl DeployResult {
@@ -250,6 +254,7 @@ pub async fn execute(
         task_definition: Some(target.task_definition.clone()),
         outcome: None,
         rollback: None,
+        preflight: Vec::new(),
         plan,
     };
     if args.no_wait {
@@ -321,7 +326,13 @@ struct Report<'a, T: Serialize> {
 }
 
 /// The `deploy` verb.
-pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
+pub async fn run(
+    args: &DeployArgs,
+    cfg: &Config,
+    aws: &Aws,
+    pre: &Clients,
+    ui: &Ui,
+) -> anyhow::Result<Code> {
     let ecs = cfg.ecs("deploy")?;
     if let Some(img) = &args.image {
         if img.trim().is_empty() || img.contains(char::is_whitespace) {
@@ -338,19 +349,29 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
     if !ui.json() {
         print!("{}", plan.render());
     }
-    if args.dry_run {
+    preflight::warn_skipped(ui, &args.skip_preflight);
+    let checks = preflight::check_plan(pre, &plan, &args.skip_preflight).await;
+    if !ui.json() {
+        print!("{}", preflight::render(&checks));
+    }
+    let stop = preflight::stop(&checks);
+    if args.dry_run || stop.is_some() {
         if ui.json() {
             crate::ui::print_json(&Report {
                 command: "deploy",
-                dry_run: true,
+                dry_run: args.dry_run,
                 body: &DeployResult {
                     plan,
                     deployment_id: None,
                     task_definition: None,
                     outcome: None,
                     rollback: None,
+                    preflight: checks,
                 },
             });
+        }
+        if let Some(err) = stop {
+            return Err(err);
         }
         // A dry run always has a rollout to start (at least a forced redeploy).
         return Ok(if args.detailed_exitcode {
@@ -359,7 +380,8 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
             Code::Success
         });
     }
-    let result = execute(aws, ecs, plan, args, ui).await?;
+    let mut result = execute(aws, ecs, plan, args, ui).await?;
+    result.preflight = checks;
     if args.no_wait && !ui.json() {
         println!(
             "Deployment {} started; not watching. Follow it with: bosar-deploy wait --deployment {}",

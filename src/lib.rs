@@ -14,6 +14,7 @@ pub mod ecs;
 pub mod exit;
 pub mod gateway;
 pub mod image;
+pub mod init;
 pub mod pipeline;
 pub mod report;
 pub mod ui;

@@ -58,8 +58,14 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         );
         return Ok(Code::Success);
     }
-    let path = config::locate(cli.global.config.as_deref());
     let environment = config::selected_environment(cli.global.environment.as_deref());
+    if let Command::Init(args) = &cli.command {
+        // No config yet: region and profile come from the flags and the AWS chain.
+        let aws = aws::connect(&config::AwsSection::default(), &cli.global, ui).await?;
+        let environment = cli.global.environment.as_deref();
+        return bosar_deploy::init::run(args, &aws, environment, ui).await;
+    }
+    let path = config::locate(cli.global.config.as_deref());
     let cfg = config::load(&path, environment.as_deref())?;
     ui.set_invocation(&path, &cli.global, environment.as_deref());
     ui.detail(match &environment {
@@ -68,7 +74,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
     });
     match &cli.command {
         Command::AlbUpdate(args) => {
-            let aws = aws::connect(&cfg, &cli.global, ui).await?;
+            let aws = aws::connect(&cfg.aws, &cli.global, ui).await?;
             alb::run(args, &cfg, &aws, ui).await
         }
         Command::Verify(args) => bosar_deploy::verify_cmd::run(args, &cfg, ui).await,
@@ -76,16 +82,16 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             // Config-only rules first: a usage error before any AWS call.
             cfg.ecs("deploy")?;
             cfg.check_environment()?;
-            ecs::deploy::run(args, &cfg, &aws::connect(&cfg, &cli.global, ui).await?, ui).await
+            ecs::deploy::run(args, &cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
         }
         Command::Wait(args) => {
-            ecs::wait::run(args, &cfg, &aws::connect(&cfg, &cli.global, ui).await?, ui).await
+            ecs::wait::run(args, &cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
         }
         Command::Rollback(args) => {
-            ecs::rollback::run(args, &cfg, &aws::connect(&cfg, &cli.global, ui).await?, ui).await
+            ecs::rollback::run(args, &cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
         }
         Command::Status => {
-            ecs::status::run(&cfg, &aws::connect(&cfg, &cli.global, ui).await?, ui).await
+            ecs::status::run(&cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
         }
         Command::Full(args) => pipeline::run(args, &cfg, &cli.global, ui, "full").await,
         Command::Plan(p) => {
@@ -97,6 +103,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
                 rollout: RolloutFlags {
                     image: p.image.clone(),
                     force_new_deployment: p.force_new_deployment,
+                    skip_preflight: p.skip_preflight.clone(),
                     ..Default::default()
                 },
                 junit: p.junit.clone(),
@@ -105,6 +112,6 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             };
             pipeline::run(&args, &cfg, &cli.global, ui, "plan").await
         }
-        Command::Completions { .. } => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Init(_) => unreachable!("handled above"),
     }
 }

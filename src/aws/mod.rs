@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 pub use errors::{endpoint_note, is_throttling, is_transient, sdk_error, service_error_code};
 
 use crate::cli::GlobalArgs;
-use crate::config::Config;
+use crate::config::AwsSection;
 use crate::exit::Failure;
 use crate::ui::Ui;
 
@@ -27,6 +27,9 @@ pub struct Aws {
     pub region: String,
     /// Who the credentials belong to (STS GetCallerIdentity); `None` only in tests.
     pub identity: Option<Identity>,
+    /// The loaded config, for clients a verb needs besides ECS and ELB (the preflight
+    /// checks'); `None` only in tests on mock clients.
+    pub sdk: Option<SdkConfig>,
 }
 
 /// The account and principal behind the credentials in use.
@@ -37,7 +40,7 @@ pub struct Identity {
 }
 
 /// Loads the SDK config: `--region` > `[aws] region` > AWS chain; `--profile` > `[aws] profile`.
-pub async fn sdk_config(cfg: &Config, g: &GlobalArgs) -> anyhow::Result<SdkConfig> {
+pub async fn sdk_config(cfg: &AwsSection, g: &GlobalArgs) -> anyhow::Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
@@ -47,7 +50,7 @@ pub async fn sdk_config(cfg: &Config, g: &GlobalArgs) -> anyhow::Result<SdkConfi
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(4));
-    let profile = match (&g.profile, &cfg.aws.profile) {
+    let profile = match (&g.profile, &cfg.profile) {
         (Some(p), _) => Some((p.clone(), "--profile")),
         (None, Some(p)) => Some((p.clone(), "[aws] profile")),
         (None, None) => std::env::var("AWS_PROFILE")
@@ -66,7 +69,7 @@ pub async fn sdk_config(cfg: &Config, g: &GlobalArgs) -> anyhow::Result<SdkConfi
                 .into(),
         );
     }
-    if let Some(r) = g.region.as_ref().or(cfg.aws.region.as_ref()) {
+    if let Some(r) = g.region.as_ref().or(cfg.region.as_ref()) {
         loader = loader.region(Region::new(r.clone()));
     }
     let sdk = loader.load().await;
@@ -123,12 +126,12 @@ fn no_credentials(detail: &str) -> anyhow::Error {
 /// The clients from one loaded config whose credentials AWS accepted (STS knows them).
 /// `-v` shows the region and where it came from, the credential source, the caller and the
 /// endpoint when it is overridden.
-pub async fn connect(cfg: &Config, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Aws> {
+pub async fn connect(cfg: &AwsSection, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Aws> {
     let sdk = sdk_config(cfg, g).await?;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     let region_from = if g.region.is_some() {
         "--region"
-    } else if cfg.aws.region.is_some() {
+    } else if cfg.region.is_some() {
         "[aws] region"
     } else {
         "the AWS environment or profile"
@@ -160,6 +163,7 @@ pub fn from_sdk(sdk: &SdkConfig) -> Aws {
         ecs: aws_sdk_ecs::Client::from_conf(ecs),
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
         identity: None,
+        sdk: Some(sdk.clone()),
     }
 }
 

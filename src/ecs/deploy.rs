@@ -14,6 +14,7 @@ use std::time::Duration;
 use console::style;
 use serde::Serialize;
 
+use super::preflight::{self, CheckName};
 use super::rollout::{rollout_refusal, CircuitBreaker};
 use super::taskdef::{self, revision_label, ContainerChange, DesiredContainer};
 use super::watch::{self, WatchOptions, WatchOutcome, WatchTarget};
@@ -43,6 +44,7 @@ pub struct RolloutOptions {
     pub rollback_on_failure: bool,
     pub force_new_deployment: bool,
     pub no_wait: bool,
+    pub skip_preflight: Vec<CheckName>,
 }
 
 impl RolloutOptions {
@@ -53,6 +55,7 @@ impl RolloutOptions {
             rollback_on_failure: f.rollback_on_failure,
             force_new_deployment: f.force_new_deployment,
             no_wait,
+            skip_preflight: f.skip_preflight.clone(),
         }
     }
 }
@@ -351,11 +354,15 @@ pub struct DeployResult {
     pub outcome: Option<WatchOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<WatchOutcome>,
+    /// The preflight checks run on the revision before it was registered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<crate::report::Check>,
 }
 
 impl DeployResult {
     fn new(plan: DeployPlan) -> DeployResult {
         DeployResult {
+            preflight: Vec::new(),
             plan,
             registered_task_definition: None,
             service_uses_registered: None,
@@ -636,14 +643,28 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
     if !ui.json() {
         print!("{}", plan.render());
     }
+    let mut checks = Vec::new();
     if plan.refused.is_none() && plan.action != RolloutAction::None {
         if let Some(w) = plan.breaker_warning(ecs.max_failed_tasks) {
             ui.warn(w);
         }
+        if let Some(clients) = preflight::clients_for(aws) {
+            preflight::warn_skipped(ui, &opts.skip_preflight);
+            checks = preflight::check_plan(&clients, &plan, &opts.skip_preflight).await;
+            if !ui.json() {
+                print!("{}", preflight::render(&checks));
+            }
+        }
     }
-    if args.plan.dry_run {
-        let result = DeployResult::new(plan);
-        let err = result.plan.refusal().map(anyhow::Error::from);
+    let stopped = preflight::stop(&checks);
+    if args.plan.dry_run || stopped.is_some() {
+        let mut result = DeployResult::new(plan);
+        result.preflight = checks;
+        let err = result
+            .plan
+            .refusal()
+            .map(anyhow::Error::from)
+            .or(stopped);
         let code = match &err {
             Some(e) => crate::exit::code_of(e),
             None if args.plan.detailed_exitcode && result.plan.action != RolloutAction::None => {
@@ -651,13 +672,14 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
             }
             None => Code::Success,
         };
-        emit_json(ui, true, Some(&result), err.as_ref(), code);
+        emit_json(ui, args.plan.dry_run, Some(&result), err.as_ref(), code);
         return match err {
             Some(e) => Err(e),
             None => Ok(code),
         };
     }
-    let (result, err) = execute(aws, ecs, plan, &opts, ui).await;
+    let (mut result, err) = execute(aws, ecs, plan, &opts, ui).await;
+    result.preflight = checks;
     if !ui.json() {
         if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
             println!(

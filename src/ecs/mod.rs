@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod rollback;
+pub mod preflight;
 pub mod rollout;
 pub mod status;
 pub mod taskdef;
@@ -127,6 +128,16 @@ pub async fn describe_service(
             .deployment_configuration()
             .and_then(|c| c.strategy())
             .map(|st| st.as_str().to_string()),
+        load_balancer_containers: s
+            .load_balancers()
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l.target_group_arn()?.to_string(),
+                    l.container_name()?.to_string(),
+                ))
+            })
+            .collect(),
         circuit_breaker: s
             .deployment_configuration()
             .and_then(|c| c.deployment_circuit_breaker())

@@ -76,6 +76,9 @@ pub struct ServiceView {
     /// The deployment circuit breaker; `None` when the service reports none (off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// (target group ARN, container name) of each load balancer entry.
+    #[serde(skip)]
+    pub load_balancer_containers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,6 +93,13 @@ impl ServiceView {
     }
     pub fn deployment(&self, id: &str) -> Option<&DeploymentView> {
         self.deployments.iter().find(|d| d.id == id)
+    }
+    /// The container the load balancer entry of `target_group_arn` (or the first) names.
+    pub fn container_behind(&self, target_group_arn: Option<&str>) -> Option<String> {
+        self.load_balancer_containers
+            .iter()
+            .find(|(tg, _)| target_group_arn.is_none_or(|t| t == tg))
+            .map(|(_, c)| c.clone())
     }
     pub fn breaker_enabled(&self) -> bool {
         self.circuit_breaker.is_some_and(|b| b.enable)
@@ -337,6 +347,7 @@ mod tests {
                 enable: true,
                 rollback: true,
             }),
+            load_balancer_containers: vec![],
         }
     }
 

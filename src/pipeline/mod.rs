@@ -152,6 +152,7 @@ async fn preflight_step(
 ) -> anyhow::Result<Result<(Aws, Preflight), Code>> {
     heading(run.ui, "preflight");
     let t = Instant::now();
+    crate::ecs::preflight::warn_skipped(run.ui, &opts.skip_preflight);
     let mut checks = preflight::config_checks(cfg);
     let stop = |run: &mut Run, checks: Vec<Check>, msg: &str| {
         run.push(Step::new("preflight", CheckStatus::Fail, t.elapsed(), msg).with_checks(checks));
@@ -164,7 +165,7 @@ async fn preflight_step(
         );
         return Ok(Err(Code::Usage));
     }
-    let aws = match aws::connect(cfg, g, run.ui).await {
+    let aws = match aws::connect(&cfg.aws, g, run.ui).await {
         Ok(a) => a,
         Err(e) => {
             checks.push(Check::new(

@@ -87,6 +87,8 @@ pub struct Moto {
 pub struct Call {
     pub operation: String,
     pub user_agent: String,
+    /// The request body as sent (JSON, or the form of a query-protocol call).
+    pub body: String,
 }
 
 impl Call {
@@ -215,14 +217,14 @@ impl Moto {
                 };
                 let ua = header("x-amz-user-agent") + " " + &header("user-agent");
                 let target = header("x-amz-target");
+                let raw = v["body"].as_str().unwrap_or("");
+                let body = base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .unwrap_or_else(|_| raw.to_string());
                 let operation = if let Some((_, op)) = target.split_once('.') {
                     op.to_string()
                 } else {
-                    let raw = v["body"].as_str().unwrap_or("");
-                    let body = base64::engine::general_purpose::STANDARD
-                        .decode(raw)
-                        .map(|b| String::from_utf8_lossy(&b).to_string())
-                        .unwrap_or_else(|_| raw.to_string());
                     let qs = v["qs"].to_string();
                     body.split('&')
                         .chain(qs.split(['&', '"']))
@@ -232,6 +234,7 @@ impl Moto {
                 Some(Call {
                     operation,
                     user_agent: ua,
+                    body,
                 })
             })
             .filter(|c| c.user_agent.contains(app_id))

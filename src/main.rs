@@ -82,13 +82,31 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             // Config-only rules first: a usage error before any AWS call.
             cfg.ecs("deploy")?;
             cfg.check_environment()?;
-            ecs::deploy::run(args, &cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
+            ecs::deploy::run(
+                args,
+                &cfg,
+                &aws::connect(&cfg.aws, &cli.global, ui).await?,
+                ui,
+            )
+            .await
         }
         Command::Wait(args) => {
-            ecs::wait::run(args, &cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
+            ecs::wait::run(
+                args,
+                &cfg,
+                &aws::connect(&cfg.aws, &cli.global, ui).await?,
+                ui,
+            )
+            .await
         }
         Command::Rollback(args) => {
-            ecs::rollback::run(args, &cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
+            ecs::rollback::run(
+                args,
+                &cfg,
+                &aws::connect(&cfg.aws, &cli.global, ui).await?,
+                ui,
+            )
+            .await
         }
         Command::Status => {
             ecs::status::run(&cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await

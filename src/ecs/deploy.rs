@@ -660,11 +660,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
     if args.plan.dry_run || stopped.is_some() {
         let mut result = DeployResult::new(plan);
         result.preflight = checks;
-        let err = result
-            .plan
-            .refusal()
-            .map(anyhow::Error::from)
-            .or(stopped);
+        let err = result.plan.refusal().map(anyhow::Error::from).or(stopped);
         let code = match &err {
             Some(e) => crate::exit::code_of(e),
             None if args.plan.detailed_exitcode && result.plan.action != RolloutAction::None => {

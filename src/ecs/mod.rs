@@ -3,8 +3,8 @@
 //! module does the reading.
 
 pub mod deploy;
-pub mod rollback;
 pub mod preflight;
+pub mod rollback;
 pub mod rollout;
 pub mod status;
 pub mod taskdef;

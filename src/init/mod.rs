@@ -27,15 +27,11 @@ fn pick_container(
 ) -> Result<String, Failure> {
     let list = containers.join(", ");
     if let Some(w) = wanted {
-        return containers
-            .iter()
-            .find(|c| *c == w)
-            .cloned()
-            .ok_or_else(|| {
-                Failure::usage(format!(
-                    "--container {w}: the task definition has no such container; it has {list}"
-                ))
-            });
+        return containers.iter().find(|c| *c == w).cloned().ok_or_else(|| {
+            Failure::usage(format!(
+                "--container {w}: the task definition has no such container; it has {list}"
+            ))
+        });
     }
     if let Some(c) = behind_lb.filter(|c| containers.iter().any(|x| x == c)) {
         return Ok(c.to_string());
@@ -65,7 +61,10 @@ fn pick_target_group(arns: &[String], wanted: Option<&str>) -> Result<Option<Str
                     if arns.is_empty() {
                         "no target group".to_string()
                     } else {
-                        arns.iter().map(|a| name_of(a)).collect::<Vec<_>>().join(", ")
+                        arns.iter()
+                            .map(|a| name_of(a))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     }
                 ))
             });
@@ -76,7 +75,10 @@ fn pick_target_group(arns: &[String], wanted: Option<&str>) -> Result<Option<Str
         _ => Err(Failure::usage(format!(
             "the service registers its tasks in {} target groups: {}",
             arns.len(),
-            arns.iter().map(|a| name_of(a)).collect::<Vec<_>>().join(", ")
+            arns.iter()
+                .map(|a| name_of(a))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .hint("name the gateway's with --target-group NAME")),
     }
@@ -101,7 +103,9 @@ async fn discover(aws: &Aws, args: &InitArgs) -> anyhow::Result<Discovered> {
         .map(|c| {
             c.environment()
                 .iter()
-                .filter_map(|kv| Some((kv.name()?.to_string(), kv.value().unwrap_or("").to_string())))
+                .filter_map(|kv| {
+                    Some((kv.name()?.to_string(), kv.value().unwrap_or("").to_string()))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -109,7 +113,11 @@ async fn discover(aws: &Aws, args: &InitArgs) -> anyhow::Result<Discovered> {
         region: aws.region.clone(),
         cluster: args.cluster.clone(),
         service: args.service.clone(),
-        other_containers: containers.iter().filter(|c| **c != container).cloned().collect(),
+        other_containers: containers
+            .iter()
+            .filter(|c| **c != container)
+            .cloned()
+            .collect(),
         container,
         environment,
         gateway_url: args.gateway_url.clone(),
@@ -124,7 +132,11 @@ async fn discover(aws: &Aws, args: &InitArgs) -> anyhow::Result<Discovered> {
             .cloned()
             .map(ResourceRef::Arn)
             .collect();
-        if let Some(lb) = alb::describe_load_balancers(aws, &lbs).await?.into_iter().next() {
+        if let Some(lb) = alb::describe_load_balancers(aws, &lbs)
+            .await?
+            .into_iter()
+            .next()
+        {
             d.load_balancer = Some(LoadBalancerFacts {
                 idle_timeout_secs: lb
                     .attributes
@@ -151,9 +163,8 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
-        Failure::failed(format!("cannot write in {}: {e}", dir.display()))
-    })?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Failure::failed(format!("cannot write in {}: {e}", dir.display())))?;
     tmp.write_all(text.as_bytes())?;
     tmp.persist(path)
         .map_err(|e| Failure::failed(format!("cannot write {}: {}", path.display(), e.error)))?;
@@ -167,9 +178,14 @@ pub async fn run(
     environment: Option<&str>,
     ui: &Ui,
 ) -> anyhow::Result<Code> {
-    let path = args.output_file.clone().unwrap_or_else(|| PathBuf::from("deploy.toml"));
+    let path = args
+        .output_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("deploy.toml"));
     let to_stdout = path.as_os_str() == "-";
-    let existing = (!to_stdout).then(|| std::fs::read_to_string(&path).ok()).flatten();
+    let existing = (!to_stdout)
+        .then(|| std::fs::read_to_string(&path).ok())
+        .flatten();
     if environment.is_none() && existing.is_some() && !args.force {
         return Err(Failure::usage(format!("{} exists; not overwritten", path.display()))
             .hint("pass --force to replace it, --output-file PATH to write elsewhere, or --env NAME to add an environment to it")
@@ -205,15 +221,20 @@ pub async fn run(
     };
     // Never write a file bosar-deploy itself would refuse.
     if environment.is_none() || existing.is_some() {
-        config::parse_environment(&path, &text, environment)
-            .map_err(|e| Failure::failed(format!("init produced an invalid file (a bug; please report it): {e}")))?;
+        config::parse_environment(&path, &text, environment).map_err(|e| {
+            Failure::failed(format!(
+                "init produced an invalid file (a bug; please report it): {e}"
+            ))
+        })?;
     }
     if to_stdout {
         print!("{text}");
         return Ok(Code::Success);
     }
     write_new(&path, &text)?;
-    let env = environment.map(|e| format!(" --env {e}")).unwrap_or_default();
+    let env = environment
+        .map(|e| format!(" --env {e}"))
+        .unwrap_or_default();
     println!(
         "Wrote {}. Next: review it, then `bosar-deploy --config {}{env} plan` (no attribute change until you edit it), and `bosar-deploy --config {}{env} alb-update` to apply what you adopt.",
         path.display(),
@@ -230,10 +251,20 @@ mod tests {
     #[test]
     fn the_container_behind_the_load_balancer_is_the_choice() {
         let cs = vec!["bosar-api".to_string(), "log-router".to_string()];
-        assert_eq!(pick_container(&cs, None, Some("bosar-api")).unwrap(), "bosar-api");
-        assert_eq!(pick_container(&cs, Some("log-router"), Some("bosar-api")).unwrap(), "log-router");
+        assert_eq!(
+            pick_container(&cs, None, Some("bosar-api")).unwrap(),
+            "bosar-api"
+        );
+        assert_eq!(
+            pick_container(&cs, Some("log-router"), Some("bosar-api")).unwrap(),
+            "log-router"
+        );
         let e = pick_container(&cs, None, None).unwrap_err();
-        assert!(e.message.contains("2 containers (bosar-api, log-router)"), "{}", e.message);
+        assert!(
+            e.message.contains("2 containers (bosar-api, log-router)"),
+            "{}",
+            e.message
+        );
         assert!(pick_container(&cs, Some("nope"), None).is_err());
         assert_eq!(pick_container(&cs[..1], None, None).unwrap(), "bosar-api");
     }
@@ -243,8 +274,15 @@ mod tests {
         let a = |n: &str| format!("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/{n}/abc");
         let arns = vec![a("api-tg"), a("admin-tg")];
         let e = pick_target_group(&arns, None).unwrap_err();
-        assert!(e.message.contains("2 target groups: api-tg, admin-tg"), "{}", e.message);
-        assert_eq!(pick_target_group(&arns, Some("admin-tg")).unwrap(), Some(a("admin-tg")));
+        assert!(
+            e.message.contains("2 target groups: api-tg, admin-tg"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            pick_target_group(&arns, Some("admin-tg")).unwrap(),
+            Some(a("admin-tg"))
+        );
         assert_eq!(pick_target_group(&[], None).unwrap(), None);
     }
 }

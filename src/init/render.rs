@@ -50,9 +50,19 @@ pub fn quoted(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
+/// Seconds as AWS stores them, readable: whole hours as hours, everything else in seconds
+/// (`300s`, not `5m`, so the file matches the console and the CLI).
+fn seconds(n: u64) -> String {
+    if n >= 3600 && n % 3600 == 0 {
+        format!("{}h", n / 3600)
+    } else {
+        format!("{n}s")
+    }
+}
+
 fn secs(v: Option<&String>) -> Option<String> {
     let n: u64 = v?.trim().parse().ok()?;
-    Some(duration::format(Duration::from_secs(n)))
+    Some(seconds(n))
 }
 
 /// `key = value` padded so the comments line up.
@@ -111,7 +121,12 @@ fn target_group(out: &mut String, tg: &TargetGroupFacts) {
         }
         (false, _) => {
             line(out, "stickiness", &quoted("off"), "today");
-            suggestion(out, "stickiness", &quoted("lb_cookie"), "Socket.IO long-polling needs every request of a session on one task");
+            suggestion(
+                out,
+                "stickiness",
+                &quoted("lb_cookie"),
+                "Socket.IO long-polling needs every request of a session on one task",
+            );
             suggestion(out, "cookie_duration", &quoted("24h"), "with lb_cookie");
         }
     }
@@ -120,23 +135,45 @@ fn target_group(out: &mut String, tg: &TargetGroupFacts) {
         line(out, "algorithm", &quoted(alg), "today");
         if alg == "weighted_random" {
             if let Some(am) = a.get(attrs::ANOMALY_MITIGATION) {
-                line(out, "anomaly_mitigation", if am == "on" { "true" } else { "false" }, "today");
+                line(
+                    out,
+                    "anomaly_mitigation",
+                    if am == "on" { "true" } else { "false" },
+                    "today",
+                );
             }
         }
         if alg != "least_outstanding_requests" {
-            suggestion(out, "algorithm", &quoted("least_outstanding_requests"), "spreads long-lived connections by load");
+            suggestion(
+                out,
+                "algorithm",
+                &quoted("least_outstanding_requests"),
+                "spreads long-lived connections by load",
+            );
         }
     }
     if let Some(d) = secs(a.get(attrs::DEREGISTRATION_DELAY)) {
         line(out, "deregistration_delay", &quoted(&d), "today");
         if d != "30s" {
-            suggestion(out, "deregistration_delay", &quoted("30s"), "rollouts do not wait minutes per task; clients reconnect");
+            suggestion(
+                out,
+                "deregistration_delay",
+                &quoted("30s"),
+                "rollouts do not wait minutes per task; clients reconnect",
+            );
         }
     }
     if let Some(s) = a.get(attrs::SLOW_START) {
         let s = secs(Some(s)).unwrap_or_else(|| "0s".into());
-        // AWS refuses slow start with least outstanding requests: off goes with that advice.
         line(out, "slow_start", &quoted(&s), "today");
+        if s != "0s" {
+            suggestion(
+                out,
+                "slow_start",
+                &quoted("0s"),
+                "AWS refuses slow start with least_outstanding_requests",
+            );
+        }
     }
     out.push('\n');
 }
@@ -144,10 +181,15 @@ fn target_group(out: &mut String, tg: &TargetGroupFacts) {
 fn load_balancer(out: &mut String, lb: &LoadBalancerFacts) {
     out.push_str("[load_balancer]\n");
     line(out, "name", &quoted(&lb.name), "");
-    let idle = duration::format(Duration::from_secs(lb.idle_timeout_secs));
+    let idle = seconds(lb.idle_timeout_secs);
     line(out, "idle_timeout", &quoted(&idle), "today");
     if lb.idle_timeout_secs < 120 {
-        suggestion(out, "idle_timeout", &quoted("120s"), "comfortably above the ping and heartbeat intervals");
+        suggestion(
+            out,
+            "idle_timeout",
+            &quoted("120s"),
+            "comfortably above the ping and heartbeat intervals",
+        );
     }
     out.push('\n');
 }
@@ -156,7 +198,12 @@ fn ecs(out: &mut String, d: &Discovered) {
     out.push_str("[ecs]\n");
     line(out, "cluster", &quoted(&d.cluster), "");
     line(out, "service", &quoted(&d.service), "");
-    line(out, "container", &quoted(&d.container), "the container whose image and environment deploy manages");
+    line(
+        out,
+        "container",
+        &quoted(&d.container),
+        "the container whose image and environment deploy manages",
+    );
     if !d.other_containers.is_empty() {
         let _ = writeln!(
             out,
@@ -164,7 +211,10 @@ fn ecs(out: &mut String, d: &Discovered) {
             d.other_containers.join(", ")
         );
     }
-    let _ = writeln!(out, "# image = \"REGISTRY/REPOSITORY:TAG\"          # or --image on each deploy");
+    let _ = writeln!(
+        out,
+        "# image = \"REGISTRY/REPOSITORY:TAG\"          # or --image on each deploy"
+    );
     out.push('\n');
     let managed: Vec<(&String, &String)> = d
         .environment
@@ -248,7 +298,14 @@ fn gateway(out: &mut String, d: &Discovered) {
                 let _ = writeln!(out, "{kv:<40} # from {var}");
             }
             None => {
-                let _ = writeln!(out, "# {key} = \"25s\"");
+                let default = if key == "ping_timeout" {
+                    "20s"
+                } else if key == "heartbeat_interval" {
+                    "30s"
+                } else {
+                    "25s"
+                };
+                let _ = writeln!(out, "# {key} = \"{default}\"");
             }
         }
     }
@@ -356,7 +413,12 @@ mod tests {
         assert_eq!(tg.stickiness, Some(crate::config::Stickiness::Off));
         assert_eq!(tg.deregistration_delay, Some(Duration::from_secs(300)));
         assert_eq!(
-            cfg.ecs.unwrap().environment.unwrap().keys().collect::<Vec<_>>(),
+            cfg.ecs
+                .unwrap()
+                .environment
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
             vec!["WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT"]
         );
         for commented in [
@@ -385,7 +447,12 @@ mod tests {
         let text = deploy_toml(&d);
         assert!(!text.contains("s3cr3t-token"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
-        assert!(text.contains("[ecs.environment] is not written: WEBSOCKET_AUTH_TOKEN, WEBSOCKET_REDIS_URL"), "{text}");
+        assert!(
+            text.contains(
+                "[ecs.environment] is not written: WEBSOCKET_AUTH_TOKEN, WEBSOCKET_REDIS_URL"
+            ),
+            "{text}"
+        );
         let cfg = crate::config::parse(std::path::Path::new("d.toml"), &text).unwrap();
         assert!(cfg.ecs.unwrap().environment.is_none(), "absent: untouched");
     }
@@ -402,6 +469,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(cfg.aws.region.as_deref(), Some("eu-west-1"));
         assert_eq!(cfg.ecs.unwrap().cluster, "bosar-staging");
-        assert!(text.contains("[environments.staging.target_group]"), "{text}");
+        assert!(
+            text.contains("[environments.staging.target_group]"),
+            "{text}"
+        );
     }
 }

@@ -15,6 +15,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
 
 pub use errors::{endpoint_note, is_throttling, is_transient, sdk_error, service_error_code};
+/// The `-vv` call log, for clients built outside this module (the preflight checks').
+pub use trace::CallLog;
 
 use crate::cli::GlobalArgs;
 use crate::config::AwsSection;

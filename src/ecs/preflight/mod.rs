@@ -91,6 +91,17 @@ pub struct Clients {
     secrets: aws_sdk_secretsmanager::Client,
 }
 
+/// A client of `$krate` from the shared config, with the `-vv` call log.
+macro_rules! logged {
+    ($krate:ident, $sdk:expr) => {
+        $krate::Client::from_conf(
+            $krate::config::Builder::from($sdk)
+                .interceptor(crate::aws::CallLog)
+                .build(),
+        )
+    };
+}
+
 macro_rules! regional {
     ($fn:ident, $field:ident, $krate:ident) => {
         pub(crate) fn $fn(&self, region: &str) -> $krate::Client {
@@ -99,6 +110,7 @@ macro_rules! regional {
             } else {
                 let conf = $krate::config::Builder::from(&self.sdk)
                     .region(Region::new(region.to_string()))
+                    .interceptor(crate::aws::CallLog)
                     .build();
                 $krate::Client::from_conf(conf)
             }
@@ -111,11 +123,11 @@ impl Clients {
         Clients {
             sdk: sdk.clone(),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-            ecr: aws_sdk_ecr::Client::new(sdk),
-            iam: aws_sdk_iam::Client::new(sdk),
-            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
-            ssm: aws_sdk_ssm::Client::new(sdk),
-            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            ecr: logged!(aws_sdk_ecr, sdk),
+            iam: logged!(aws_sdk_iam, sdk),
+            logs: logged!(aws_sdk_cloudwatchlogs, sdk),
+            ssm: logged!(aws_sdk_ssm, sdk),
+            secrets: logged!(aws_sdk_secretsmanager, sdk),
         }
     }
 
@@ -129,8 +141,6 @@ impl Clients {
     }
 }
 
-/// Loads the SDK config once, checks the credentials, and builds both client sets from it:
-/// [`crate::aws::Aws`] for ECS/ELB and [`Clients`] for the checks.
 /// The preflight clients for a connected `Aws` (`None` on mock clients, which have no
 /// config to build them from).
 pub fn clients_for(aws: &crate::aws::Aws) -> Option<Clients> {

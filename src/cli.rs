@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Ship the BoSar chat API: ALB stickiness, ECS rollouts and Socket.IO gateway verification",
     after_help = "Exit codes: 0 success, 1 failed, 2 usage/config error (nothing called), \
-                  3 changes pending (--detailed-exitcode), 4 timed out, 130 interrupted."
+                  3 changes pending (--detailed-exitcode), 4 timed out, 130 interrupted \
+                  (Ctrl-C or SIGTERM)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -156,6 +157,10 @@ pub struct VerifyArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Send the gateway token over plain http:// to a host that is not loopback (refused
+    /// otherwise: anyone on the path could read it)
+    #[arg(long)]
+    pub allow_insecure_token: bool,
     /// Load probe: open this many sessions and hold them
     #[arg(long, value_name = "N")]
     pub connections: Option<u32>,
@@ -188,6 +193,10 @@ pub struct FullArgs {
     /// Gateway base URL for verify (overrides [gateway] url)
     #[arg(long)]
     pub url: Option<String>,
+    /// Send the gateway token over plain http:// to a host that is not loopback (refused
+    /// otherwise: anyone on the path could read it)
+    #[arg(long)]
+    pub allow_insecure_token: bool,
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

@@ -120,6 +120,9 @@ pub struct EcsSection {
     /// With the circuit breaker off, the watch fails once this many tasks of the new revision
     /// failed. `None`: twice the deployment's desired count.
     pub max_failed_tasks: Option<u32>,
+    /// Environment variables whose values the plan shows in clear although their names look
+    /// like credentials (a URL's user info is still hidden).
+    pub show_values: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +281,7 @@ struct RawEcs {
     poll_interval: Option<S<String>>,
     managed_env_prefix: Option<S<String>>,
     max_failed_tasks: Option<S<i64>>,
+    show_values: Option<S<Vec<S<String>>>>,
     environment: Option<S<BTreeMap<S<String>, S<String>>>>,
 }
 
@@ -945,7 +949,18 @@ fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSection> {
         }
         environment
     });
+    let show_values = e
+        .show_values
+        .as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|v| env_name(errs, v, "ecs.show_values"))
+                .collect()
+        })
+        .unwrap_or_default();
     Some(EcsSection {
+        show_values,
         cluster: cluster?,
         service: service?,
         container: container?,
@@ -981,7 +996,10 @@ fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<GatewaySec
             errs.at(
                 v.span(),
                 "gateway.url",
-                format!("\"{}\" is not an http(s) URL", v.get_ref()),
+                format!(
+                    "\"{}\" is not an http(s) URL",
+                    crate::gateway::shown_url(v.get_ref())
+                ),
                 Some("\"https://host[:port]\""),
             );
             None

@@ -170,6 +170,7 @@ pub async fn plan(
         image: opts.image.as_deref().or(ecs.image.as_deref()),
         environment: ecs.environment.as_ref(),
         managed_prefix: &ecs.managed_env_prefix,
+        show_values: &ecs.show_values,
     };
     let changes = taskdef::diff_container(&td, &want)
         .map_err(|m| Failure::failed(m).hint("check [ecs] container in deploy.toml"))?;
@@ -535,7 +536,7 @@ fn print_result(ui: &Ui, result: &DeployResult) {
     if let Some(o) = &result.outcome {
         if o.succeeded() {
             if !ui.json() {
-                println!("{}", o.message());
+                ui.out(o.message());
             }
         } else {
             ui.error(o.message(), None);
@@ -634,7 +635,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
         }
     };
     if !ui.json() {
-        print!("{}", plan.render());
+        ui.out(plan.render().trim_end());
     }
     if plan.refused.is_none() && plan.action != RolloutAction::None {
         if let Some(w) = plan.breaker_warning(ecs.max_failed_tasks) {
@@ -660,16 +661,16 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
     let (result, err) = execute(aws, ecs, plan, &opts, ui).await;
     if !ui.json() {
         if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
-            println!(
+            ui.out(format!(
                 "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
                 cfg.path.display()
-            );
+            ));
         } else if opts.no_wait && err.is_none() {
             if let Some(d) = &result.deployment_id {
-                println!(
+                ui.out(format!(
                     "Deployment {d} started; not watching. Follow it with: {}",
                     ui.command(&format!("wait --deployment {}", crate::ui::shell_quote(d)))
-                );
+                ));
             }
         }
     }

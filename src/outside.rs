@@ -274,8 +274,7 @@ impl Escaper {
     /// Appends `c` (escaped as needed); `false` when it does not fit.
     fn push(&mut self, c: char) -> bool {
         let mut piece = String::new();
-        let command_start =
-            (c == ':' && self.at_start) || (c == '[' && self.text.ends_with("##"));
+        let command_start = (c == ':' && self.at_start) || (c == '[' && self.text.ends_with("##"));
         if is_hidden(c) || command_start {
             escape_char(c, &mut piece);
         } else {

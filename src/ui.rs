@@ -293,11 +293,22 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Prints a serialisable value as pretty JSON on stdout.
+/// Prints a serialisable value as pretty JSON on stdout: one document, lossless, safe for the
+/// Actions runner ([`json_text`]).
 pub fn print_json<T: serde::Serialize>(value: &T) {
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, value);
-    let _ = writeln!(out);
+    let text = json_text(value);
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Pretty JSON that the GitHub Actions runner cannot take for a workflow command and that
+/// carries no registered secret. JSON escapes every line break in a string, and no line of it
+/// starts with `:`; but the runner's legacy form `##[command]` counts anywhere in a line, so
+/// `[` after `##` is written `\u005b`, the same string to any JSON reader.
+pub fn json_text<T: serde::Serialize>(value: &T) -> String {
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| {
+        serde_json::json!({"error": format!("the report could not be serialised: {e}")}).to_string()
+    });
+    outside::redact(&text).replace("##[", "##\\u005b")
 }
 
 #[cfg(test)]
@@ -353,6 +364,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn json_output_is_lossless_and_never_a_workflow_command() {
+        let v = serde_json::json!({"m": "a\n::error::x ##[add-mask]y \u{202e}", "::k": ["##[z]"]});
+        let text = json_text(&v);
+        assert!(outside::runner_commands(&text).is_empty(), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
     }
 
     #[test]

@@ -397,4 +397,49 @@ mod tests {
         assert!(xml.contains("&lt;AWSALB&gt; &amp; cookies"), "{xml}");
         assert!(!xml.contains("<AWSALB>"));
     }
+
+    fn step_with(message: &str) -> Step {
+        Step::new("verify", CheckStatus::Fail, Duration::ZERO, "1 failed").with_checks(vec![
+            Check::new("health", CheckStatus::Fail, Duration::ZERO, message),
+        ])
+    }
+
+    #[test]
+    fn junit_drops_what_xml_forbids_and_stays_small() {
+        let xml = junit(&[step_with("bad \u{fffe}\u{ffff}\u{0} end <x>")]);
+        let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+        let failure = doc
+            .descendants()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap();
+        assert_eq!(failure.attribute("message"), Some("bad  end <x>"));
+        let xml = junit(&[step_with(&"x".repeat(900 * 1024))]);
+        assert!(xml.len() < 8 * 1024, "{} bytes", xml.len());
+        roxmltree::Document::parse(&xml).unwrap();
+    }
+
+    #[test]
+    fn the_summary_renders_server_text_as_text_and_is_capped() {
+        let md = markdown(
+            "bosar-deploy verify",
+            &[step_with(
+                "instance <img src=x>[x](https://e.example)|`code`\\|",
+            )],
+        );
+        for bad in ["<img", "](", "`code`", "https:"] {
+            assert!(!md.contains(bad), "{bad} in {md}");
+        }
+        // Every table row has exactly its five cell separators.
+        for row in md.lines().filter(|l| l.starts_with("| ")) {
+            assert_eq!(row.matches('|').count(), 5, "{row}");
+        }
+        let many: Vec<Step> = (0..2000).map(|_| step_with(&"y".repeat(2000))).collect();
+        let md = markdown("t", &many);
+        assert!(md.len() <= SUMMARY_CAP, "{} bytes", md.len());
+        assert!(
+            md.contains("more row(s) not shown"),
+            "{}",
+            &md[md.len() - 200..]
+        );
+    }
 }

@@ -311,7 +311,14 @@ async fn websocket(mut s: TcpStream, key: &str, upgrade: bool, script: &Script) 
             msg = ws.next() => {
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t.to_string(),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(Message::Close(_))) => {
+                        // Completes the close handshake: tungstenite queued the reply; send it
+                        // and wait for the client to end the connection.
+                        let _ = ws.flush().await;
+                        while let Some(Ok(_)) = ws.next().await {}
+                        return;
+                    }
+                    None | Some(Err(_)) => return,
                     Some(Ok(_)) => continue,
                 };
                 if text == "2probe" {

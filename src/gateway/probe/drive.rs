@@ -506,3 +506,18 @@ fn heartbeat_report(sh: &Shared, ps: &ProbeSettings, t: &Tally) -> HeartbeatRepo
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counters read one at a time: `dropped` (read later) can pass `opened`, and the window's
+    /// start can be ahead of a stale `opened`; neither may underflow.
+    #[test]
+    fn live_numbers_saturate() {
+        assert_eq!(live_numbers(5, 7, Some((9, 1.0))), (0, 0.0));
+        assert_eq!(live_numbers(10, 4, Some((6, 2.0))), (6, 2.0));
+        assert_eq!(live_numbers(10, 0, None), (10, 0.0));
+        assert_eq!(live_numbers(10, 0, Some((1, 0.0))), (10, 0.0));
+    }
+}

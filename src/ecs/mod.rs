@@ -1,8 +1,9 @@
 //! ECS: roll the service (`deploy`), follow the deployment by id (`watch`, `wait`), report
-//! (`status`), go back (`rollback`): one file per verb. `rollout` and `taskdef` are pure; this
-//! module does the reading.
+//! (`status`), go back (`rollback`): one file per verb. `rollout`, `taskdef` and `masking`
+//! (which task definition values are shown) are pure; this module does the reading.
 
 pub mod deploy;
+pub mod masking;
 pub mod rollback;
 pub mod rollout;
 pub mod status;

@@ -20,7 +20,12 @@ fn sigterm_during_deploys_watch_exits_130_with_the_resume_command() {
     for (i, signal) in [libc::SIGTERM, libc::SIGINT].into_iter().enumerate() {
         // A new image each time, so there is a rollout to watch.
         let image = format!("repo/bosar-api:2.0.{i}");
+        // The second run as JSON: one document, status `interrupted`, exit code 130.
+        let json = i == 1;
         let mut cmd = support::bosar(&moto.endpoint, "interrupt-deploy");
+        if json {
+            cmd.args(["--output", "json"]);
+        }
         cmd.arg("--config")
             .arg(&cfg)
             .args(["deploy", "--image", &image]);
@@ -41,6 +46,11 @@ fn sigterm_during_deploys_watch_exits_130_with_the_resume_command() {
             "{err}"
         );
         assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
+        if json {
+            let doc: serde_json::Value = serde_json::from_str(&m.run.stdout).unwrap();
+            assert_eq!(doc["status"], "interrupted", "{doc:#}");
+            assert_eq!(doc["exit_code"], 130);
+        }
     }
 }
 

@@ -564,7 +564,7 @@ struct DeployReport<'a> {
     command: &'static str,
     dry_run: bool,
     /// `no_changes`, `changes_pending` (dry run), `started` (`--no-wait`), `succeeded`,
-    /// `failed`, `superseded`, `timed_out`, `refused`.
+    /// `failed`, `superseded`, `timed_out`, `refused`, `interrupted` (Ctrl-C, SIGTERM).
     status: &'static str,
     exit_code: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -600,6 +600,7 @@ fn emit_json(
         return;
     }
     let status = match result {
+        _ if code == Code::Interrupted => "interrupted",
         Some(r) => status_of(r, dry_run, err.is_some()),
         None => "failed",
     };

@@ -161,7 +161,10 @@ impl<'a> Display<'a> {
                 });
                 bar.set_length(d.desired.max(1) as u64);
                 bar.set_position(d.running.max(0) as u64);
-                bar.set_message(line.clone());
+                bar.set_message(crate::outside::clean(
+                    &line,
+                    console::colors_enabled_stderr(),
+                ));
             } else if self.last.get(&d.id) != Some(&line) {
                 let elapsed = self.elapsed();
                 self.println(&format!("[{elapsed:>4}s] {line}"));

@@ -23,7 +23,8 @@ const EXAMPLES: &str = "Getting started:
   bosar-deploy full --image REGISTRY/REPO:TAG            # alb-update, deploy, verify
 
 Exit codes: 0 success, 1 failed, 2 usage/config error (nothing changed), 3 changes pending \
-(--dry-run --detailed-exitcode, plan --detailed-exitcode), 4 timed out, 130 interrupted.";
+(--dry-run --detailed-exitcode, plan --detailed-exitcode), 4 timed out, 130 interrupted \
+(Ctrl-C or SIGTERM).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -238,6 +239,10 @@ pub struct VerifyArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Send the gateway token over plain http:// to a host that is not loopback (refused
+    /// otherwise: anyone on the path could read it)
+    #[arg(long)]
+    pub allow_insecure_token: bool,
     /// Load probe: open this many sessions and hold them
     #[arg(long, value_name = "N")]
     pub connections: Option<u32>,
@@ -271,6 +276,10 @@ pub struct FullArgs {
     /// Gateway base URL for verify (overrides [gateway] url)
     #[arg(long)]
     pub url: Option<String>,
+    /// Send the gateway token over plain http:// to a host that is not loopback (refused
+    /// otherwise: anyone on the path could read it)
+    #[arg(long)]
+    pub allow_insecure_token: bool,
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,

@@ -2,7 +2,9 @@
 //!
 //! Layout: `config` (deploy.toml), `aws` (SDK wiring), `alb` (target group plan/apply),
 //! `ecs` (rollout and watch), `gateway` (Socket.IO client, checks, load probe), `verify_cmd`
-//! (verify: the checks or the probe), `report` and `ui` (rendering), `pipeline` (full/plan).
+//! (verify: the checks or the probe), `report` and `ui` (rendering), `outside` (the one way out
+//! for text from servers and AWS: escaped, capped, redacted), `files` (reports written safely),
+//! `pipeline` (full/plan).
 //! Pure logic stays apart from I/O so it is testable.
 
 pub mod alb;
@@ -12,9 +14,11 @@ pub mod config;
 pub mod duration;
 pub mod ecs;
 pub mod exit;
+pub mod files;
 pub mod gateway;
 pub mod image;
 pub mod init;
+pub mod outside;
 pub mod pipeline;
 pub mod report;
 pub mod ui;

@@ -1,4 +1,11 @@
 //! CLI entry: parse, load config, dispatch, map errors to the exit-code contract.
+//!
+//! Ctrl-C and SIGTERM (how CI runners cancel) are one interrupt: the run is marked
+//! interrupted; a verb that can stop cleanly (it has a `Ui::wrap_up_on_interrupt` guard:
+//! watching a rollout, verify, the probe, `full` between steps) gets up to [`WRAP_UP`] to stop,
+//! write its reports and return; anything else is dropped at once, as nothing more may be
+//! started in AWS. Either way the run says so, with the command to resume, and exits 130. A
+//! second signal stops waiting.
 
 use std::process::ExitCode;
 
@@ -27,25 +34,89 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let code = runtime.block_on(async {
-        tokio::select! {
-            r = dispatch(&cli, &ui) => match r {
+        let mut signals = Signals::new();
+        let work = dispatch(&cli, &ui);
+        tokio::pin!(work);
+        let done = tokio::select! {
+            r = &mut work => Some(r),
+            () = signals.next() => None,
+        };
+        if let Some(r) = done {
+            return match r {
                 Ok(code) => code,
                 Err(err) => {
                     ui.error(exit::message_of(&err), exit::hint_of(&err));
                     exit::code_of(&err)
                 }
-            },
-            _ = tokio::signal::ctrl_c() => {
-                match ui.resume_hint() {
-                    Some(hint) => ui.error("interrupted: stopped watching; the rollout goes on in AWS", Some(&format!("resume watching with: {hint}"))),
-                    None => ui.error("interrupted; nothing more was started (calls already sent to AWS take effect there)", None),
-                }
-                Code::Interrupted
+            };
+        }
+        ui.interrupt();
+        let wrapped = if ui.wraps_up() {
+            tokio::select! {
+                r = tokio::time::timeout(WRAP_UP, &mut work) => r.ok(),
+                () = signals.next() => None,
+            }
+        } else {
+            None
+        };
+        if let Some(Err(err)) = &wrapped {
+            if exit::code_of(err) != Code::Interrupted {
+                ui.error(exit::message_of(err), exit::hint_of(err));
             }
         }
+        say_interrupted(&ui);
+        Code::Interrupted
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     ExitCode::from(code.as_i32() as u8)
+}
+
+/// How long an interrupted verb gets to stop and write its reports. CI runners send SIGINT,
+/// then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that.
+const WRAP_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ctrl-C (SIGINT) and SIGTERM, as one stream of interrupts.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(term) = self.term.as_mut() {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The interrupt's message and what to type next.
+fn say_interrupted(ui: &Ui) {
+    if let Some(hint) = ui.resume_hint() {
+        ui.error(
+            "interrupted: stopped watching; the rollout goes on in AWS",
+            Some(&format!("resume watching with: {hint}")),
+        );
+    } else if let Some((message, next)) = ui.interrupt_note() {
+        ui.error(message, Some(&next));
+    } else {
+        ui.error(
+            "interrupted; nothing more was started (calls already sent to AWS take effect there)",
+            None,
+        );
+    }
 }
 
 async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {

@@ -536,7 +536,8 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
         "applied"
     };
     if !ui.json() {
-        print!("{}", plan.render(&cfg.path));
+        // Attribute values are AWS's text: `Ui::out` shows them escaped.
+        ui.out(plan.render(&cfg.path).trim_end());
     }
     if !plan.refused.is_empty() {
         if ui.json() {
@@ -554,10 +555,10 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
         ui.line(format!("Applying {} change(s)", plan.change_count()));
         apply(aws, &plan).await?;
         if !ui.json() {
-            println!(
+            ui.out(format!(
                 "Applied {} change(s); read back and confirmed.",
                 plan.change_count()
-            );
+            ));
         }
     }
     if ui.json() {

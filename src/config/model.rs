@@ -109,6 +109,9 @@ pub struct EcsSection {
     /// With the circuit breaker off, the watch fails once this many tasks of the new revision
     /// failed. `None`: twice the deployment's desired count.
     pub max_failed_tasks: Option<u32>,
+    /// Environment variables whose values the plan shows in clear although their names look
+    /// like credentials (a URL's user info is still hidden).
+    pub show_values: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -60,6 +60,7 @@ pub(super) struct RawEcs {
     pub(super) poll_interval: Option<S<String>>,
     pub(super) managed_env_prefix: Option<S<String>>,
     pub(super) max_failed_tasks: Option<S<i64>>,
+    pub(super) show_values: Option<S<Vec<S<String>>>>,
     pub(super) environment: Option<S<RawEnvironment>>,
 }
 
@@ -111,7 +112,7 @@ const TARGET_GROUP: [&str; 9] = [
     "slow_start",
     "anomaly_mitigation",
 ];
-const ECS: [&str; 9] = [
+const ECS: [&str; 10] = [
     "cluster",
     "service",
     "container",
@@ -120,6 +121,7 @@ const ECS: [&str; 9] = [
     "poll_interval",
     "managed_env_prefix",
     "max_failed_tasks",
+    "show_values",
     "environment",
 ];
 const GATEWAY: [&str; 10] = [
@@ -229,6 +231,28 @@ impl<'a> Table<'a> {
                 None
             }
         }
+    }
+
+    fn strings(&self, key: &str, errs: &mut Errors) -> Option<S<Vec<S<String>>>> {
+        let item = self.item(key)?;
+        let Some(array) = item.as_array() else {
+            self.wrong_type(errs, key, item, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for v in array.iter() {
+            let span = v.span().unwrap_or(0..0);
+            match v.as_str() {
+                Some(s) => out.push(Spanned::new(span, s.to_string())),
+                None => errs.at(
+                    span,
+                    &self.key(key),
+                    format!("invalid type: {}, expected a string", v.type_name()),
+                    Some("an array of quoted variable names, like [\"WEBSOCKET_AUTH_MODE\"]"),
+                ),
+            }
+        }
+        Some(Spanned::new(span_of(item), out))
     }
 
     fn table(&self, key: &str, errs: &mut Errors) -> Option<Table<'a>> {
@@ -355,6 +379,7 @@ fn read_ecs(e: &Table, errs: &mut Errors) -> RawEcs {
         poll_interval: e.str("poll_interval", errs),
         managed_env_prefix: e.str("managed_env_prefix", errs),
         max_failed_tasks: e.int("max_failed_tasks", errs),
+        show_values: e.strings("show_values", errs),
         environment,
     }
 }
@@ -427,6 +452,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             poll_interval: o.poll_interval.or(b.poll_interval),
             managed_env_prefix: o.managed_env_prefix.or(b.managed_env_prefix),
             max_failed_tasks: o.max_failed_tasks.or(b.max_failed_tasks),
+            show_values: o.show_values.or(b.show_values),
             environment: table(b.environment, o.environment, |mut b, o| {
                 for (k, v) in o {
                     b.remove(&k);

@@ -173,6 +173,7 @@ pub async fn plan(
         image: opts.image.as_deref().or(ecs.image.as_deref()),
         environment: ecs.environment.as_ref(),
         managed_prefix: &ecs.managed_env_prefix,
+        show_values: &ecs.show_values,
     };
     let changes = taskdef::diff_container(&td, &want)
         .map_err(|m| Failure::failed(m).hint("check [ecs] container in deploy.toml"))?;
@@ -542,7 +543,7 @@ fn print_result(ui: &Ui, result: &DeployResult) {
     if let Some(o) = &result.outcome {
         if o.succeeded() {
             if !ui.json() {
-                println!("{}", o.message());
+                ui.out(o.message());
             }
         } else {
             ui.error(o.message(), None);
@@ -570,7 +571,7 @@ struct DeployReport<'a> {
     command: &'static str,
     dry_run: bool,
     /// `no_changes`, `changes_pending` (dry run), `started` (`--no-wait`), `succeeded`,
-    /// `failed`, `superseded`, `timed_out`, `refused`.
+    /// `failed`, `superseded`, `timed_out`, `refused`, `interrupted` (Ctrl-C, SIGTERM).
     status: &'static str,
     exit_code: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -606,6 +607,7 @@ fn emit_json(
         return;
     }
     let status = match result {
+        _ if code == Code::Interrupted => "interrupted",
         Some(r) => status_of(r, dry_run, err.is_some()),
         None => "failed",
     };
@@ -641,7 +643,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
         }
     };
     if !ui.json() {
-        print!("{}", plan.render());
+        ui.out(plan.render().trim_end());
     }
     let mut checks = Vec::new();
     if plan.refused.is_none() && plan.action != RolloutAction::None {
@@ -652,7 +654,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
             preflight::warn_skipped(ui, &opts.skip_preflight);
             checks = preflight::check_plan(&clients, &plan, &opts.skip_preflight).await;
             if !ui.json() {
-                print!("{}", preflight::render(&checks));
+                ui.out(preflight::render(&checks).trim_end());
             }
         }
     }
@@ -678,16 +680,16 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
     result.preflight = checks;
     if !ui.json() {
         if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
-            println!(
+            ui.out(format!(
                 "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
                 cfg.path.display()
-            );
+            ));
         } else if opts.no_wait && err.is_none() {
             if let Some(d) = &result.deployment_id {
-                println!(
+                ui.out(format!(
                     "Deployment {d} started; not watching. Follow it with: {}",
                     ui.command(&format!("wait --deployment {}", crate::ui::shell_quote(d)))
-                );
+                ));
             }
         }
     }

@@ -228,19 +228,19 @@ pub async fn run(
         })?;
     }
     if to_stdout {
-        print!("{text}");
+        ui.out(text.trim_end());
         return Ok(Code::Success);
     }
     write_new(&path, &text)?;
     let env = environment
         .map(|e| format!(" --env {e}"))
         .unwrap_or_default();
-    println!(
+    ui.out(format!(
         "Wrote {}. Next: review it, then `bosar-deploy --config {}{env} plan` (no attribute change until you edit it), and `bosar-deploy --config {}{env} alb-update` to apply what you adopt.",
         path.display(),
         crate::ui::shell_quote(&path.to_string_lossy()),
         crate::ui::shell_quote(&path.to_string_lossy())
-    );
+    ));
     Ok(Code::Success)
 }
 

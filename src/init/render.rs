@@ -223,7 +223,7 @@ fn ecs(out: &mut String, d: &Discovered) {
         .collect();
     let secret: Vec<&str> = managed
         .iter()
-        .filter(|(k, v)| crate::ecs::taskdef::is_sensitive(k) || looks_like_credentials(v))
+        .filter(|(k, v)| crate::ecs::masking::masked(k, &[v.as_str()], &[]))
         .map(|(k, _)| k.as_str())
         .collect();
     if managed.is_empty() {
@@ -250,13 +250,6 @@ fn ecs(out: &mut String, d: &Discovered) {
         }
         out.push('\n');
     }
-}
-
-/// A URL with user info (`scheme://user:pass@host`) carries credentials.
-fn looks_like_credentials(v: &str) -> bool {
-    v.split_once("://")
-        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
-        .is_some_and(|authority| authority.contains('@'))
 }
 
 /// `20000` (ms, as the gateway reads it) as a duration key's value.

@@ -87,7 +87,18 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
         }
         environment
     });
+    let show_values = e
+        .show_values
+        .as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|v| env_name(errs, v, "ecs.show_values"))
+                .collect()
+        })
+        .unwrap_or_default();
     Some(EcsSection {
+        show_values,
         cluster: cluster?,
         service: service?,
         container: container?,

@@ -24,7 +24,10 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
             errs.at(
                 v.span(),
                 "gateway.url",
-                format!("\"{}\" is not an http(s) URL", v.get_ref()),
+                format!(
+                    "\"{}\" is not an http(s) URL",
+                    crate::gateway::shown_url(v.get_ref())
+                ),
                 Some("\"https://host[:port]\""),
             );
             None

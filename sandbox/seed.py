@@ -16,6 +16,9 @@ Creates, in the config's [aws].region:
     healthy; no traffic is ever sent to them); `--targets none` registers
     none (sandbox/runner.py registers the tasks it really runs);
   * a Secrets Manager secret for JWT_SECRET;
+  * what the task definition names, so `deploy`'s preflight checks pass: the
+    ECR repository of IMAGE with its tag pushed, the task and execution roles
+    (trusting ecs-tasks.amazonaws.com) and the two awslogs log groups;
   * the ECS cluster, a Fargate task definition (family = [ecs].service) with
     the app container ([ecs].container) plus a `log-router` sidecar, and the
     ECS service (desired 2, awsvpc, wired to the target group).
@@ -72,6 +75,35 @@ SIDECAR_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.0"
 CONTAINER_PORT = 3000
 HEALTH_PATH = "/health/websocket"
 DEFAULT_TARGETS = "10.0.1.10:3000,10.0.2.10:3000"
+
+# What `put_image` stores for the image tag (a Docker v2 manifest; moto computes its digest).
+MANIFEST = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "config": {
+        "mediaType": "application/vnd.docker.container.image.v1+json",
+        "size": 1470,
+        "digest": "sha256:" + "c" * 64,
+    },
+    "layers": [
+        {
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "size": 3370706,
+            "digest": "sha256:" + "a" * 64,
+        }
+    ],
+}
+# The trust policy ECS task and execution roles need.
+ECS_TASKS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 
 # The "before" environment: what production ran before the WebSocket fix.
 # PING_INTERVAL is stale and HEARTBEAT_INTERVAL is missing; the tool has to
@@ -359,6 +391,20 @@ def seed(args: argparse.Namespace) -> dict:
         Description="JWT signing secret for the bosar sandbox",
     )["ARN"]
 
+    # --- what the task definition names: image, roles, log groups ------------------
+    ecr, iam, logs = client("ecr"), client("iam"), client("logs")
+    repository, _, image_tag = IMAGE.split("/", 1)[1].partition(":")
+    ecr.create_repository(repositoryName=repository)
+    ecr.put_image(
+        repositoryName=repository, imageManifest=json.dumps(MANIFEST), imageTag=image_tag
+    )
+    roles = [f"{service}-task", f"{service}-task-execution"]
+    for role in roles:
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST))
+    log_groups = [f"/ecs/{service}", f"/ecs/{service}/log-router"]
+    for group in log_groups:
+        logs.create_log_group(logGroupName=group)
+
     # --- ECS ----------------------------------------------------------------------
     cluster_arn = ecs.create_cluster(
         clusterName=cluster,
@@ -442,6 +488,9 @@ def seed(args: argparse.Namespace) -> dict:
         "target_group_arn": tg_arn,
         "targets": [f"{t['Id']}:{t['Port']}" for t in targets],
         "secret_arn": secret_arn,
+        "ecr_repository": repository,
+        "roles": roles,
+        "log_groups": log_groups,
         "cluster_arn": cluster_arn,
         "service_arn": service_arn,
         "task_definition_arn": td_new_arn or td_arn,

@@ -4,13 +4,35 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+const ABOUT: &str = "Deploy a Socket.IO gateway on ECS behind an Application Load Balancer: \
+the target group in the sticky-WebSocket state, rollouts watched to real success, and a \
+built-in Socket.IO client that proves the result from outside";
+
+const LONG_ABOUT: &str = "Deploy a Socket.IO gateway on ECS behind an Application Load Balancer: \
+the target group in the sticky-WebSocket state, rollouts watched to real success, and a \
+built-in Socket.IO client that proves the result from outside.
+
+Any service shaped like BoSar's chat API (a NestJS Socket.IO gateway on ECS Fargate, namespace \
+/chat, JWT auth, server heartbeats, cookie stickiness) fits; deploy.toml describes yours. \
+Start from what runs today with `bosar-deploy init`.";
+
+const EXAMPLES: &str = "Getting started:
+  bosar-deploy init --cluster prod --service chat-api   # write deploy.toml from what runs
+  bosar-deploy plan                                      # everything that would change
+  bosar-deploy alb-update                                # apply the target group state
+  bosar-deploy full --image REGISTRY/REPO:TAG            # alb-update, deploy, verify
+
+Exit codes: 0 success, 1 failed, 2 usage/config error (nothing changed), 3 changes pending \
+(--dry-run --detailed-exitcode, plan --detailed-exitcode), 4 timed out, 130 interrupted \
+(Ctrl-C or SIGTERM).";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "bosar-deploy",
     version,
-    about = "Ship the BoSar chat API: ALB stickiness, ECS rollouts and Socket.IO gateway verification",
-    after_help = "Exit codes: 0 success, 1 failed, 2 usage/config error (nothing called), \
-                  3 changes pending (--detailed-exitcode), 4 timed out, 130 interrupted."
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -20,10 +42,14 @@ pub struct Cli {
 }
 
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file [default: $BOSAR_DEPLOY_CONFIG, else ./deploy.toml]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Overlay [environments.NAME] of the config file [default: $BOSAR_DEPLOY_ENV]
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub environment: Option<String>,
     /// AWS region (overrides [aws] region and the AWS chain)
     #[arg(long, global = true)]
     pub region: Option<String>,
@@ -33,7 +59,8 @@ pub struct GlobalArgs {
     /// Output format of the result on stdout
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// More detail (repeat for more)
+    /// More detail: -v setup (config, region, credentials, endpoint), -vv every AWS call and
+    /// gateway request, -vvv failed attempts
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only results and errors; no progress
@@ -53,22 +80,50 @@ pub enum OutputFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Bring the target group (and load balancer) to the sticky-WebSocket state from deploy.toml
+    /// Bring the target group (and load balancer) to the state deploy.toml names
+    #[command(after_help = "Examples:
+  bosar-deploy alb-update --dry-run                      # the plan; nothing changes
+  bosar-deploy alb-update --dry-run --detailed-exitcode  # drift check: 0 in sync, 3 pending
+  bosar-deploy alb-update                                # apply, read back, confirm")]
     AlbUpdate(AlbUpdateArgs),
     /// Roll the ECS service and watch the new deployment until it really succeeded
+    #[command(after_help = "Examples:
+  bosar-deploy deploy --image 123456789012.dkr.ecr.us-east-1.amazonaws.com/chat-api:1.5.0
+  bosar-deploy deploy --dry-run                          # the revision diff; nothing changes
+  bosar-deploy deploy --timeout 20m --rollback-on-failure")]
     Deploy(DeployArgs),
     /// Resume watching the service's newest (or a given) deployment
+    #[command(after_help = "Example:
+  bosar-deploy wait --deployment ecs-svc/8103441626201 --timeout 10m")]
     Wait(WaitArgs),
-    /// Show the service, its deployments, recent events and target health
+    /// Show the account, the service, its deployments, recent events and target health
     Status,
     /// Roll back to the previous (or a named) task definition revision, watched like a deploy
+    #[command(after_help = "Examples:
+  bosar-deploy rollback --dry-run        # which revision it would go back to
+  bosar-deploy rollback --to 41")]
     Rollback(RollbackArgs),
     /// Verify the deployed gateway: health, handshake, cookies, stickiness, auth, heartbeat
+    #[command(after_help = "Examples:
+  bosar-deploy verify                                    # the nine checks against [gateway] url
+  bosar-deploy verify --url https://api.example.com/realtime   # a path prefix works too
+  bosar-deploy verify --connections 5000 --hold 30s --max-error-rate 0.001 --max-p99 1s")]
     Verify(VerifyArgs),
     /// The whole pipeline: preflight, alb-update, deploy, verify
+    #[command(after_help = "Examples:
+  bosar-deploy full --image REGISTRY/REPO:TAG --junit junit.xml
+  bosar-deploy --output json full > report.json")]
     Full(FullArgs),
     /// Everything `full` would change, without changing it (same as `full --dry-run`)
+    #[command(after_help = "Example:
+  bosar-deploy plan --detailed-exitcode || [ $? -eq 3 ]   # 0 in sync, 3 changes pending")]
     Plan(PlanArgs),
+    /// Write a deploy.toml for an existing service, from what runs today
+    #[command(after_help = "Examples:
+  bosar-deploy init --cluster prod --service chat-api
+  bosar-deploy --env staging init --cluster staging --service chat-api   # add [environments.staging]
+  bosar-deploy --region eu-west-1 init --cluster c --service s --output-file -")]
+    Init(InitArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -103,6 +158,9 @@ pub struct RolloutFlags {
     /// Restart the tasks even when the task definition has nothing to change
     #[arg(long)]
     pub force_new_deployment: bool,
+    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
+    #[arg(long, value_enum, value_name = "CHECK")]
+    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
 }
 
 /// How dropped sessions come back, and the thresholds on what that cost
@@ -194,9 +252,38 @@ pub struct DeployArgs {
     pub no_wait: bool,
     #[command(flatten)]
     pub load: UnderLoadFlags,
+    /// With --under-load: send the gateway token over plain http:// to a host that is not
+    /// loopback (refused otherwise: anyone on the path could read it)
+    #[arg(long, requires = "under_load")]
+    pub allow_insecure_token: bool,
     /// Write a JUnit XML report here (the rollout, and the load with --under-load)
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct InitArgs {
+    /// The ECS cluster the service runs in
+    #[arg(long)]
+    pub cluster: String,
+    /// The ECS service behind the load balancer
+    #[arg(long)]
+    pub service: String,
+    /// The gateway's container [default: the one behind the load balancer, or the only one]
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// The gateway's target group (name or ARN) [default: the service's only one]
+    #[arg(long, value_name = "NAME")]
+    pub target_group: Option<String>,
+    /// The gateway's public URL, for the commented-out [gateway] section
+    #[arg(long, value_name = "URL")]
+    pub gateway_url: Option<String>,
+    /// Where to write ("-" for stdout) [default: ./deploy.toml]
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -233,19 +320,24 @@ pub struct VerifyArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Send the gateway token over plain http:// to a host that is not loopback (refused
+    /// otherwise: anyone on the path could read it)
+    #[arg(long)]
+    pub allow_insecure_token: bool,
     /// Load probe: open this many sessions and hold them
     #[arg(long, value_name = "N")]
     pub connections: Option<u32>,
-    /// Load probe: new sessions per second at most
+    /// Load probe: new sessions per second at most [default: no limit]
     #[arg(long, value_name = "R", requires = "connections")]
     pub rate: Option<f64>,
-    /// Load probe: handshakes in flight at once
+    /// Load probe: handshakes in flight at once [default: 256]
     #[arg(long, value_name = "C", requires = "connections")]
     pub concurrency: Option<u32>,
-    /// Load probe: how long to hold the sessions once all are open
+    /// Load probe: how long to hold the sessions once all are open [default: two heartbeat
+    /// intervals, 5s to 10m]
     #[arg(long, value_parser = parse_duration, requires = "connections")]
     pub hold: Option<std::time::Duration>,
-    /// Load probe: fail when more than this fraction of sessions failed (0.0-1.0)
+    /// Load probe: fail when more than this fraction of sessions failed, 0.0-1.0 [default: 0]
     #[arg(long, requires = "connections")]
     pub max_error_rate: Option<f64>,
     /// Load probe: fail when connect latency p99 exceeds this, e.g. 500ms
@@ -271,6 +363,10 @@ pub struct FullArgs {
     /// Gateway base URL for verify (overrides [gateway] url)
     #[arg(long)]
     pub url: Option<String>,
+    /// Send the gateway token over plain http:// to a host that is not loopback (refused
+    /// otherwise: anyone on the path could read it)
+    #[arg(long)]
+    pub allow_insecure_token: bool,
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
@@ -292,6 +388,9 @@ pub struct PlanArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
+    #[arg(long, value_enum, value_name = "CHECK")]
+    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -22,7 +22,14 @@ pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
     let section = cfg.ecs("deploy")?;
     cfg.check_environment()?;
     let timeout = args.rollout.timeout.unwrap_or(section.timeout);
-    let load = under_load::settings(&args.load, cfg, None, timeout, "deploy")?;
+    let load = under_load::settings(
+        &args.load,
+        cfg,
+        None,
+        args.allow_insecure_token,
+        timeout,
+        "deploy",
+    )?;
     if load.is_some() && (args.plan.dry_run || args.no_wait) {
         let flag = if args.no_wait {
             "--no-wait"
@@ -37,7 +44,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
                 .into(),
         );
     }
-    let aws = aws::connect(cfg, g).await?;
+    let aws = aws::connect(&cfg.aws, g, ui).await?;
     match load {
         None => ecs::deploy::run(args, cfg, &aws, ui).await,
         Some(load) => under_load(args, cfg, &aws, ui, &load).await,
@@ -107,7 +114,7 @@ async fn under_load(
         Some(beside),
     );
     if !ui.json() {
-        print!("{}", under.text());
+        ui.out(under.text().trim_end());
     }
     code
 }

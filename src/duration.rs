@@ -25,6 +25,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         let number: u128 = s[start..i]
             .parse()
             .map_err(|_| format!("\"{text}\": number too large"))?;
+        if i < bytes.len() && (bytes[i] == b'.' || bytes[i] == b',') {
+            return Err(fractional(text, s));
+        }
         while i < bytes.len() && bytes[i] == b' ' {
             i += 1;
         }
@@ -57,6 +60,42 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     u64::try_from(total_ms)
         .map(Duration::from_millis)
         .map_err(|_| format!("\"{text}\": duration too large"))
+}
+
+/// "1.5s" is 1500 ms: say so, with the whole-number spelling to use instead.
+fn fractional(text: &str, s: &str) -> String {
+    let (int, rest) = s.split_once(['.', ',']).unwrap_or((s, ""));
+    let frac: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let unit: String = rest.chars().skip(frac.len()).collect();
+    let factor: Option<u128> = match unit.trim() {
+        "d" => Some(86_400_000),
+        "h" => Some(3_600_000),
+        "m" => Some(60_000),
+        "s" => Some(1_000),
+        _ => None,
+    };
+    let ms = (|| {
+        let whole: u128 = int.parse().ok()?;
+        let f: f64 = format!("0.{frac}").parse().ok()?;
+        let factor = factor?;
+        Some(whole * factor + (f * factor as f64).round() as u128)
+    })();
+    match ms {
+        Some(ms) => {
+            // The largest single unit that holds it exactly: 1.5s is 1500ms, 2.5h is 150m.
+            let (unit, size) = [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)]
+                .into_iter()
+                .find(|(_, size)| ms % size == 0)
+                .unwrap_or(("ms", 1));
+            format!(
+                "\"{text}\": fractional durations are not supported; write \"{}{unit}\"",
+                ms / size
+            )
+        }
+        None => format!(
+            "\"{text}\": fractional durations are not supported; use a smaller unit, like \"1500ms\" for 1.5s"
+        ),
+    }
 }
 
 /// The shortest exact rendering: 86400 s is "24h", 90 s is "1m30s".
@@ -103,6 +142,18 @@ mod tests {
         assert!(parse("abc").unwrap_err().contains("not a duration"));
         assert!(parse("").is_err());
         assert!(parse("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn fractions_are_explained_with_the_spelling_to_use() {
+        let e = parse("1.5s").unwrap_err();
+        assert!(
+            e.contains("fractional durations are not supported; write \"1500ms\""),
+            "{e}"
+        );
+        let e = parse("2.5h").unwrap_err();
+        assert!(e.contains("write \"150m\""), "{e}");
+        assert!(parse("0,5s").unwrap_err().contains("fractional"));
     }
 
     #[test]

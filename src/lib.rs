@@ -4,8 +4,10 @@
 //! `ecs` (rollout and watch), `gateway` (Socket.IO client, checks, load probe), `verify_cmd`
 //! (verify: the checks or the probe), `under_load` (sessions held through a rollout: the
 //! probe and the ECS watch run side by side, above both), `deploy_cmd` (deploy: with or
-//! without `--under-load`), `interrupt` (Ctrl-C and SIGTERM), `report` and `ui` (rendering),
-//! `pipeline` (full/plan). Pure logic stays apart from I/O so it is testable.
+//! without `--under-load`), `report` and `ui` (rendering), `outside` (the one way out for text
+//! from servers and AWS: escaped, capped, redacted), `files` (reports written safely),
+//! `pipeline` (full/plan).
+//! Pure logic stays apart from I/O so it is testable.
 
 pub mod alb;
 pub mod aws;
@@ -15,9 +17,11 @@ pub mod deploy_cmd;
 pub mod duration;
 pub mod ecs;
 pub mod exit;
+pub mod files;
 pub mod gateway;
 pub mod image;
-pub mod interrupt;
+pub mod init;
+pub mod outside;
 pub mod pipeline;
 pub mod report;
 pub mod ui;

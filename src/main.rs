@@ -1,4 +1,11 @@
 //! CLI entry: parse, load config, dispatch, map errors to the exit-code contract.
+//!
+//! Ctrl-C and SIGTERM (how CI runners cancel) are one interrupt: the run is marked
+//! interrupted; a verb that can stop cleanly (it has a `Ui::wrap_up_on_interrupt` guard:
+//! watching a rollout, verify, the probe, `full` between steps) gets up to [`WRAP_UP`] to stop,
+//! write its reports and return; anything else is dropped at once, as nothing more may be
+//! started in AWS. Either way the run says so, with the command to resume, and exits 130. A
+//! second signal stops waiting.
 
 use std::process::ExitCode;
 
@@ -7,7 +14,7 @@ use clap::{CommandFactory, Parser};
 use bosar_deploy::cli::{Cli, Command, FullArgs, PlanFlags, RolloutFlags};
 use bosar_deploy::exit::{self, Code};
 use bosar_deploy::ui::Ui;
-use bosar_deploy::{alb, aws, config, ecs, interrupt, pipeline};
+use bosar_deploy::{alb, aws, config, ecs, pipeline};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -27,40 +34,89 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let code = runtime.block_on(async {
-        let ended = |r: anyhow::Result<Code>| match r {
-            Ok(code) => code,
-            Err(err) => {
-                ui.error(exit::message_of(&err), exit::hint_of(&err));
-                exit::code_of(&err)
-            }
-        };
+        let mut signals = Signals::new();
         let work = dispatch(&cli, &ui);
         tokio::pin!(work);
-        tokio::select! {
-            r = &mut work => ended(r),
-            _ = interrupt::signalled() => {
-                // A command holding sessions reports what it saw first (bounded; a second
-                // interrupt stops at once).
-                if interrupt::taken() {
-                    tokio::select! {
-                        r = tokio::time::timeout(interrupt::GRACE, &mut work) => {
-                            if let Ok(r) = r {
-                                return ended(r);
-                            }
-                        }
-                        _ = interrupt::signalled() => {}
-                    }
+        let done = tokio::select! {
+            r = &mut work => Some(r),
+            () = signals.next() => None,
+        };
+        if let Some(r) = done {
+            return match r {
+                Ok(code) => code,
+                Err(err) => {
+                    ui.error(exit::message_of(&err), exit::hint_of(&err));
+                    exit::code_of(&err)
                 }
-                match ui.resume_hint() {
-                    Some(hint) => ui.error("interrupted: stopped watching; the rollout goes on in AWS", Some(&format!("resume watching with: {hint}"))),
-                    None => ui.error("interrupted; nothing more was started (calls already sent to AWS take effect there)", None),
-                }
-                Code::Interrupted
+            };
+        }
+        ui.interrupt();
+        let wrapped = if ui.wraps_up() {
+            tokio::select! {
+                r = tokio::time::timeout(WRAP_UP, &mut work) => r.ok(),
+                () = signals.next() => None,
+            }
+        } else {
+            None
+        };
+        if let Some(Err(err)) = &wrapped {
+            if exit::code_of(err) != Code::Interrupted {
+                ui.error(exit::message_of(err), exit::hint_of(err));
             }
         }
+        say_interrupted(&ui);
+        Code::Interrupted
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     ExitCode::from(code.as_i32() as u8)
+}
+
+/// How long an interrupted verb gets to stop and write its reports. CI runners send SIGINT,
+/// then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that.
+const WRAP_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ctrl-C (SIGINT) and SIGTERM, as one stream of interrupts.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(term) = self.term.as_mut() {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The interrupt's message and what to type next.
+fn say_interrupted(ui: &Ui) {
+    if let Some(hint) = ui.resume_hint() {
+        ui.error(
+            "interrupted: stopped watching; the rollout goes on in AWS",
+            Some(&format!("resume watching with: {hint}")),
+        );
+    } else if let Some((message, next)) = ui.interrupt_note() {
+        ui.error(message, Some(&next));
+    } else {
+        ui.error(
+            "interrupted; nothing more was started (calls already sent to AWS take effect there)",
+            None,
+        );
+    }
 }
 
 async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
@@ -73,25 +129,47 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         );
         return Ok(Code::Success);
     }
+    let environment = config::selected_environment(cli.global.environment.as_deref());
+    if let Command::Init(args) = &cli.command {
+        // No config yet: region and profile come from the flags and the AWS chain.
+        let aws = aws::connect(&config::AwsSection::default(), &cli.global, ui).await?;
+        let environment = cli.global.environment.as_deref();
+        return bosar_deploy::init::run(args, &aws, environment, ui).await;
+    }
     let path = config::locate(cli.global.config.as_deref());
-    let cfg = config::load(&path)?;
-    ui.set_invocation(&path, &cli.global);
-    ui.detail(format!("config {}", path.display()));
+    let cfg = config::load(&path, environment.as_deref())?;
+    ui.set_invocation(&path, &cli.global, environment.as_deref());
+    ui.detail(match &environment {
+        Some(env) => format!("config {} (environment {env})", path.display()),
+        None => format!("config {}", path.display()),
+    });
     match &cli.command {
         Command::AlbUpdate(args) => {
-            let aws = aws::connect(&cfg, &cli.global).await?;
+            let aws = aws::connect(&cfg.aws, &cli.global, ui).await?;
             alb::run(args, &cfg, &aws, ui).await
         }
         Command::Verify(args) => bosar_deploy::verify_cmd::run(args, &cfg, ui).await,
         Command::Deploy(args) => bosar_deploy::deploy_cmd::run(args, &cfg, &cli.global, ui).await,
         Command::Wait(args) => {
-            ecs::wait::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::wait::run(
+                args,
+                &cfg,
+                &aws::connect(&cfg.aws, &cli.global, ui).await?,
+                ui,
+            )
+            .await
         }
         Command::Rollback(args) => {
-            ecs::rollback::run(args, &cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::rollback::run(
+                args,
+                &cfg,
+                &aws::connect(&cfg.aws, &cli.global, ui).await?,
+                ui,
+            )
+            .await
         }
         Command::Status => {
-            ecs::status::run(&cfg, &aws::connect(&cfg, &cli.global).await?, ui).await
+            ecs::status::run(&cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
         }
         Command::Full(args) => pipeline::run(args, &cfg, &cli.global, ui, "full").await,
         Command::Plan(p) => {
@@ -103,6 +181,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
                 rollout: RolloutFlags {
                     image: p.image.clone(),
                     force_new_deployment: p.force_new_deployment,
+                    skip_preflight: p.skip_preflight.clone(),
                     ..Default::default()
                 },
                 junit: p.junit.clone(),
@@ -111,6 +190,6 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             };
             pipeline::run(&args, &cfg, &cli.global, ui, "plan").await
         }
-        Command::Completions { .. } => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Init(_) => unreachable!("handled above"),
     }
 }

@@ -1,6 +1,8 @@
 //! Outcomes of checks and steps, and their renderers: text for people, JSON for machines,
-//! JUnit XML for CI, and GitHub Actions' step summary. Secrets never enter these types:
-//! evidence is built from what the server said, never from the token sent.
+//! JUnit XML for CI, and GitHub Actions' step summary, and [`publish`], the shared ending that
+//! writes the reports last. Secrets never enter these types: evidence is built from what the
+//! server said, never from the token sent, and outside text is redacted when it arrives
+//! (`crate::outside`). Renderers take every string through `crate::outside` again.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,6 +10,9 @@ use std::time::Duration;
 
 use console::style;
 use serde::Serialize;
+
+use crate::outside;
+use crate::ui::Ui;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -148,24 +153,26 @@ pub fn summary(checks: &[Check]) -> String {
     )
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
+/// Characters of a check's message in JUnit (attribute and text).
+const JUNIT_MESSAGE_CAP: usize = 2000;
+/// Characters of a name (step, check) in JUnit and the summary.
+const NAME_CAP: usize = 100;
+/// Characters of a message in a summary cell.
+const CELL_CAP: usize = 500;
+/// Bytes of one step summary; GitHub drops summaries over 1 MiB.
+pub const SUMMARY_CAP: usize = 64 * 1024;
+
+fn xml(s: &str) -> String {
+    outside::xml_text(s, JUNIT_MESSAGE_CAP)
+}
+
+fn xml_name(s: &str) -> String {
+    outside::xml_text(s, NAME_CAP)
 }
 
 /// JUnit XML: one testsuite per step, one testcase per check (a step without checks is
-/// one testcase itself). Failures carry their message; warnings are `system-out`.
+/// one testcase itself). Failures carry their message; warnings are `system-out`. Every
+/// string goes through [`outside::xml_text`]: escaped, cut, no character XML forbids.
 pub fn junit(steps: &[Step]) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let total: usize = steps.iter().map(|s| s.checks.len().max(1)).sum();
@@ -211,7 +218,7 @@ pub fn junit(steps: &[Step]) -> String {
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" skipped=\"{s}\" time=\"{}\">",
-            xml_escape(&step.name),
+            xml_name(&step.name),
             cases.len(),
             secs(step.duration_ms)
         );
@@ -219,11 +226,11 @@ pub fn junit(steps: &[Step]) -> String {
             let _ = write!(
                 out,
                 "    <testcase classname=\"bosar-deploy.{}\" name=\"{}\" time=\"{}\"",
-                xml_escape(&step.name),
-                xml_escape(&c.name),
+                xml_name(&step.name),
+                xml_name(&c.name),
                 secs(c.duration_ms)
             );
-            let msg = xml_escape(&c.message);
+            let msg = xml(&c.message);
             match c.status {
                 CheckStatus::Pass => {
                     let _ = writeln!(out, "/>");
@@ -254,14 +261,13 @@ pub fn junit(steps: &[Step]) -> String {
     out
 }
 
-pub fn write_junit(path: &Path, steps: &[Step]) -> anyhow::Result<()> {
-    std::fs::write(path, junit(steps)).map_err(|e| {
-        crate::exit::Failure::failed(format!("cannot write JUnit report {}: {e}", path.display()))
-            .into()
-    })
+/// Writes the JUnit report (a temporary file renamed over `path`, never through a symlink).
+pub fn write_junit(path: &Path, steps: &[Step]) -> std::io::Result<()> {
+    crate::files::replace(path, junit(steps).as_bytes())
 }
 
-/// Markdown for `$GITHUB_STEP_SUMMARY`.
+/// Markdown for `$GITHUB_STEP_SUMMARY`: every cell through [`outside::markdown_cell`], at most
+/// [`SUMMARY_CAP`] bytes (rows past it are counted, not shown).
 pub fn markdown(title: &str, steps: &[Step]) -> String {
     let icon = |s: CheckStatus| match s {
         CheckStatus::Pass => "✅",
@@ -269,43 +275,84 @@ pub fn markdown(title: &str, steps: &[Step]) -> String {
         CheckStatus::Fail => "❌",
         CheckStatus::Skip => "⏭️",
     };
-    let mut out =
-        format!("### {title}\n\n| step / check | status | time | detail |\n|---|---|---|---|\n");
-    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = format!(
+        "### {}\n\n| step / check | status | time | detail |\n|---|---|---|---|\n",
+        outside::markdown_cell(title, NAME_CAP)
+    );
+    let mut rows: Vec<String> = Vec::new();
     for step in steps {
-        let _ = writeln!(
-            out,
-            "| **{}** | {} | {:.1}s | {} |",
-            step.name,
+        rows.push(format!(
+            "| **{}** | {} | {:.1}s | {} |\n",
+            outside::markdown_cell(&step.name, NAME_CAP),
             icon(step.status),
             step.duration_ms as f64 / 1000.0,
-            cell(&step.message)
-        );
+            outside::markdown_cell(&step.message, CELL_CAP)
+        ));
         for c in &step.checks {
-            let _ = writeln!(
-                out,
-                "| &nbsp;&nbsp;{} | {} | {} ms | {} |",
-                c.name,
+            rows.push(format!(
+                "| &nbsp;&nbsp;{} | {} | {} ms | {} |\n",
+                outside::markdown_cell(&c.name, NAME_CAP),
                 icon(c.status),
                 c.duration_ms,
-                cell(&c.message)
-            );
+                outside::markdown_cell(&c.message, CELL_CAP)
+            ));
         }
+    }
+    let total = rows.len();
+    for (i, row) in rows.into_iter().enumerate() {
+        if out.len() + row.len() > SUMMARY_CAP - 200 {
+            let _ = writeln!(
+                out,
+                "| … | | | {} more row(s) not shown: the summary is kept under {} KiB |",
+                total - i,
+                SUMMARY_CAP / 1024
+            );
+            break;
+        }
+        out.push_str(&row);
     }
     out
 }
 
-/// Appends the summary under GitHub Actions; silently does nothing elsewhere.
-pub fn github_step_summary(title: &str, steps: &[Step]) {
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-        {
-            let _ = f.write_all(markdown(title, steps).as_bytes());
+/// Appends the summary to `$GITHUB_STEP_SUMMARY` (never through a symlink); does nothing when
+/// it is not set.
+pub fn github_step_summary(title: &str, steps: &[Step]) -> std::io::Result<()> {
+    match std::env::var_os("GITHUB_STEP_SUMMARY") {
+        Some(path) if !path.is_empty() => {
+            crate::files::append(Path::new(&path), markdown(title, steps).as_bytes())
         }
+        _ => Ok(()),
+    }
+}
+
+/// The shared ending of a verb with checks, written after its result is printed: under GitHub
+/// Actions one `::error` annotation per failed check (or failed step without checks), then the
+/// JUnit report and the step summary. A report that cannot be written is a warning naming the
+/// path; the run's exit code stands.
+pub fn publish(ui: &Ui, title: &str, steps: &[Step], junit: Option<&Path>) {
+    for s in steps {
+        for c in s.checks.iter().filter(|c| c.status == CheckStatus::Fail) {
+            ui.annotate("error", Some(&format!("{} {}", s.name, c.name)), &c.message);
+        }
+        if s.checks.is_empty() && s.status == CheckStatus::Fail {
+            ui.annotate("error", Some(&s.name), &s.message);
+        }
+    }
+    if let Some(path) = junit {
+        match write_junit(path, steps) {
+            Ok(()) => ui.detail(format!("JUnit report written to {}", path.display())),
+            Err(e) => ui.warn(format!(
+                "the JUnit report was not written to {}: {e}",
+                path.display()
+            )),
+        }
+    }
+    if let Err(e) = github_step_summary(title, steps) {
+        let path = std::env::var_os("GITHUB_STEP_SUMMARY").unwrap_or_default();
+        ui.warn(format!(
+            "the step summary was not written to {}: {e}",
+            Path::new(&path).display()
+        ));
     }
 }
 
@@ -349,5 +396,50 @@ mod tests {
         );
         assert!(xml.contains("&lt;AWSALB&gt; &amp; cookies"), "{xml}");
         assert!(!xml.contains("<AWSALB>"));
+    }
+
+    fn step_with(message: &str) -> Step {
+        Step::new("verify", CheckStatus::Fail, Duration::ZERO, "1 failed").with_checks(vec![
+            Check::new("health", CheckStatus::Fail, Duration::ZERO, message),
+        ])
+    }
+
+    #[test]
+    fn junit_drops_what_xml_forbids_and_stays_small() {
+        let xml = junit(&[step_with("bad \u{fffe}\u{ffff}\u{0} end <x>")]);
+        let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+        let failure = doc
+            .descendants()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap();
+        assert_eq!(failure.attribute("message"), Some("bad  end <x>"));
+        let xml = junit(&[step_with(&"x".repeat(900 * 1024))]);
+        assert!(xml.len() < 8 * 1024, "{} bytes", xml.len());
+        roxmltree::Document::parse(&xml).unwrap();
+    }
+
+    #[test]
+    fn the_summary_renders_server_text_as_text_and_is_capped() {
+        let md = markdown(
+            "bosar-deploy verify",
+            &[step_with(
+                "instance <img src=x>[x](https://e.example)|`code`\\|",
+            )],
+        );
+        for bad in ["<img", "](", "`code`", "https:"] {
+            assert!(!md.contains(bad), "{bad} in {md}");
+        }
+        // Every table row has exactly its five cell separators.
+        for row in md.lines().filter(|l| l.starts_with("| ")) {
+            assert_eq!(row.matches('|').count(), 5, "{row}");
+        }
+        let many: Vec<Step> = (0..2000).map(|_| step_with(&"y".repeat(2000))).collect();
+        let md = markdown("t", &many);
+        assert!(md.len() <= SUMMARY_CAP, "{} bytes", md.len());
+        assert!(
+            md.contains("more row(s) not shown"),
+            "{}",
+            &md[md.len() - 200..]
+        );
     }
 }

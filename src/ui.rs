@@ -3,14 +3,22 @@
 //! On a terminal: colours and progress bars. Otherwise (CI): plain timestamped lines,
 //! printed only when something changed. Under GitHub Actions, warnings and errors are
 //! also emitted as `::warning::`/`::error::` annotations.
+//!
+//! Every line written goes through [`crate::outside::clean`] (redacted, hidden characters
+//! escaped, no workflow command at a line start); workflow commands are written only by
+//! [`Ui::annotate`], through [`crate::outside::annotation`]. Writing to a closed pipe is not an
+//! error. The run's interrupt (Ctrl-C, SIGTERM) is kept here too, so a verb can see it and
+//! finish its reports ([`Ui::interrupted`], [`Ui::wrap_up_on_interrupt`]).
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use console::style;
 
 use crate::cli::{GlobalArgs, OutputFormat};
+use crate::outside;
 
 #[derive(Debug)]
 pub struct Ui {
@@ -29,6 +37,21 @@ pub struct Ui {
     command_prefix: Mutex<String>,
     /// When set, progress lines are kept here instead of printed (tests of what CI sees).
     captured: Option<Mutex<Vec<String>>>,
+    /// Set once by Ctrl-C or SIGTERM.
+    interrupt: tokio::sync::watch::Sender<bool>,
+    /// Verbs running now that finish their reports when interrupted (see `main`).
+    wrapping_up: AtomicUsize,
+    /// What to say when interrupted, and what to type next, if the verb set it.
+    interrupt_note: Mutex<Option<(String, String)>>,
+}
+
+/// While alive, an interrupt lets the verb finish its reports (see [`Ui::wrap_up_on_interrupt`]).
+pub struct WrapUp<'a>(&'a Ui);
+
+impl Drop for WrapUp<'_> {
+    fn drop(&mut self) {
+        self.0.wrapping_up.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Ui {
@@ -38,6 +61,8 @@ impl Ui {
         let color = !g.no_color && !no_color_env && interactive;
         console::set_colors_enabled(color);
         console::set_colors_enabled_stderr(color);
+        LOG_LEVEL.store(if g.quiet { 0 } else { g.verbose }, Ordering::Relaxed);
+        LOG_INTERACTIVE.store(interactive, Ordering::Relaxed);
         Ui {
             output: g.output,
             quiet: g.quiet,
@@ -48,6 +73,9 @@ impl Ui {
             resume_hint: Mutex::new(None),
             command_prefix: Mutex::new("bosar-deploy".into()),
             captured: None,
+            interrupt: tokio::sync::watch::channel(false).0,
+            wrapping_up: AtomicUsize::new(0),
+            interrupt_note: Mutex::new(None),
         }
     }
 
@@ -80,17 +108,28 @@ impl Ui {
             resume_hint: Mutex::new(None),
             command_prefix: Mutex::new("bosar-deploy".into()),
             captured: None,
+            interrupt: tokio::sync::watch::channel(false).0,
+            wrapping_up: AtomicUsize::new(0),
+            interrupt_note: Mutex::new(None),
         }
     }
 
     /// Remembers the global flags a printed command must repeat: the config file when it is
     /// not the default `./deploy.toml` (given by flag or by `$BOSAR_DEPLOY_CONFIG`), the
     /// region and the profile when given as flags.
-    pub fn set_invocation(&self, config: &std::path::Path, g: &GlobalArgs) {
+    pub fn set_invocation(
+        &self,
+        config: &std::path::Path,
+        g: &GlobalArgs,
+        environment: Option<&str>,
+    ) {
         let mut prefix = String::from("bosar-deploy");
         if g.config.is_some() || config != std::path::Path::new("deploy.toml") {
             prefix.push_str(" --config ");
             prefix.push_str(&shell_quote(&config.to_string_lossy()));
+        }
+        if let Some(env) = environment {
+            prefix.push_str(&format!(" --env {}", shell_quote(env)));
         }
         for (flag, v) in [("--region", &g.region), ("--profile", &g.profile)] {
             if let Some(v) = v {
@@ -109,14 +148,35 @@ impl Ui {
         self.output == OutputFormat::Json
     }
 
+    /// Result text on stdout (one or more lines), cleaned; a closed pipe is not an error.
+    pub fn out(&self, text: impl AsRef<str>) {
+        let text = outside::clean(text.as_ref(), console::colors_enabled());
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
+
+    /// Text on stderr as it is (no timestamp), cleaned: details under an error.
+    pub fn err(&self, text: impl AsRef<str>) {
+        let text = outside::clean(text.as_ref(), console::colors_enabled_stderr());
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+
+    /// A workflow command (`::error::`, `::warning::`) on stdout, under GitHub Actions and when
+    /// stdout is not a JSON document; the only place this tool writes one.
+    pub fn annotate(&self, kind: &str, title: Option<&str>, msg: &str) {
+        if self.github && !self.json() {
+            let line = outside::annotation(kind, title, msg);
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+    }
+
     /// A progress line on stderr; timestamped when not on a terminal.
     pub fn line(&self, msg: impl AsRef<str>) {
         if self.quiet {
             return;
         }
-        let msg = msg.as_ref();
+        let msg = outside::clean(msg.as_ref(), console::colors_enabled_stderr());
         if let Some(c) = &self.captured {
-            c.lock().unwrap().push(msg.to_string());
+            c.lock().unwrap().push(msg);
             return;
         }
         let mut err = std::io::stderr().lock();
@@ -136,36 +196,64 @@ impl Ui {
 
     /// A warning: shown even with -q, kept for reports, annotated under GitHub Actions.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        let msg = msg.as_ref();
-        self.warnings.lock().unwrap().push(msg.to_string());
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{} {msg}", style("warning:").yellow().bold());
-        if self.github {
-            // Workflow commands are read from stdout; keep stdout clean for JSON by skipping there.
-            if !self.json() {
-                println!("::warning::{}", escape_annotation(msg));
-            }
-        }
+        let msg = outside::clean(msg.as_ref(), false);
+        self.warnings.lock().unwrap().push(msg.clone());
+        self.err(format!("{} {msg}", style("warning:").yellow().bold()));
+        // Workflow commands are read from stdout; keep stdout clean for JSON by skipping there.
+        self.annotate("warning", None, &msg);
     }
 
     /// An error line (the final error of a failed run).
     pub fn error(&self, msg: impl AsRef<str>, hint: Option<&str>) {
         let msg = msg.as_ref();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{} {msg}", style("error:").red().bold());
+        self.err(format!("{} {msg}", style("error:").red().bold()));
         if let Some(h) = hint {
-            let _ = writeln!(err, "  {} {h}", style("hint:").cyan());
+            self.err(format!("  {} {h}", style("hint:").cyan()));
         }
-        if self.github && !self.json() {
-            println!("::error::{}", escape_annotation(msg));
-        }
+        self.annotate("error", None, msg);
     }
 
     pub fn set_resume_hint(&self, hint: String) {
         *self.resume_hint.lock().unwrap() = Some(hint);
     }
 
-    /// The watch is over: an interrupt now has nothing to resume.
+    /// What an interrupt prints for this verb: the message and the command to type next.
+    pub fn set_interrupt_note(&self, message: impl Into<String>, next: impl Into<String>) {
+        *self.interrupt_note.lock().unwrap() = Some((message.into(), next.into()));
+    }
+
+    pub fn interrupt_note(&self) -> Option<(String, String)> {
+        self.interrupt_note.lock().unwrap().clone()
+    }
+
+    /// Marks the run interrupted (Ctrl-C or SIGTERM); verbs watching [`Ui::interrupted`] stop.
+    pub fn interrupt(&self) {
+        self.interrupt.send_replace(true);
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        *self.interrupt.borrow()
+    }
+
+    /// Resolves once the run is interrupted (at once if it already is).
+    pub async fn interrupted(&self) {
+        let mut rx = self.interrupt.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
+    /// While the guard lives, an interrupt does not drop the verb: `main` waits (briefly) for
+    /// it to stop, write its reports and return. Only for work that starts nothing new in AWS
+    /// once it sees [`Ui::is_interrupted`].
+    pub fn wrap_up_on_interrupt(&self) -> WrapUp<'_> {
+        self.wrapping_up.fetch_add(1, Ordering::SeqCst);
+        WrapUp(self)
+    }
+
+    pub fn wraps_up(&self) -> bool {
+        self.wrapping_up.load(Ordering::SeqCst) > 0
+    }
+
+    /// The watch is over: an interrupt no longer stops watching anything.
     pub fn clear_resume_hint(&self) {
         *self.resume_hint.lock().unwrap() = None;
     }
@@ -198,6 +286,27 @@ impl Ui {
     }
 }
 
+/// Verbosity for code that has no `Ui` at hand (the AWS call log, the gateway request log).
+static LOG_LEVEL: AtomicU8 = AtomicU8::new(0);
+static LOG_INTERACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Whether `-v` was given at least `level` times.
+pub fn log_enabled(level: u8) -> bool {
+    LOG_LEVEL.load(Ordering::Relaxed) >= level
+}
+
+/// A detail line on stderr, formatted and cleaned as [`Ui::line`] does (it carries text from
+/// AWS: request ids).
+pub fn log_line(msg: &str) {
+    let msg = outside::clean(msg, false);
+    let mut err = std::io::stderr().lock();
+    if LOG_INTERACTIVE.load(Ordering::Relaxed) {
+        let _ = writeln!(err, "{msg}");
+    } else {
+        let _ = writeln!(err, "{} {msg}", timestamp());
+    }
+}
+
 /// RFC 3339 UTC timestamp with seconds, for CI logs.
 pub fn timestamp() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
@@ -215,22 +324,87 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-fn escape_annotation(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+/// Prints a serialisable value as pretty JSON on stdout: one document, lossless, safe for the
+/// Actions runner ([`json_text`]).
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    let text = json_text(value);
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
-/// Prints a serialisable value as pretty JSON on stdout.
-pub fn print_json<T: serde::Serialize>(value: &T) {
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, value);
-    let _ = writeln!(out);
+/// Pretty JSON that the GitHub Actions runner cannot take for a workflow command and that
+/// carries no registered secret. JSON escapes every line break in a string, and no line of it
+/// starts with `:`; but the runner's legacy form `##[command]` counts anywhere in a line, so
+/// `[` after `##` is written `\u005b`, the same string to any JSON reader.
+pub fn json_text<T: serde::Serialize>(value: &T) -> String {
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| {
+        serde_json::json!({"error": format!("the report could not be serialised: {e}")}).to_string()
+    });
+    outside::redact(&text).replace("##[", "##\\u005b")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every line the tool prints goes through `Ui` (and so through `outside::clean`): no
+    /// `println!`/`eprintln!`/`print!`/`eprint!` and no direct stdout/stderr handle anywhere
+    /// else in `src/` (outside tests). `main.rs` only lets clap print its own help and errors.
+    #[test]
+    fn output_goes_through_ui_only() {
+        fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, files);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        assert!(files.len() > 30, "{files:?}");
+        let forbidden = [
+            "println!",
+            "eprintln!",
+            "print!(",
+            "eprint!(",
+            "io::stdout()",
+            "io::stderr()",
+        ];
+        for f in files {
+            let rel = f.strip_prefix(&src).unwrap().to_string_lossy().to_string();
+            if rel == "ui.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (n, line) in code.lines().enumerate() {
+                let l = line.trim_start();
+                if l.starts_with("//") {
+                    continue;
+                }
+                for w in forbidden {
+                    let allowed = rel == "main.rs" && w == "io::stdout()";
+                    assert!(
+                        allowed || !l.contains(w),
+                        "src/{rel}:{}: `{w}` bypasses Ui: {l}",
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_output_is_lossless_and_never_a_workflow_command() {
+        let v = serde_json::json!({"m": "a\n::error::x ##[add-mask]y \u{202e}", "::k": ["##[z]"]});
+        let text = json_text(&v);
+        assert!(outside::runner_commands(&text).is_empty(), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+    }
 
     #[test]
     fn commands_repeat_the_global_flags_quoted_for_a_shell() {
@@ -242,7 +416,7 @@ mod tests {
             profile: Some("it's".into()),
             ..Default::default()
         };
-        ui.set_invocation(std::path::Path::new("conf/my deploy.toml"), &g);
+        ui.set_invocation(std::path::Path::new("conf/my deploy.toml"), &g, None);
         assert_eq!(
             ui.command("wait --deployment ecs-svc/1"),
             r"bosar-deploy --config 'conf/my deploy.toml' --region eu-west-1 --profile 'it'\''s' wait --deployment ecs-svc/1"
@@ -251,12 +425,17 @@ mod tests {
         ui.set_invocation(
             std::path::Path::new("/etc/bosar.toml"),
             &GlobalArgs::default(),
+            Some("prod"),
         );
         assert_eq!(
             ui.command("status"),
-            "bosar-deploy --config /etc/bosar.toml status"
+            "bosar-deploy --config /etc/bosar.toml --env prod status"
         );
-        ui.set_invocation(std::path::Path::new("deploy.toml"), &GlobalArgs::default());
+        ui.set_invocation(
+            std::path::Path::new("deploy.toml"),
+            &GlobalArgs::default(),
+            None,
+        );
         assert_eq!(ui.command("status"), "bosar-deploy status");
     }
 }

@@ -7,9 +7,9 @@
 //! It sits above both halves it joins, as `verify_cmd` does above `verify` and `probe`: the
 //! probe (`gateway::probe`, which knows nothing of ECS) is told the phases through its
 //! [`probe::Control`], and the rollout (`ecs::deploy::execute`, which knows nothing of the
-//! gateway) is just a future run beside it. Ctrl-C and SIGTERM are taken over while the
-//! sessions are held: the watch stops (the rollout goes on in AWS), the sessions close, and
-//! what was seen is reported.
+//! gateway) is just a future run beside it. An interrupt (Ctrl-C, SIGTERM) while the sessions
+//! are held lets the run wrap up (`Ui::wrap_up_on_interrupt`): the watch stops (the rollout goes
+//! on in AWS), the sessions close, and what was seen is reported.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,7 +23,6 @@ use crate::config::Config;
 use crate::exit::{Code, Failure};
 use crate::gateway::probe::{self, OpenFiles, ProbeReport, ProbeSettings, ReconnectSettings};
 use crate::gateway::{fmt_duration, VerifySettings};
-use crate::interrupt;
 use crate::report::{self, Check, CheckStatus, Step};
 use crate::ui::Ui;
 
@@ -68,6 +67,7 @@ pub fn settings(
     flags: &UnderLoadFlags,
     cfg: &Config,
     url: Option<&str>,
+    allow_insecure_token: bool,
     watch_timeout: Duration,
     verb: &str,
 ) -> anyhow::Result<Option<LoadSettings>> {
@@ -82,7 +82,7 @@ pub fn settings(
         return Ok(None);
     };
     let gw = cfg.gateway(verb)?;
-    let mut verify = VerifySettings::from_config(gw, url)?;
+    let mut verify = VerifySettings::from_config(gw, url, allow_insecure_token)?;
     let reconnect = ReconnectSettings::from_flags(&flags.reconnect)?;
     let probe = ProbeSettings::under_load(n, flags.concurrency, flags.rate, reconnect, &verify)?;
     if let Some(s) = flags.settle {
@@ -213,11 +213,11 @@ fn headline(p: &ProbeReport, interrupted: bool) -> String {
 }
 
 /// The step's checks: opening, the two disruption verdicts, the close.
-fn step_checks(p: &ProbeReport, token: Option<&crate::gateway::token::Secret>) -> Vec<Check> {
+fn step_checks(p: &ProbeReport) -> Vec<Check> {
     let mut checks: Vec<Check> = probe::checks(p)
         .into_iter()
         .filter(|c| CHECKS.contains(&c.name.as_str()))
-        .map(|c| crate::gateway::redact(c, token))
+        .map(crate::gateway::redact)
         .collect();
     checks.sort_by_key(|c| CHECKS.iter().position(|n| *n == c.name));
     checks
@@ -239,7 +239,7 @@ where
     F: Future<Output = T>,
 {
     let started = Instant::now();
-    let _taken = interrupt::take();
+    let _wrap_up = ui.wrap_up_on_interrupt();
     let n = load.probe.connections;
     ui.line(format!(
         "under load: opening {n} session(s) through {} before the rollout (concurrency {}); they reconnect when dropped and are held {} after it succeeds",
@@ -253,7 +253,7 @@ where
         let mut interrupted = false;
         let opened = tokio::select! {
             o = control.opened() => o,
-            _ = interrupt::signalled() => {
+            () = ui.interrupted() => {
                 interrupted = true;
                 None
             }
@@ -270,11 +270,13 @@ where
         control.rollout_started();
         let result = tokio::select! {
             r = rollout => Some(r),
-            _ = interrupt::signalled() => {
+            () = ui.interrupted() => {
                 interrupted = true;
                 None
             }
         };
+        // The watch stops on the interrupt itself, with its own error.
+        interrupted |= ui.is_interrupted();
         let (held, succeeded) = match result.as_ref().map(&outcome) {
             Some(Rollout::Succeeded) => (settle, Some(true)),
             Some(Rollout::Failed) => (Duration::ZERO, Some(false)),
@@ -292,7 +294,7 @@ where
             let t = Instant::now();
             tokio::select! {
                 _ = tokio::time::sleep(held) => {}
-                _ = interrupt::signalled() => {
+                () = ui.interrupted() => {
                     interrupted = true;
                     settled = t.elapsed();
                     control.end(Duration::ZERO, succeeded);
@@ -323,7 +325,7 @@ where
             under.error = Some(under.message.clone());
         }
         Ok(p) => {
-            under.checks = step_checks(&p, load.verify.token.as_ref());
+            under.checks = step_checks(&p);
             under.message = headline(&p, interrupted);
             if p.opened == 0 {
                 under.message = format!(

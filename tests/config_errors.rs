@@ -20,7 +20,7 @@ fn cases() -> Vec<(
         GOOD.replacen(from, to, 1)
     };
     vec![
-        ("unknown key", r("deregistration_delay = \"30s\"", "deregistration_delay = \"30s\"\nstickyness = true"), "18:1", "target_group.stickyness", "unknown key"),
+        ("unknown key", r("deregistration_delay = \"30s\"", "deregistration_delay = \"30s\"\nstickyness = true"), "18:1", "target_group.stickyness", "did you mean `stickiness`?"),
         ("unknown section", format!("{GOOD}\n[extra]\nx = 1\n"), "39:2", "extra", "unknown key `extra`"),
         ("wrong type", r("cookie_duration = \"24h\"", "cookie_duration = 86400"), "15:19", "target_group.cookie_duration", "invalid type"),
         ("cookie too long", r("cookie_duration = \"24h\"", "cookie_duration = \"8d\""), "15:19", "target_group.cookie_duration", "out of range"),
@@ -122,6 +122,138 @@ fn several_errors_are_reported_together() {
         out.stderr
     );
     assert!(out.stderr.contains("allowed: 1s to 7d"), "{}", out.stderr);
+}
+
+/// Unknown keys, wrong types and bad values in different tables: every one of them, in one
+/// run, each with its place (serde alone stops at the first).
+#[test]
+fn parse_and_validation_errors_of_a_file_come_together_with_suggestions() {
+    let text = GOOD
+        .replacen(
+            "stickiness = \"lb_cookie\"",
+            "stickyness = \"lb_cookie\"",
+            1,
+        )
+        .replacen("cookie_duration = \"24h\"", "cookie_duraton = \"24h\"", 1)
+        .replacen(
+            "deregistration_delay = \"30s\"",
+            "deregistration_delay = \"1.5s\"",
+            1,
+        )
+        .replacen("container = \"bosar-api\"", "container = 7", 1)
+        .replacen("namespace = \"/chat\"", "namespace = \"chat\"", 1);
+    let cfg = bosar_deploy::config::parse(std::path::Path::new("deploy.toml"), &text);
+    let errs = cfg.unwrap_err().0;
+    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let all = lines.join("\n");
+    for want in [
+        "deploy.toml:14:1: target_group.stickyness: unknown key `stickyness`; did you mean `stickiness`?",
+        "deploy.toml:15:1: target_group.cookie_duraton: unknown key `cookie_duraton`; did you mean `cookie_duration`?",
+        "deploy.toml:17:24: target_group.deregistration_delay: \"1.5s\": fractional durations are not supported; write \"1500ms\"",
+        "deploy.toml:22:13: ecs.container: invalid type: integer, expected a string",
+        "deploy.toml:31:13: gateway.namespace: \"chat\" must start with /",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+}
+
+const ENVIRONMENTS: &str = r#"
+[target_group]
+name = "bosar-api-tg"
+stickiness = "lb_cookie"
+cookie_duration = "24h"
+deregistration_delay = "30s"
+
+[ecs]
+cluster = "bosar-cluster"
+service = "bosar-api"
+container = "bosar-api"
+
+[ecs.environment]
+WEBSOCKET_PING_INTERVAL = "25000"
+
+[environments.staging]
+aws = { region = "eu-west-1" }
+target_group = { name = "bosar-staging-tg" }
+
+[environments.staging.ecs]
+cluster = "bosar-staging"
+
+[environments.staging.ecs.environment]
+WEBSOCKET_HEARTBEAT_INTERVAL = "5000"
+
+[environments.production]
+target_group = { deregistration_delay = "3601s" }
+"#;
+
+#[test]
+fn environments_overlay_the_file_key_by_key_and_errors_name_them() {
+    use bosar_deploy::config::parse_environment;
+    let path = std::path::Path::new("deploy.toml");
+    let base = parse_environment(path, ENVIRONMENTS, None).unwrap();
+    assert_eq!(base.environment, None);
+    assert_eq!(base.target_group.id.to_string(), "bosar-api-tg");
+    let staging = parse_environment(path, ENVIRONMENTS, Some("staging")).unwrap();
+    assert_eq!(staging.environment.as_deref(), Some("staging"));
+    assert_eq!(staging.aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(staging.target_group.id.to_string(), "bosar-staging-tg");
+    // Merged, not replaced: the keys staging does not name come from the file.
+    assert_eq!(
+        staging.target_group.cookie_duration,
+        Some(std::time::Duration::from_secs(86_400))
+    );
+    let ecs = staging.ecs.as_ref().unwrap();
+    assert_eq!(ecs.cluster, "bosar-staging");
+    assert_eq!(ecs.service, "bosar-api");
+    let env = ecs.environment.as_ref().unwrap();
+    assert_eq!(env["WEBSOCKET_PING_INTERVAL"], "25000");
+    assert_eq!(env["WEBSOCKET_HEARTBEAT_INTERVAL"], "5000");
+    // An error in an environment's value names the environment and its line.
+    let errs = parse_environment(path, ENVIRONMENTS, Some("production")).unwrap_err();
+    let msg = errs.to_string();
+    assert!(
+        msg.contains("deploy.toml:27:41: environments.production.target_group.deregistration_delay: \"3601s\" is out of range"),
+        "{msg}"
+    );
+    // An unknown environment lists the ones there are.
+    let msg = parse_environment(path, ENVIRONMENTS, Some("prod"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("unknown environment \"prod\""), "{msg}");
+    assert!(
+        msg.contains("allowed: environments staging, production"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn env_flag_and_variable_select_an_environment_before_any_call() {
+    let (_dir, path) = support::write_config(ENVIRONMENTS);
+    let trap = TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", trap.local_addr().unwrap());
+    for (how, flag, var) in [
+        ("--env", Some("prod"), None),
+        ("BOSAR_DEPLOY_ENV", None, Some("prod")),
+    ] {
+        let mut cmd = support::bosar(&endpoint, "envsel");
+        cmd.arg("--config").arg(&path);
+        if let Some(f) = flag {
+            cmd.args(["--env", f]);
+        }
+        if let Some(v) = var {
+            cmd.env("BOSAR_DEPLOY_ENV", v);
+        }
+        let out = support::run(cmd.args(["alb-update", "--dry-run"]));
+        assert_eq!(out.code, 2, "{how}: {}", out.all());
+        assert!(
+            out.stderr.contains("unknown environment \"prod\""),
+            "{how}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("staging, production"), "{}", out.stderr);
+    }
+    assert!(trap.accept().is_err(), "nothing reached the network");
 }
 
 #[test]

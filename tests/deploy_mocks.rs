@@ -111,7 +111,11 @@ async fn circuit_breaker_failure_names_reason_rollback_and_stopped_tasks() {
     let WatchOutcome::Failed { causes, .. } = out else {
         panic!()
     };
-    let all = causes.join("\n");
+    let all = causes
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         all.contains("rolloutStateReason: ECS deployment circuit breaker"),
         "{all}"

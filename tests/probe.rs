@@ -339,7 +339,7 @@ fn more_sessions_than_open_files_is_a_usage_error() {
     let (_dir, cfg) = config("http://127.0.0.1:9");
     let bin = env!("CARGO_BIN_EXE_bosar-deploy");
     let out = run(bin_prlimit()
-        .env(TOKEN_ENV, "x.y.z")
+        .env(TOKEN_ENV, "x.y.z-placeholder-token")
         .args(["--nofile=100:100", "--", bin, "--config"])
         .arg(&cfg)
         .args(["verify", "--connections", "500"]));
@@ -362,7 +362,7 @@ fn more_sessions_than_open_files_is_a_usage_error() {
     // Under the hard limit the soft one is raised for the run (here the run then fails to
     // connect: nothing listens on port 9; exit 1, not 2).
     let out = run(bin_prlimit()
-        .env(TOKEN_ENV, "x.y.z")
+        .env(TOKEN_ENV, "x.y.z-placeholder-token")
         .args(["--nofile=100:1000", "--", bin, "-v", "--config"])
         .arg(&cfg)
         .args(["verify", "--connections", "200", "--hold", "1s"]));

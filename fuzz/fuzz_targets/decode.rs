@@ -7,6 +7,10 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/gateway/codec.rs"]
 mod codec;
+// The codec quotes server text in its errors through `crate::outside`.
+#[allow(dead_code)]
+#[path = "../../src/outside.rs"]
+mod outside;
 
 use codec::{EioPacket, Handshake, SioPacket};
 

@@ -209,14 +209,16 @@ fn attributes_map<'a>(
         .collect()
 }
 
-struct LoadBalancerInfo {
-    arn: String,
-    name: String,
-    lb_type: String,
-    attributes: BTreeMap<String, String>,
+/// A load balancer as AWS reports it.
+pub struct LoadBalancerInfo {
+    pub arn: String,
+    pub name: String,
+    pub lb_type: String,
+    pub dns_name: Option<String>,
+    pub attributes: BTreeMap<String, String>,
 }
 
-async fn describe_load_balancers(
+pub async fn describe_load_balancers(
     aws: &Aws,
     ids: &[ResourceRef],
 ) -> anyhow::Result<Vec<LoadBalancerInfo>> {
@@ -253,6 +255,7 @@ async fn describe_load_balancers(
                 .map_err(|e| sdk_error("DescribeLoadBalancerAttributes", e))?;
             out.push(LoadBalancerInfo {
                 name: lb.load_balancer_name().unwrap_or_default().to_string(),
+                dns_name: lb.dns_name().map(str::to_string),
                 lb_type: lb
                     .r#type()
                     .map(|t| t.as_str().to_string())
@@ -533,7 +536,8 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
         "applied"
     };
     if !ui.json() {
-        print!("{}", plan.render(&cfg.path));
+        // Attribute values are AWS's text: `Ui::out` shows them escaped.
+        ui.out(plan.render(&cfg.path).trim_end());
     }
     if !plan.refused.is_empty() {
         if ui.json() {
@@ -551,10 +555,10 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
         ui.line(format!("Applying {} change(s)", plan.change_count()));
         apply(aws, &plan).await?;
         if !ui.json() {
-            println!(
+            ui.out(format!(
                 "Applied {} change(s); read back and confirmed.",
                 plan.change_count()
-            );
+            ));
         }
     }
     if ui.json() {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use console::style;
 use serde::Serialize;
 
+use super::preflight::{self, CheckName};
 use super::rollout::{rollout_refusal, CircuitBreaker};
 use super::taskdef::{self, revision_label, ContainerChange, DesiredContainer};
 use super::watch::{self, WatchOptions, WatchOutcome, WatchTarget};
@@ -43,6 +44,7 @@ pub struct RolloutOptions {
     pub rollback_on_failure: bool,
     pub force_new_deployment: bool,
     pub no_wait: bool,
+    pub skip_preflight: Vec<CheckName>,
 }
 
 impl RolloutOptions {
@@ -53,6 +55,7 @@ impl RolloutOptions {
             rollback_on_failure: f.rollback_on_failure,
             force_new_deployment: f.force_new_deployment,
             no_wait,
+            skip_preflight: f.skip_preflight.clone(),
         }
     }
 }
@@ -170,6 +173,7 @@ pub async fn plan(
         image: opts.image.as_deref().or(ecs.image.as_deref()),
         environment: ecs.environment.as_ref(),
         managed_prefix: &ecs.managed_env_prefix,
+        show_values: &ecs.show_values,
     };
     let changes = taskdef::diff_container(&td, &want)
         .map_err(|m| Failure::failed(m).hint("check [ecs] container in deploy.toml"))?;
@@ -351,11 +355,15 @@ pub struct DeployResult {
     pub outcome: Option<WatchOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<WatchOutcome>,
+    /// The preflight checks run on the revision before it was registered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<crate::report::Check>,
 }
 
 impl DeployResult {
     pub fn new(plan: DeployPlan) -> DeployResult {
         DeployResult {
+            preflight: Vec::new(),
             plan,
             registered_task_definition: None,
             service_uses_registered: None,
@@ -535,7 +543,7 @@ fn print_result(ui: &Ui, result: &DeployResult) {
     if let Some(o) = &result.outcome {
         if o.succeeded() {
             if !ui.json() {
-                println!("{}", o.message());
+                ui.out(o.message());
             }
         } else {
             ui.error(o.message(), None);
@@ -563,7 +571,7 @@ struct DeployReport<'a> {
     command: &'static str,
     dry_run: bool,
     /// `no_changes`, `changes_pending` (dry run), `started` (`--no-wait`), `succeeded`,
-    /// `failed`, `superseded`, `timed_out`, `refused`.
+    /// `failed`, `superseded`, `timed_out`, `refused`, `interrupted` (Ctrl-C, SIGTERM).
     status: &'static str,
     exit_code: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -613,6 +621,7 @@ fn emit_json(
         return;
     }
     let status = match result {
+        _ if code == Code::Interrupted => "interrupted",
         Some(r) => status_of(r, dry_run, err.is_some()),
         None => "failed",
     };
@@ -633,16 +642,18 @@ fn emit_json(
 
 /// What `deploy` read and showed before it changes anything.
 pub enum Prepared<'a> {
-    /// The run is over (a dry run, or a plan error already reported): its code.
+    /// The run is over (a dry run, or preflight stopped it; already reported): its code.
     Done(Code),
     Ready(Box<Ready<'a>>),
 }
 
-/// A plan to start, shown, with how to roll it.
+/// A plan to start, shown and checked, with how to roll it.
 pub struct Ready<'a> {
     pub ecs: &'a EcsSection,
     pub opts: RolloutOptions,
     pub plan: DeployPlan,
+    /// The preflight checks run on the revision to register (they go into the result).
+    pub preflight: Vec<crate::report::Check>,
     pub started: std::time::Instant,
 }
 
@@ -652,11 +663,13 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
         Prepared::Done(code) => return Ok(code),
         Prepared::Ready(r) => r,
     };
-    let (result, err) = execute(aws, ready.ecs, ready.plan, &ready.opts, ui).await;
+    let (mut result, err) = execute(aws, ready.ecs, ready.plan, &ready.opts, ui).await;
+    result.preflight = ready.preflight;
     finish(args, cfg, ui, &ready.opts, ready.started, result, err, None)
 }
 
-/// Reads the service, shows the plan (and the breaker warning); a dry run ends here.
+/// Reads the service, shows the plan (and the breaker warning), runs the preflight checks on
+/// the revision to register; a dry run, or a preflight failure, ends here.
 pub async fn prepare<'a>(
     args: &DeployArgs,
     cfg: &'a Config,
@@ -685,16 +698,26 @@ pub async fn prepare<'a>(
         }
     };
     if !ui.json() {
-        print!("{}", plan.render());
+        ui.out(plan.render().trim_end());
     }
+    let mut checks = Vec::new();
     if plan.refused.is_none() && plan.action != RolloutAction::None {
         if let Some(w) = plan.breaker_warning(ecs.max_failed_tasks) {
             ui.warn(w);
         }
+        if let Some(clients) = preflight::clients_for(aws) {
+            preflight::warn_skipped(ui, &opts.skip_preflight);
+            checks = preflight::check_plan(&clients, &plan, &opts.skip_preflight).await;
+            if !ui.json() {
+                ui.out(preflight::render(&checks).trim_end());
+            }
+        }
     }
-    if args.plan.dry_run {
-        let result = DeployResult::new(plan);
-        let err = result.plan.refusal().map(anyhow::Error::from);
+    let stopped = preflight::stop(&checks);
+    if args.plan.dry_run || stopped.is_some() {
+        let mut result = DeployResult::new(plan);
+        result.preflight = checks;
+        let err = result.plan.refusal().map(anyhow::Error::from).or(stopped);
         let code = match &err {
             Some(e) => crate::exit::code_of(e),
             None if args.plan.detailed_exitcode && result.plan.action != RolloutAction::None => {
@@ -702,7 +725,14 @@ pub async fn prepare<'a>(
             }
             None => Code::Success,
         };
-        emit_json(ui, true, Some(&result), err.as_ref(), code, None);
+        emit_json(
+            ui,
+            args.plan.dry_run,
+            Some(&result),
+            err.as_ref(),
+            code,
+            None,
+        );
         return match err {
             Some(e) => Err(e),
             None => Ok(Prepared::Done(code)),
@@ -712,6 +742,7 @@ pub async fn prepare<'a>(
         ecs,
         opts,
         plan,
+        preflight: checks,
         started,
     })))
 }
@@ -731,16 +762,16 @@ pub fn finish(
 ) -> anyhow::Result<Code> {
     if !ui.json() {
         if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
-            println!(
+            ui.out(format!(
                 "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
                 cfg.path.display()
-            );
+            ));
         } else if opts.no_wait && err.is_none() {
             if let Some(d) = &result.deployment_id {
-                println!(
+                ui.out(format!(
                     "Deployment {d} started; not watching. Follow it with: {}",
                     ui.command(&format!("wait --deployment {}", crate::ui::shell_quote(d)))
-                );
+                ));
             }
         }
     }
@@ -765,7 +796,13 @@ pub fn finish(
     if let Some(path) = &args.junit {
         let mut steps = vec![deploy_step(&result, err.as_ref(), started.elapsed())];
         steps.extend(beside.map(|b| b.step));
-        crate::report::write_junit(path, &steps)?;
+        match crate::report::write_junit(path, &steps) {
+            Ok(()) => ui.detail(format!("JUnit report written to {}", path.display())),
+            Err(e) => ui.warn(format!(
+                "the JUnit report was not written to {}: {e}",
+                path.display()
+            )),
+        }
     }
     match err {
         Some(e) => Err(e),

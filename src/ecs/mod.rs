@@ -1,8 +1,10 @@
 //! ECS: roll the service (`deploy`), follow the deployment by id (`watch`, `wait`), report
-//! (`status`), go back (`rollback`): one file per verb. `rollout` and `taskdef` are pure; this
-//! module does the reading.
+//! (`status`), go back (`rollback`): one file per verb. `rollout`, `taskdef` and `masking`
+//! (which task definition values are shown) are pure; this module does the reading.
 
 pub mod deploy;
+pub mod masking;
+pub mod preflight;
 pub mod rollback;
 pub mod rollout;
 pub mod status;
@@ -16,6 +18,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::aws::{is_transient, sdk_error, Aws};
 use crate::exit::Failure;
+use crate::outside::Outside;
 use rollout::{CircuitBreaker, DeploymentView, EventView, ServiceView};
 
 /// RFC 3339 to the second: ECS sends fractional epoch seconds, whose float digits are noise.
@@ -102,7 +105,7 @@ pub async fn describe_service(
                 running: d.running_count(),
                 failed_tasks: d.failed_tasks(),
                 rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
-                rollout_state_reason: d.rollout_state_reason().map(str::to_string),
+                rollout_state_reason: d.rollout_state_reason().map(Outside::new),
                 created_at: date(d.created_at()),
             })
             .collect(),
@@ -112,7 +115,7 @@ pub async fn describe_service(
             .map(|e| EventView {
                 id: e.id().unwrap_or_default().to_string(),
                 created_at: date(e.created_at()),
-                message: e.message().unwrap_or_default().to_string(),
+                message: Outside::new(e.message().unwrap_or_default()),
             })
             .collect(),
         target_group_arns: s
@@ -127,6 +130,16 @@ pub async fn describe_service(
             .deployment_configuration()
             .and_then(|c| c.strategy())
             .map(|st| st.as_str().to_string()),
+        load_balancer_containers: s
+            .load_balancers()
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l.target_group_arn()?.to_string(),
+                    l.container_name()?.to_string(),
+                ))
+            })
+            .collect(),
         circuit_breaker: s
             .deployment_configuration()
             .and_then(|c| c.deployment_circuit_breaker())
@@ -186,7 +199,7 @@ pub async fn target_health(aws: &Aws, arns: &[String]) -> Result<Vec<TargetHealt
                     .and_then(|h| h.description())
                     .unwrap_or("");
                 th.unhealthy
-                    .push(format!("{id} {state} {reason}").trim().to_string());
+                    .push(Outside::new(format!("{id} {state} {reason}").trim()));
             }
         }
         out.push(th);
@@ -199,7 +212,8 @@ pub struct TargetHealth {
     pub target_group_arn: String,
     pub healthy: u32,
     pub total: u32,
-    pub unhealthy: Vec<String>,
+    /// `target state description`, as ELB says it.
+    pub unhealthy: Vec<Outside>,
 }
 
 /// Pages of stopped tasks read at most when looking for ours (100 tasks a page).
@@ -208,7 +222,7 @@ const STOPPED_TASK_PAGES: usize = 10;
 const STOPPED_TASK_CAUSES: usize = 5;
 
 /// The most recently stopped tasks of `task_definition`, each as "task ID stopped: reason;
-/// container exit codes". Pages through ListTasks (100 a page, at most
+/// container exit codes" (outside text: anyone allowed `ecs:StopTask --reason` writes it). Pages through ListTasks (100 a page, at most
 /// [`STOPPED_TASK_PAGES`]) and describes them 100 at a time, keeping only ours: during a
 /// rollout the stopped tasks of the old revision outnumber ours.
 pub async fn stopped_tasks(
@@ -216,7 +230,7 @@ pub async fn stopped_tasks(
     cluster: &str,
     service: &str,
     task_definition: &str,
-) -> Result<Vec<String>, DescribeError> {
+) -> Result<Vec<Outside>, DescribeError> {
     let mut pages = aws
         .ecs
         .list_tasks()
@@ -266,7 +280,7 @@ pub async fn stopped_tasks(
         .collect())
 }
 
-fn describe_stopped_task(t: &aws_sdk_ecs::types::Task) -> String {
+fn describe_stopped_task(t: &aws_sdk_ecs::types::Task) -> Outside {
     let id = t
         .task_arn()
         .unwrap_or("?")
@@ -290,11 +304,11 @@ fn describe_stopped_task(t: &aws_sdk_ecs::types::Task) -> String {
             s
         })
         .collect();
-    format!(
+    Outside::new(&format!(
         "task {id} stopped: {}; {}",
         t.stopped_reason().unwrap_or("no reason given"),
         containers.join(", ")
-    )
+    ))
 }
 
 /// The task definition with its tags.

@@ -95,12 +95,12 @@ pub async fn run(args: &RollbackArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyho
     }
     let to = rollback_target(aws, &svc.task_definition, args.to.as_deref()).await?;
     if !ui.json() {
-        println!(
+        ui.out(format!(
             "~ service {}: {} -> {}",
             ecs.service,
             revision_label(&svc.task_definition),
             revision_label(&to)
-        );
+        ));
     }
     let plan_doc = |status, deployment_id| RollbackPlan {
         command: "rollback",

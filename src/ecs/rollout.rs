@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::taskdef::revision_label;
+use crate::outside::Outside;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeploymentView {
@@ -17,8 +18,9 @@ pub struct DeploymentView {
     pub failed_tasks: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout_state: Option<String>,
+    /// ECS's free text (outside text: shown escaped and capped, JSON as it came).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout_state_reason: Option<String>,
+    pub rollout_state_reason: Option<Outside>,
     /// RFC 3339; empty when ECS does not say.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub created_at: String,
@@ -52,7 +54,8 @@ impl DeploymentView {
 pub struct EventView {
     pub id: String,
     pub created_at: String,
-    pub message: String,
+    /// ECS's free text: whoever may update the service or stop its tasks writes into it.
+    pub message: Outside,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,6 +79,9 @@ pub struct ServiceView {
     /// The deployment circuit breaker; `None` when the service reports none (off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// (target group ARN, container name) of each load balancer entry.
+    #[serde(skip)]
+    pub load_balancer_containers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,6 +96,13 @@ impl ServiceView {
     }
     pub fn deployment(&self, id: &str) -> Option<&DeploymentView> {
         self.deployments.iter().find(|d| d.id == id)
+    }
+    /// The container the load balancer entry of `target_group_arn` (or the first) names.
+    pub fn container_behind(&self, target_group_arn: Option<&str>) -> Option<String> {
+        self.load_balancer_containers
+            .iter()
+            .find(|(tg, _)| target_group_arn.is_none_or(|t| t == tg))
+            .map(|(_, c)| c.clone())
     }
     pub fn breaker_enabled(&self) -> bool {
         self.circuit_breaker.is_some_and(|b| b.enable)
@@ -177,12 +190,12 @@ pub enum Verdict {
     /// Our deployment failed and is still primary: the circuit breaker without rollback, or,
     /// with the breaker off, too many failed tasks.
     Failed {
-        reason: String,
+        reason: Outside,
     },
     /// The circuit breaker failed ours and rolled back: the new primary runs the previous
     /// revision and ECS says so.
     RolledBack {
-        reason: String,
+        reason: Outside,
         to: DeploymentRef,
     },
     /// Another deployment became primary (someone else's deploy): not ours to judge or undo.
@@ -195,15 +208,17 @@ pub enum Verdict {
 
 /// ECS's own word that it rolled our deployment back: an event naming our deployment with
 /// "rolling back" / "circuit breaker" / "deployment failed".
-fn ecs_says_rolled_back(svc: &ServiceView, ours: &str) -> Option<String> {
+fn ecs_says_rolled_back(svc: &ServiceView, ours: &str) -> Option<Outside> {
     svc.events
         .iter()
         .find(|e| {
-            let m = e.message.to_ascii_lowercase();
-            e.message.contains(ours)
-                && (m.contains("rolling back")
-                    || m.contains("circuit breaker")
-                    || m.contains("deployment failed"))
+            e.message.test(|text| {
+                let m = text.to_ascii_lowercase();
+                text.contains(ours)
+                    && (m.contains("rolling back")
+                        || m.contains("circuit breaker")
+                        || m.contains("deployment failed"))
+            })
         })
         .map(|e| e.message.clone())
 }
@@ -238,7 +253,7 @@ pub fn assess(svc: &ServiceView, ours: &str, policy: &Policy) -> Verdict {
         let reason = d
             .rollout_state_reason
             .clone()
-            .unwrap_or_else(|| "rollout failed".to_string());
+            .unwrap_or_else(|| "rollout failed".into());
         return match other {
             Some(p) if is_previous(p) => Verdict::RolledBack {
                 reason,
@@ -271,11 +286,11 @@ pub fn assess(svc: &ServiceView, ours: &str, policy: &Policy) -> Verdict {
         let bound = policy.failed_task_bound(d.desired);
         if d.failed_tasks >= 0 && d.failed_tasks as u32 >= bound {
             return Verdict::Failed {
-                reason: format!(
+                reason: Outside::new(&format!(
                     "{} task(s) of {} failed to start, reaching the bound of {bound} ([ecs] max_failed_tasks; default twice the desired count); the deployment circuit breaker is off, so ECS would keep trying",
                     d.failed_tasks,
                     d.revision()
-                ),
+                )),
             };
         }
     }
@@ -337,6 +352,7 @@ mod tests {
                 enable: true,
                 rollback: true,
             }),
+            load_balancer_containers: vec![],
         }
     }
 
@@ -449,7 +465,7 @@ mod tests {
         match assess(&s, "new", &p) {
             Verdict::Failed { reason } => {
                 assert!(
-                    reason.starts_with(
+                    reason.to_string().starts_with(
                         "4 task(s) of bosar-api:42 failed to start, reaching the bound of 4"
                     ),
                     "{reason}"

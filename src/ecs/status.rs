@@ -31,42 +31,54 @@ pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
         });
         return Ok(Code::Success);
     }
+    ui.out(render(&svc, &ecs.cluster, &health, aws));
+    Ok(Code::Success)
+}
+
+/// The text of `status`. ECS's free text in it (events, rolloutStateReason, target health
+/// descriptions) is [`crate::outside::Outside`]: escaped and capped; `Ui::out` cleans the lines.
+fn render(svc: &ServiceView, cluster: &str, health: &[TargetHealth], aws: &Aws) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     if let Some(id) = &aws.identity {
-        println!(
+        let _ = writeln!(
+            out,
             "AWS account {} in {}, as {}",
             id.account, aws.region, id.arn
         );
     }
-    println!(
-        "Service {} ({}) in {}: {} desired, {} running, {} pending",
-        svc.name, svc.status, ecs.cluster, svc.desired, svc.running, svc.pending
+    let _ = writeln!(
+        out,
+        "Service {} ({}) in {cluster}: {} desired, {} running, {} pending",
+        svc.name, svc.status, svc.desired, svc.running, svc.pending
     );
-    println!("Deployments:");
+    let _ = writeln!(out, "Deployments:");
     for d in &svc.deployments {
-        println!("  {} {}", d.id, d.summary());
+        let _ = writeln!(out, "  {} {}", d.id, d.summary());
         if let Some(r) = &d.rollout_state_reason {
-            println!("      {r}");
+            let _ = writeln!(out, "      {r}");
         }
     }
-    println!("Target health:");
+    let _ = writeln!(out, "Target health:");
     if health.is_empty() {
-        println!("  (the service has no load balancer target group)");
+        let _ = writeln!(out, "  (the service has no load balancer target group)");
     }
-    for h in &health {
-        println!(
+    for h in health {
+        let _ = writeln!(
+            out,
             "  {}: {}/{} healthy",
             h.target_group_arn, h.healthy, h.total
         );
         for u in &h.unhealthy {
-            println!("      {u}");
+            let _ = writeln!(out, "      {u}");
         }
     }
-    println!("Recent events:");
+    let _ = writeln!(out, "Recent events:");
     if svc.events.is_empty() {
-        println!("  (none)");
+        let _ = writeln!(out, "  (none)");
     }
     for e in svc.events.iter().take(10) {
-        println!("  {} {}", e.created_at, e.message);
+        let _ = writeln!(out, "  {} {}", e.created_at, e.message);
     }
-    Ok(Code::Success)
+    out.trim_end().to_string()
 }

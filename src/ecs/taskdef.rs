@@ -8,10 +8,16 @@ use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefi
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, Tag, TaskDefinition};
 use serde::Serialize;
 
-/// One line of the task definition diff. Values of variables whose names look like
-/// secrets (SECRET, TOKEN, PASSWORD, KEY, CREDENTIAL) are shown and serialised as
-/// "(sensitive)": plaintext environment is the wrong place for them, but if one is
-/// there, the tool's output must not repeat it.
+pub use super::masking::{has_url_credentials, is_sensitive, mask_url_credentials, masked};
+use super::masking::{serialised, shown};
+use crate::outside::Outside;
+
+/// One line of the task definition diff. A variable's values are `masked` (shown and
+/// serialised as "(sensitive)") when its name looks like a credential or a value carries
+/// credentials in a URL, unless `[ecs] show_values` names it ([`masked`]); plaintext
+/// environment is the wrong place for secrets, but if one is there, the tool's output must
+/// not repeat it. Values shown are AWS's (or deploy.toml's) text: escaped and capped, and a
+/// URL's user info is always `***`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerChange {
     Image {
@@ -21,40 +27,19 @@ pub enum ContainerChange {
     EnvAdded {
         name: String,
         value: String,
+        masked: bool,
     },
     EnvChanged {
         name: String,
         from: String,
         to: String,
+        masked: bool,
     },
     EnvRemoved {
         name: String,
         value: String,
+        masked: bool,
     },
-}
-
-/// Whether an environment variable's name suggests its value is a secret.
-pub fn is_sensitive(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    [
-        "SECRET",
-        "TOKEN",
-        "PASSWORD",
-        "PASSWD",
-        "KEY",
-        "CREDENTIAL",
-        "PRIVATE",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-}
-
-fn shown<'a>(name: &str, value: &'a str) -> &'a str {
-    if is_sensitive(name) {
-        "(sensitive)"
-    } else {
-        value
-    }
 }
 
 impl Serialize for ContainerChange {
@@ -64,24 +49,37 @@ impl Serialize for ContainerChange {
         match self {
             ContainerChange::Image { from, to } => {
                 m.serialize_entry("change", "image")?;
-                m.serialize_entry("from", from)?;
-                m.serialize_entry("to", to)?;
+                m.serialize_entry("from", &from.as_deref().map(Outside::new))?;
+                m.serialize_entry("to", &Outside::new(to))?;
             }
-            ContainerChange::EnvAdded { name, value } => {
+            ContainerChange::EnvAdded {
+                name,
+                value,
+                masked,
+            } => {
                 m.serialize_entry("change", "env_added")?;
                 m.serialize_entry("name", name)?;
-                m.serialize_entry("value", shown(name, value))?;
+                m.serialize_entry("value", &serialised(value, *masked))?;
             }
-            ContainerChange::EnvChanged { name, from, to } => {
+            ContainerChange::EnvChanged {
+                name,
+                from,
+                to,
+                masked,
+            } => {
                 m.serialize_entry("change", "env_changed")?;
                 m.serialize_entry("name", name)?;
-                m.serialize_entry("from", shown(name, from))?;
-                m.serialize_entry("to", shown(name, to))?;
+                m.serialize_entry("from", &serialised(from, *masked))?;
+                m.serialize_entry("to", &serialised(to, *masked))?;
             }
-            ContainerChange::EnvRemoved { name, value } => {
+            ContainerChange::EnvRemoved {
+                name,
+                value,
+                masked,
+            } => {
                 m.serialize_entry("change", "env_removed")?;
-                m.serialize_entry("name", name)?;
-                m.serialize_entry("value", shown(name, value))?;
+                m.serialize_entry("name", &Outside::new(name))?;
+                m.serialize_entry("value", &serialised(value, *masked))?;
             }
         }
         m.end()
@@ -94,23 +92,43 @@ impl fmt::Display for ContainerChange {
             ContainerChange::Image { from, to } => {
                 write!(
                     f,
-                    "~ image: {} -> {to}",
-                    from.as_deref().unwrap_or("(none)")
+                    "~ image: {} -> {}",
+                    from.as_deref()
+                        .map_or_else(|| "(none)".to_string(), |v| Outside::new(v).to_string()),
+                    Outside::new(to)
                 )
             }
-            ContainerChange::EnvAdded { name, value } => {
-                write!(f, "+ environment.{name}: {}", shown(name, value))
+            ContainerChange::EnvAdded {
+                name,
+                value,
+                masked,
+            } => {
+                write!(f, "+ environment.{name}: {}", shown(value, *masked))
             }
-            ContainerChange::EnvChanged { name, from, to } => {
+            ContainerChange::EnvChanged {
+                name,
+                from,
+                to,
+                masked,
+            } => {
                 write!(
                     f,
                     "~ environment.{name}: {} -> {}",
-                    shown(name, from),
-                    shown(name, to)
+                    shown(from, *masked),
+                    shown(to, *masked)
                 )
             }
-            ContainerChange::EnvRemoved { name, value } => {
-                write!(f, "- environment.{name}: {}", shown(name, value))
+            ContainerChange::EnvRemoved {
+                name,
+                value,
+                masked,
+            } => {
+                write!(
+                    f,
+                    "- environment.{}: {}",
+                    Outside::new(name),
+                    shown(value, *masked)
+                )
             }
         }
     }
@@ -135,6 +153,8 @@ pub struct DesiredContainer<'a> {
     pub image: Option<&'a str>,
     pub environment: Option<&'a BTreeMap<String, String>>,
     pub managed_prefix: &'a str,
+    /// `[ecs] show_values`: variables whose values are shown even if they look like secrets.
+    pub show_values: &'a [String],
 }
 
 /// The diff for the named container, or an error listing the containers that exist.
@@ -161,16 +181,19 @@ pub fn diff_container(
         .flatten()
         .filter_map(|kv| Some((kv.name.as_deref()?, kv.value.as_deref().unwrap_or(""))))
         .collect();
+    let show = want.show_values;
     for (name, value) in environment {
         match current.get(name.as_str()) {
             None => changes.push(ContainerChange::EnvAdded {
                 name: name.clone(),
                 value: value.clone(),
+                masked: masked(name, &[value], show),
             }),
             Some(v) if v != value => changes.push(ContainerChange::EnvChanged {
                 name: name.clone(),
                 from: v.to_string(),
                 to: value.clone(),
+                masked: masked(name, &[v, value], show),
             }),
             _ => {}
         }
@@ -181,6 +204,7 @@ pub fn diff_container(
                 changes.push(ContainerChange::EnvRemoved {
                     name: name.to_string(),
                     value: value.to_string(),
+                    masked: masked(name, &[value], show),
                 });
             }
         }
@@ -226,7 +250,7 @@ pub fn apply_changes(
             for ch in changes {
                 match ch {
                     ContainerChange::Image { to, .. } => c.image = Some(to.clone()),
-                    ContainerChange::EnvAdded { name, value } => {
+                    ContainerChange::EnvAdded { name, value, .. } => {
                         env.push(KeyValuePair::builder().name(name).value(value).build())
                     }
                     ContainerChange::EnvChanged { name, to, .. } => {
@@ -397,6 +421,7 @@ mod tests {
             image: Some("repo/bosar-api:1.5.0"),
             environment: Some(&e),
             managed_prefix: "WEBSOCKET_",
+            show_values: &[],
         };
         let lines: Vec<String> = diff_container(&td(), &want)
             .unwrap()
@@ -422,6 +447,7 @@ mod tests {
             image: Some("img:2"),
             environment: Some(&e),
             managed_prefix: "WEBSOCKET_",
+            show_values: &[],
         };
         let t = td();
         let changes = diff_container(&t, &want).unwrap();
@@ -449,6 +475,7 @@ mod tests {
             image: None,
             environment: Some(&e),
             managed_prefix: "",
+            show_values: &[],
         };
         let err = diff_container(&td(), &want).unwrap_err();
         assert!(err.contains("container api is not in task definition bosar-api:41; it has: bosar-api, log-router"), "{err}");
@@ -460,6 +487,7 @@ mod tests {
             name: "JWT_SECRET".into(),
             from: "old-s3cret".into(),
             to: "new-s3cret".into(),
+            masked: masked("JWT_SECRET", &["old-s3cret", "new-s3cret"], &[]),
         };
         assert_eq!(
             c.to_string(),
@@ -470,9 +498,51 @@ mod tests {
         let plain = ContainerChange::EnvAdded {
             name: "WEBSOCKET_PING_INTERVAL".into(),
             value: "25000".into(),
+            masked: masked("WEBSOCKET_PING_INTERVAL", &["25000"], &[]),
         };
         assert_eq!(serde_json::to_value(&plain).unwrap()["value"], "25000");
         assert!(is_sensitive("api_key") && !is_sensitive("WEBSOCKET_PING_TIMEOUT"));
+    }
+
+    #[test]
+    fn credential_names_and_url_credentials_are_masked_unless_shown() {
+        let redis = "redis://:hunter2@redis.internal:6379";
+        let e: BTreeMap<String, String> = [
+            ("WEBSOCKET_AUTH_PASS", "s3cr3t-pass"),
+            ("WEBSOCKET_REDIS_URL", redis),
+            ("WEBSOCKET_PING_INTERVAL", "25000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let want = |show: &'static [String]| DesiredContainer {
+            name: "bosar-api",
+            image: None,
+            environment: Some(&e),
+            managed_prefix: "WEBSOCKET_",
+            show_values: show,
+        };
+        let changes = diff_container(&td(), &want(&[])).unwrap();
+        let text: String = changes.iter().map(|c| format!("{c}\n")).collect();
+        let json = serde_json::to_string(&changes).unwrap();
+        for out in [&text, &json] {
+            assert!(!out.contains("s3cr3t") && !out.contains("hunter2"), "{out}");
+        }
+        assert!(
+            text.contains("+ environment.WEBSOCKET_REDIS_URL: (sensitive)"),
+            "{text}"
+        );
+        assert!(text.contains("25000"), "{text}");
+        // Named in show_values: in clear, but a URL's user info stays hidden.
+        static SHOW: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let show = SHOW.get_or_init(|| vec!["WEBSOCKET_REDIS_URL".to_string()]);
+        let changes = diff_container(&td(), &want(show)).unwrap();
+        let text: String = changes.iter().map(|c| format!("{c}\n")).collect();
+        assert!(
+            text.contains("+ environment.WEBSOCKET_REDIS_URL: redis://***@redis.internal:6379"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"));
     }
 
     /// Every member of `TaskDefinition` set to something.

@@ -13,7 +13,8 @@ use super::rollout::{assess, DeploymentRef, Policy, ServiceView, Verdict};
 use super::taskdef::revision_label;
 use super::{describe_service, stopped_tasks, target_health, DescribeError};
 use crate::aws::Aws;
-use crate::exit::Code;
+use crate::exit::{Code, Failure};
+use crate::outside::Outside;
 use crate::ui::Ui;
 
 /// What to follow: the deployment this run started, by id.
@@ -47,7 +48,8 @@ pub enum WatchOutcome {
     /// Our deployment failed. `rolled_back_to`: the circuit breaker's rollback deployment.
     Failed {
         message: String,
-        causes: Vec<String>,
+        /// ECS's words (rolloutStateReason, events, stopped-task reasons): outside text.
+        causes: Vec<Outside>,
         #[serde(skip_serializing_if = "Option::is_none")]
         rolled_back_to: Option<DeploymentRef>,
     },
@@ -129,7 +131,7 @@ impl<'a> Display<'a> {
     fn println(&mut self, msg: &str) {
         match &self.multi {
             Some(m) => {
-                let _ = m.println(msg);
+                let _ = m.println(crate::outside::clean(msg, console::colors_enabled_stderr()));
             }
             None => self.ui.line(msg),
         }
@@ -159,7 +161,10 @@ impl<'a> Display<'a> {
                 });
                 bar.set_length(d.desired.max(1) as u64);
                 bar.set_position(d.running.max(0) as u64);
-                bar.set_message(line.clone());
+                bar.set_message(crate::outside::clean(
+                    &line,
+                    console::colors_enabled_stderr(),
+                ));
             } else if self.last.get(&d.id) != Some(&line) {
                 let elapsed = self.elapsed();
                 self.println(&format!("[{elapsed:>4}s] {line}"));
@@ -316,21 +321,21 @@ impl Watch<'_> {
         let mut causes = Vec::new();
         if let Some(d) = svc.deployment(&t.deployment_id) {
             if let Some(r) = &d.rollout_state_reason {
-                causes.push(format!("rolloutStateReason: {r}"));
+                causes.push(r.with_prefix("rolloutStateReason: "));
             }
             if d.failed_tasks > 0 {
-                causes.push(format!(
+                causes.push(Outside::new(&format!(
                     "{} task(s) of {} failed to start",
                     d.failed_tasks,
                     d.revision()
-                ));
+                )));
             }
         }
         causes.extend(
             svc.events
                 .iter()
                 .take(5)
-                .map(|e| format!("event {}: {}", e.created_at, e.message)),
+                .map(|e| e.message.with_prefix(&format!("event {}: ", e.created_at))),
         );
         causes.extend(stopped_task_causes(self.aws, t).await);
         WatchOutcome::Failed {
@@ -379,7 +384,7 @@ fn superseded(ours: &str, ours_rev: &str, svc: &ServiceView, by: DeploymentRef) 
 
 /// The stopped tasks of ours as causes; a transient error is retried twice, and a cause that
 /// cannot be read says so instead of failing the report.
-async fn stopped_task_causes(aws: &Aws, t: &WatchTarget) -> Vec<String> {
+async fn stopped_task_causes(aws: &Aws, t: &WatchTarget) -> Vec<Outside> {
     let mut wait = Duration::from_secs(1);
     for attempt in 0..3 {
         match stopped_tasks(aws, &t.cluster, &t.service, &t.task_definition).await {
@@ -390,18 +395,40 @@ async fn stopped_task_causes(aws: &Aws, t: &WatchTarget) -> Vec<String> {
                 let _ = m;
             }
             Err(DescribeError::Transient(m)) => {
-                return vec![format!("the stopped tasks could not be read: {m}")]
+                return vec![Outside::new(&format!(
+                    "the stopped tasks could not be read: {m}"
+                ))]
             }
             Err(DescribeError::Fatal(e)) => {
-                return vec![format!("the stopped tasks could not be read: {e}")]
+                return vec![Outside::new(&format!(
+                    "the stopped tasks could not be read: {e}"
+                ))]
             }
         }
     }
     Vec::new()
 }
 
+/// The error that ends a watch on Ctrl-C or SIGTERM: exit 130, the rollout goes on in AWS.
+fn interrupted(ui: &Ui, target: &WatchTarget) -> anyhow::Error {
+    Failure::new(
+        Code::Interrupted,
+        format!(
+            "interrupted: stopped watching deployment {}; the rollout goes on in AWS",
+            target.deployment_id
+        ),
+    )
+    .hint(format!(
+        "resume watching with: {}",
+        resume_command(ui, target)
+    ))
+    .into()
+}
+
 /// Follows `target` until success, failure, supersession or timeout. Throttling, 5xx and
-/// network errors of any call are waited out with backoff, within the same timeout.
+/// network errors of any call are waited out with backoff, within the same timeout. Watching
+/// changes nothing, so an interrupt (Ctrl-C, SIGTERM) ends it at once with an error of code
+/// 130 naming the resume command, and the verb goes on to its reports.
 pub async fn watch(
     aws: &Aws,
     target: &WatchTarget,
@@ -409,6 +436,7 @@ pub async fn watch(
     ui: &Ui,
     seen_events: HashSet<String>,
 ) -> anyhow::Result<WatchOutcome> {
+    let _wrap_up = ui.wrap_up_on_interrupt();
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let mut display = Display::new(ui, seen_events);
@@ -425,7 +453,14 @@ pub async fn watch(
         last_health: String::new(),
     };
     let outcome = loop {
-        let wait = match w.poll(&mut display).await {
+        let polled = tokio::select! {
+            p = w.poll(&mut display) => p,
+            () = ui.interrupted() => {
+                display.finish();
+                return Err(interrupted(ui, target));
+            }
+        };
+        let wait = match polled {
             Ok(Poll::Done(outcome)) => break outcome,
             Ok(Poll::Waiting) => {
                 backoff.reset();
@@ -441,6 +476,7 @@ pub async fn watch(
             }
             Err(DescribeError::Fatal(e)) => {
                 display.finish();
+                ui.clear_resume_hint();
                 return Err(e);
             }
         };
@@ -449,7 +485,13 @@ pub async fn watch(
             break w.timed_out(ui, opts.timeout);
         }
         display.still_waiting(&target.deployment_id);
-        tokio::time::sleep(wait.min(deadline - now)).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait.min(deadline - now)) => {}
+            () = ui.interrupted() => {
+                display.finish();
+                return Err(interrupted(ui, target));
+            }
+        }
     };
     display.finish();
     // Timed out: the rollout goes on and the hint stays; otherwise nothing is left to resume.
@@ -469,34 +511,34 @@ pub fn print_outcome(ui: &Ui, outcome: &WatchOutcome) {
             ..
         } => {
             if !causes.is_empty() {
-                eprintln!("causes:");
+                ui.err("causes:");
                 for c in causes {
-                    eprintln!("  - {c}");
+                    ui.err(format!("  - {c}"));
                 }
             }
             if rolled_back_to.is_some() {
-                eprintln!("next: the service runs the previous revision again; fix the cause and deploy again (`bosar-deploy status` shows the service)");
+                ui.err("next: the service runs the previous revision again; fix the cause and deploy again (`bosar-deploy status` shows the service)");
             } else {
-                eprintln!("next: `bosar-deploy status` shows the service; `bosar-deploy rollback` returns to the previous revision");
+                ui.err("next: `bosar-deploy status` shows the service; `bosar-deploy rollback` returns to the previous revision");
             }
         }
         WatchOutcome::Superseded { by, .. } => {
-            eprintln!(
+            ui.err(format!(
                 "next: `{}` follows the newer deployment; `bosar-deploy status` shows the service",
                 ui.command(&format!(
                     "wait --deployment {}",
                     crate::ui::shell_quote(&by.id)
                 ))
-            );
+            ));
         }
         WatchOutcome::TimedOut { state, resume, .. } => {
             if !state.is_empty() {
-                eprintln!("state at timeout:");
+                ui.err("state at timeout:");
                 for s in state {
-                    eprintln!("  - {s}");
+                    ui.err(format!("  - {s}"));
                 }
             }
-            eprintln!("resume watching with: {resume}");
+            ui.err(format!("resume watching with: {resume}"));
         }
     }
 }
@@ -525,7 +567,7 @@ pub fn finish_outcome(
             outcome,
         });
     } else if outcome.succeeded() {
-        println!("{}", outcome.message());
+        ui.out(outcome.message());
     }
     if !outcome.succeeded() {
         ui.error(outcome.message(), None);

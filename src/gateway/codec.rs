@@ -5,8 +5,9 @@
 //! carries several packets joined by the record separator 0x1e. A Socket.IO packet rides in an
 //! Engine.IO message: `<type>[<attachments>-][/<namespace>,][<ack id>][<json>]`.
 //!
-//! This file depends on std, serde and base64 only, so the fuzz target (`fuzz/`) can include it
-//! by path without building the rest of the crate.
+//! This file depends on std, serde, base64 and `crate::outside` (server text in error messages
+//! is redacted whole before it is cut) only, so the fuzz target (`fuzz/`) can include both by
+//! path without building the rest of the crate.
 
 use std::fmt;
 
@@ -86,12 +87,9 @@ impl fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
+/// Server text in an error message: redacted whole, escaped, cut, quoted.
 fn clip(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().take(max).collect();
-    if s.chars().count() > max {
-        out.push('…');
-    }
-    out
+    crate::outside::Outside::new(s).quoted(max)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,7 +233,11 @@ impl Handshake {
     pub fn parse(json: &str) -> Result<Handshake, CodecError> {
         let hs: Handshake = serde_json::from_str(json).map_err(|e| CodecError::InvalidJson {
             what: "the open packet",
-            detail: format!("{e} (got {:?})", clip(json, 80)),
+            detail: format!(
+                "{} (got {})",
+                crate::outside::Outside::new(&e.to_string()),
+                clip(json, 80)
+            ),
         })?;
         if hs.sid.is_empty()
             || hs.sid.len() > 128
@@ -246,7 +248,7 @@ impl Handshake {
         {
             return Err(CodecError::InvalidJson {
                 what: "the open packet",
-                detail: format!("sid {:?} is not a session id", clip(&hs.sid, 40)),
+                detail: format!("sid {} is not a session id", clip(&hs.sid, 40)),
             });
         }
         Ok(hs)
@@ -408,7 +410,7 @@ impl SioPacket {
             };
             let count = &rest[..dash];
             if count.is_empty() || count.len() > 5 || !count.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(CodecError::BadAttachments(format!("{:?}", clip(count, 12))));
+                return Err(CodecError::BadAttachments(clip(count, 12)));
             }
             attachments = count
                 .parse::<u32>()
@@ -454,7 +456,11 @@ impl SioPacket {
             Some(
                 serde_json::from_str::<Value>(rest).map_err(|e| CodecError::InvalidJson {
                     what: "the Socket.IO packet",
-                    detail: format!("{e} (got {:?})", clip(rest, 80)),
+                    detail: format!(
+                        "{} (got {})",
+                        crate::outside::Outside::new(&e.to_string()),
+                        clip(rest, 80)
+                    ),
                 })?,
             )
         };

@@ -1,10 +1,12 @@
 //! Why a network step failed: [`Error`], whose messages are what a failed check says, and
-//! [`error_chain`] for the library errors whose top message is vague.
+//! [`error_chain`] for the library errors whose top message is vague. What a server said is
+//! kept as [`Outside`] text; the messages show it escaped and capped.
 
 use std::fmt;
 use std::time::Duration;
 
 use super::{codec, fmt_duration};
+use crate::outside::Outside;
 
 /// Why a network step failed. The messages are what a failed check says.
 #[derive(Debug, Clone)]
@@ -21,18 +23,18 @@ pub enum Error {
     /// HTTP 400 "Session ID unknown": the request reached a target that does not know the sid.
     SessionUnknown {
         status: u16,
-        body: String,
+        body: Outside,
     },
     /// Any other unexpected HTTP status.
     Http {
         status: u16,
-        body: String,
+        body: Outside,
     },
     TooLarge {
         limit: usize,
     },
     ContentType {
-        got: String,
+        got: Outside,
         expected: &'static str,
     },
     Codec(codec::CodecError),
@@ -62,7 +64,7 @@ impl fmt::Display for Error {
                 limit / 1024
             ),
             Error::ContentType { got, expected } => {
-                write!(f, "unexpected content type {got:?} (expected {expected})")
+                write!(f, "unexpected content type {} (expected {expected})", got.quoted(80))
             }
             Error::Codec(e) => write!(f, "{e}"),
             Error::Protocol(m) => f.write_str(m),
@@ -85,7 +87,8 @@ impl Error {
     }
 }
 
-/// The full chain of an error, for reqwest/tungstenite errors whose top message is vague.
+/// The full chain of an error, for reqwest/tungstenite errors whose top message is vague; as
+/// outside text (a library's message may quote what the server sent).
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut src = e.source();
@@ -96,5 +99,5 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         src = s.source();
     }
-    parts.join(": ")
+    Outside::new(&parts.join(": ")).to_string()
 }

@@ -8,8 +8,8 @@
 //! upgrade and `stats` pure arithmetic (percentiles, budgets), both for the probe. `error` says
 //! why a network step failed; `settings` is what to verify ([`VerifySettings`]) and the time
 //! bounds derived from it ([`request_timeout`], [`slack`]). This file holds the limits and
-//! helpers both siblings share: [`BODY_LIMIT`], [`fmt_duration`], `snippet`, [`instance_of`],
-//! `redact`.
+//! helpers both siblings share: [`BODY_LIMIT`], [`fmt_duration`], `snippet` (server text for a
+//! message, through [`crate::outside`]), [`instance_of`], `redact`.
 //!
 //! Two siblings on the base, which import only the base and never each other: `verify`, the
 //! nine checks of a single run (one file per check family), and `probe`, `verify
@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::outside::{self, Outside};
 use crate::report::Check;
-use token::Secret;
 
 pub mod codec;
 mod error;
@@ -40,7 +40,9 @@ pub mod ws;
 
 pub(crate) use error::error_chain;
 pub use error::Error;
-pub use settings::{request_timeout, slack, VerifySettings};
+pub use settings::{
+    request_timeout, shown_url, slack, verify_deadline, VerifySettings, MIN_TOKEN_LEN,
+};
 
 /// Largest response body (polling payload, health JSON) or websocket message accepted.
 /// Engine.IO's default maxPayload is 1,000,000 bytes.
@@ -67,48 +69,47 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// Text from a server for a message: one line, printable, at most `max` characters.
+/// Text from a server for a message: redacted whole, then escaped and cut to `max` characters
+/// (see [`Outside`]).
 pub(crate) fn snippet(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::new();
-    for c in text.chars() {
-        if out.chars().count() >= max {
-            out.push('…');
-            break;
-        }
-        out.push(if c.is_control() { ' ' } else { c });
-    }
-    out.trim().to_string()
+    Outside::from_bytes(bytes).shown(max)
+}
+
+/// [`snippet`] in double quotes.
+pub(crate) fn quoted(bytes: &[u8], max: usize) -> String {
+    Outside::from_bytes(bytes).quoted(max)
 }
 
 /// The instance id in a health body or heartbeat payload.
-pub fn instance_of(v: &Value) -> Option<String> {
+pub fn instance_of(v: &Value) -> Option<Outside> {
     ["instanceId", "instance_id", "instance"]
         .iter()
         .find_map(|k| match v.get(*k)? {
-            Value::String(s) if !s.is_empty() => Some(snippet(s.as_bytes(), 80)),
-            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) if !s.is_empty() => Some(Outside::new(s)),
+            Value::Number(n) => Some(Outside::new(&n.to_string())),
             _ => None,
         })
 }
 
-fn redact_str(s: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        s.to_string()
-    } else {
-        s.replace(secret, "***")
+/// A value a server sent, for evidence: numbers, booleans and null as they are; anything else
+/// as outside text (bounded, redacted).
+pub(crate) fn bounded(v: Option<&Value>) -> Value {
+    match v {
+        None => Value::Null,
+        Some(v @ (Value::Null | Value::Bool(_) | Value::Number(_))) => v.clone(),
+        Some(Value::String(s)) => serde_json::to_value(Outside::new(s)).unwrap_or_default(),
+        Some(other) => serde_json::to_value(Outside::new(&other.to_string())).unwrap_or_default(),
     }
 }
 
-/// Whatever a server echoed, the token never leaves in a check.
-pub(crate) fn redact(mut c: Check, token: Option<&Secret>) -> Check {
-    let Some(t) = token else { return c };
-    let t = t.expose();
-    c.message = redact_str(&c.message, t);
+/// Whatever a server echoed, no secret leaves in a check: its message and evidence are
+/// redacted again (outside text already was, when it arrived).
+pub(crate) fn redact(mut c: Check) -> Check {
+    c.message = outside::redact(&c.message).into_owned();
     if !c.evidence.is_null() {
         let text = c.evidence.to_string();
-        if text.contains(t) {
-            c.evidence = serde_json::from_str(&redact_str(&text, t)).unwrap_or(Value::Null);
+        if let std::borrow::Cow::Owned(clean) = outside::redact(&text) {
+            c.evidence = serde_json::from_str(&clean).unwrap_or(Value::Null);
         }
     }
     c
@@ -203,16 +204,22 @@ mod tests {
 
     #[test]
     fn redaction() {
-        let t = Secret::new("tok.en.value");
+        let _t = token::Secret::new("tok.en.value.0123456789");
         let c = Check::new(
             "auth",
             CheckStatus::Fail,
             Duration::ZERO,
-            "server said tok.en.value",
+            "server said tok.en.value.0123456789",
         )
-        .with_evidence(serde_json::json!({"echo": "x tok.en.value y"}));
-        let c = redact(c, Some(&t));
+        .with_evidence(serde_json::json!({"echo": "x tok.en.value.0123456789 y"}));
+        let c = redact(c);
         assert_eq!(c.message, "server said ***");
         assert_eq!(c.evidence["echo"], "x *** y");
+        // Server text is redacted before it is cut: no prefix of the token survives.
+        let echoed = format!("{}tok.en.value.0123456789", "a".repeat(70));
+        assert_eq!(
+            snippet(echoed.as_bytes(), 80),
+            format!("{}***", "a".repeat(70))
+        );
     }
 }

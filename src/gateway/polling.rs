@@ -11,7 +11,8 @@ use reqwest_cookie_store::{CookieStore, CookieStoreMutex};
 use url::Url;
 
 use super::codec::{self, EioPacket, Handshake};
-use super::{error_chain, snippet, Error, BODY_LIMIT};
+use super::{error_chain, quoted, Error, BODY_LIMIT};
+use crate::outside::Outside;
 
 pub type Jar = Arc<CookieStoreMutex>;
 
@@ -152,33 +153,7 @@ impl Polling {
                 .filter_map(|v| v.to_str().ok())
                 .filter_map(|v| v.split_once('=').map(|(n, _)| n.trim().to_string()))
                 .collect();
-            if resp.content_length().is_some_and(|n| n > BODY_LIMIT as u64) {
-                return Err(Error::TooLarge { limit: BODY_LIMIT });
-            }
-            let mut body = Vec::new();
-            loop {
-                match resp.chunk().await {
-                    Ok(Some(chunk)) => {
-                        if body.len() + chunk.len() > BODY_LIMIT {
-                            return Err(Error::TooLarge { limit: BODY_LIMIT });
-                        }
-                        body.extend_from_slice(&chunk);
-                    }
-                    Ok(None) => break,
-                    Err(e) if e.is_timeout() => {
-                        return Err(Error::Timeout {
-                            what: format!("{what} (reading the body)"),
-                            after: timeout,
-                        })
-                    }
-                    Err(e) => {
-                        return Err(Error::Transport(format!(
-                            "reading the response body: {}",
-                            error_chain(&e)
-                        )))
-                    }
-                }
-            }
+            let body = read_body(&mut resp, BODY_LIMIT, &what, timeout).await?;
             Ok(Reply {
                 status,
                 content_type,
@@ -211,9 +186,9 @@ impl Polling {
         let first = packets.remove(0);
         let EioPacket::Open(json) = first else {
             return Err(Error::Protocol(format!(
-                "the first packet is {} ({:?}), not an Engine.IO open packet",
+                "the first packet is {} ({}), not an Engine.IO open packet",
                 first.type_name(),
-                snippet(first.encode().as_bytes(), 40)
+                quoted(first.encode().as_bytes(), 40)
             )));
         };
         let hs = Handshake::parse(&json)?;
@@ -243,11 +218,49 @@ impl Polling {
         check_status(&reply)?;
         if reply.body != b"ok" {
             return Err(Error::Protocol(format!(
-                "POST answered {:?} instead of \"ok\"",
-                snippet(&reply.body, 60)
+                "POST answered {} instead of \"ok\"",
+                quoted(&reply.body, 60)
             )));
         }
         Ok(reply)
+    }
+}
+
+/// Reads a response body chunk by chunk, refusing it as soon as it would pass `limit` (before
+/// reading, when Content-Length says so): a server cannot make this hold more than `limit`
+/// bytes. Bound it in time by awaiting it under a timeout; dropping it drops the connection.
+pub(crate) async fn read_body(
+    resp: &mut reqwest::Response,
+    limit: usize,
+    what: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Error::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(Error::TooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => {
+                return Err(Error::Timeout {
+                    what: format!("{what} (reading the body)"),
+                    after: timeout,
+                })
+            }
+            Err(e) => {
+                return Err(Error::Transport(format!(
+                    "reading the response body: {}",
+                    error_chain(&e)
+                )))
+            }
+        }
     }
 }
 
@@ -290,7 +303,7 @@ pub fn check_status(reply: &Reply) -> Result<(), Error> {
     if reply.status == 200 {
         return Ok(());
     }
-    let body = engine_error(&reply.body).unwrap_or_else(|| snippet(&reply.body, 160));
+    let body = engine_error(&reply.body).unwrap_or_else(|| Outside::from_bytes(&reply.body));
     if reply.status == 400 && body.contains("Session ID unknown") {
         return Err(Error::SessionUnknown {
             status: reply.status,
@@ -304,15 +317,12 @@ pub fn check_status(reply: &Reply) -> Result<(), Error> {
 }
 
 /// `{"code":5,"message":"Unsupported protocol version"}` as `Unsupported protocol version (code 5)`.
-fn engine_error(body: &[u8]) -> Option<String> {
+fn engine_error(body: &[u8]) -> Option<Outside> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let msg = v.get("message")?.as_str()?;
     Some(match v.get("code").and_then(|c| c.as_i64()) {
-        Some(code) => format!(
-            "{} (Engine.IO error code {code})",
-            snippet(msg.as_bytes(), 120)
-        ),
-        None => snippet(msg.as_bytes(), 120),
+        Some(code) => Outside::new(&format!("{msg} (Engine.IO error code {code})")),
+        None => Outside::new(msg),
     })
 }
 
@@ -325,7 +335,7 @@ fn decode_reply(reply: &Reply) -> Result<Vec<EioPacket>, Error> {
             got: if ct.is_empty() {
                 "(none)".into()
             } else {
-                reply.content_type.clone()
+                Outside::new(&reply.content_type)
             },
             expected: "text/plain",
         });

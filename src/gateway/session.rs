@@ -1,7 +1,12 @@
-//! One Engine.IO session, over long-polling or websocket. It answers every server ping with a
-//! pong at once and acks the watched event (the heartbeat) at once, recording when each came,
-//! so the checks read timings instead of racing the server. Other Socket.IO packets wait in a
-//! bounded backlog.
+//! One Engine.IO session, over long-polling or websocket. It answers a server ping with a pong
+//! at once and acks the watched event (the heartbeat) at once, recording when each came, so the
+//! checks read timings instead of racing the server. Other Socket.IO packets wait in a bounded
+//! backlog.
+//!
+//! Bounded whatever the server sends: one payload (a polling body) is at most
+//! [`PACKETS_PER_PAYLOAD`] packets and gets at most one pong however many pings it holds (a
+//! pong is a POST, which a hostile server can hold for the whole request timeout); the first
+//! send that fails (a pong, an ack) ends the session's use: the check that drives it stops.
 //!
 //! Long-poll GETs run as spawned tasks awaited with a deadline: giving up waiting never aborts
 //! the request (an aborted poll makes Engine.IO drop the session), and at most one GET is in
@@ -17,8 +22,16 @@ use super::codec::{EioPacket, Handshake, SioKind, SioPacket};
 use super::polling::{Polling, Reply};
 use super::ws::{self, Incoming, Ws};
 use super::Error;
+use crate::outside::Outside;
 
 const BACKLOG_LIMIT: usize = 256;
+/// Most packets handled from one payload. Engine.IO batches what it buffered for a polling
+/// client; for this client (a heartbeat, a ping, a few answers) that is a handful.
+pub const PACKETS_PER_PAYLOAD: usize = 256;
+/// Watched events recorded (later ones are still acked); the checks read the first two.
+const EVENTS_LIMIT: usize = 64;
+/// Ping arrivals recorded (a websocket can carry any number; the checks read the first few).
+const PINGS_LIMIT: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -54,7 +67,7 @@ pub enum NsReply {
     },
     /// CONNECT_ERROR with its message.
     Refused {
-        message: String,
+        message: Outside,
     },
 }
 
@@ -293,20 +306,38 @@ impl Session {
         }
     }
 
-    /// Handles received packets: pong every ping, ack the watched event, queue the rest.
+    /// Handles received packets: one pong for the pings of this payload, ack the watched event,
+    /// queue the rest. A payload over [`PACKETS_PER_PAYLOAD`] packets, or a send that fails,
+    /// ends the session's use (the error is returned, and kept in `pong_errors` for a pong).
     async fn handle(
         &mut self,
         at: Instant,
         packets: Vec<EioPacket>,
         upgrading: bool,
     ) -> Result<(), Error> {
+        if packets.len() > PACKETS_PER_PAYLOAD {
+            let e = Error::Protocol(format!(
+                "the server sent {} packets in one payload (at most {PACKETS_PER_PAYLOAD} are handled); refused",
+                packets.len()
+            ));
+            self.broken = Some(e.to_string());
+            return Err(e);
+        }
+        let mut ponged = false;
         for p in packets {
             match p {
+                EioPacket::Ping(_) if ponged => {}
                 EioPacket::Ping(data) => {
-                    self.pings.push(at);
+                    ponged = true;
+                    if self.pings.len() < PINGS_LIMIT {
+                        self.pings.push(at);
+                    }
                     match self.send(&[EioPacket::Pong(data)]).await {
                         Ok(()) => self.last_pong = Some(Instant::now()),
-                        Err(e) => self.pong_errors.push(e.to_string()),
+                        Err(e) => {
+                            self.pong_errors.push(e.to_string());
+                            return self.end(e);
+                        }
                     }
                 }
                 EioPacket::Close if upgrading => {}
@@ -318,7 +349,7 @@ impl Session {
                         Ok(p) => p,
                         Err(e) => return Err(Error::Codec(e)),
                     };
-                    self.on_sio(at, sio).await;
+                    self.on_sio(at, sio).await?;
                 }
                 EioPacket::Open(_) => {
                     return Err(Error::Protocol(
@@ -334,7 +365,15 @@ impl Session {
         Ok(())
     }
 
-    async fn on_sio(&mut self, at: Instant, p: SioPacket) {
+    /// A send failed: the session is not used any further.
+    fn end<T>(&mut self, e: Error) -> Result<T, Error> {
+        if self.broken.is_none() {
+            self.broken = Some(format!("a send failed: {e}"));
+        }
+        Err(e)
+    }
+
+    async fn on_sio(&mut self, at: Instant, p: SioPacket) -> Result<(), Error> {
         let watched = match (&self.watch, p.event_name()) {
             (Some((ns, ev)), Some(name)) => *ns == p.namespace && ev == name,
             _ => false,
@@ -347,18 +386,25 @@ impl Session {
                     .map_err(|e| e.to_string()),
                 None => Ok(()),
             };
-            self.events.push(EventSeen {
-                at,
-                ack_id: p.id,
-                payload: p.event_args().first().cloned(),
-                acked,
-            });
-            return;
+            let failed = acked.clone().err();
+            if self.events.len() < EVENTS_LIMIT {
+                self.events.push(EventSeen {
+                    at,
+                    ack_id: p.id,
+                    payload: p.event_args().first().cloned(),
+                    acked,
+                });
+            }
+            if let Some(e) = failed {
+                return self.end(Error::Protocol(format!("acking the event failed: {e}")));
+            }
+            return Ok(());
         }
         if self.backlog.len() >= BACKLOG_LIMIT {
             self.backlog.pop_front();
         }
         self.backlog.push_back((at, p));
+        Ok(())
     }
 
     /// The next Socket.IO packet, or `None` at the deadline.
@@ -399,7 +445,10 @@ impl Session {
                     SioKind::Connect => break Ok(NsReply::Connected { at }),
                     SioKind::ConnectError => {
                         break Ok(NsReply::Refused {
-                            message: p.error_message().unwrap_or_else(|| "(no message)".into()),
+                            message: p
+                                .error_message()
+                                .map(|m| Outside::new(&m))
+                                .unwrap_or_else(|| "(no message)".into()),
                         })
                     }
                     SioKind::Disconnect => {

@@ -56,16 +56,13 @@ pub fn summarize_us(values: &mut [u32]) -> Option<Summary> {
     })
 }
 
-/// Counts of equal strings, most frequent first (ties by name), as `(name, count)`.
-pub fn group<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<(String, u64)> {
-    let mut counts: HashMap<&str, u64> = HashMap::new();
+/// Counts of equal items, most frequent first (ties in order), as `(item, count)`.
+pub fn group<T: std::hash::Hash + Ord>(items: impl IntoIterator<Item = T>) -> Vec<(T, u64)> {
+    let mut counts: HashMap<T, u64> = HashMap::new();
     for item in items {
         *counts.entry(item).or_default() += 1;
     }
-    let mut out: Vec<(String, u64)> = counts
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let mut out: Vec<(T, u64)> = counts.into_iter().collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     out
 }
@@ -287,7 +284,11 @@ pub fn budget(
         .filter(|r| r.is_finite() && *r > 0.0)
         .unwrap_or(FLOOR_RATE)
         .min(FLOOR_RATE);
-    let open = handshake_timeout + Duration::from_secs_f64(n as f64 / pace);
+    // Never panics: a pace that would overflow a Duration is capped at a week.
+    let pacing = Duration::try_from_secs_f64(n as f64 / pace)
+        .unwrap_or(Duration::MAX)
+        .min(Duration::from_secs(7 * 86_400));
+    let open = handshake_timeout + pacing;
     let close = close_grace + close_timeout;
     Budget {
         open,
@@ -339,8 +340,8 @@ mod tests {
     #[test]
     fn grouping_counts_and_orders() {
         let g = group(["b", "a", "b", "c", "a", "b"]);
-        assert_eq!(g, vec![("b".into(), 3), ("a".into(), 2), ("c".into(), 1)]);
-        assert!(group(std::iter::empty()).is_empty());
+        assert_eq!(g, vec![("b", 3), ("a", 2), ("c", 1)]);
+        assert!(group(std::iter::empty::<&str>()).is_empty());
     }
 
     #[test]

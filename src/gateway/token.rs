@@ -1,6 +1,7 @@
 //! The gateway token: taken from the environment or minted as a short-lived HS256 JWT.
-//! A [`Secret`] never prints its value (`Debug` shows `***`, there is no `Display`), and no
-//! check puts it into evidence.
+//! A [`Secret`] never prints its value (`Debug` shows `***`, there is no `Display`), no check
+//! puts it into evidence, and making one registers it with [`crate::outside::register_secret`],
+//! so outside text that echoes it is redacted when it arrives, before it is cut or printed.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,8 +20,11 @@ pub const MINTED_TTL: Duration = Duration::from_secs(300);
 pub struct Secret(String);
 
 impl Secret {
+    /// The secret, registered for redaction everywhere (see [`crate::outside`]).
     pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
+        let value = value.into();
+        crate::outside::register_secret(&value);
+        Secret(value)
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -49,7 +53,7 @@ pub fn sign_hs256(key: &[u8], claims_json: &str) -> Secret {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(input.as_bytes());
     let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    Secret(format!("{input}.{sig}"))
+    Secret::new(format!("{input}.{sig}"))
 }
 
 fn claims(ttl: Duration) -> String {

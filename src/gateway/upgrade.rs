@@ -13,7 +13,8 @@ use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use url::Url;
 
-use super::{snippet, Error};
+use super::{quoted, Error};
+use crate::outside::Outside;
 
 /// Largest response head accepted.
 pub const HEAD_LIMIT: usize = 16 * 1024;
@@ -116,7 +117,7 @@ pub fn parse_response<'a>(buf: &'a [u8], key: &str) -> Result<Option<Upgraded<'a
             .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
     };
     if status != 101 {
-        let body = snippet(&buf[head_len..], 160);
+        let body = Outside::from_bytes(&buf[head_len..]);
         return Err(if status == 400 && body.contains("Session ID unknown") {
             Error::SessionUnknown { status, body }
         } else {
@@ -131,9 +132,9 @@ pub fn parse_response<'a>(buf: &'a [u8], key: &str) -> Result<Option<Upgraded<'a
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
     {
         return Err(Error::Protocol(format!(
-            "websocket handshake: 101 without `Upgrade: websocket` / `Connection: Upgrade` (got {:?} / {:?})",
-            snippet(upgrade.as_bytes(), 40),
-            snippet(connection.as_bytes(), 40)
+            "websocket handshake: 101 without `Upgrade: websocket` / `Connection: Upgrade` (got {} / {})",
+            quoted(upgrade.as_bytes(), 40),
+            quoted(connection.as_bytes(), 40)
         )));
     }
     if header("sec-websocket-accept").as_deref() != Some(accept_for(key).as_str()) {

@@ -18,6 +18,7 @@ use url::Url;
 use super::codec::EioPacket;
 use super::polling::{Jar, Polling};
 use super::{error_chain, snippet, Error, BODY_LIMIT};
+use crate::outside::Outside;
 
 /// What came in on the socket.
 #[derive(Debug)]
@@ -225,7 +226,7 @@ fn map_connect_error(e: tungstenite::Error) -> Error {
             let body = resp
                 .body()
                 .as_deref()
-                .map(|b| snippet(b, 160))
+                .map(Outside::from_bytes)
                 .unwrap_or_default();
             if status == 400 && body.contains("Session ID unknown") {
                 Error::SessionUnknown { status, body }

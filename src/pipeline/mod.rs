@@ -30,6 +30,8 @@ pub struct PipelineReport {
     pub command: &'static str,
     pub dry_run: bool,
     pub config: String,
+    /// The `[environments.NAME]` overlaid on the config, if any.
+    pub environment: Option<String>,
     pub region: String,
     /// The account of the credentials (STS GetCallerIdentity).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,9 +63,23 @@ impl Run<'_> {
     }
 
     fn skip_rest(&mut self, names: &[&str]) {
+        let why = if self.ui.is_interrupted() {
+            "not run: interrupted"
+        } else {
+            "not run: an earlier step failed"
+        };
         for n in names {
-            self.push(Step::skipped(n, "not run: an earlier step failed"));
+            self.push(Step::skipped(n, why));
         }
+    }
+
+    /// Interrupted (Ctrl-C, SIGTERM): the steps `names` are skipped and the run stops here.
+    fn stopped(&mut self, names: &[&str]) -> bool {
+        if !self.ui.is_interrupted() {
+            return false;
+        }
+        self.skip_rest(names);
+        true
     }
 
     fn finish(mut self, code: Code) -> PipelineReport {
@@ -92,6 +108,9 @@ pub async fn run_pipeline(
     ui: &Ui,
     command: &'static str,
 ) -> anyhow::Result<PipelineReport> {
+    // Every step stops at an interrupt without starting anything new in AWS (a call already
+    // sent completes), so an interrupted run still writes its reports.
+    let _wrap_up = ui.wrap_up_on_interrupt();
     let mut run = Run {
         ui,
         started: Instant::now(),
@@ -101,6 +120,7 @@ pub async fn run_pipeline(
             command,
             dry_run: args.plan.dry_run,
             config: cfg.path.display().to_string(),
+            environment: cfg.environment.clone(),
             region: String::new(),
             account: None,
             caller: None,
@@ -115,9 +135,11 @@ pub async fn run_pipeline(
     let opts = RolloutOptions::from_flags(&args.rollout, false);
     // Resolve the verify token early: a missing secret is a usage error before any change.
     let verify_settings = match (&cfg.gateway, args.skip_verify) {
-        (Some(gw), false) if !args.plan.dry_run => {
-            Some(VerifySettings::from_config(gw, args.url.as_deref())?)
-        }
+        (Some(gw), false) if !args.plan.dry_run => Some(VerifySettings::from_config(
+            gw,
+            args.url.as_deref(),
+            args.allow_insecure_token,
+        )?),
         _ => None,
     };
     let load = load_settings(args, cfg)?;
@@ -130,13 +152,22 @@ pub async fn run_pipeline(
         let code = dry_run_steps(&mut run, &pre, args.plan.detailed_exitcode);
         return Ok(run.finish(code));
     }
+    if run.stopped(&["alb-update", "deploy", "verify"]) {
+        return Ok(run.finish(Code::Interrupted));
+    }
     if let Err(code) = alb_step(&mut run, &aws, &pre).await {
         run.skip_rest(&["deploy", "verify"]);
         return Ok(run.finish(code));
     }
+    if run.stopped(&["deploy", "verify"]) {
+        return Ok(run.finish(Code::Interrupted));
+    }
     if let Err(code) = deploy_step(&mut run, &aws, cfg, pre, &opts, load.as_ref()).await {
         run.skip_rest(&["verify"]);
         return Ok(run.finish(code));
+    }
+    if run.stopped(&["verify"]) {
+        return Ok(run.finish(Code::Interrupted));
     }
     let code = verify_step(&mut run, &aws, cfg, verify_settings).await;
     Ok(run.finish(code))
@@ -163,7 +194,14 @@ fn load_settings(args: &FullArgs, cfg: &Config) -> anyhow::Result<Option<LoadSet
         .timeout
         .or(cfg.ecs.as_ref().map(|e| e.timeout))
         .unwrap_or(crate::config::DEFAULT_TIMEOUT);
-    under_load::settings(&args.load, cfg, args.url.as_deref(), timeout, "full")
+    under_load::settings(
+        &args.load,
+        cfg,
+        args.url.as_deref(),
+        args.allow_insecure_token,
+        timeout,
+        "full",
+    )
 }
 
 /// Config checks, credentials (STS), then every read. `Err(code)` when the run stops here.
@@ -175,6 +213,7 @@ async fn preflight_step(
 ) -> anyhow::Result<Result<(Aws, Preflight), Code>> {
     heading(run.ui, "preflight");
     let t = Instant::now();
+    crate::ecs::preflight::warn_skipped(run.ui, &opts.skip_preflight);
     let mut checks = preflight::config_checks(cfg);
     let stop = |run: &mut Run, checks: Vec<Check>, msg: &str| {
         run.push(Step::new("preflight", CheckStatus::Fail, t.elapsed(), msg).with_checks(checks));
@@ -187,7 +226,7 @@ async fn preflight_step(
         );
         return Ok(Err(Code::Usage));
     }
-    let aws = match aws::connect(cfg, g).await {
+    let aws = match aws::connect(&cfg.aws, g, run.ui).await {
         Ok(a) => a,
         Err(e) => {
             checks.push(Check::new(
@@ -233,10 +272,11 @@ fn show_plan(run: &mut Run<'_>, cfg: &Config, pre: &Preflight) {
     let forced = usize::from(pre.deploy.action == RolloutAction::ForceNewDeployment);
     run.report.changes_pending = pre.alb.change_count() + pre.deploy.changes.len() + forced;
     if !run.ui.json() {
-        println!();
-        print!("{}", pre.alb.render(&cfg.path));
-        print!("{}", pre.deploy.render());
-        println!();
+        run.ui.out(format!(
+            "\n{}{}",
+            pre.alb.render(&cfg.path),
+            pre.deploy.render()
+        ));
     }
     for w in &pre.alb.warnings {
         run.ui.warn(w);
@@ -392,7 +432,10 @@ async fn deploy_step(
     };
     if !run.ui.json() {
         if let Some(d) = under.probe.as_ref().and_then(|p| p.disruption.as_ref()) {
-            print!("{}", crate::gateway::probe::disruption::render_table(d));
+            let table = crate::gateway::probe::disruption::render_table(d);
+            if !table.is_empty() {
+                run.ui.out(table.trim_end());
+            }
         }
     }
     let failed = under.code();
@@ -473,9 +516,15 @@ async fn verify_step(
         ));
         return Code::Success;
     };
-    heading(run.ui, &format!("verify {}", settings.url));
+    let url = settings.shown_url();
+    heading(run.ui, &format!("verify {url}"));
     let t = Instant::now();
     let mut checks = verify::verify(&settings, run.ui).await;
+    if run.ui.is_interrupted() {
+        let msg = format!("interrupted while verifying {url}");
+        run.push(Step::new("verify", CheckStatus::Fail, t.elapsed(), msg).with_checks(checks));
+        return Code::Interrupted;
+    }
     checks.push(stickiness_duration_check(aws, cfg).await);
     let status = report::worst(&checks);
     let failed = checks
@@ -483,13 +532,9 @@ async fn verify_step(
         .filter(|c| c.status == CheckStatus::Fail)
         .count();
     let msg = if failed == 0 {
-        format!("{} checks passed against {}", checks.len(), settings.url)
+        format!("{} checks passed against {url}", checks.len())
     } else {
-        format!(
-            "{failed} of {} checks failed against {}",
-            checks.len(),
-            settings.url
-        )
+        format!("{failed} of {} checks failed against {url}", checks.len())
     };
     run.push(Step::new("verify", status, t.elapsed(), msg).with_checks(checks));
     if failed == 0 {
@@ -545,9 +590,14 @@ async fn stickiness_duration_check(aws: &Aws, cfg: &Config) -> Check {
 /// The summary printed at the end of a text run.
 pub fn render_summary(r: &PipelineReport) -> String {
     let mut out = String::new();
+    let env = r
+        .environment
+        .as_deref()
+        .map(|e| format!(" (environment {e})"))
+        .unwrap_or_default();
     out.push_str(&format!(
         "\n{}\n",
-        style(format!("bosar-deploy {} summary", r.command)).bold()
+        style(format!("bosar-deploy {} summary{env}", r.command)).bold()
     ));
     for s in &r.steps {
         out.push_str(&format!(
@@ -581,7 +631,9 @@ pub fn render_summary(r: &PipelineReport) -> String {
     out
 }
 
-/// The `full` and `plan` verbs: run, then render text/JSON/JUnit/GitHub summary.
+/// The `full` and `plan` verbs: run, print the result (text or JSON), then the reports last
+/// (annotations, JUnit, the GitHub step summary); a report that cannot be written is a warning,
+/// and the run's exit code stands.
 pub async fn run(
     args: &FullArgs,
     cfg: &Config,
@@ -590,34 +642,17 @@ pub async fn run(
     command: &'static str,
 ) -> anyhow::Result<Code> {
     let report = run_pipeline(args, cfg, g, ui, command).await?;
-    if let Some(path) = &args.junit {
-        report::write_junit(path, &report.steps)?;
-    }
-    report::github_step_summary(&format!("bosar-deploy {command}"), &report.steps);
-    if ui.github && !ui.json() {
-        for s in &report.steps {
-            for c in s.checks.iter().filter(|c| c.status == CheckStatus::Fail) {
-                println!(
-                    "::error title={} {}::{}",
-                    s.name,
-                    c.name,
-                    c.message.replace('\n', "%0A")
-                );
-            }
-            if s.checks.is_empty() && s.status == CheckStatus::Fail {
-                println!(
-                    "::error title={}::{}",
-                    s.name,
-                    s.message.replace('\n', "%0A")
-                );
-            }
-        }
-    }
     if ui.json() {
         crate::ui::print_json(&report);
     } else {
-        print!("{}", render_summary(&report));
+        ui.out(render_summary(&report).trim_end());
     }
+    report::publish(
+        ui,
+        &format!("bosar-deploy {command}"),
+        &report.steps,
+        args.junit.as_deref(),
+    );
     Ok(match report.exit_code {
         0 => Code::Success,
         2 => Code::Usage,

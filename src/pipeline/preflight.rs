@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::alb::{self, AlbPlan};
 use crate::aws::Aws;
 use crate::config::{Config, GatewaySection};
-use crate::ecs::deploy::{self as ecs_deploy, DeployPlan, RolloutOptions};
+use crate::ecs::deploy::{self as ecs_deploy, DeployPlan, RolloutAction, RolloutOptions};
 use crate::report::{Check, CheckStatus};
 
 /// What preflight read, for the later steps.
@@ -103,6 +103,15 @@ pub async fn aws_checks(
         ),
     ));
     service_checks(&deploy_plan, ecs.max_failed_tasks, checks);
+    // The revision about to be registered (or restarted): image, roles, logs, secrets.
+    if deploy_plan.refused.is_none() && deploy_plan.action != RolloutAction::None {
+        if let Some(clients) = crate::ecs::preflight::clients_for(aws) {
+            checks.extend(
+                crate::ecs::preflight::check_plan(&clients, &deploy_plan, &opts.skip_preflight)
+                    .await,
+            );
+        }
+    }
     checks.push(wiring_check(&alb_plan, &deploy_plan, &ecs.service));
     if let Some(gw) = &cfg.gateway {
         gateway_checks(cfg, gw, &alb_plan, checks);

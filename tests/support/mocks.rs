@@ -138,6 +138,7 @@ pub fn aws(ecs_rules: &[&Rule], elb_rules: &[&Rule]) -> Aws {
         ),
         region: "us-east-1".into(),
         identity: None,
+        sdk: None,
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod hostile;
 pub mod mocks;
 pub mod peers;
 pub mod runner;
@@ -34,6 +35,14 @@ fn require(path: &Path, what: &str) -> PathBuf {
         path.display()
     );
     path.to_path_buf()
+}
+
+/// The binary under test: this build's, or `$BOSAR_TEST_BIN` (to run the same tests against
+/// another build, e.g. to see a test reproduce a bug on the build before the fix).
+pub fn bin_path() -> PathBuf {
+    std::env::var_os("BOSAR_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bosar-deploy")))
 }
 
 /// Minimal HTTP/1.1 request over loopback (tests only talk to their own peers).
@@ -87,6 +96,8 @@ pub struct Moto {
 pub struct Call {
     pub operation: String,
     pub user_agent: String,
+    /// The request body as sent (JSON, or the form of a query-protocol call).
+    pub body: String,
 }
 
 impl Call {
@@ -215,14 +226,14 @@ impl Moto {
                 };
                 let ua = header("x-amz-user-agent") + " " + &header("user-agent");
                 let target = header("x-amz-target");
+                let raw = v["body"].as_str().unwrap_or("");
+                let body = base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .unwrap_or_else(|_| raw.to_string());
                 let operation = if let Some((_, op)) = target.split_once('.') {
                     op.to_string()
                 } else {
-                    let raw = v["body"].as_str().unwrap_or("");
-                    let body = base64::engine::general_purpose::STANDARD
-                        .decode(raw)
-                        .map(|b| String::from_utf8_lossy(&b).to_string())
-                        .unwrap_or_else(|_| raw.to_string());
                     let qs = v["qs"].to_string();
                     body.split('&')
                         .chain(qs.split(['&', '"']))
@@ -232,6 +243,7 @@ impl Moto {
                 Some(Call {
                     operation,
                     user_agent: ua,
+                    body,
                 })
             })
             .filter(|c| c.user_agent.contains(app_id))
@@ -257,7 +269,7 @@ pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
 /// The binary under test with a clean AWS environment pointing at `endpoint`, tagged with
 /// `app_id` so a test can pick its own calls out of moto's recording.
 pub fn bosar(endpoint: &str, app_id: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"));
+    let mut cmd = Command::new(bin_path());
     for k in [
         "AWS_PROFILE",
         "AWS_SESSION_TOKEN",
@@ -310,4 +322,126 @@ pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
 /// The sandbox config (the same names the seed creates).
 pub fn sandbox_config() -> String {
     std::fs::read_to_string(repo().join("sandbox/deploy.toml")).expect("sandbox/deploy.toml")
+}
+
+/// A finished child: its output, exit code, how long it ran and its peak resident memory.
+pub struct Measured {
+    pub run: Run,
+    /// Peak resident set size of the child alone (VmHWM), KiB.
+    pub max_rss_kib: u64,
+    pub elapsed: Duration,
+}
+
+/// The high-water mark of a live process's resident memory, KiB.
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs `cmd` to the end (killed after `limit`), reading its output, and measures its peak
+/// memory from its own `/proc` entry: per child, so tests running in parallel do not mix.
+pub fn measure(cmd: &mut Command, limit: Duration) -> Measured {
+    signal_when(cmd, limit, None)
+}
+
+/// [`measure`], and when a line of stderr contains `marker`, send the child `signal`.
+pub fn signal_when(cmd: &mut Command, limit: Duration, signal_on: Option<(&str, i32)>) -> Measured {
+    use std::io::BufRead;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bosar-deploy");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let marker = signal_on.map(|(m, s)| (m.to_string(), s));
+    let err_reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut r = std::io::BufReader::new(stderr);
+        let mut signalled = false;
+        loop {
+            let mut line = Vec::new();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if let Some((m, sig)) = &marker {
+                if !signalled && String::from_utf8_lossy(&line).contains(m.as_str()) {
+                    signalled = true;
+                    // SAFETY: sends a signal to our own child.
+                    unsafe { libc::kill(pid, *sig) };
+                }
+            }
+            all.extend_from_slice(&line);
+        }
+        all
+    });
+    // Peak memory: VmHWM of /proc/PID/status, read every 10 ms while the child lives. (wait4's
+    // ru_maxrss would be no good: Linux counts the forked copy of this test process in it.)
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        let mut peak = 0u64;
+        loop {
+            if let Some(kib) = vm_hwm_kib(pid) {
+                peak = peak.max(kib);
+            }
+            match wait_done.recv_timeout(Duration::from_millis(10)) {
+                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return peak,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if Instant::now() >= deadline {
+                // SAFETY: kills our own child, not reaped yet (`done` is sent after reaping).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    });
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(reaped, pid, "waitpid failed");
+    let _ = done.send(());
+    let peak = watchdog.join().unwrap_or(0);
+    let elapsed = started.elapsed();
+    drop(child); // reaped above; dropping a Child neither waits nor kills
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -libc::WTERMSIG(status)
+    };
+    Measured {
+        run: Run {
+            code,
+            stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).to_string(),
+            stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).to_string(),
+        },
+        max_rss_kib: peak,
+        elapsed,
+    }
+}
+
+/// The lines of `output` the GitHub Actions runner would act on as workflow commands that are
+/// not this tool's own annotations (`::error::`, `::error title=…::`, `::warning::` at the very
+/// start of a line, whose data does not start with `marker`, the word tests inject).
+pub fn foreign_commands(output: &str, marker: &str) -> Vec<String> {
+    bosar_deploy::outside::runner_commands(output)
+        .into_iter()
+        .filter(|line| {
+            let ours = ["::error::", "::error title=", "::warning::"]
+                .iter()
+                .any(|p| line.starts_with(p));
+            let data = line[2..].split_once("::").map_or("", |(_, d)| d);
+            !ours || data.starts_with(marker) || line.contains("##[")
+        })
+        .map(str::to_string)
+        .collect()
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::timeline::{AttemptCause, DropCause, ATTEMPT_CAUSES};
 use crate::gateway::fmt_duration;
 use crate::gateway::stats::percentile;
+use crate::outside::Outside;
 use crate::report::{Check, CheckStatus};
 
 /// Where a session's target is not known (no heartbeat named it, no cookie look-up did).
@@ -21,14 +22,19 @@ pub const UNKNOWN: &str = "(unknown)";
 /// The "to" of a session that never came back.
 pub const LOST: &str = "(lost)";
 
+fn marker(text: &str) -> Outside {
+    Outside::new(text)
+}
+
 /// One drop of a session, its targets named.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DropLine<'a> {
     /// Milliseconds from the probe's start.
     pub at_ms: u64,
     pub cause: DropCause,
-    pub from: Option<&'a str>,
-    pub to: Option<&'a str>,
+    /// Target names are the servers' words (heartbeat instance ids): outside text.
+    pub from: Option<&'a Outside>,
+    pub to: Option<&'a Outside>,
     /// From the drop to the CONNECT answer of the new session; `None`: never back.
     pub back_ms: Option<u32>,
     pub attempts: u16,
@@ -45,7 +51,7 @@ impl DropLine<'_> {
 /// longest gap between two of its heartbeats.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionLine<'a> {
-    pub first: Option<&'a str>,
+    pub first: Option<&'a Outside>,
     pub drops: Vec<DropLine<'a>>,
     pub max_gap_ms: u32,
     /// The heartbeat spacing on the connection it ended on.
@@ -58,7 +64,7 @@ impl<'a> SessionLine<'a> {
         self.drops.last().is_some_and(|d| d.back_ms.is_none())
     }
     /// The target it ended on (while not lost): the last new connection's, else the first.
-    fn last_target(&self) -> Option<&'a str> {
+    fn last_target(&self) -> Option<&'a Outside> {
         match self.drops.last() {
             Some(d) => d.to,
             None => self.first,
@@ -125,15 +131,15 @@ pub struct AttemptReport {
 /// Sessions that dropped on `from` and ended on `to` ([`LOST`] when they never came back).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Move {
-    pub from: String,
-    pub to: String,
+    pub from: Outside,
+    pub to: Outside,
     pub sessions: u64,
 }
 
 /// The reconnects one target took.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Landing {
-    pub target: String,
+    pub target: Outside,
     pub reconnects: u64,
     pub percent: f64,
     /// Most reconnects it took within one second.
@@ -144,7 +150,7 @@ pub struct Landing {
 /// interval that target runs: a rollout that changes it shows here).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EndedOn {
-    pub target: String,
+    pub target: Outside,
     pub sessions: u64,
     /// Median over its sessions of their last heartbeat spacing.
     pub heartbeat_spacing_ms: Option<u64>,
@@ -153,8 +159,8 @@ pub struct EndedOn {
 /// Old targets served before the window, new ones were first reached in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OldNew {
-    pub old: Vec<String>,
-    pub new: Vec<String>,
+    pub old: Vec<Outside>,
+    pub new: Vec<Outside>,
     /// Sessions open at the end (not lost), by the kind of target they ended on.
     pub open_at_end: u64,
     pub ended_on_new: u64,
@@ -262,9 +268,9 @@ pub fn disruption(
     let mut back_ms: Vec<u32> = Vec::new();
     let mut made = 0u64;
     let mut failed = [0u64; ATTEMPT_CAUSES];
-    let mut moves: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut moves: BTreeMap<(Outside, Outside), u64> = BTreeMap::new();
     let mut moved = 0u64;
-    let mut landings: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut landings: BTreeMap<Outside, Vec<u64>> = BTreeMap::new();
     let mut events = 0u64;
     for s in sessions {
         let Some(first_in) = s.drops.iter().position(in_window) else {
@@ -283,31 +289,26 @@ pub fn disruption(
             }
             if let (Some(b), Some(at)) = (d.back_ms, d.back_at()) {
                 back_ms.push(b);
-                landings
-                    .entry(d.to.unwrap_or(UNKNOWN))
-                    .or_default()
-                    .push(at);
+                let to = d.to.cloned().unwrap_or_else(|| marker(UNKNOWN));
+                landings.entry(to).or_default().push(at);
             }
         }
         let from = s.drops[first_in].from;
         let to = if s.lost() {
             lost += 1;
-            Some(LOST)
+            marker(LOST)
         } else {
             reconnected += 1;
-            s.last_target()
-        };
-        if let (Some(f), Some(t)) = (from, to) {
-            if f != t && t != LOST {
-                moved += 1;
+            let to = s.last_target();
+            if let (Some(f), Some(t)) = (from, to) {
+                if f != t {
+                    moved += 1;
+                }
             }
-        }
-        *moves
-            .entry((
-                from.unwrap_or(UNKNOWN).to_string(),
-                to.unwrap_or(UNKNOWN).to_string(),
-            ))
-            .or_default() += 1;
+            to.cloned().unwrap_or_else(|| marker(UNKNOWN))
+        };
+        let from = from.cloned().unwrap_or_else(|| marker(UNKNOWN));
+        *moves.entry((from, to)).or_default() += 1;
     }
     back_ms.sort_unstable();
     let reconnect = (!back_ms.is_empty()).then(|| ReconnectTimes {
@@ -320,7 +321,7 @@ pub fn disruption(
     let mut landed: Vec<Landing> = landings
         .into_iter()
         .map(|(t, mut times)| Landing {
-            target: t.to_string(),
+            target: t,
             reconnects: times.len() as u64,
             percent: pct(times.len() as u64, total_landed),
             peak_per_s: peak_per_second(&mut times),
@@ -383,9 +384,10 @@ pub fn disruption(
 
 /// The sessions not lost, by the target they ended on, with their median heartbeat spacing.
 fn ended_on(sessions: &[SessionLine]) -> Vec<EndedOn> {
-    let mut by: BTreeMap<&str, (u64, Vec<u32>)> = BTreeMap::new();
+    let mut by: BTreeMap<Outside, (u64, Vec<u32>)> = BTreeMap::new();
     for s in sessions.iter().filter(|s| !s.lost()) {
-        let e = by.entry(s.last_target().unwrap_or(UNKNOWN)).or_default();
+        let t = s.last_target().cloned().unwrap_or_else(|| marker(UNKNOWN));
+        let e = by.entry(t).or_default();
         e.0 += 1;
         e.1.extend(s.spacing_ms);
     }
@@ -394,7 +396,7 @@ fn ended_on(sessions: &[SessionLine]) -> Vec<EndedOn> {
         .map(|(t, (sessions, mut spacing))| {
             spacing.sort_unstable();
             EndedOn {
-                target: t.to_string(),
+                target: t,
                 sessions,
                 heartbeat_spacing_ms: percentile(&spacing, 50.0).map(u64::from),
             }
@@ -411,8 +413,8 @@ fn ended_on(sessions: &[SessionLine]) -> Vec<EndedOn> {
 /// Old targets: those of every first connection and of reconnects done before the window.
 /// New: every other target a reconnect reached. Then where the open sessions ended.
 fn old_and_new(sessions: &[SessionLine], window: Window) -> OldNew {
-    let mut old: BTreeSet<&str> = BTreeSet::new();
-    let mut new: BTreeSet<&str> = BTreeSet::new();
+    let mut old: BTreeSet<&Outside> = BTreeSet::new();
+    let mut new: BTreeSet<&Outside> = BTreeSet::new();
     for s in sessions {
         old.extend(s.first);
         for d in &s.drops {
@@ -440,8 +442,8 @@ fn old_and_new(sessions: &[SessionLine], window: Window) -> OldNew {
         }
     }
     OldNew {
-        old: old.into_iter().map(str::to_string).collect(),
-        new: new.into_iter().map(str::to_string).collect(),
+        old: old.into_iter().cloned().collect(),
+        new: new.into_iter().cloned().collect(),
         open_at_end: open,
         ended_on_new: on_new,
         ended_on_old: on_old,
@@ -636,10 +638,13 @@ pub fn render_table(r: &DisruptionReport) -> String {
     if r.moves.is_empty() {
         return out;
     }
+    // Target names are shown escaped (outside text), padded by their shown width.
+    let cell = |o: &Outside| o.to_string();
     let width = r
         .moves
         .iter()
-        .flat_map(|m| [m.from.chars().count(), m.to.chars().count()])
+        .flat_map(|m| [cell(&m.from), cell(&m.to)])
+        .map(|t| t.chars().count())
         .max()
         .unwrap_or(0)
         .max(4);
@@ -648,7 +653,9 @@ pub fn render_table(r: &DisruptionReport) -> String {
         let _ = writeln!(
             out,
             "  {:<width$} → {:<width$} {:>7}",
-            m.from, m.to, m.sessions
+            cell(&m.from),
+            cell(&m.to),
+            m.sessions
         );
     }
     if !r.landed.is_empty() {
@@ -657,7 +664,7 @@ pub fn render_table(r: &DisruptionReport) -> String {
             let _ = writeln!(
                 out,
                 "  {:<width$} {:>7} ({}, peak {}/s)",
-                l.target,
+                cell(&l.target),
                 l.reconnects,
                 percent_text(l.percent),
                 l.peak_per_s
@@ -665,11 +672,11 @@ pub fn render_table(r: &DisruptionReport) -> String {
         }
     }
     if let Some(t) = &r.targets {
-        let list = |v: &[String]| {
+        let list = |v: &[Outside]| {
             if v.is_empty() {
                 "none".to_string()
             } else {
-                v.join(", ")
+                v.iter().map(cell).collect::<Vec<_>>().join(", ")
             }
         };
         let _ = writeln!(out, "old targets: {}", list(&t.old));
@@ -684,17 +691,17 @@ mod tests {
 
     const NO_FAIL: [u16; ATTEMPT_CAUSES] = [0; ATTEMPT_CAUSES];
 
-    fn drop_at<'a>(
-        at_ms: u64,
-        from: &'a str,
-        to: Option<&'a str>,
-        back: Option<u32>,
-    ) -> DropLine<'a> {
+    /// A target name as a server would send it (leaked: test data lives for the test run).
+    fn o(name: &str) -> &'static Outside {
+        Box::leak(Box::new(Outside::new(name)))
+    }
+
+    fn drop_at(at_ms: u64, from: &str, to: Option<&str>, back: Option<u32>) -> DropLine<'static> {
         DropLine {
             at_ms,
             cause: DropCause::CloseFrame,
-            from: Some(from),
-            to,
+            from: Some(o(from)),
+            to: to.map(o),
             back_ms: back,
             attempts: if back.is_some() { 1 } else { 3 },
             failed: if back.is_some() {
@@ -707,10 +714,10 @@ mod tests {
         }
     }
 
-    fn session<'a>(first: &'a str, drops: Vec<DropLine<'a>>) -> SessionLine<'a> {
+    fn session(first: &str, drops: Vec<DropLine<'static>>) -> SessionLine<'static> {
         let spacing = if drops_back_on(&drops) { 1500 } else { 30_000 };
         SessionLine {
-            first: Some(first),
+            first: Some(o(first)),
             drops,
             max_gap_ms: 0,
             spacing_ms: Some(spacing),
@@ -807,7 +814,7 @@ mod tests {
         );
         assert_eq!(r.longest_heartbeat_gap_ms, Some(2_700));
         assert_eq!(r.landed.len(), 1);
-        assert_eq!(r.landed[0].target, "gw-b");
+        assert_eq!(r.landed[0].target, Outside::new("gw-b"));
         assert_eq!(r.landed[0].reconnects, 3);
         assert_eq!(r.landed[0].percent, 100.0);
         // Back at 5.6, 5.901 and 6.402 s: all three within one second.
@@ -974,22 +981,22 @@ mod tests {
         assert_eq!((r.reconnected, r.lost), (4, 0));
         assert_eq!(r.moved, 4);
         let t = r.targets.as_ref().unwrap();
-        assert_eq!(t.old, ["old-1", "old-2"]);
-        assert_eq!(t.new, ["new-1", "new-2"]);
+        assert_eq!(t.old, [Outside::new("old-1"), Outside::new("old-2")]);
+        assert_eq!(t.new, [Outside::new("new-1"), Outside::new("new-2")]);
         // The session lost before the window is not open at the end.
         assert_eq!(t.open_at_end, 5);
         // Where they ended, with the spacing each target runs.
-        let ended: Vec<(&str, u64, Option<u64>)> = r
+        let ended: Vec<(String, u64, Option<u64>)> = r
             .ended_on
             .iter()
-            .map(|e| (e.target.as_str(), e.sessions, e.heartbeat_spacing_ms))
+            .map(|e| (e.target.to_string(), e.sessions, e.heartbeat_spacing_ms))
             .collect();
         assert_eq!(
             ended,
             [
-                ("new-1", 2, Some(1500)),
-                ("new-2", 2, Some(1500)),
-                ("old-2", 1, Some(30_000))
+                ("new-1".to_string(), 2, Some(1500)),
+                ("new-2".to_string(), 2, Some(1500)),
+                ("old-2".to_string(), 1, Some(30_000))
             ]
         );
         assert_eq!((t.ended_on_new, t.ended_on_old, t.ended_unknown), (4, 1, 0));
@@ -1020,12 +1027,19 @@ mod tests {
             ]
         );
         // Reconnects in the window: new-1 took 2, new-2 2, old-2 1.
-        let landed: Vec<(&str, u64)> = r
+        let landed: Vec<(String, u64)> = r
             .landed
             .iter()
-            .map(|l| (l.target.as_str(), l.reconnects))
+            .map(|l| (l.target.to_string(), l.reconnects))
             .collect();
-        assert_eq!(landed, [("new-1", 2), ("new-2", 2), ("old-2", 1)]);
+        assert_eq!(
+            landed,
+            [
+                ("new-1".to_string(), 2),
+                ("new-2".to_string(), 2),
+                ("old-2".to_string(), 1)
+            ]
+        );
         let c = disruption_check(&r);
         assert_eq!(c.status, CheckStatus::Warn, "{}", c.message);
         assert!(

@@ -16,32 +16,53 @@ use super::{
     CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, OpenFiles, ProbeReport,
     ProbeSettings, TargetCount, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT,
 };
+use crate::gateway::fmt_duration;
 use crate::gateway::instance_of;
+use crate::gateway::polling::read_body;
 use crate::gateway::stats::{self, Budget};
-use crate::gateway::{fmt_duration, BODY_LIMIT};
+use crate::outside::Outside;
 use crate::ui::Ui;
 
-/// Asks the health endpoint, with `cookie`, which instance answers.
+/// Largest health body read by a cookie look-up: the health endpoint answers a small JSON.
+const LOOKUP_BODY_LIMIT: usize = 64 * 1024;
+
+/// Asks the health endpoint, with `cookie`, which instance answers. The body is streamed up to
+/// [`LOOKUP_BODY_LIMIT`] and the whole look-up is bounded by `timeout`; when it runs out the
+/// request is dropped, and its connection with it.
 async fn instance_for_cookie(
     client: &reqwest::Client,
     url: &Url,
     cookie: String,
-) -> Option<String> {
-    let resp = client
-        .get(url.clone())
-        .header(COOKIE.as_str(), cookie)
-        .send()
-        .await
-        .ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let body = resp.bytes().await.ok()?;
-    if body.len() > BODY_LIMIT {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(&body).ok()?;
-    instance_of(&v)
+    timeout: Duration,
+) -> Option<Outside> {
+    let lookup = async {
+        let mut resp = client
+            .get(url.clone())
+            .header(COOKIE.as_str(), cookie)
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = read_body(&mut resp, LOOKUP_BODY_LIMIT, "health look-up", timeout)
+            .await
+            .ok()?;
+        let v: Value = serde_json::from_slice(&body).ok()?;
+        instance_of(&v)
+    };
+    tokio::time::timeout(timeout, lookup).await.ok().flatten()
+}
+
+/// The live numbers the ticker shows: sessions open now and the handshake rate over the
+/// window. Counters are read one at a time, so a later one can be ahead: saturating.
+fn live_numbers(opened: u64, dropped: u64, window_start: Option<(u64, f64)>) -> (u64, f64) {
+    let alive = opened.saturating_sub(dropped);
+    let rate = match window_start {
+        Some((o, secs)) if secs > 0.0 => opened.saturating_sub(o) as f64 / secs,
+        _ => 0.0,
+    };
+    (alive, rate)
 }
 
 /// Live progress: a bar on a terminal; else a timestamped line once a second when it changed.
@@ -78,14 +99,12 @@ pub(super) async fn ticker(
         {
             window.pop_front();
         }
-        let rate = match window.front() {
-            Some((t, o)) if now.duration_since(*t) >= Duration::from_millis(400) => {
-                (opened - o) as f64 / now.duration_since(*t).as_secs_f64()
-            }
-            _ => 0.0,
-        };
+        let front = window
+            .front()
+            .filter(|(t, _)| now.duration_since(*t) >= Duration::from_millis(400))
+            .map(|(t, o)| (*o, now.duration_since(*t).as_secs_f64()));
+        let (alive, rate) = live_numbers(opened, c.dropped.load(Relaxed), front);
         let errors = c.errors();
-        let alive = opened - c.dropped.load(Relaxed);
         let text = match *phase.borrow() {
             Phase::Opening => {
                 format!("{opened}/{n} open, {rate:.0} handshakes/s, {errors} error(s)")
@@ -140,7 +159,7 @@ pub(super) struct Gathered {
     not_started: u64,
     cut: u64,
     window: (Duration, Duration),
-    pub(super) cookie_instances: Vec<Option<String>>,
+    pub(super) cookie_instances: Vec<Option<Outside>>,
     pub(super) duration: Duration,
     /// With a caller's [`Controls`]: when it said the rollout started (from the probe's
     /// start), and whether the rollout succeeded.
@@ -148,12 +167,18 @@ pub(super) struct Gathered {
     pub(super) succeeded: Option<bool>,
 }
 
+/// How long sessions get to close after an interrupt (the CI runner kills soon after).
+const INTERRUPTED_CLOSE: Duration = Duration::from_secs(1);
+
+/// The phases over the sessions: open, hold, close. An interrupt (`ui`) ends the open and the
+/// hold at once and gives the close [`INTERRUPTED_CLOSE`]; what ran is gathered as usual.
 pub(super) async fn drive(
     sh: Arc<Shared>,
     ps: &ProbeSettings,
     budget: Budget,
     phase_tx: watch::Sender<Phase>,
-    health: (reqwest::Client, Url),
+    health: (reqwest::Client, Url, Duration),
+    ui: &Ui,
     mut control: Option<Controls>,
 ) -> Gathered {
     let n = ps.connections;
@@ -173,6 +198,7 @@ pub(super) async fn drive(
         let settled = c.opened.load(Relaxed) + c.open_failed.load(Relaxed);
         if (spawner.is_finished() && settled >= c.started.load(Relaxed))
             || Instant::now() >= open_deadline
+            || ui.is_interrupted()
         {
             break;
         }
@@ -193,36 +219,53 @@ pub(super) async fn drive(
     };
     let _ = phase_tx.send(Phase::Holding { start, end });
     let cookie_values = sh.cookies.all();
-    let (client, url) = health;
+    let (client, url, timeout) = health;
     let name = sh
         .cookie_name
         .get()
         .cloned()
         .unwrap_or_else(|| "AWSALB".into());
-    let lookups = tokio::spawn(async move {
+    let mut lookups = tokio::spawn(async move {
         let all = cookie_values
             .into_iter()
-            .map(|v| instance_for_cookie(&client, &url, format!("{name}={v}")));
+            .map(|v| instance_for_cookie(&client, &url, format!("{name}={v}"), timeout));
         futures_util::future::join_all(all).await
     });
     let alive = sh.counters.opened.load(Relaxed) > 0;
     let end = match control.as_mut() {
-        Some(c) => c.hold().await,
+        // The caller ends the hold (an interrupt ends it at once).
+        Some(c) => tokio::select! {
+            at = c.hold() => at,
+            () = ui.interrupted() => Instant::now(),
+        },
         None => {
-            if alive {
-                tokio::time::sleep_until(end.into()).await;
+            if alive && !ui.is_interrupted() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(end.into()) => {}
+                    () = ui.interrupted() => {}
+                }
             }
             end
         }
     };
     let end = Instant::now().min(end).max(start);
     // Close.
-    let until = Instant::now() + ps.close_grace;
+    let interrupted = ui.is_interrupted();
+    let (until, close_deadline) = if interrupted {
+        let now = Instant::now();
+        (now, now + INTERRUPTED_CLOSE)
+    } else {
+        let until = Instant::now() + ps.close_grace;
+        (until, until + CLOSE_TIMEOUT + Duration::from_secs(1))
+    };
     let _ = phase_tx.send(Phase::Closing { until });
-    let close_deadline = until + CLOSE_TIMEOUT + Duration::from_secs(1);
-    let handles = match tokio::time::timeout_at(close_deadline.into(), spawner).await {
+    let mut spawner = spawner;
+    let handles = match tokio::time::timeout_at(close_deadline.into(), &mut spawner).await {
         Ok(Ok(h)) => h,
-        _ => Vec::new(),
+        _ => {
+            spawner.abort();
+            Vec::new()
+        }
     };
     let not_started = n as u64 - handles.len() as u64;
     let mut records = Vec::with_capacity(handles.len());
@@ -236,12 +279,20 @@ pub(super) async fn drive(
             }
         }
     }
-    // Started with the hold, each bounded by the request timeout: normally done by now.
-    let cookie_instances = tokio::time::timeout(Duration::from_secs(2), lookups)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    // Started with the hold, each bounded by the request timeout: normally done by now. Those
+    // still running are stopped, not left behind.
+    let wait = if interrupted {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(2)
+    };
+    let cookie_instances = match tokio::time::timeout(wait, &mut lookups).await {
+        Ok(Ok(found)) => found,
+        _ => {
+            lookups.abort();
+            Vec::new()
+        }
+    };
     let mark = control
         .and_then(|c| c.mark.lock().ok().map(|m| *m))
         .unwrap_or_default();
@@ -266,11 +317,11 @@ pub(super) fn build_report(
     namespace: &str,
     g: &Gathered,
     open_files: Option<OpenFiles>,
-    redact: &dyn Fn(&str) -> String,
+    interrupted: bool,
 ) -> ProbeReport {
     let targets = sh.targets.all();
     let distinct_cookies = sh.cookies.all().len();
-    let mut t = tally(g, &targets, distinct_cookies, ps, redact);
+    let mut t = tally(g, &targets, distinct_cookies, ps);
     let failures = failure_groups(&t.causes);
     let errors = t.open_failed + t.dropped + t.close_failed;
     let last_open = Duration::from_micros(sh.counters.last_open_us.load(Relaxed));
@@ -281,6 +332,7 @@ pub(super) fn build_report(
         .map(|r| load::disruption_of(sh, g, ps.connections, r.limits));
     ProbeReport {
         url: url.to_string(),
+        interrupted,
         namespace: namespace.to_string(),
         transport: "websocket",
         connections: ps.connections,
@@ -303,7 +355,10 @@ pub(super) fn build_report(
         connect: stats::summarize_us(&mut t.connect_us),
         targets: stats::group(t.per_target)
             .into_iter()
-            .map(|(instance, sessions)| TargetCount { instance, sessions })
+            .map(|(instance, sessions)| TargetCount {
+                instance: instance.clone(),
+                sessions,
+            })
             .collect(),
         unknown_target: t.unknown_target,
         cookies,
@@ -327,21 +382,20 @@ struct Tally<'a> {
     received_in_hold: u64,
     due_in_hold: u64,
     /// The target of every open session whose target is known.
-    per_target: Vec<&'a str>,
+    per_target: Vec<&'a Outside>,
     unknown_target: u64,
     cookie_set: u64,
     /// Per cookie value: its sessions, and the instances their heartbeats named.
-    per_cookie: Vec<(u64, Vec<&'a str>)>,
+    per_cookie: Vec<(u64, Vec<&'a Outside>)>,
 }
 
 /// Counts the records, then the sessions that never started (the open budget ran out) and
 /// those cut at the deadline.
 fn tally<'a>(
     g: &'a Gathered,
-    targets: &'a [String],
+    targets: &'a [Outside],
     distinct_cookies: usize,
     ps: &ProbeSettings,
-    redact: &dyn Fn(&str) -> String,
 ) -> Tally<'a> {
     let mut t = Tally {
         connect_us: Vec::with_capacity(g.records.len()),
@@ -352,7 +406,7 @@ fn tally<'a>(
         if let Some(us) = r.connect_us {
             t.opened_session(r, us, g, targets, ps);
         }
-        t.outcome(&r.outcome, redact);
+        t.outcome(&r.outcome);
     }
     for _ in 0..g.not_started {
         t.open_failed += 1;
@@ -379,7 +433,7 @@ impl<'a> Tally<'a> {
         r: &Record,
         us: u32,
         g: &'a Gathered,
-        targets: &'a [String],
+        targets: &'a [Outside],
         ps: &ProbeSettings,
     ) {
         self.opened += 1;
@@ -397,13 +451,10 @@ impl<'a> Tally<'a> {
             self.cookie_set += 1;
         }
         let from_cookie = match r.cookie {
-            CookieSeen::Value(i) => g
-                .cookie_instances
-                .get(i as usize)
-                .and_then(|o| o.as_deref()),
+            CookieSeen::Value(i) => g.cookie_instances.get(i as usize).and_then(|o| o.as_ref()),
             _ => None,
         };
-        let from_heartbeat = targets.get(r.target as usize).map(String::as_str);
+        let from_heartbeat = targets.get(r.target as usize);
         match from_heartbeat.or(from_cookie) {
             Some(t) => self.per_target.push(t),
             None => self.unknown_target += 1,
@@ -420,8 +471,10 @@ impl<'a> Tally<'a> {
         }
     }
 
-    /// How a session ended; the cause of a failure, redacted.
-    fn outcome(&mut self, outcome: &Outcome, redact: &dyn Fn(&str) -> String) {
+    /// How a session ended; the cause of a failure (made of outside text already redacted when
+    /// it arrived; redacted again here).
+    fn outcome(&mut self, outcome: &Outcome) {
+        let redact = |c: &str| crate::outside::redact(c).into_owned();
         match outcome {
             Outcome::Closed => self.closed += 1,
             Outcome::OpenFailed(c) => {
@@ -449,7 +502,7 @@ fn failure_groups(causes: &[(String, String)]) -> Vec<FailureGroup> {
     stats::group(keyed.iter().map(String::as_str))
         .into_iter()
         .map(|(k, count)| {
-            let (phase, cause) = k.split_once('\u{1f}').unwrap_or(("open", &k));
+            let (phase, cause) = k.split_once('\u{1f}').unwrap_or(("open", k));
             FailureGroup {
                 phase: phase.to_string(),
                 cause: cause.to_string(),
@@ -470,7 +523,7 @@ fn cookie_report(sh: &Shared, g: &Gathered, t: &Tally, distinct_cookies: usize) 
             value: format!("#{}", i + 1),
             sessions: *sessions,
             health_instance: g.cookie_instances.get(i).cloned().flatten(),
-            heartbeat_instances: hb.iter().map(|s| s.to_string()).collect(),
+            heartbeat_instances: hb.iter().map(|s| (*s).clone()).collect(),
         })
         .collect();
     let comparable: Vec<&CookieValue> = values
@@ -485,7 +538,7 @@ fn cookie_report(sh: &Shared, g: &Gathered, t: &Tally, distinct_cookies: usize) 
         })
     });
     CookieReport {
-        name: sh.cookie_name.get().cloned(),
+        name: sh.cookie_name.get().map(|n| Outside::new(n)),
         set: t.cookie_set,
         distinct_values: distinct_cookies,
         values,
@@ -514,5 +567,20 @@ fn heartbeat_report(sh: &Shared, ps: &ProbeSettings, t: &Tally) -> HeartbeatRepo
             late: lateness.count_above(slack.as_millis() as u64),
             slack_ms: slack.as_millis() as u64,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counters read one at a time: `dropped` (read later) can pass `opened`, and the window's
+    /// start can be ahead of a stale `opened`; neither may underflow.
+    #[test]
+    fn live_numbers_saturate() {
+        assert_eq!(live_numbers(5, 7, Some((9, 1.0))), (0, 0.0));
+        assert_eq!(live_numbers(10, 4, Some((6, 2.0))), (6, 2.0));
+        assert_eq!(live_numbers(10, 0, None), (10, 0.0));
+        assert_eq!(live_numbers(10, 0, Some((1, 0.0))), (10, 0.0));
     }
 }

@@ -17,6 +17,7 @@ use super::timeline::{Timeline, NO_TARGET};
 use crate::cli::ReconnectFlags;
 use crate::exit::Failure;
 use crate::gateway::fmt_duration;
+use crate::outside::Outside;
 
 /// Largest `--max-reconnect-p99`.
 const MAX_P99_LIMIT: Duration = Duration::from_secs(24 * 3600);
@@ -182,9 +183,9 @@ impl Controls {
 fn name_of<'a>(
     target: u16,
     cookie: u16,
-    targets: &'a [String],
-    cookie_instances: &'a [Option<String>],
-) -> Option<&'a str> {
+    targets: &'a [Outside],
+    cookie_instances: &'a [Option<Outside>],
+) -> Option<&'a Outside> {
     if target != NO_TARGET {
         if let Some(t) = targets.get(target as usize) {
             return Some(t);
@@ -193,7 +194,7 @@ fn name_of<'a>(
     if cookie != NO_TARGET {
         return cookie_instances
             .get(cookie as usize)
-            .and_then(|o| o.as_deref());
+            .and_then(|o| o.as_ref());
     }
     None
 }
@@ -201,8 +202,8 @@ fn name_of<'a>(
 fn line_of<'a>(
     r: &Record,
     tl: &Timeline,
-    targets: &'a [String],
-    cookie_instances: &'a [Option<String>],
+    targets: &'a [Outside],
+    cookie_instances: &'a [Option<Outside>],
 ) -> SessionLine<'a> {
     // A session that never dropped ends on its first connection, whose target is the record's.
     let first_target = if tl.first_target != NO_TARGET || !tl.drops.is_empty() {
@@ -300,10 +301,10 @@ mod tests {
 
     #[test]
     fn targets_by_heartbeat_then_by_cookie() {
-        let targets = vec!["gw-a".to_string(), "gw-b".to_string()];
-        let cookies = vec![Some("gw-b".to_string()), None];
-        assert_eq!(name_of(0, 0, &targets, &cookies), Some("gw-a"));
-        assert_eq!(name_of(NO_TARGET, 0, &targets, &cookies), Some("gw-b"));
+        let targets = vec![Outside::new("gw-a"), Outside::new("gw-b")];
+        let cookies = vec![Some(Outside::new("gw-b")), None];
+        assert_eq!(name_of(0, 0, &targets, &cookies), Some(&targets[0]));
+        assert_eq!(name_of(NO_TARGET, 0, &targets, &cookies), Some(&targets[1]));
         assert_eq!(name_of(NO_TARGET, 1, &targets, &cookies), None);
         assert_eq!(name_of(NO_TARGET, NO_TARGET, &targets, &cookies), None);
         assert_eq!(name_of(7, NO_TARGET, &targets, &cookies), None);

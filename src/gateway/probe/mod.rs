@@ -89,6 +89,11 @@ use verdicts::ms_text;
 pub const DEFAULT_CONCURRENCY: u32 = 256;
 /// Largest `--connections`.
 pub const MAX_CONNECTIONS: u32 = 1_000_000;
+/// `--rate` range, new sessions per second.
+pub const MIN_RATE: f64 = 0.01;
+pub const MAX_RATE: f64 = 1_000_000.0;
+/// Longest open phase `--connections` / `--rate` may ask for.
+const MAX_OPEN_PHASE: Duration = Duration::from_secs(24 * 3600);
 /// Bound of one session's open: TCP connect, `101`, open packet, namespace CONNECT.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound of one session's close handshake (DISCONNECT, close frame, the server's close).
@@ -148,10 +153,19 @@ impl ProbeSettings {
             ));
         }
         if let Some(r) = args.rate {
-            if !(r.is_finite() && r > 0.0) {
+            if !(r.is_finite() && (MIN_RATE..=MAX_RATE).contains(&r)) {
                 return Err(usage(
-                    format!("--rate {r} is not a positive number"),
-                    "give new sessions per second, like --rate 200",
+                    format!("--rate {r} is out of range"),
+                    "give new sessions per second, 0.01 to 1000000, like --rate 200",
+                ));
+            }
+            if connections as f64 / r > MAX_OPEN_PHASE.as_secs_f64() {
+                return Err(usage(
+                    format!(
+                        "--connections {connections} at --rate {r} would take {} to open",
+                        fmt_duration(Duration::from_secs_f64(connections as f64 / r))
+                    ),
+                    "open them within 24h: raise --rate or lower --connections",
                 ));
             }
         }
@@ -305,8 +319,8 @@ async fn run_probe(
     open_files: Option<OpenFiles>,
     controls: Option<Controls>,
 ) -> anyhow::Result<ProbeReport> {
-    let base =
-        Url::parse(&v.url).map_err(|e| Failure::usage(format!("gateway url {:?}: {e}", v.url)))?;
+    let base = Url::parse(&v.url)
+        .map_err(|e| Failure::usage(format!("gateway url \"{}\": {e}", v.shown_url())))?;
     let addrs = resolve(&base).await?;
     let tls = if base.scheme() == "https" {
         let host = base.host_str().unwrap_or_default().trim_matches(['[', ']']);
@@ -370,7 +384,8 @@ async fn run_probe(
         ps,
         budget,
         phase_tx,
-        (client, health_url),
+        (client, health_url, request_timeout),
+        ui,
         controls,
     );
     let gathered = tokio::select! {
@@ -382,36 +397,41 @@ async fn run_probe(
         })?,
         never = ticker(ui, &sh, ps.connections, ps.hold, phase_rx) => match never {},
     };
-    let token = v.token.as_ref().map(|t| t.expose().to_string());
-    let redact = |s: &str| match &token {
-        Some(t) if !t.is_empty() => s.replace(t.as_str(), "***"),
-        _ => s.to_string(),
-    };
     Ok(build_report(
         &sh,
         ps,
-        &v.url,
+        &v.shown_url(),
         &v.namespace,
         &gathered,
         open_files,
-        &redact,
+        ui.is_interrupted(),
     ))
 }
 
-/// `verify --connections N`: settings, the open-file limit, the probe, then text or JSON, JUnit
-/// and the GitHub step summary. Exit 1 when a check fails (the error gate, `--max-p99`).
+/// `verify --connections N`: settings, the open-file limit, the probe, then text or JSON, and
+/// last the reports (annotations, JUnit, the GitHub step summary). Exit 1 when a check fails
+/// (the error gate, `--max-p99`); 130 when interrupted, after the sessions were closed and the
+/// reports written.
 pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Result<Code> {
     let ps = ProbeSettings::from_args(args, v)?;
     let open_files = ensure_open_files(ps.connections)?;
+    let _wrap_up = ui.wrap_up_on_interrupt();
+    ui.set_interrupt_note(
+        "interrupted: the probe stopped early and closed its sessions; the report covers what ran",
+        format!(
+            "run it again with: {}",
+            ui.command(&format!("verify --connections {}", ps.connections))
+        ),
+    );
     announce(ui, v, &ps, open_files);
     let report = probe(v, &ps, ui, open_files).await?;
-    let checks: Vec<Check> = checks(&report)
-        .into_iter()
-        .map(|c| super::redact(c, v.token.as_ref()))
-        .collect();
+    let checks: Vec<Check> = checks(&report).into_iter().map(super::redact).collect();
     let status = crate::report::worst(&checks);
-    let message = format!("{}; {}", headline(&report), crate::report::summary(&checks));
-    print_result(ui, v, &report, &checks, status, &message);
+    let mut message = format!("{}; {}", headline(&report), crate::report::summary(&checks));
+    if report.interrupted {
+        message = format!("interrupted; {message}");
+    }
+    print_result(ui, &report, &checks, status, &message);
     let step = Step {
         name: "probe".into(),
         status,
@@ -420,12 +440,15 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
         checks,
         detail: Value::Null,
     };
-    if let Some(path) = &args.junit {
-        crate::report::write_junit(path, std::slice::from_ref(&step))?;
-        ui.detail(format!("JUnit report written to {}", path.display()));
-    }
-    crate::report::github_step_summary("bosar-deploy verify --connections", &[step]);
-    Ok(if status == CheckStatus::Fail {
+    crate::report::publish(
+        ui,
+        "bosar-deploy verify --connections",
+        std::slice::from_ref(&step),
+        args.junit.as_deref(),
+    );
+    Ok(if report.interrupted {
+        Code::Interrupted
+    } else if status == CheckStatus::Fail {
         Code::Failed
     } else {
         Code::Success
@@ -448,7 +471,7 @@ fn announce(ui: &Ui, v: &VerifySettings, ps: &ProbeSettings, open_files: Option<
     let budget = ps.budget();
     ui.line(format!(
         "Probing the gateway at {} with {} session(s): concurrency {}{}, hold {}, token {}; deadline {}",
-        v.url,
+        v.shown_url(),
         ps.connections,
         ps.concurrency,
         ps.rate.map(|r| format!(", at most {r}/s")).unwrap_or_default(),
@@ -479,7 +502,6 @@ fn headline(report: &ProbeReport) -> String {
 /// closing line (`message` is the headline and the summary).
 fn print_result(
     ui: &Ui,
-    v: &VerifySettings,
     report: &ProbeReport,
     checks: &[Check],
     status: CheckStatus,
@@ -489,7 +511,7 @@ fn print_result(
         crate::ui::print_json(&json!({
             "command": "verify",
             "mode": "probe",
-            "url": v.url,
+            "url": report.url,
             "status": status,
             "duration_ms": report.duration_ms,
             "probe": report,
@@ -497,21 +519,24 @@ fn print_result(
         }));
     } else {
         for c in checks {
-            println!("{}", c.line());
+            ui.out(c.line());
         }
         if let Some(d) = &report.disruption {
-            print!("{}", disruption::render_table(d));
-        }
-        if !report.failures.is_empty() {
-            println!("failures by cause:");
-            for f in &report.failures {
-                println!("  {:>7} × {:<5} {}", f.count, f.phase, f.cause);
+            let table = disruption::render_table(d);
+            if !table.is_empty() {
+                ui.out(table.trim_end());
             }
         }
-        println!(
+        if !report.failures.is_empty() {
+            ui.out("failures by cause:");
+            for f in &report.failures {
+                ui.out(format!("  {:>7} × {:<5} {}", f.count, f.phase, f.cause));
+            }
+        }
+        ui.out(format!(
             "verify --connections {} {}: {message}",
-            report.connections, v.url
-        );
+            report.connections, report.url
+        ));
     }
 }
 
@@ -558,6 +583,13 @@ mod tests {
             args(&|a| a.connections = Some(0)),
             args(&|a| a.rate = Some(0.0)),
             args(&|a| a.rate = Some(f64::NAN)),
+            args(&|a| a.rate = Some(1e-300)),
+            args(&|a| a.rate = Some(f64::INFINITY)),
+            args(&|a| a.rate = Some(1e7)),
+            args(&|a| {
+                a.connections = Some(1_000_000);
+                a.rate = Some(0.01)
+            }),
             args(&|a| a.concurrency = Some(0)),
             args(&|a| a.max_error_rate = Some(1.5)),
             args(&|a| a.hold = Some(Duration::from_secs(90_000))),

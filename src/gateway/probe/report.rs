@@ -7,10 +7,12 @@ use serde::Serialize;
 use super::disruption::DisruptionReport;
 use super::OpenFiles;
 use crate::gateway::stats::Summary;
+use crate::outside::Outside;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCount {
-    pub instance: String,
+    /// As the heartbeats (or the health endpoint) named it.
+    pub instance: Outside,
     pub sessions: u64,
 }
 
@@ -20,14 +22,14 @@ pub struct CookieValue {
     pub value: String,
     pub sessions: u64,
     /// The instance the health endpoint names when asked with this cookie.
-    pub health_instance: Option<String>,
+    pub health_instance: Option<Outside>,
     /// The instances the heartbeats of this cookie's sessions named.
-    pub heartbeat_instances: Vec<String>,
+    pub heartbeat_instances: Vec<Outside>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CookieReport {
-    pub name: Option<String>,
+    pub name: Option<Outside>,
     /// Sessions whose handshake response set the stickiness cookie.
     pub set: u64,
     pub distinct_values: usize,
@@ -69,7 +71,10 @@ pub struct FailureGroup {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {
+    /// Without user info.
     pub url: String,
+    /// Ctrl-C or SIGTERM stopped the probe early; the numbers cover what ran.
+    pub interrupted: bool,
     pub namespace: String,
     pub transport: &'static str,
     pub connections: u32,

@@ -24,7 +24,8 @@ use super::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::gateway::codec::{Handshake, SioKind, SioPacket};
 use crate::gateway::instance_of;
 use crate::gateway::stats::{self, Histogram};
-use crate::gateway::{error_chain, fmt_duration, snippet, upgrade, ws, Error};
+use crate::gateway::{error_chain, fmt_duration, quoted, snippet, upgrade, ws, Error};
+use crate::outside::Outside;
 
 const NONE: u16 = u16::MAX;
 
@@ -84,34 +85,34 @@ impl Counters {
     }
 }
 
-/// A small table of distinct strings, indexed by `u16`.
+/// A small table of distinct values (cookie values, instance ids), indexed by `u16`.
 #[derive(Debug)]
-pub(super) struct Interner {
-    values: Mutex<Vec<String>>,
+pub(super) struct Interner<T> {
+    values: Mutex<Vec<T>>,
     limit: usize,
 }
 
-impl Interner {
-    pub(super) fn new(limit: usize) -> Interner {
+impl<T: Clone + PartialEq> Interner<T> {
+    pub(super) fn new(limit: usize) -> Interner<T> {
         Interner {
             values: Mutex::new(Vec::new()),
             limit,
         }
     }
-    fn intern(&self, s: &str) -> u16 {
+    fn intern(&self, s: T) -> u16 {
         let Ok(mut v) = self.values.lock() else {
             return NONE;
         };
-        if let Some(i) = v.iter().position(|x| x == s) {
+        if let Some(i) = v.iter().position(|x| *x == s) {
             return i as u16;
         }
         if v.len() >= self.limit {
             return NONE;
         }
-        v.push(s.to_string());
+        v.push(s);
         (v.len() - 1) as u16
     }
-    pub(super) fn all(&self) -> Vec<String> {
+    pub(super) fn all(&self) -> Vec<T> {
         self.values.lock().map(|v| v.clone()).unwrap_or_default()
     }
 }
@@ -139,8 +140,9 @@ pub(super) struct Shared {
     pub(super) heartbeat_event: String,
     pub(super) heartbeat_interval: Duration,
     pub(super) counters: Counters,
-    pub(super) targets: Interner,
-    pub(super) cookies: Interner,
+    pub(super) targets: Interner<Outside>,
+    /// Cookie values as the load balancer set them (sent back, never printed).
+    pub(super) cookies: Interner<String>,
     pub(super) cookie_name: OnceLock<String>,
     pub(super) lateness: Mutex<Histogram>,
     /// `--reconnect`: dropped sessions come back on this schedule (`None`: they stay lost).
@@ -182,7 +184,7 @@ impl Shared {
             None => CookieSeen::None,
             Some((name, value)) => {
                 let _ = self.cookie_name.set(name.to_string());
-                match self.cookies.intern(value) {
+                match self.cookies.intern(value.to_string()) {
                     NONE => CookieSeen::Unlisted,
                     i => CookieSeen::Value(i),
                 }
@@ -290,6 +292,7 @@ fn pong(ping: &str) -> Utf8Bytes {
 }
 
 /// The CONNECT_ERROR as a cause: `/chat refused the CONNECT: unauthorized (bad signature)`.
+/// The server's words are redacted whole before they are cut.
 fn refusal(namespace: &str, p: &SioPacket) -> String {
     let message = p.error_message().unwrap_or_else(|| "(no message)".into());
     let reason = p
@@ -298,11 +301,11 @@ fn refusal(namespace: &str, p: &SioPacket) -> String {
         .and_then(|d| d.get("data"))
         .and_then(|d| d.get("reason"))
         .and_then(Value::as_str)
-        .map(|r| format!(" ({})", snippet(r.as_bytes(), 60)))
+        .map(|r| format!(" ({})", Outside::new(r).shown(60)))
         .unwrap_or_default();
     format!(
         "{namespace} refused the CONNECT: {}{reason}",
-        snippet(message.as_bytes(), 80)
+        Outside::new(&message).shown(80)
     )
 }
 
@@ -358,8 +361,8 @@ pub(super) async fn open(
         }
         None => {
             return Err(format!(
-                "the first websocket message is not an Engine.IO open packet: {:?}",
-                snippet(first.as_bytes(), 40)
+                "the first websocket message is not an Engine.IO open packet: {}",
+                quoted(first.as_bytes(), 40)
             ))
         }
     };
@@ -440,7 +443,7 @@ pub(super) async fn handle(
                     }
                     if live.target == NONE {
                         if let Some(id) = p.event_args().first().and_then(instance_of) {
-                            live.target = sh.targets.intern(&id);
+                            live.target = sh.targets.intern(id);
                         }
                     }
                     sh.counters.heartbeats.fetch_add(1, Relaxed);
@@ -654,13 +657,25 @@ pub(super) async fn spawn_sessions(
 ) -> Vec<JoinHandle<Record>> {
     let sem = Arc::new(Semaphore::new(concurrency as usize));
     let mut handles = Vec::with_capacity(n as usize);
+    let closing = |p: &watch::Receiver<Phase>| matches!(*p.borrow(), Phase::Closing { .. });
+    let mut stop = phase.clone();
     for i in 0..n as usize {
+        if closing(&phase) {
+            break;
+        }
         if let Some(r) = rate {
-            let at = sh.start + Duration::from_secs_f64(i as f64 / r);
+            // `--rate` is range-checked, so this is finite; past the open phase it stops.
+            let at = Duration::try_from_secs_f64(i as f64 / r)
+                .ok()
+                .and_then(|d| sh.start.checked_add(d))
+                .unwrap_or(stop_at);
             if at >= stop_at {
                 break;
             }
-            tokio::time::sleep_until(at.into()).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(at.into()) => {}
+                _ = stop.wait_for(|p| matches!(p, Phase::Closing { .. })) => break,
+            }
         }
         let permit = tokio::select! {
             p = sem.clone().acquire_owned() => match p {
@@ -668,6 +683,7 @@ pub(super) async fn spawn_sessions(
                 Err(_) => break,
             },
             _ = tokio::time::sleep_until(stop_at.into()) => break,
+            _ = stop.wait_for(|p| matches!(p, Phase::Closing { .. })) => break,
         };
         sh.counters.started.fetch_add(1, Relaxed);
         handles.push(tokio::spawn(session(i, permit, sh.clone(), phase.clone())));

@@ -237,7 +237,7 @@ fn spread(r: &ProbeReport) -> Check {
         .map(|t| {
             format!(
                 "{} {} ({:.0}%)",
-                t.instance,
+                t.instance.shown(80),
                 t.sessions,
                 t.sessions as f64 * 100.0 / (known + r.unknown_target).max(1) as f64
             )
@@ -281,7 +281,11 @@ fn spread(r: &ProbeReport) -> Check {
 /// sessions are on.
 fn cookies(r: &ProbeReport) -> Check {
     let c = &r.cookies;
-    let name = c.name.as_deref().unwrap_or("AWSALB");
+    let name = c
+        .name
+        .as_ref()
+        .map(|n| n.shown(40))
+        .unwrap_or_else(|| "AWSALB".into());
     if r.opened == 0 {
         Check::new(
             "cookies",
@@ -311,8 +315,14 @@ fn cookies(r: &ProbeReport) -> Check {
                 format!(
                     "cookie {} leads to {} but its sessions are on {}",
                     v.value,
-                    v.health_instance.as_deref().unwrap_or("?"),
-                    v.heartbeat_instances.join(", ")
+                    v.health_instance
+                        .as_ref()
+                        .map_or_else(|| "?".into(), |i| i.shown(80)),
+                    v.heartbeat_instances
+                        .iter()
+                        .map(|i| i.shown(80))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })
             .collect::<Vec<_>>()
@@ -329,7 +339,7 @@ fn cookies(r: &ProbeReport) -> Check {
                 let mapped = c
                     .values
                     .iter()
-                    .filter_map(|v| v.health_instance.as_deref())
+                    .filter_map(|v| v.health_instance.as_ref().map(|i| i.shown(80)))
                     .collect::<Vec<_>>()
                     .join(", ");
                 format!(", each pins the target its sessions are on ({mapped})")
@@ -421,6 +431,7 @@ mod tests {
 
     fn report() -> ProbeReport {
         ProbeReport {
+            interrupted: false,
             url: "http://127.0.0.1:1".into(),
             namespace: "/chat".into(),
             transport: "websocket",

@@ -11,12 +11,14 @@ use crate::gateway::codec::SioPacket;
 use crate::gateway::polling::Polling;
 use crate::gateway::session::{NsReply, Session, Transport};
 use crate::gateway::{token, VerifySettings};
+use crate::outside::Outside;
 use crate::report::{Check, CheckStatus};
 
 #[derive(Debug, Clone)]
 pub enum AuthTry {
     Accepted,
-    Refused(String),
+    /// CONNECT_ERROR with the server's message.
+    Refused(Outside),
     Error(String),
 }
 
@@ -150,7 +152,7 @@ mod tests {
 
     #[test]
     fn auth_table() {
-        let refused = AuthTry::Refused("unauthorized".into());
+        let refused = AuthTry::Refused(Outside::new("unauthorized"));
         let (s, m) = auth_verdict(
             "/chat",
             Some(&AuthTry::Accepted),

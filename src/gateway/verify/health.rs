@@ -7,10 +7,11 @@ use serde_json::{json, Value};
 
 use super::{check, ms};
 use crate::gateway::polling::Polling;
-use crate::gateway::{fmt_duration, instance_of, snippet, Error};
+use crate::gateway::{fmt_duration, instance_of, quoted, snippet, Error};
+use crate::outside::Outside;
 use crate::report::{Check, CheckStatus};
 
-pub(super) async fn health(http: &Polling, path: &str) -> (Check, Option<String>) {
+pub(super) async fn health(http: &Polling, path: &str) -> (Check, Option<Outside>) {
     let started = Instant::now();
     let fail = |msg: String| (check("health", CheckStatus::Fail, started, msg), None);
     let url = match http.url(path) {
@@ -36,11 +37,11 @@ pub(super) async fn health(http: &Polling, path: &str) -> (Check, Option<String>
     }
     if !r.content_type.to_ascii_lowercase().contains("json") {
         return fail(format!(
-            "GET {path}: content type {:?}, expected application/json",
+            "GET {path}: content type {}, expected application/json",
             if r.content_type.is_empty() {
-                "(none)"
+                "\"(none)\"".to_string()
             } else {
-                &r.content_type
+                Outside::new(&r.content_type).quoted(80)
             }
         ));
     }
@@ -48,13 +49,14 @@ pub(super) async fn health(http: &Polling, path: &str) -> (Check, Option<String>
         Ok(v) => v,
         Err(e) => {
             return fail(format!(
-                "GET {path}: the body is not valid JSON: {e} (got {:?})",
-                snippet(&r.body, 60)
+                "GET {path}: the body is not valid JSON: {} (got {})",
+                Outside::new(&e.to_string()),
+                quoted(&r.body, 60)
             ))
         }
     };
     let instance = instance_of(&body);
-    let mut evidence = json!({"status": r.status, "content_type": r.content_type});
+    let mut evidence = json!({"status": r.status, "content_type": Outside::new(&r.content_type)});
     if let Some(i) = &instance {
         evidence["instanceId"] = json!(i);
     }

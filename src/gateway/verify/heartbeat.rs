@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::auth::auth_json;
 use super::{check, ms};
 use crate::gateway::session::{EventSeen, NsReply, Session};
-use crate::gateway::{instance_of, slack, Error, VerifySettings};
+use crate::gateway::{bounded, instance_of, slack, Error, VerifySettings};
 use crate::report::{Check, CheckStatus};
 
 /// Longest extra wait for a second heartbeat when nothing else is being waited for.
@@ -266,7 +266,7 @@ fn heartbeat_verdict(
         "ack_id": first.ack_id,
         "spacing_ms": spacing.map(ms),
         "instanceId": instance,
-        "seq": payload.get("seq"),
+        "seq": bounded(payload.get("seq")),
     });
     let mut status = CheckStatus::Pass;
     let mut msg = format!("{ev:?} {} ms after joining {}", ms(after), s.namespace);

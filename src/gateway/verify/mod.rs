@@ -21,12 +21,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use serde_json::Value;
 
 use crate::cli::VerifyArgs;
 use crate::config::GatewaySection;
 use crate::exit::Code;
-use crate::gateway::redact;
+use crate::gateway::{fmt_duration, redact, verify_deadline};
+use crate::outside::Outside;
 use crate::report::{self, Check, CheckStatus, Step};
 use crate::ui::Ui;
 
@@ -44,6 +44,9 @@ pub use auth::{auth_verdict, AuthTry};
 pub use cookies::{cookies_verdict, AlbCookies, CookieFacts};
 pub use runner::{run_all, status_word, Sink};
 pub use stickiness::{stickiness_verdict, Control, Rounds};
+
+/// Characters of a check's evidence shown with `-v`.
+const EVIDENCE_CAP: usize = 2000;
 
 /// The checks, in report order.
 pub const NAMES: [&str; 9] = [
@@ -77,97 +80,96 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs every check; never panics; every step is time-bounded. The result has one check per
-/// name in [`NAMES`], in that order.
+/// Runs every check; never panics; every step is time-bounded and the whole run has a hard
+/// deadline ([`crate::gateway::verify_deadline`]). An interrupt (Ctrl-C, SIGTERM) stops it too.
+/// The result has one check per name in [`NAMES`], in that order: those not run are skipped
+/// (interrupted) or failed (the deadline passed, an internal error).
 pub async fn verify(settings: &VerifySettings, ui: &Ui) -> Vec<Check> {
     let out = Mutex::new(Vec::new());
     let sink = Sink { ui, out: &out };
-    let outcome = std::panic::AssertUnwindSafe(run_all(settings, &sink))
-        .catch_unwind()
-        .await;
-    let internal = outcome.err().map(|p| panic_message(p.as_ref()));
+    let deadline = verify_deadline(settings);
+    let run = std::panic::AssertUnwindSafe(run_all(settings, &sink)).catch_unwind();
+    let stopped = tokio::select! {
+        outcome = tokio::time::timeout(deadline, run) => match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(p)) => Some((CheckStatus::Fail, format!("not run: internal error: {}", panic_message(p.as_ref())))),
+            Err(_) => Some((CheckStatus::Fail, format!(
+                "not run: verify's deadline of {} passed (the server answered too slowly)",
+                fmt_duration(deadline)
+            ))),
+        },
+        () = ui.interrupted() => Some((CheckStatus::Skip, "not run: interrupted".to_string())),
+    };
     let mut got = out.into_inner().unwrap_or_else(|e| e.into_inner());
     NAMES
         .iter()
         .map(|name| {
             let c = match got.iter().position(|c| c.name == *name) {
                 Some(i) => got.remove(i),
-                None => match &internal {
-                    Some(m) => Check::new(
-                        name,
-                        CheckStatus::Fail,
-                        Duration::ZERO,
-                        format!("not run: internal error: {m}"),
-                    ),
+                None => match &stopped {
+                    Some((status, why)) => Check::new(name, *status, Duration::ZERO, why.clone()),
                     None => Check::new(name, CheckStatus::Skip, Duration::ZERO, "not run"),
                 },
             };
-            redact(c, settings.token.as_ref())
+            redact(c)
         })
         .collect()
 }
 
-/// `verify` without `--connections`: the checks, then text or JSON, JUnit and the GitHub step
-/// summary. Exit 1 when a check fails. `gw` only says where the token came from.
+/// `verify` without `--connections`: the checks, then text or JSON, and last the reports
+/// (annotations, JUnit, the GitHub step summary). Exit 1 when a check fails, 130 when
+/// interrupted. `gw` only says where the token came from.
 pub async fn run(
     args: &VerifyArgs,
     settings: &VerifySettings,
     gw: &GatewaySection,
     ui: &Ui,
 ) -> anyhow::Result<Code> {
+    let _wrap_up = ui.wrap_up_on_interrupt();
+    let url = settings.shown_url();
     ui.line(format!(
-        "Verifying the gateway at {} (namespace {}, token {})",
-        settings.url,
+        "Verifying the gateway at {url} (namespace {}, token {}; deadline {})",
         settings.namespace,
-        settings.token_source(gw)
+        settings.token_source(gw),
+        fmt_duration(verify_deadline(settings))
     ));
     let started = Instant::now();
     let checks = verify(settings, ui).await;
     let elapsed = started.elapsed();
     let status = report::worst(&checks);
-    let summary = report::summary(&checks);
+    let mut summary = report::summary(&checks);
+    if ui.is_interrupted() {
+        summary = format!("interrupted; {summary}");
+    }
 
     if ui.json() {
         crate::ui::print_json(&serde_json::json!({
             "command": "verify",
-            "url": settings.url,
+            "url": url,
             "status": status,
             "duration_ms": elapsed.as_millis() as u64,
             "checks": checks,
         }));
     } else {
         for c in &checks {
-            println!("{}", c.line());
+            ui.out(c.line());
             if ui.verbose > 0 && !c.evidence.is_null() {
-                println!("{:>24}{}", "", c.evidence);
+                let evidence = Outside::new(&c.evidence.to_string()).shown(EVIDENCE_CAP);
+                ui.out(format!("{:>24}{evidence}", ""));
             }
         }
-        println!("verify {}: {summary}", settings.url);
+        ui.out(format!("verify {url}: {summary}"));
     }
-    if let Some(path) = &args.junit {
-        let step = Step {
-            name: "verify".into(),
-            status,
-            duration_ms: elapsed.as_millis() as u64,
-            message: summary.clone(),
-            checks: checks.clone(),
-            detail: Value::Null,
-        };
-        report::write_junit(path, &[step])?;
-        ui.detail(format!("JUnit report written to {}", path.display()));
-    }
-    report::github_step_summary(
+    let step = Step::new("verify", status, elapsed, summary).with_checks(checks);
+    report::publish(
+        ui,
         "bosar-deploy verify",
-        &[Step {
-            name: "verify".into(),
-            status,
-            duration_ms: elapsed.as_millis() as u64,
-            message: summary,
-            checks: checks.clone(),
-            detail: Value::Null,
-        }],
+        std::slice::from_ref(&step),
+        args.junit.as_deref(),
     );
-    Ok(if status == CheckStatus::Fail {
+    Ok(if ui.is_interrupted() {
+        Code::Interrupted
+    } else if status == CheckStatus::Fail {
         Code::Failed
     } else {
         Code::Success

@@ -104,7 +104,7 @@ impl<'a, 's> Run<'a, 's> {
                     "health",
                     CheckStatus::Fail,
                     Duration::ZERO,
-                    format!("{:?} is not an http(s) URL", s.url),
+                    format!("\"{}\" is not an http(s) URL", s.shown_url()),
                 ));
                 sink.skip_rest(&NAMES[1..], "no valid URL");
                 return None;
@@ -135,11 +135,11 @@ impl<'a, 's> Run<'a, 's> {
     }
 
     /// `health`; returns the instance id the body names, if any.
-    async fn health(&self) -> Option<String> {
+    async fn health(&self) -> Option<crate::outside::Outside> {
         let (s, sink) = (self.s, self.sink);
         sink.ui.line(format!(
             "verify: GET {}{}",
-            self.base.as_str().trim_end_matches('/'),
+            crate::gateway::shown_url(self.base.as_str()).trim_end_matches('/'),
             s.health_path
         ));
         let (c, health_instance) = health(&self.http, &s.health_path).await;

@@ -10,6 +10,7 @@ use url::Url;
 use crate::gateway::polling::Polling;
 use crate::gateway::session::Session;
 use crate::gateway::{instance_of, Error, VerifySettings};
+use crate::outside::Outside;
 use crate::report::CheckStatus;
 
 /// The round trips on one session with the cookies.
@@ -20,7 +21,7 @@ pub struct Rounds {
     /// The round (1-based) that failed and why.
     pub failure: Option<(u32, Error)>,
     /// Instance ids seen by `GET health_path` with the same cookies, one per round.
-    pub instances: Vec<String>,
+    pub instances: Vec<Outside>,
 }
 
 /// The control session without cookies.
@@ -96,8 +97,8 @@ pub(super) async fn control_without_cookies(base: &Url, request: Duration, round
     result
 }
 
-fn distinct(v: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+fn distinct(v: &[Outside]) -> Vec<Outside> {
+    let mut out: Vec<Outside> = Vec::new();
     for x in v {
         if !out.contains(x) {
             out.push(x.clone());
@@ -147,13 +148,13 @@ pub fn stickiness_verdict(
             CheckStatus::Fail,
             format!(
                 "requests carrying the same cookies reached several targets ({}): stickiness does not pin the session",
-                targets.join(", ")
+                targets.iter().map(|t| t.shown(80)).collect::<Vec<_>>().join(", ")
             ),
             evidence,
         );
     }
     let on = match targets.first() {
-        Some(t) => format!(" on {t}"),
+        Some(t) => format!(" on {}", t.shown(80)),
         None => String::new(),
     };
     match control {
@@ -201,7 +202,7 @@ mod tests {
             planned: 20,
             ok,
             failure,
-            instances: inst.iter().map(|s| s.to_string()).collect(),
+            instances: inst.iter().map(|s| Outside::new(s)).collect(),
         }
     }
 

@@ -1,0 +1,212 @@
+//! The validated configuration: what the verbs read. Every attribute the file may leave out is
+//! an `Option`: absent means not managed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::exit::Failure;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// The `[environments.NAME]` overlaid on the file (`--env`, `$BOSAR_DEPLOY_ENV`).
+    pub environment: Option<String>,
+    pub aws: AwsSection,
+    pub load_balancer: Option<LoadBalancerSection>,
+    pub target_group: TargetGroupSection,
+    pub ecs: Option<EcsSection>,
+    pub gateway: Option<GatewaySection>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AwsSection {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// A load balancer or target group named either way; ARNs skip the lookup by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceRef {
+    Name(String),
+    Arn(String),
+}
+
+impl fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceRef::Name(n) => f.write_str(n),
+            ResourceRef::Arn(a) => f.write_str(a),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadBalancerSection {
+    pub id: ResourceRef,
+    pub idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stickiness {
+    LbCookie,
+    AppCookie { cookie_name: String },
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    RoundRobin,
+    LeastOutstandingRequests,
+    WeightedRandom,
+}
+
+impl Algorithm {
+    pub const ALL: [&'static str; 3] = [
+        "round_robin",
+        "least_outstanding_requests",
+        "weighted_random",
+    ];
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::LeastOutstandingRequests => "least_outstanding_requests",
+            Algorithm::WeightedRandom => "weighted_random",
+        }
+    }
+}
+
+/// The target group's desired state. Every key is optional: a key the file leaves out is not
+/// managed (never planned, applied or reset), so a group tuned by hand keeps what it has.
+#[derive(Debug, Clone)]
+pub struct TargetGroupSection {
+    pub id: ResourceRef,
+    pub stickiness: Option<Stickiness>,
+    /// Only with `lb_cookie` or `app_cookie` stickiness.
+    pub cookie_duration: Option<Duration>,
+    pub algorithm: Option<Algorithm>,
+    pub deregistration_delay: Option<Duration>,
+    /// With least outstanding requests or weighted random it must be 0.
+    pub slow_start: Option<Duration>,
+    /// `load_balancing.algorithm.anomaly_mitigation`; only with `weighted_random`.
+    pub anomaly_mitigation: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EcsSection {
+    pub cluster: String,
+    pub service: String,
+    pub container: String,
+    pub image: Option<String>,
+    /// Desired values for the container's environment, when `[ecs.environment]` is present:
+    /// then variables with `managed_env_prefix` that are not listed are removed and all others
+    /// kept. Absent, the container's environment is not touched at all.
+    pub environment: Option<BTreeMap<String, String>>,
+    pub managed_env_prefix: String,
+    pub timeout: Duration,
+    pub poll_interval: Duration,
+    /// With the circuit breaker off, the watch fails once this many tasks of the new revision
+    /// failed. `None`: twice the deployment's desired count.
+    pub max_failed_tasks: Option<u32>,
+    /// Environment variables whose values the plan shows in clear although their names look
+    /// like credentials (a URL's user info is still hidden).
+    pub show_values: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewaySection {
+    pub url: String,
+    pub namespace: String,
+    pub health_path: String,
+    pub token_env: Option<String>,
+    pub jwt_secret_env: Option<String>,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub heartbeat_event: String,
+    pub heartbeat_interval: Duration,
+    /// Polling round trips in the stickiness check.
+    pub stickiness_rounds: u32,
+}
+
+/// How long `deploy` watches by default, and the range `[ecs] timeout` and `--timeout` accept.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+pub const TIMEOUT_ALLOWED: &str = "1s to 24h";
+
+impl Config {
+    /// `[ecs.environment]` values of the gateway's intervals that disagree with `[gateway]`:
+    /// such a deploy ships a gateway that `verify` rejects. Empty when `[ecs.environment]`,
+    /// a variable or `[gateway]` is absent.
+    pub fn environment_mismatches(&self) -> Vec<String> {
+        let (Some(env), Some(gw)) = (
+            self.ecs.as_ref().and_then(|e| e.environment.as_ref()),
+            &self.gateway,
+        ) else {
+            return Vec::new();
+        };
+        [
+            (
+                "WEBSOCKET_PING_INTERVAL",
+                gw.ping_interval,
+                "gateway.ping_interval",
+            ),
+            (
+                "WEBSOCKET_PING_TIMEOUT",
+                gw.ping_timeout,
+                "gateway.ping_timeout",
+            ),
+            (
+                "WEBSOCKET_HEARTBEAT_INTERVAL",
+                gw.heartbeat_interval,
+                "gateway.heartbeat_interval",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(var, expected, key)| {
+            let want = expected.as_millis().to_string();
+            let v = env.get(var)?;
+            (v.trim() != want).then(|| {
+                format!(
+                    "[ecs.environment] {var} = \"{v}\" but {key} = \"{}\" ({want} ms)",
+                    crate::duration::format(expected)
+                )
+            })
+        })
+        .collect()
+    }
+
+    /// The consistency rule as a usage error (exit 2, before any AWS call).
+    pub fn check_environment(&self) -> Result<(), Failure> {
+        let problems = self.environment_mismatches();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Failure::usage(format!(
+            "{}: {}; verify would reject the deployed gateway",
+            self.path.display(),
+            problems.join("; ")
+        ))
+        .hint("make [ecs.environment] and [gateway] agree (milliseconds in the environment, durations in [gateway]); nothing was called on AWS"))
+    }
+
+    /// The `[ecs]` section, or a usage error naming the command that needs it.
+    pub fn ecs(&self, command: &str) -> Result<&EcsSection, Failure> {
+        self.ecs.as_ref().ok_or_else(|| {
+            Failure::usage(format!(
+                "{}: no [ecs] section; `{command}` needs cluster, service and container",
+                self.path.display()
+            ))
+        })
+    }
+    /// The `[gateway]` section, or a usage error naming the command that needs it.
+    pub fn gateway(&self, command: &str) -> Result<&GatewaySection, Failure> {
+        self.gateway.as_ref().ok_or_else(|| {
+            Failure::usage(format!(
+                "{}: no [gateway] section; `{command}` needs at least gateway.url",
+                self.path.display()
+            ))
+        })
+    }
+}

@@ -1,0 +1,477 @@
+//! The first pass: the file as written, every value with its place in the source. A walk over
+//! the parsed TOML (not serde, which stops at the first error) reports every unknown key, with
+//! the nearest known one, and every value of the wrong type, all at once. `[environments.NAME]`
+//! tables have the same shape as the file and are overlaid on it key by key.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml_edit::{ImDocument, Item, TableLike};
+
+use super::diagnostics::{did_you_mean, Errors};
+
+pub(super) type S<T> = Spanned<T>;
+
+#[derive(Default)]
+pub(super) struct RawConfig {
+    pub(super) aws: Option<RawAws>,
+    pub(super) load_balancer: Option<S<RawLoadBalancer>>,
+    pub(super) target_group: Option<S<RawTargetGroup>>,
+    pub(super) ecs: Option<S<RawEcs>>,
+    pub(super) gateway: Option<S<RawGateway>>,
+}
+
+#[derive(Default)]
+pub(super) struct RawAws {
+    pub(super) region: Option<S<String>>,
+    pub(super) profile: Option<S<String>>,
+}
+
+#[derive(Default)]
+pub(super) struct RawLoadBalancer {
+    pub(super) name: Option<S<String>>,
+    pub(super) arn: Option<S<String>>,
+    pub(super) idle_timeout: Option<S<String>>,
+}
+
+#[derive(Default)]
+pub(super) struct RawTargetGroup {
+    pub(super) name: Option<S<String>>,
+    pub(super) arn: Option<S<String>>,
+    pub(super) stickiness: Option<S<String>>,
+    pub(super) cookie_name: Option<S<String>>,
+    pub(super) cookie_duration: Option<S<String>>,
+    pub(super) algorithm: Option<S<String>>,
+    pub(super) deregistration_delay: Option<S<String>>,
+    pub(super) slow_start: Option<S<String>>,
+    pub(super) anomaly_mitigation: Option<S<bool>>,
+}
+
+pub(super) type RawEnvironment = BTreeMap<S<String>, S<String>>;
+
+#[derive(Default)]
+pub(super) struct RawEcs {
+    pub(super) cluster: Option<S<String>>,
+    pub(super) service: Option<S<String>>,
+    pub(super) container: Option<S<String>>,
+    pub(super) image: Option<S<String>>,
+    pub(super) timeout: Option<S<String>>,
+    pub(super) poll_interval: Option<S<String>>,
+    pub(super) managed_env_prefix: Option<S<String>>,
+    pub(super) max_failed_tasks: Option<S<i64>>,
+    pub(super) show_values: Option<S<Vec<S<String>>>>,
+    pub(super) environment: Option<S<RawEnvironment>>,
+}
+
+#[derive(Default)]
+pub(super) struct RawGateway {
+    pub(super) url: Option<S<String>>,
+    pub(super) namespace: Option<S<String>>,
+    pub(super) health_path: Option<S<String>>,
+    pub(super) token_env: Option<S<String>>,
+    pub(super) jwt_secret_env: Option<S<String>>,
+    pub(super) ping_interval: Option<S<String>>,
+    pub(super) ping_timeout: Option<S<String>>,
+    pub(super) heartbeat_event: Option<S<String>>,
+    pub(super) heartbeat_interval: Option<S<String>>,
+    pub(super) stickiness_rounds: Option<S<i64>>,
+}
+
+/// One `[environments.NAME]` table.
+pub(super) struct RawOverlay {
+    pub(super) name: String,
+    /// The whole table, so errors on its values can name the environment.
+    pub(super) span: Range<usize>,
+    pub(super) config: RawConfig,
+}
+
+pub(super) struct RawFile {
+    pub(super) base: RawConfig,
+    pub(super) environments: Vec<RawOverlay>,
+}
+
+const TOP: [&str; 6] = [
+    "aws",
+    "load_balancer",
+    "target_group",
+    "ecs",
+    "gateway",
+    "environments",
+];
+const AWS: [&str; 2] = ["region", "profile"];
+const LOAD_BALANCER: [&str; 3] = ["name", "arn", "idle_timeout"];
+const TARGET_GROUP: [&str; 9] = [
+    "name",
+    "arn",
+    "stickiness",
+    "cookie_name",
+    "cookie_duration",
+    "algorithm",
+    "deregistration_delay",
+    "slow_start",
+    "anomaly_mitigation",
+];
+const ECS: [&str; 10] = [
+    "cluster",
+    "service",
+    "container",
+    "image",
+    "timeout",
+    "poll_interval",
+    "managed_env_prefix",
+    "max_failed_tasks",
+    "show_values",
+    "environment",
+];
+const GATEWAY: [&str; 10] = [
+    "url",
+    "namespace",
+    "health_path",
+    "token_env",
+    "jwt_secret_env",
+    "ping_interval",
+    "ping_timeout",
+    "heartbeat_event",
+    "heartbeat_interval",
+    "stickiness_rounds",
+];
+
+/// A table being read: its dotted path and its items.
+struct Table<'a> {
+    path: String,
+    items: &'a dyn TableLike,
+    span: Range<usize>,
+}
+
+fn span_of(item: &Item) -> Range<usize> {
+    item.span().unwrap_or(0..0)
+}
+
+impl<'a> Table<'a> {
+    fn key(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// Unknown keys, each with the nearest allowed one when it looks like a typo.
+    fn check_keys(&self, allowed: &[&str], errs: &mut Errors) {
+        for (k, item) in self.items.iter() {
+            if allowed.contains(&k) {
+                continue;
+            }
+            let span = self
+                .items
+                .get_key_value(k)
+                .and_then(|(key, _)| key.span())
+                .unwrap_or_else(|| span_of(item));
+            let message = match did_you_mean(k, allowed) {
+                Some(near) => format!("unknown key `{k}`; did you mean `{near}`?"),
+                None => format!("unknown key `{k}`"),
+            };
+            let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+            errs.at(
+                span,
+                &self.key(k),
+                message,
+                Some(&format!("keys {}", list.join(", "))),
+            );
+        }
+    }
+
+    fn item(&self, key: &str) -> Option<&'a Item> {
+        self.items.get(key).filter(|i| !i.is_none())
+    }
+
+    fn wrong_type(&self, errs: &mut Errors, key: &str, item: &Item, expected: &str) {
+        errs.at(
+            span_of(item),
+            &self.key(key),
+            format!("invalid type: {}, expected {expected}", item.type_name()),
+            Some(match expected {
+                "a string" => "a quoted string (durations carry units: \"30s\", \"24h\")",
+                "an integer" => "a whole number without quotes",
+                "true or false" => "true or false, without quotes",
+                _ => expected,
+            }),
+        );
+    }
+
+    fn str(&self, key: &str, errs: &mut Errors) -> Option<S<String>> {
+        let item = self.item(key)?;
+        match item.as_str() {
+            Some(v) => Some(Spanned::new(span_of(item), v.to_string())),
+            None => {
+                self.wrong_type(errs, key, item, "a string");
+                None
+            }
+        }
+    }
+
+    fn int(&self, key: &str, errs: &mut Errors) -> Option<S<i64>> {
+        let item = self.item(key)?;
+        match item.as_integer() {
+            Some(v) => Some(Spanned::new(span_of(item), v)),
+            None => {
+                self.wrong_type(errs, key, item, "an integer");
+                None
+            }
+        }
+    }
+
+    fn bool(&self, key: &str, errs: &mut Errors) -> Option<S<bool>> {
+        let item = self.item(key)?;
+        match item.as_bool() {
+            Some(v) => Some(Spanned::new(span_of(item), v)),
+            None => {
+                self.wrong_type(errs, key, item, "true or false");
+                None
+            }
+        }
+    }
+
+    fn strings(&self, key: &str, errs: &mut Errors) -> Option<S<Vec<S<String>>>> {
+        let item = self.item(key)?;
+        let Some(array) = item.as_array() else {
+            self.wrong_type(errs, key, item, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for v in array.iter() {
+            let span = v.span().unwrap_or(0..0);
+            match v.as_str() {
+                Some(s) => out.push(Spanned::new(span, s.to_string())),
+                None => errs.at(
+                    span,
+                    &self.key(key),
+                    format!("invalid type: {}, expected a string", v.type_name()),
+                    Some("an array of quoted variable names, like [\"WEBSOCKET_AUTH_MODE\"]"),
+                ),
+            }
+        }
+        Some(Spanned::new(span_of(item), out))
+    }
+
+    fn table(&self, key: &str, errs: &mut Errors) -> Option<Table<'a>> {
+        let item = self.item(key)?;
+        match item.as_table_like() {
+            Some(items) => Some(Table {
+                path: self.key(key),
+                items,
+                span: span_of(item),
+            }),
+            None => {
+                self.wrong_type(errs, key, item, &format!("a table [{}]", self.key(key)));
+                None
+            }
+        }
+    }
+}
+
+/// Parses and reads the whole file. `None` only when the TOML itself does not parse.
+pub(super) fn read(source: &str, errs: &mut Errors) -> Option<RawFile> {
+    let doc = match ImDocument::parse(source.to_string()) {
+        Ok(d) => d,
+        Err(e) => {
+            let message = e.message().trim().to_string();
+            errs.at(e.span().unwrap_or(0..0), "", message, None);
+            return None;
+        }
+    };
+    let root = Table {
+        path: String::new(),
+        items: doc.as_table(),
+        span: 0..0,
+    };
+    let base = read_config(&root, &TOP, errs);
+    let mut environments = Vec::new();
+    if let Some(envs) = root.table("environments", errs) {
+        for (name, item) in envs.items.iter() {
+            let Some(table) = envs.table(name, errs) else {
+                continue;
+            };
+            let _ = item;
+            environments.push(RawOverlay {
+                name: name.to_string(),
+                span: table.span.clone(),
+                config: read_config(&table, &TOP[..5], errs),
+            });
+        }
+    }
+    Some(RawFile { base, environments })
+}
+
+fn spanned<T>(t: &Table, v: T) -> S<T> {
+    Spanned::new(t.span.clone(), v)
+}
+
+fn read_config(t: &Table, allowed: &[&str], errs: &mut Errors) -> RawConfig {
+    t.check_keys(allowed, errs);
+    RawConfig {
+        aws: t.table("aws", errs).map(|a| {
+            a.check_keys(&AWS, errs);
+            RawAws {
+                region: a.str("region", errs),
+                profile: a.str("profile", errs),
+            }
+        }),
+        load_balancer: t.table("load_balancer", errs).map(|l| {
+            l.check_keys(&LOAD_BALANCER, errs);
+            let v = RawLoadBalancer {
+                name: l.str("name", errs),
+                arn: l.str("arn", errs),
+                idle_timeout: l.str("idle_timeout", errs),
+            };
+            spanned(&l, v)
+        }),
+        target_group: t
+            .table("target_group", errs)
+            .map(|g| spanned(&g, read_target_group(&g, errs))),
+        ecs: t
+            .table("ecs", errs)
+            .map(|e| spanned(&e, read_ecs(&e, errs))),
+        gateway: t
+            .table("gateway", errs)
+            .map(|g| spanned(&g, read_gateway(&g, errs))),
+    }
+}
+
+fn read_target_group(g: &Table, errs: &mut Errors) -> RawTargetGroup {
+    g.check_keys(&TARGET_GROUP, errs);
+    RawTargetGroup {
+        name: g.str("name", errs),
+        arn: g.str("arn", errs),
+        stickiness: g.str("stickiness", errs),
+        cookie_name: g.str("cookie_name", errs),
+        cookie_duration: g.str("cookie_duration", errs),
+        algorithm: g.str("algorithm", errs),
+        deregistration_delay: g.str("deregistration_delay", errs),
+        slow_start: g.str("slow_start", errs),
+        anomaly_mitigation: g.bool("anomaly_mitigation", errs),
+    }
+}
+
+fn read_ecs(e: &Table, errs: &mut Errors) -> RawEcs {
+    e.check_keys(&ECS, errs);
+    let environment = e.table("environment", errs).map(|env| {
+        let mut vars = BTreeMap::new();
+        for (k, _) in env.items.iter() {
+            let key_span = env
+                .items
+                .get_key_value(k)
+                .and_then(|(key, _)| key.span())
+                .unwrap_or(0..0);
+            if let Some(v) = env.str(k, errs) {
+                vars.insert(Spanned::new(key_span, k.to_string()), v);
+            }
+        }
+        Spanned::new(env.span.clone(), vars)
+    });
+    RawEcs {
+        cluster: e.str("cluster", errs),
+        service: e.str("service", errs),
+        container: e.str("container", errs),
+        image: e.str("image", errs),
+        timeout: e.str("timeout", errs),
+        poll_interval: e.str("poll_interval", errs),
+        managed_env_prefix: e.str("managed_env_prefix", errs),
+        max_failed_tasks: e.int("max_failed_tasks", errs),
+        show_values: e.strings("show_values", errs),
+        environment,
+    }
+}
+
+fn read_gateway(g: &Table, errs: &mut Errors) -> RawGateway {
+    g.check_keys(&GATEWAY, errs);
+    RawGateway {
+        url: g.str("url", errs),
+        namespace: g.str("namespace", errs),
+        health_path: g.str("health_path", errs),
+        token_env: g.str("token_env", errs),
+        jwt_secret_env: g.str("jwt_secret_env", errs),
+        ping_interval: g.str("ping_interval", errs),
+        ping_timeout: g.str("ping_timeout", errs),
+        heartbeat_event: g.str("heartbeat_event", errs),
+        heartbeat_interval: g.str("heartbeat_interval", errs),
+        stickiness_rounds: g.int("stickiness_rounds", errs),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environments: the overlay's keys win, key by key; tables merge, they do not replace.
+
+fn table<T>(base: Option<S<T>>, over: Option<S<T>>, merge: fn(T, T) -> T) -> Option<S<T>> {
+    match (base, over) {
+        (Some(b), Some(o)) => {
+            let span = b.span();
+            Some(Spanned::new(span, merge(b.into_inner(), o.into_inner())))
+        }
+        (b, o) => o.or(b),
+    }
+}
+
+/// `base` with `over`'s keys on top.
+pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
+    RawConfig {
+        aws: match (base.aws, over.aws) {
+            (Some(b), Some(o)) => Some(RawAws {
+                region: o.region.or(b.region),
+                profile: o.profile.or(b.profile),
+            }),
+            (b, o) => o.or(b),
+        },
+        load_balancer: table(base.load_balancer, over.load_balancer, |b, o| {
+            RawLoadBalancer {
+                name: o.name.or(b.name),
+                arn: o.arn.or(b.arn),
+                idle_timeout: o.idle_timeout.or(b.idle_timeout),
+            }
+        }),
+        target_group: table(base.target_group, over.target_group, |b, o| {
+            RawTargetGroup {
+                name: o.name.or(b.name),
+                arn: o.arn.or(b.arn),
+                stickiness: o.stickiness.or(b.stickiness),
+                cookie_name: o.cookie_name.or(b.cookie_name),
+                cookie_duration: o.cookie_duration.or(b.cookie_duration),
+                algorithm: o.algorithm.or(b.algorithm),
+                deregistration_delay: o.deregistration_delay.or(b.deregistration_delay),
+                slow_start: o.slow_start.or(b.slow_start),
+                anomaly_mitigation: o.anomaly_mitigation.or(b.anomaly_mitigation),
+            }
+        }),
+        ecs: table(base.ecs, over.ecs, |b, o| RawEcs {
+            cluster: o.cluster.or(b.cluster),
+            service: o.service.or(b.service),
+            container: o.container.or(b.container),
+            image: o.image.or(b.image),
+            timeout: o.timeout.or(b.timeout),
+            poll_interval: o.poll_interval.or(b.poll_interval),
+            managed_env_prefix: o.managed_env_prefix.or(b.managed_env_prefix),
+            max_failed_tasks: o.max_failed_tasks.or(b.max_failed_tasks),
+            show_values: o.show_values.or(b.show_values),
+            environment: table(b.environment, o.environment, |mut b, o| {
+                for (k, v) in o {
+                    b.remove(&k);
+                    b.insert(k, v);
+                }
+                b
+            }),
+        }),
+        gateway: table(base.gateway, over.gateway, |b, o| RawGateway {
+            url: o.url.or(b.url),
+            namespace: o.namespace.or(b.namespace),
+            health_path: o.health_path.or(b.health_path),
+            token_env: o.token_env.or(b.token_env),
+            jwt_secret_env: o.jwt_secret_env.or(b.jwt_secret_env),
+            ping_interval: o.ping_interval.or(b.ping_interval),
+            ping_timeout: o.ping_timeout.or(b.ping_timeout),
+            heartbeat_event: o.heartbeat_event.or(b.heartbeat_event),
+            heartbeat_interval: o.heartbeat_interval.or(b.heartbeat_interval),
+            stickiness_rounds: o.stickiness_rounds.or(b.stickiness_rounds),
+        }),
+    }
+}

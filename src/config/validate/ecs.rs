@@ -1,0 +1,112 @@
+//! `[ecs]` and `[ecs.environment]`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::super::diagnostics::Errors;
+use super::super::model::*;
+use super::super::raw::{RawEcs, S};
+use super::{dur, env_name, non_empty, req};
+
+pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSection> {
+    let e = e_s.get_ref();
+    let names = "the ECS resource's name";
+    let cluster = req(errs, e_s, &e.cluster, "ecs.cluster", names)
+        .and_then(|v| non_empty(errs, v, "ecs.cluster"));
+    let service = req(errs, e_s, &e.service, "ecs.service", names)
+        .and_then(|v| non_empty(errs, v, "ecs.service"));
+    let container = req(
+        errs,
+        e_s,
+        &e.container,
+        "ecs.container",
+        "the container's name in the task definition",
+    )
+    .and_then(|v| non_empty(errs, v, "ecs.container"));
+    let image = e.image.as_ref().and_then(|v| {
+        let img = v.get_ref();
+        match crate::image::parse(img) {
+            Ok(_) => Some(img.clone()),
+            Err(why) => {
+                errs.at(
+                    v.span(),
+                    "ecs.image",
+                    format!("\"{img}\" is not an image reference: {why}"),
+                    Some(crate::image::ACCEPTED_FORM),
+                );
+                None
+            }
+        }
+    });
+    let timeout = match &e.timeout {
+        None => Some(DEFAULT_TIMEOUT),
+        Some(v) => dur(
+            errs,
+            v,
+            "ecs.timeout",
+            TIMEOUT_RANGE.0,
+            TIMEOUT_RANGE.1,
+            TIMEOUT_ALLOWED,
+        ),
+    };
+    let poll_interval = match &e.poll_interval {
+        None => Some(Duration::from_secs(5)),
+        Some(v) => dur(
+            errs,
+            v,
+            "ecs.poll_interval",
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+            "1s to 5m (each poll is a DescribeServices call against the account's ECS rate limit)",
+        ),
+    };
+    let managed_env_prefix = match &e.managed_env_prefix {
+        None => "WEBSOCKET_".to_string(),
+        Some(v) => v.get_ref().clone(),
+    };
+    let max_failed_tasks = match &e.max_failed_tasks {
+        None => Some(None),
+        Some(v) if (1..=10_000).contains(v.get_ref()) => Some(Some(*v.get_ref() as u32)),
+        Some(v) => {
+            errs.at(
+                v.span(),
+                "ecs.max_failed_tasks",
+                format!("{} is out of range", v.get_ref()),
+                Some("1 to 10000 failed tasks"),
+            );
+            None
+        }
+    };
+    let environment = e.environment.as_ref().map(|table| {
+        let mut environment = BTreeMap::new();
+        for (k, v) in table.get_ref() {
+            let key = format!("ecs.environment.{}", k.get_ref());
+            if let Some(name) = env_name(errs, k, &key) {
+                environment.insert(name, v.get_ref().clone());
+            }
+        }
+        environment
+    });
+    let show_values = e
+        .show_values
+        .as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|v| env_name(errs, v, "ecs.show_values"))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(EcsSection {
+        show_values,
+        cluster: cluster?,
+        service: service?,
+        container: container?,
+        image,
+        environment,
+        managed_env_prefix,
+        timeout: timeout?,
+        poll_interval: poll_interval?,
+        max_failed_tasks: max_failed_tasks?,
+    })
+}

@@ -1,0 +1,123 @@
+//! `[gateway]`: what `verify` connects to and expects.
+
+use std::time::Duration;
+
+use super::super::diagnostics::Errors;
+use super::super::model::*;
+use super::super::raw::{RawGateway, S};
+use super::{dur, env_name, non_empty, req};
+
+pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<GatewaySection> {
+    let g = g_s.get_ref();
+    let url = req(
+        errs,
+        g_s,
+        &g.url,
+        "gateway.url",
+        "the gateway's base URL, like \"https://api.bosar.click\"",
+    )
+    .and_then(|v| match url::Url::parse(v.get_ref()) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
+            Some(v.get_ref().trim_end_matches('/').to_string())
+        }
+        _ => {
+            errs.at(
+                v.span(),
+                "gateway.url",
+                format!(
+                    "\"{}\" is not an http(s) URL",
+                    crate::gateway::shown_url(v.get_ref())
+                ),
+                Some("\"https://host[:port]\""),
+            );
+            None
+        }
+    });
+    let path_key =
+        |errs: &mut Errors, v: &Option<S<String>>, key: &str, default: &str| -> Option<String> {
+            match v {
+                None => Some(default.to_string()),
+                Some(s)
+                    if s.get_ref().starts_with('/')
+                        && !s.get_ref().contains(char::is_whitespace) =>
+                {
+                    Some(s.get_ref().clone())
+                }
+                Some(s) => {
+                    errs.at(
+                        s.span(),
+                        key,
+                        format!("\"{}\" must start with /", s.get_ref()),
+                        Some(&format!("a path like \"{default}\"")),
+                    );
+                    None
+                }
+            }
+        };
+    let namespace = path_key(errs, &g.namespace, "gateway.namespace", "/chat");
+    let health_path = path_key(
+        errs,
+        &g.health_path,
+        "gateway.health_path",
+        "/health/websocket",
+    );
+    let token_env = g
+        .token_env
+        .as_ref()
+        .and_then(|v| env_name(errs, v, "gateway.token_env"));
+    let jwt_secret_env = g
+        .jwt_secret_env
+        .as_ref()
+        .and_then(|v| env_name(errs, v, "gateway.jwt_secret_env"));
+    let ms =
+        |errs: &mut Errors, v: &Option<S<String>>, key: &str, default: u64| -> Option<Duration> {
+            match v {
+                None => Some(Duration::from_secs(default)),
+                Some(s) => dur(
+                    errs,
+                    s,
+                    key,
+                    Duration::from_millis(100),
+                    Duration::from_secs(3600),
+                    "100ms to 1h",
+                ),
+            }
+        };
+    let ping_interval = ms(errs, &g.ping_interval, "gateway.ping_interval", 25);
+    let ping_timeout = ms(errs, &g.ping_timeout, "gateway.ping_timeout", 20);
+    let heartbeat_interval = ms(
+        errs,
+        &g.heartbeat_interval,
+        "gateway.heartbeat_interval",
+        30,
+    );
+    let heartbeat_event = match &g.heartbeat_event {
+        None => Some("heartbeat".to_string()),
+        Some(v) => non_empty(errs, v, "gateway.heartbeat_event"),
+    };
+    let stickiness_rounds = match &g.stickiness_rounds {
+        None => Some(20),
+        Some(v) if (2..=1000).contains(v.get_ref()) => Some(*v.get_ref() as u32),
+        Some(v) => {
+            errs.at(
+                v.span(),
+                "gateway.stickiness_rounds",
+                format!("{} is out of range", v.get_ref()),
+                Some("2 to 1000 polling round trips"),
+            );
+            None
+        }
+    };
+    Some(GatewaySection {
+        url: url?,
+        namespace: namespace?,
+        health_path: health_path?,
+        token_env,
+        jwt_secret_env,
+        ping_interval: ping_interval?,
+        ping_timeout: ping_timeout?,
+        heartbeat_event: heartbeat_event?,
+        heartbeat_interval: heartbeat_interval?,
+        stickiness_rounds: stickiness_rounds?,
+    })
+}

@@ -1,0 +1,288 @@
+//! `init`: write a `deploy.toml` for a service that already runs, from what runs today (as
+//! ecspresso's `init` does). Reads the service, its task definition, its target group and load
+//! balancer and their attributes (read calls only), renders the file ([`render`]), checks that
+//! it validates, and writes it, never over an existing file unless `--force`. With `--env NAME`
+//! it appends an `[environments.NAME]` table to the existing file instead.
+
+pub mod render;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::alb;
+use crate::aws::Aws;
+use crate::cli::InitArgs;
+use crate::config::{self, ResourceRef};
+use crate::ecs::{describe_service, describe_task_definition};
+use crate::exit::{Code, Failure};
+use crate::ui::Ui;
+use render::{Discovered, LoadBalancerFacts, TargetGroupFacts};
+
+/// The container to manage: `--container`, else the one the service's load balancer entry
+/// names, else the only one; otherwise the choice is the user's.
+fn pick_container(
+    containers: &[String],
+    wanted: Option<&str>,
+    behind_lb: Option<&str>,
+) -> Result<String, Failure> {
+    let list = containers.join(", ");
+    if let Some(w) = wanted {
+        return containers.iter().find(|c| *c == w).cloned().ok_or_else(|| {
+            Failure::usage(format!(
+                "--container {w}: the task definition has no such container; it has {list}"
+            ))
+        });
+    }
+    if let Some(c) = behind_lb.filter(|c| containers.iter().any(|x| x == c)) {
+        return Ok(c.to_string());
+    }
+    match containers {
+        [one] => Ok(one.clone()),
+        _ => Err(Failure::usage(format!(
+            "the task definition has {} containers ({list}) and none is behind a load balancer",
+            containers.len()
+        ))
+        .hint("name the gateway's container with --container NAME")),
+    }
+}
+
+/// The target group: `--target-group` (name or ARN), else the service's only one.
+fn pick_target_group(arns: &[String], wanted: Option<&str>) -> Result<Option<String>, Failure> {
+    let name_of = |arn: &str| arn.split('/').nth(1).unwrap_or(arn).to_string();
+    if let Some(w) = wanted {
+        return arns
+            .iter()
+            .find(|a| *a == w || name_of(a) == w)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "--target-group {w}: the service registers its tasks in {}",
+                    if arns.is_empty() {
+                        "no target group".to_string()
+                    } else {
+                        arns.iter()
+                            .map(|a| name_of(a))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ))
+            });
+    }
+    match arns {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        _ => Err(Failure::usage(format!(
+            "the service registers its tasks in {} target groups: {}",
+            arns.len(),
+            arns.iter()
+                .map(|a| name_of(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .hint("name the gateway's with --target-group NAME")),
+    }
+}
+
+/// Reads what runs today. Read calls only.
+async fn discover(aws: &Aws, args: &InitArgs) -> anyhow::Result<Discovered> {
+    let svc = describe_service(aws, &args.cluster, &args.service).await?;
+    let (td, _) = describe_task_definition(aws, &svc.task_definition).await?;
+    let containers: Vec<String> = td
+        .container_definitions()
+        .iter()
+        .filter_map(|c| c.name().map(str::to_string))
+        .collect();
+    let tg_arn = pick_target_group(&svc.target_group_arns, args.target_group.as_deref())?;
+    let behind_lb = svc.container_behind(tg_arn.as_deref());
+    let container = pick_container(&containers, args.container.as_deref(), behind_lb.as_deref())?;
+    let environment = td
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some(container.as_str()))
+        .map(|c| {
+            c.environment()
+                .iter()
+                .filter_map(|kv| {
+                    Some((kv.name()?.to_string(), kv.value().unwrap_or("").to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut d = Discovered {
+        region: aws.region.clone(),
+        cluster: args.cluster.clone(),
+        service: args.service.clone(),
+        other_containers: containers
+            .iter()
+            .filter(|c| **c != container)
+            .cloned()
+            .collect(),
+        container,
+        environment,
+        gateway_url: args.gateway_url.clone(),
+        ..Default::default()
+    };
+    if let Some(arn) = tg_arn {
+        let tg = alb::describe_target_group(aws, &ResourceRef::Arn(arn)).await?;
+        let lbs: Vec<ResourceRef> = tg
+            .load_balancer_arns
+            .iter()
+            .take(1)
+            .cloned()
+            .map(ResourceRef::Arn)
+            .collect();
+        if let Some(lb) = alb::describe_load_balancers(aws, &lbs)
+            .await?
+            .into_iter()
+            .next()
+        {
+            d.load_balancer = Some(LoadBalancerFacts {
+                idle_timeout_secs: lb
+                    .attributes
+                    .get(alb::plan::IDLE_TIMEOUT)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(alb::plan::DEFAULT_IDLE_TIMEOUT_SECS),
+                name: lb.name,
+                dns_name: lb.dns_name,
+            });
+        }
+        d.target_group = Some(TargetGroupFacts {
+            name: tg.name,
+            health_check_path: tg.health_check_path,
+            attributes: tg.attributes,
+        });
+    }
+    Ok(d)
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory, never through a
+/// symlink, so a failed write leaves nothing half-written.
+fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Failure::failed(format!("cannot write in {}: {e}", dir.display())))?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.persist(path)
+        .map_err(|e| Failure::failed(format!("cannot write {}: {}", path.display(), e.error)))?;
+    Ok(())
+}
+
+/// The `init` verb.
+pub async fn run(
+    args: &InitArgs,
+    aws: &Aws,
+    environment: Option<&str>,
+    ui: &Ui,
+) -> anyhow::Result<Code> {
+    let path = args
+        .output_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("deploy.toml"));
+    let to_stdout = path.as_os_str() == "-";
+    let existing = (!to_stdout)
+        .then(|| std::fs::read_to_string(&path).ok())
+        .flatten();
+    if environment.is_none() && existing.is_some() && !args.force {
+        return Err(Failure::usage(format!("{} exists; not overwritten", path.display()))
+            .hint("pass --force to replace it, --output-file PATH to write elsewhere, or --env NAME to add an environment to it")
+            .into());
+    }
+    if environment.is_some() && existing.is_none() && !to_stdout {
+        return Err(Failure::usage(format!(
+            "--env writes an [environments.NAME] table into an existing file, and {} does not exist",
+            path.display()
+        ))
+        .hint("run `bosar-deploy init` without --env first")
+        .into());
+    }
+    ui.line(format!(
+        "Reading service {} in cluster {} ({})",
+        args.service, args.cluster, aws.region
+    ));
+    let d = discover(aws, args).await?;
+    let text = match (environment, &existing) {
+        (Some(env), Some(base)) => {
+            if base.contains(&format!("[environments.{env}")) {
+                return Err(Failure::usage(format!(
+                    "{} already has an environment {env}",
+                    path.display()
+                ))
+                .hint("edit it, or remove its tables and run init again")
+                .into());
+            }
+            format!("{}{}", base, render::environment_table(env, &d))
+        }
+        (Some(env), None) => render::environment_table(env, &d),
+        (None, _) => render::deploy_toml(&d),
+    };
+    // Never write a file bosar-deploy itself would refuse.
+    if environment.is_none() || existing.is_some() {
+        config::parse_environment(&path, &text, environment).map_err(|e| {
+            Failure::failed(format!(
+                "init produced an invalid file (a bug; please report it): {e}"
+            ))
+        })?;
+    }
+    if to_stdout {
+        ui.out(text.trim_end());
+        return Ok(Code::Success);
+    }
+    write_new(&path, &text)?;
+    let env = environment
+        .map(|e| format!(" --env {e}"))
+        .unwrap_or_default();
+    ui.out(format!(
+        "Wrote {}. Next: review it, then `bosar-deploy --config {}{env} plan` (no attribute change until you edit it), and `bosar-deploy --config {}{env} alb-update` to apply what you adopt.",
+        path.display(),
+        crate::ui::shell_quote(&path.to_string_lossy()),
+        crate::ui::shell_quote(&path.to_string_lossy())
+    ));
+    Ok(Code::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_container_behind_the_load_balancer_is_the_choice() {
+        let cs = vec!["bosar-api".to_string(), "log-router".to_string()];
+        assert_eq!(
+            pick_container(&cs, None, Some("bosar-api")).unwrap(),
+            "bosar-api"
+        );
+        assert_eq!(
+            pick_container(&cs, Some("log-router"), Some("bosar-api")).unwrap(),
+            "log-router"
+        );
+        let e = pick_container(&cs, None, None).unwrap_err();
+        assert!(
+            e.message.contains("2 containers (bosar-api, log-router)"),
+            "{}",
+            e.message
+        );
+        assert!(pick_container(&cs, Some("nope"), None).is_err());
+        assert_eq!(pick_container(&cs[..1], None, None).unwrap(), "bosar-api");
+    }
+
+    #[test]
+    fn several_target_groups_need_a_name() {
+        let a = |n: &str| format!("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/{n}/abc");
+        let arns = vec![a("api-tg"), a("admin-tg")];
+        let e = pick_target_group(&arns, None).unwrap_err();
+        assert!(
+            e.message.contains("2 target groups: api-tg, admin-tg"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            pick_target_group(&arns, Some("admin-tg")).unwrap(),
+            Some(a("admin-tg"))
+        );
+        assert_eq!(pick_target_group(&[], None).unwrap(), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! Ctrl-C and SIGTERM (how CI runners cancel a job) take the same path: the run stops what it
+//! was watching or probing, writes its reports, says so with the command to resume or rerun,
+//! and exits 130. Signals are sent to the binary once its stderr shows it is in the phase under
+//! test; each run must end within 15 s of that (its watch or hold would last minutes).
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::hostile::{Hostile, Script};
+use support::{signal_when, Moto};
+
+/// `deploy` watching a rollout that never completes (moto without MOTO_ECS_SERVICE_RUNNING).
+#[test]
+fn sigterm_during_deploys_watch_exits_130_with_the_resume_command() {
+    let moto = Moto::start();
+    let (_dir, cfg) = support::write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    for (i, signal) in [libc::SIGTERM, libc::SIGINT].into_iter().enumerate() {
+        // A new image each time, so there is a rollout to watch.
+        let image = format!("repo/bosar-api:2.0.{i}");
+        // The second run as JSON: one document, status `interrupted`, exit code 130.
+        let json = i == 1;
+        let mut cmd = support::bosar(&moto.endpoint, "interrupt-deploy");
+        if json {
+            cmd.args(["--output", "json"]);
+        }
+        cmd.arg("--config")
+            .arg(&cfg)
+            .args(["deploy", "--image", &image]);
+        let m = signal_when(
+            &mut cmd,
+            Duration::from_secs(60),
+            Some(("Started deployment", signal)),
+        );
+        let err = &m.run.stderr;
+        assert_eq!(m.run.code, 130, "signal {signal}: {err}");
+        assert!(
+            err.contains("interrupted: stopped watching; the rollout goes on in AWS"),
+            "{err}"
+        );
+        assert!(
+            err.contains("resume watching with: bosar-deploy --config")
+                && err.contains("wait --deployment ecs-svc/"),
+            "{err}"
+        );
+        assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
+        if json {
+            let doc: serde_json::Value = serde_json::from_str(&m.run.stdout).unwrap();
+            assert_eq!(doc["status"], "interrupted", "{doc:#}");
+            assert_eq!(doc["exit_code"], 130);
+        }
+    }
+}
+
+/// `full` interrupted during its deploy step's watch: JUnit and the step summary are written,
+/// the rest is skipped as interrupted, exit 130.
+#[test]
+fn sigterm_during_fulls_watch_writes_the_reports() {
+    let moto = Moto::start();
+    let (dir, cfg) = support::write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    let junit = dir.path().join("junit.xml");
+    let summary = dir.path().join("summary.md");
+    let mut cmd = support::bosar(&moto.endpoint, "interrupt-full");
+    cmd.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "full",
+            "--skip-verify",
+            "--image",
+            "repo/bosar-api:2.0.0",
+            "--junit",
+        ])
+        .arg(&junit);
+    let m = signal_when(
+        &mut cmd,
+        Duration::from_secs(60),
+        Some(("Started deployment", libc::SIGTERM)),
+    );
+    assert_eq!(m.run.code, 130, "{}", m.run.all());
+    assert!(
+        m.run.stderr.contains("resume watching with:"),
+        "{}",
+        m.run.stderr
+    );
+    assert!(
+        m.run.stdout.contains("pipeline failed (exit 130)"),
+        "{}",
+        m.run.stdout
+    );
+    let xml = std::fs::read_to_string(&junit).expect("JUnit written");
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let deploy = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("deploy"))
+        .expect("a deploy testcase");
+    let failure = deploy
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert!(
+        failure
+            .attribute("message")
+            .unwrap()
+            .contains("interrupted"),
+        "{xml}"
+    );
+    let md = std::fs::read_to_string(&summary).expect("summary written");
+    assert!(md.contains("not run&#58; interrupted"), "{md}");
+    assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
+}
+
+fn probe_config(dir: &Path, url: &str) -> std::path::PathBuf {
+    let cfg = dir.join("deploy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[target_group]
+name = "bosar-api-tg"
+stickiness = "lb_cookie"
+cookie_duration = "1d"
+
+[gateway]
+url = "{url}"
+token_env = "BOSAR_INTERRUPT_TOKEN"
+ping_interval = "1s"
+ping_timeout = "1s"
+heartbeat_interval = "1s"
+"#
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The probe interrupted during a 60 s hold: its sessions close, the report, JUnit and summary
+/// are written (covering what ran), the message says how to run it again; 130.
+#[test]
+fn sigterm_during_a_probe_hold_closes_and_reports() {
+    let h = Hostile::start(Script::default());
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = probe_config(dir.path(), &h.url);
+        let junit = dir.path().join("probe.xml");
+        let summary = dir.path().join("summary.md");
+        let mut cmd = std::process::Command::new(support::bin_path());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("CI", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("BOSAR_INTERRUPT_TOKEN", "interrupt-test-token-0123456789")
+            .arg("--config")
+            .arg(&cfg)
+            .args(["verify", "--connections", "2", "--hold", "60s", "--junit"])
+            .arg(&junit);
+        let m = signal_when(
+            &mut cmd,
+            Duration::from_secs(90),
+            Some(("probe: holding", signal)),
+        );
+        let err = &m.run.stderr;
+        assert_eq!(m.run.code, 130, "signal {signal}: {}", m.run.all());
+        assert!(
+            err.contains("interrupted: the probe stopped early"),
+            "{err}"
+        );
+        assert!(
+            err.contains("run it again with: bosar-deploy --config")
+                && err.contains("verify --connections 2"),
+            "{err}"
+        );
+        assert!(m.run.stdout.contains("interrupted;"), "{}", m.run.stdout);
+        let xml = std::fs::read_to_string(&junit).expect("JUnit written");
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        assert_eq!(
+            doc.descendants()
+                .filter(|n| n.has_tag_name("testcase"))
+                .count(),
+            8,
+            "{xml}"
+        );
+        assert!(std::fs::read_to_string(&summary).unwrap().contains("probe"));
+        assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
+    }
+}

@@ -181,6 +181,12 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
     );
     let step = &doc["steps"][3];
     assert_eq!(step["status"], "pass", "{step:#}");
+    // The deploy step times the rollout alone, not the opening and the settle around it.
+    assert!(
+        doc["steps"][2]["duration_ms"].as_u64() < step["duration_ms"].as_u64(),
+        "{:#}",
+        doc["steps"]
+    );
     let checks: Vec<&str> = step["checks"]
         .as_array()
         .unwrap()

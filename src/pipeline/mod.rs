@@ -398,7 +398,7 @@ async fn deploy_step(
     let rollout = async {
         let t = Instant::now();
         let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
-        (result, err, t)
+        (result, err, t.elapsed())
     };
     let (done, under) = under_load::around(load, settle, run.ui, rollout, |(r, e, _)| {
         match (&r.outcome, e) {
@@ -408,7 +408,10 @@ async fn deploy_step(
     })
     .await;
     let rolled = match done {
-        Some((result, err, t)) => rollout_step(run, t, result, err),
+        Some((result, err, took)) => {
+            let t = Instant::now().checked_sub(took).unwrap_or(t);
+            rollout_step(run, t, result, err)
+        }
         None => {
             let (msg, code) = if under.interrupted {
                 (

@@ -41,6 +41,18 @@
 //! phases of a run, the progress ticker and the gathering of the records into the report are
 //! in `drive`. Like `verify`, the probe imports only the gateway base (settings, limits,
 //! helpers), never `verify`; `crate::verify_cmd` chooses between them.
+//!
+//! # Sessions that come back (`--reconnect`)
+//!
+//! A dropped session reconnects on socket.io-client's schedule (`backoff`, pure, tested on the
+//! paused clock) with its own cookie jar (`reconnect`), and keeps a `timeline` of its drops:
+//! per drop 36 bytes (times, causes as small enums, targets as indexes into the shared
+//! table, failed attempts per cause), nothing for a session that never drops; the jar is the
+//! one stickiness cookie, boxed. The loop that holds a reconnecting session is boxed too, so a
+//! run without `--reconnect` keeps the size above. `disruption` turns the timelines into the
+//! report (pure), `load` holds the settings and the hold a caller ends itself
+//! (`deploy --under-load`, from `crate::under_load`, which knows the rollout; the probe never
+//! does).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -360,6 +360,50 @@ fn deploy_under_load_interrupted_reports_what_it_saw() {
 }
 
 #[test]
+fn a_failed_rollout_still_reports_what_the_sessions_saw() {
+    let runner = TaskRunner::start(Path::new("sandbox/deploy.toml"), SECRET);
+    // A revision whose gateways cannot start (the gateway refuses a non-numeric backlog): the
+    // runner's circuit breaker fails the deployment after 3 failed tasks and rolls back.
+    let text = config(&runner.url).replace(
+        "[ecs.environment]\n",
+        "[ecs.environment]\nHTTP_BACKLOG = \"not-a-number\"\n",
+    );
+    let (_dir, cfg) = write_config(&text);
+    let child = spawn(
+        &runner,
+        &cfg,
+        "under-load-failed",
+        &["--output", "json", "deploy", "--under-load", "20"],
+    );
+    let (code, stdout, stderr) = finish(child, &runner);
+    assert_eq!(code, 1, "{stdout}\n{stderr}\n{}", runner.log());
+    let doc: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(doc["status"], "failed", "{doc:#}");
+    let ul = &doc["under_load"];
+    assert_eq!(ul["rollout_started"], true, "{ul:#}");
+    assert_eq!(ul["interrupted"], false);
+    // No settle after a failure: the sessions stop at once, and what they saw is reported.
+    assert_eq!(ul["settle_ms"], 0);
+    let p = &ul["probe"];
+    assert_eq!(u(&p["opened"]), 20, "{p:#}");
+    assert_eq!(u(&p["closed"]), 20, "{p:#}");
+    let d = &p["disruption"];
+    // The old gateways kept serving: nothing dropped, every session still on an old target.
+    assert_eq!(u(&d["dropped"]["sessions"]), 0, "{d:#}");
+    assert_eq!(d["targets"]["rollout_succeeded"], false, "{d:#}");
+    assert_eq!(u(&d["targets"]["ended_on_old"]), 20, "{d:#}");
+    assert!(d["targets"]["new"].as_array().unwrap().is_empty(), "{d:#}");
+    let checks: Vec<&str> = ul["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["open", "disruption", "reconnect", "close"]);
+}
+
+#[test]
 fn under_load_flags_are_checked_before_anything_is_called() {
     // No peer: every case is a usage error (exit 2) before any AWS call.
     let (_dir, cfg) = write_config(&config("http://127.0.0.1:9"));

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod ecs;
+pub mod envelope;
 pub mod exit;
 pub mod files;
 pub mod gateway;

@@ -565,22 +565,19 @@ fn print_result(ui: &Ui, result: &DeployResult) {
     }
 }
 
-/// `deploy --output json`: printed on every path, with the error when there is one.
+/// `deploy`'s payload in the JSON envelope (printed on every path; the envelope carries the
+/// error).
 #[derive(Serialize)]
 struct DeployReport<'a> {
-    command: &'static str,
     dry_run: bool,
     /// `no_changes`, `changes_pending` (dry run), `started` (`--no-wait`), `succeeded`,
     /// `failed`, `superseded`, `timed_out`, `refused`, `interrupted` (Ctrl-C, SIGTERM).
-    status: &'static str,
-    exit_code: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    result: Option<&'a DeployResult>,
+    result: &'static str,
+    #[serde(flatten)]
+    deploy: &'a DeployResult,
 }
 
-fn status_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str {
+fn result_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str {
     if result.plan.refused.is_some() {
         return "refused";
     }
@@ -599,26 +596,27 @@ fn status_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str 
 fn emit_json(
     ui: &Ui,
     dry_run: bool,
-    result: Option<&DeployResult>,
+    result: &DeployResult,
     err: Option<&anyhow::Error>,
     code: Code,
 ) {
-    if !ui.json() {
-        return;
-    }
-    let status = match result {
-        _ if code == Code::Interrupted => "interrupted",
-        Some(r) => status_of(r, dry_run, err.is_some()),
-        None => "failed",
+    let word = if code == Code::Interrupted {
+        "interrupted"
+    } else {
+        result_of(result, dry_run, err.is_some())
     };
-    crate::ui::print_json(&DeployReport {
-        command: "deploy",
+    let report = DeployReport {
         dry_run,
-        status,
-        exit_code: code.as_i32(),
-        error: err.map(crate::exit::message_of),
-        result,
-    });
+        result: word,
+        deploy: result,
+    };
+    // A rollout that ended badly is the run's error when nothing else was.
+    let from_outcome = result
+        .outcome
+        .as_ref()
+        .filter(|o| !o.succeeded())
+        .map(|o| anyhow::anyhow!(o.message()));
+    ui.emit("deploy", &report, code, err.or(from_outcome.as_ref()));
 }
 
 /// The `deploy` verb.
@@ -629,22 +627,9 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
         "Reading service {} in cluster {}",
         ecs.service, ecs.cluster
     ));
-    let plan = match plan(aws, ecs, &opts).await {
-        Ok(p) => p,
-        Err(e) => {
-            emit_json(
-                ui,
-                args.plan.dry_run,
-                None,
-                Some(&e),
-                crate::exit::code_of(&e),
-            );
-            return Err(e);
-        }
-    };
-    if !ui.json() {
-        ui.out(plan.render().trim_end());
-    }
+    // A failure before there is a plan: `main` prints the envelope with the error.
+    let plan = plan(aws, ecs, &opts).await?;
+    ui.out(plan.render().trim_end());
     let mut checks = Vec::new();
     if plan.refused.is_none() && plan.action != RolloutAction::None {
         if let Some(w) = plan.breaker_warning(ecs.max_failed_tasks) {
@@ -653,9 +638,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
         if let Some(clients) = preflight::clients_for(aws) {
             preflight::warn_skipped(ui, &opts.skip_preflight);
             checks = preflight::check_plan(&clients, &plan, &opts.skip_preflight).await;
-            if !ui.json() {
-                ui.out(preflight::render(&checks).trim_end());
-            }
+            ui.out(preflight::render(&checks).trim_end());
         }
     }
     let stopped = preflight::stop(&checks);
@@ -670,7 +653,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
             }
             None => Code::Success,
         };
-        emit_json(ui, args.plan.dry_run, Some(&result), err.as_ref(), code);
+        emit_json(ui, args.plan.dry_run, &result, err.as_ref(), code);
         return match err {
             Some(e) => Err(e),
             None => Ok(code),
@@ -698,7 +681,7 @@ pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow:
         Some(e) => crate::exit::code_of(e),
         None => result.code(),
     };
-    emit_json(ui, false, Some(&result), err.as_ref(), code);
+    emit_json(ui, false, &result, err.as_ref(), code);
     match err {
         Some(e) => Err(e),
         None => Ok(code),

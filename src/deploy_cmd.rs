@@ -73,6 +73,7 @@ async fn under_load(
             json: serde_json::json!({ "connections": n, "status": CheckStatus::Skip, "message": why }),
             step,
             code: Code::Success,
+            error: None,
         };
         return deploy::finish(
             args,
@@ -102,6 +103,8 @@ async fn under_load(
         json: under_load::json(&under),
         step: under.step(),
         code: under.code(),
+        error: (under.code() != Code::Success)
+            .then(|| format!("under load: {}", failed_checks(&under))),
     };
     let code = deploy::finish(
         args,
@@ -117,6 +120,22 @@ async fn under_load(
         ui.out(under.text().trim_end());
     }
     code
+}
+
+/// `disruption: 3 lost, more than --max-lost 0; …`: the checks of the load that failed, else
+/// its headline.
+fn failed_checks(under: &UnderLoad) -> String {
+    let failed: Vec<String> = under
+        .checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| format!("{}: {}", c.name, c.message))
+        .collect();
+    if failed.is_empty() {
+        under.message.clone()
+    } else {
+        failed.join("; ")
+    }
 }
 
 /// Whether the rollout succeeded (then the sessions settle) or not.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod deploy_cmd;
 pub mod duration;
 pub mod ecs;
+pub mod envelope;
 pub mod exit;
 pub mod files;
 pub mod gateway;

@@ -21,14 +21,19 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                Code::Usage.as_i32() as u8
-            } else {
-                0
-            });
+            if !e.use_stderr() {
+                return ExitCode::from(0);
+            }
+            usage_error_document(&e);
+            return ExitCode::from(Code::Usage.as_i32() as u8);
         }
     };
     let ui = Ui::new(&cli.global);
+    let command = Cli::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .find(|name| std::env::args().skip(1).any(|a| a == *name));
+    ui.context().update(|c| c.command = command);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,10 +48,17 @@ fn main() -> ExitCode {
         };
         if let Some(r) = done {
             return match r {
-                Ok(code) => code,
+                Ok(code) => {
+                    if !matches!(cli.command, Command::Completions { .. }) {
+                        ui.emit_ending(code, None);
+                    }
+                    code
+                }
                 Err(err) => {
                     ui.error(exit::message_of(&err), exit::hint_of(&err));
-                    exit::code_of(&err)
+                    let code = exit::code_of(&err);
+                    ui.emit_ending(code, Some(&err));
+                    code
                 }
             };
         }
@@ -65,10 +77,50 @@ fn main() -> ExitCode {
             }
         }
         say_interrupted(&ui);
+        ui.emit_ending(
+            Code::Interrupted,
+            Some(&anyhow::anyhow!("interrupted (Ctrl-C or SIGTERM)")),
+        );
         Code::Interrupted
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     ExitCode::from(code.as_i32() as u8)
+}
+
+/// `--output json` asked for and clap refused the command line: the envelope still comes,
+/// with the usage error (clap's own text stays on stderr).
+fn usage_error_document(e: &clap::Error) {
+    let args: Vec<String> = std::env::args().collect();
+    if !bosar_deploy::envelope::json_requested(&args) {
+        return;
+    }
+    let names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let ctx = bosar_deploy::envelope::Context {
+        command: bosar_deploy::envelope::command_in(&args, &names),
+        ..Default::default()
+    };
+    let message = e
+        .render()
+        .to_string()
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ")
+        .to_string();
+    let doc = bosar_deploy::envelope::Envelope::new(
+        &ctx,
+        Code::Usage,
+        Some(bosar_deploy::envelope::ErrorDoc {
+            message,
+            hint: Some("`bosar-deploy --help` lists the commands and their flags".into()),
+        }),
+        Vec::new(),
+        None,
+    );
+    bosar_deploy::ui::print_json(&doc);
 }
 
 /// How long an interrupted verb gets to stop and write its reports. CI runners send SIGINT,
@@ -134,9 +186,15 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         // No config yet: region and profile come from the flags and the AWS chain.
         let aws = aws::connect(&config::AwsSection::default(), &cli.global, ui).await?;
         let environment = cli.global.environment.as_deref();
+        ui.context()
+            .update(|c| c.environment = environment.map(str::to_string));
         return bosar_deploy::init::run(args, &aws, environment, ui).await;
     }
     let path = config::locate(cli.global.config.as_deref());
+    ui.context().update(|c| {
+        c.config = Some(path.display().to_string());
+        c.environment = environment.clone();
+    });
     let cfg = config::load(&path, environment.as_deref())?;
     ui.set_invocation(&path, &cli.global, environment.as_deref());
     ui.detail(match &environment {

@@ -43,6 +43,8 @@ pub struct Ui {
     wrapping_up: AtomicUsize,
     /// What to say when interrupted, and what to type next, if the verb set it.
     interrupt_note: Mutex<Option<(String, String)>>,
+    /// What `--output json`'s envelope says about the run.
+    context: crate::envelope::Shared,
 }
 
 /// While alive, an interrupt lets the verb finish its reports (see [`Ui::wrap_up_on_interrupt`]).
@@ -76,6 +78,7 @@ impl Ui {
             interrupt: tokio::sync::watch::channel(false).0,
             wrapping_up: AtomicUsize::new(0),
             interrupt_note: Mutex::new(None),
+            context: Default::default(),
         }
     }
 
@@ -111,6 +114,7 @@ impl Ui {
             interrupt: tokio::sync::watch::channel(false).0,
             wrapping_up: AtomicUsize::new(0),
             interrupt_note: Mutex::new(None),
+            context: Default::default(),
         }
     }
 
@@ -144,12 +148,63 @@ impl Ui {
         format!("{} {rest}", self.command_prefix.lock().unwrap())
     }
 
+    /// The run's context for the JSON envelope (command, config, region, account).
+    pub fn context(&self) -> &crate::envelope::Shared {
+        &self.context
+    }
+
+    /// With `--output json`: the one document on stdout, the envelope around the verb's
+    /// `payload` under `key`, ending with `code` (and `error`). Text output: nothing.
+    pub fn emit<T: serde::Serialize>(
+        &self,
+        key: &str,
+        payload: &T,
+        code: crate::exit::Code,
+        error: Option<&anyhow::Error>,
+    ) {
+        let value = serde_json::to_value(payload).unwrap_or(serde_json::Value::Null);
+        self.emit_document(Some((key, value)), code, error);
+    }
+
+    /// The envelope without a payload (the run ended before it had one), unless a document
+    /// was printed already.
+    pub fn emit_ending(&self, code: crate::exit::Code, error: Option<&anyhow::Error>) {
+        if !self.context.get().emitted {
+            self.emit_document(None, code, error);
+        }
+    }
+
+    fn emit_document(
+        &self,
+        payload: Option<(&str, serde_json::Value)>,
+        code: crate::exit::Code,
+        error: Option<&anyhow::Error>,
+    ) {
+        if !self.json() {
+            return;
+        }
+        let ctx = self.context.get();
+        let doc = crate::envelope::Envelope::new(
+            &ctx,
+            code,
+            error.map(crate::envelope::ErrorDoc::of),
+            self.warnings(),
+            payload,
+        );
+        print_json(&doc);
+        self.context.update(|c| c.emitted = true);
+    }
+
     pub fn json(&self) -> bool {
         self.output == OutputFormat::Json
     }
 
     /// Result text on stdout (one or more lines), cleaned; a closed pipe is not an error.
+    /// With `--output json` stdout holds the one document only: nothing is printed.
     pub fn out(&self, text: impl AsRef<str>) {
+        if self.json() {
+            return;
+        }
         let text = outside::clean(text.as_ref(), console::colors_enabled());
         let _ = writeln!(std::io::stdout().lock(), "{text}");
     }

@@ -140,7 +140,9 @@ fn dry_run_then_apply_then_in_sync() {
     assert_eq!(out.code, 0);
     let doc: serde_json::Value =
         serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
-    assert_eq!(doc["status"], "in_sync");
+    assert_eq!(doc["status"], "succeeded");
+    let doc = &doc["alb_update"];
+    assert_eq!(doc["result"], "in_sync");
     assert_eq!(doc["change_count"], 0);
     assert_eq!(doc["target_group"]["name"], "bosar-api-tg");
 }
@@ -164,8 +166,8 @@ fn by_arn_and_missing_target_group() {
         .args(["alb-update"]));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(doc["status"], "applied");
-    assert_eq!(doc["change_count"], 5);
+    assert_eq!(doc["alb_update"]["result"], "applied");
+    assert_eq!(doc["alb_update"]["change_count"], 5);
     assert_eq!(read(&moto)["attrs"]["stickiness.enabled"], "true");
 
     let missing =

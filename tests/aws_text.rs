@@ -160,7 +160,10 @@ fn status_shows_ecs_text_escaped() {
     let out = run(&moto, &cfg, &["--output", "json"], &["status"], false);
     assert_clean(&out, true);
     let doc: serde_json::Value = serde_json::from_str(&out.m.run.stdout).unwrap();
-    assert_eq!(doc["service"]["events"][0]["message"], INJECT, "{doc:#}");
+    assert_eq!(
+        doc["service"]["service"]["events"][0]["message"], INJECT,
+        "{doc:#}"
+    );
 }
 
 /// Finding 4: credentials in the task definition's environment (by name: `*_PASS`, `*_TOKEN`;

@@ -120,5 +120,5 @@ fn token_rules_are_usage_errors() {
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(!out.all().contains("hunter2"), "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(doc["url"], format!("http://127.0.0.1:{port}"));
+    assert_eq!(doc["verify"]["url"], format!("http://127.0.0.1:{port}"));
 }

@@ -178,8 +178,8 @@ fn deploy_registers_a_full_copy_with_new_env_and_image_and_succeeds() {
         .args(["deploy", "--image", "repo/bosar-api:1.5.0"]));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
-    assert_eq!(doc["status"], "no_changes");
-    assert_eq!(doc["plan"]["action"], "none");
+    assert_eq!(doc["deploy"]["result"], "no_changes");
+    assert_eq!(doc["deploy"]["plan"]["action"], "none");
     let calls = moto.recorded_calls("dep-same");
     assert!(!calls.is_empty());
     assert!(calls.iter().all(|c| !c.mutating()), "{calls:?}");
@@ -203,8 +203,8 @@ fn deploy_registers_a_full_copy_with_new_env_and_image_and_succeeds() {
         ]));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
-    assert_eq!(doc["plan"]["action"], "force_new_deployment");
-    assert_eq!(doc["outcome"]["outcome"], "succeeded");
+    assert_eq!(doc["deploy"]["plan"]["action"], "force_new_deployment");
+    assert_eq!(doc["deploy"]["outcome"]["outcome"], "succeeded");
     let mutating: Vec<String> = moto
         .recorded_calls("dep-force")
         .into_iter()
@@ -241,7 +241,7 @@ fn missing_service_and_cluster_are_clear_errors() {
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     assert_eq!(doc["status"], "failed");
     assert_eq!(doc["exit_code"], 1);
-    assert!(doc["error"]
+    assert!(doc["error"]["message"]
         .as_str()
         .unwrap()
         .contains("ECS service nope not found"));
@@ -360,6 +360,7 @@ fn status_and_rollback() {
         .arg("status"));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc = &doc["service"];
     assert!(doc["service"]["task_definition"]
         .as_str()
         .unwrap()

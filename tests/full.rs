@@ -88,7 +88,7 @@ fn full(s: &Stack, app: &str, extra: &[&str]) -> (support::Run, tempfile::TempDi
 }
 
 fn step<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    doc["steps"]
+    doc["pipeline"]["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -105,10 +105,11 @@ fn full_passes_through_the_sticky_proxy_with_json_and_junit_reports() {
     let doc: serde_json::Value =
         serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(doc["tool"], "bosar-deploy");
-    assert_eq!(doc["status"], "pass");
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["pipeline"]["result"], "pass");
     assert_eq!(doc["region"], "us-east-1");
     assert_eq!(doc["account"], "123456789012");
-    let names: Vec<&str> = doc["steps"]
+    let names: Vec<&str> = doc["pipeline"]["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -277,8 +278,11 @@ fn plan_records_no_mutating_call_and_reports_pending_changes() {
         .args(["full", "--dry-run"]));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(doc["dry_run"], true);
-    assert!(doc["changes_pending"].as_u64().unwrap() >= 8, "{doc}");
+    assert_eq!(doc["pipeline"]["dry_run"], true);
+    assert!(
+        doc["pipeline"]["changes_pending"].as_u64().unwrap() >= 8,
+        "{doc}"
+    );
     assert_eq!(step(&doc, "deploy")["detail"]["action"], "new_revision");
     assert!(
         moto.recorded_calls("plan2").is_empty()

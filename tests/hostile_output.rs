@@ -189,7 +189,12 @@ fn assert_contained(out: &Out, time_bound: Duration) {
 fn checks(out: &Out) -> Vec<Value> {
     let doc: Value = serde_json::from_str(&out.m.run.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", out.m.run.all()));
-    doc["checks"].as_array().cloned().unwrap_or_default()
+    let payload = if doc["probe"].is_object() {
+        &doc["probe"]
+    } else {
+        &doc["verify"]
+    };
+    payload["checks"].as_array().cloned().unwrap_or_default()
 }
 
 fn check<'a>(checks: &'a [Value], name: &str) -> &'a Value {

@@ -97,7 +97,7 @@ fn deploy_json(s: &Sandbox, app: &str, args: &[&str]) -> (support::Run, serde_js
 
 /// The preflight check `name` of a deploy JSON document.
 fn check<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    doc["preflight"]
+    doc["deploy"]["preflight"]
         .as_array()
         .unwrap_or_else(|| panic!("no preflight in {doc}"))
         .iter()
@@ -707,7 +707,7 @@ fn plan_shows_the_preflight_checks_and_full_stops_before_any_change() {
         .arg("plan"));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let pre = doc["steps"]
+    let pre = doc["pipeline"]["steps"]
         .as_array()
         .unwrap()
         .iter()

@@ -79,9 +79,13 @@ fn probe(cfg: &Path, token: &str, global: &[&str], verb: &[&str]) -> Run {
     out
 }
 
+/// The `probe` payload of the JSON envelope: the report, its checks and its result.
 fn json_of(out: &Run) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.all()))
+    let doc: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.all()));
+    assert_eq!(doc["command"], "verify", "{doc:#}");
+    assert_eq!(doc["exit_code"], out.code, "{doc:#}");
+    doc["probe"].clone()
 }
 
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -139,13 +143,11 @@ fn fifty_sessions_through_the_sticky_proxy_spread_over_both_replicas() {
     );
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["command"], "verify");
-    assert_eq!(report["mode"], "probe");
-    assert_eq!(report["status"], "pass", "{report:#}");
+    assert_eq!(report["result"], "pass", "{report:#}");
     for c in report["checks"].as_array().unwrap() {
         assert_eq!(c["status"], "pass", "{c:#}");
     }
-    let p = &report["probe"];
+    let p = &report;
 
     // Every session opened, held and closed; nothing failed.
     assert_eq!(p["connections"], 50);
@@ -299,10 +301,10 @@ fn thresholds_make_it_a_ci_gate() {
     let out = probe(&cfg, &forged, &["--output", "json"], &args);
     assert_eq!(out.code, 1, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["status"], "fail");
+    assert_eq!(report["result"], "fail");
     assert_eq!(check(&report, "errors")["status"], "fail");
     assert_eq!(check(&report, "open")["status"], "fail");
-    let p = &report["probe"];
+    let p = &report;
     assert_eq!(p["opened"], 0);
     assert_eq!(p["open_failed"], 10);
     assert_eq!(num(&p["error_rate"]), 1.0);
@@ -414,7 +416,7 @@ fn probe_over_https_and_wss_with_a_verified_certificate() {
     assert!(started.elapsed() < Duration::from_secs(60));
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
-    let p = &report["probe"];
+    let p = &report;
     assert_eq!(p["opened"], 20, "{p:#}");
     assert_eq!(p["errors"], 0, "{p:#}");
     assert_eq!(check(&report, "cookies")["status"], "pass", "{report:#}");

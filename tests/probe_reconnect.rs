@@ -145,7 +145,7 @@ fn wait_exited(g: &mut Gateway) {
 }
 
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
+    report["probe"]["checks"]
         .as_array()
         .unwrap()
         .iter()
@@ -335,5 +335,6 @@ fn every_replica_down_past_the_end_loses_every_session() {
     // The p99 threshold cannot be measured with nothing back: it fails too.
     assert_eq!(check(&report, "reconnect")["status"], "fail");
     assert_eq!(u(&p["dropped"]), N, "lost sessions are the probe's drops");
-    assert_eq!(report["status"], "fail");
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["probe"]["result"], "fail");
 }

@@ -33,7 +33,7 @@ fn json(out: &support::Run) -> Value {
 }
 
 fn check<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["steps"][0]["checks"]
+    doc["pipeline"]["steps"][0]["checks"]
         .as_array()
         .unwrap()
         .iter()
@@ -279,10 +279,16 @@ ecs.update_service(cluster="bosar-cluster", service="bg-api",
             .args(["deploy", "--image", "repo/bosar-api:9"]));
         assert_eq!(out.code, 1, "{}", out.all());
         let doc = json(&out);
-        assert_eq!(doc["status"], "refused", "{doc}");
+        assert_eq!(doc["deploy"]["result"], "refused", "{doc}");
         assert_eq!(doc["exit_code"], 1);
-        assert!(doc["error"].as_str().unwrap().contains(words), "{doc}");
-        assert!(doc["plan"]["refused"].as_str().unwrap().contains(words));
+        assert!(
+            doc["error"]["message"].as_str().unwrap().contains(words),
+            "{doc}"
+        );
+        assert!(doc["deploy"]["plan"]["refused"]
+            .as_str()
+            .unwrap()
+            .contains(words));
         // plan: the refusal is a failed preflight check.
         let out = run(bosar(&moto.endpoint, &format!("{app}-plan"))
             .args(["--output", "json", "--config"])

@@ -276,6 +276,7 @@ fn deploy_replaces_the_gateways_and_succeeds_only_after_the_old_ones_stopped() {
         .arg("status"));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: Value = serde_json::from_str(&out.stdout).expect("status JSON");
+    let doc = &doc["service"];
     assert_eq!(doc["target_health"][0]["healthy"], 2, "{doc}");
     assert_eq!(doc["target_health"][0]["total"], 2, "{doc}");
     let deployments = doc["service"]["deployments"].as_array().unwrap();

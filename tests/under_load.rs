@@ -169,7 +169,7 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
     let all = format!("{stdout}\n{stderr}\n--- runner ---\n{}", runner.log());
     assert_eq!(code, 0, "{all}");
     let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
-    let names: Vec<&str> = doc["steps"]
+    let names: Vec<&str> = doc["pipeline"]["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -179,13 +179,13 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
         names,
         ["preflight", "alb-update", "deploy", "under-load", "verify"]
     );
-    let step = &doc["steps"][3];
+    let steps = &doc["pipeline"]["steps"];
+    let step = &steps[3];
     assert_eq!(step["status"], "pass", "{step:#}");
     // The deploy step times the rollout alone, not the opening and the settle around it.
     assert!(
-        doc["steps"][2]["duration_ms"].as_u64() < step["duration_ms"].as_u64(),
-        "{:#}",
-        doc["steps"]
+        steps[2]["duration_ms"].as_u64() < step["duration_ms"].as_u64(),
+        "{steps:#}"
     );
     let checks: Vec<&str> = step["checks"]
         .as_array()
@@ -340,7 +340,9 @@ fn deploy_under_load_interrupted_reports_what_it_saw() {
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     assert_eq!(doc["command"], "deploy");
     assert_eq!(doc["exit_code"], 130);
-    let ul = &doc["under_load"];
+    assert_eq!(doc["status"], "interrupted");
+    assert_eq!(doc["deploy"]["result"], "interrupted");
+    let ul = &doc["deploy"]["under_load"];
     assert_eq!(ul["interrupted"], true, "{ul:#}");
     assert_eq!(ul["rollout_started"], true);
     assert_eq!(ul["status"], "fail");
@@ -380,7 +382,8 @@ fn a_failed_rollout_still_reports_what_the_sessions_saw() {
     let doc: Value =
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     assert_eq!(doc["status"], "failed", "{doc:#}");
-    let ul = &doc["under_load"];
+    assert_eq!(doc["deploy"]["result"], "failed", "{doc:#}");
+    let ul = &doc["deploy"]["under_load"];
     assert_eq!(ul["rollout_started"], true, "{ul:#}");
     assert_eq!(ul["interrupted"], false);
     // No settle after a failure: the sessions stop at once, and what they saw is reported.

@@ -76,9 +76,13 @@ fn secret_env() -> [(&'static str, &'static str); 1] {
     [(SECRET_ENV, "verify-test-secret")]
 }
 
+/// The `verify` payload of the JSON envelope (the envelope's command checked on the way).
 fn json_of(out: &Run) -> serde_json::Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.all()))
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.all()));
+    assert_eq!(doc["command"], "verify", "{doc:#}");
+    assert_eq!(doc["exit_code"], out.code, "{doc:#}");
+    doc["verify"].clone()
 }
 
 /// The status and message of check `name` in a JSON report.
@@ -122,9 +126,8 @@ fn all_checks_pass_through_the_sticky_proxy() {
     );
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["command"], "verify");
     assert_eq!(report["url"], proxy.url.as_str());
-    assert_eq!(report["status"], "pass", "{report:#}");
+    assert_eq!(report["result"], "pass", "{report:#}");
     let names: Vec<&str> = report["checks"]
         .as_array()
         .unwrap()
@@ -199,7 +202,7 @@ fn stickiness_fails_through_round_robin() {
     let out = verify(&cfg, &secret_env(), &["--output", "json"]);
     assert_eq!(out.code, 1, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["status"], "fail");
+    assert_eq!(report["result"], "fail");
     let (status, msg) = check(&report, "stickiness");
     assert_eq!(status, "fail");
     assert!(
@@ -286,7 +289,7 @@ fn direct_to_one_replica_passes_with_the_stickiness_warning() {
     let out = verify(&cfg, &secret_env(), &["--output", "json"]);
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["status"], "warn");
+    assert_eq!(report["result"], "warn");
     let (status, msg) = check(&report, "stickiness");
     assert_eq!(status, "warn");
     assert!(

@@ -505,12 +505,12 @@ fn confirm(
     }
 }
 
+/// `alb-update`'s payload in the JSON envelope.
 #[derive(Serialize)]
 struct AlbUpdateReport<'a> {
-    command: &'static str,
     dry_run: bool,
-    /// "in_sync", "changes_pending" (dry run), "applied" or "refused".
-    status: &'static str,
+    /// "in_sync", "changes_pending" (dry run), "applied", "refused" or "failed".
+    result: &'static str,
     change_count: usize,
     #[serde(flatten)]
     plan: &'a AlbPlan,
@@ -526,55 +526,47 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
     for w in &plan.warnings {
         ui.warn(w);
     }
-    let status = if !plan.refused.is_empty() {
-        "refused"
-    } else if plan.in_sync() {
-        "in_sync"
-    } else if args.plan.dry_run {
-        "changes_pending"
-    } else {
-        "applied"
+    let report = |result| AlbUpdateReport {
+        dry_run: args.plan.dry_run,
+        result,
+        change_count: plan.change_count(),
+        plan: &plan,
     };
     if !ui.json() {
         // Attribute values are AWS's text: `Ui::out` shows them escaped.
         ui.out(plan.render(&cfg.path).trim_end());
     }
     if !plan.refused.is_empty() {
-        if ui.json() {
-            crate::ui::print_json(&AlbUpdateReport {
-                command: "alb-update",
-                dry_run: args.plan.dry_run,
-                status,
-                change_count: plan.change_count(),
-                plan: &plan,
-            });
-        }
-        return Err(plan.ensure_not_refused().unwrap_err().into());
+        let err: anyhow::Error = plan.ensure_not_refused().unwrap_err().into();
+        ui.emit("alb_update", &report("refused"), Code::Failed, Some(&err));
+        return Err(err);
     }
-    if !plan.in_sync() && !args.plan.dry_run {
+    let result = if plan.in_sync() {
+        "in_sync"
+    } else if args.plan.dry_run {
+        "changes_pending"
+    } else {
         ui.line(format!("Applying {} change(s)", plan.change_count()));
-        apply(aws, &plan).await?;
-        if !ui.json() {
-            ui.out(format!(
-                "Applied {} change(s); read back and confirmed.",
-                plan.change_count()
-            ));
+        if let Err(err) = apply(aws, &plan).await {
+            ui.emit(
+                "alb_update",
+                &report("failed"),
+                crate::exit::code_of(&err),
+                Some(&err),
+            );
+            return Err(err);
         }
-    }
-    if ui.json() {
-        crate::ui::print_json(&AlbUpdateReport {
-            command: "alb-update",
-            dry_run: args.plan.dry_run,
-            status,
-            change_count: plan.change_count(),
-            plan: &plan,
-        });
-    }
-    Ok(
-        if args.plan.dry_run && args.plan.detailed_exitcode && !plan.in_sync() {
-            Code::ChangesPending
-        } else {
-            Code::Success
-        },
-    )
+        ui.out(format!(
+            "Applied {} change(s); read back and confirmed.",
+            plan.change_count()
+        ));
+        "applied"
+    };
+    let code = if args.plan.dry_run && args.plan.detailed_exitcode && !plan.in_sync() {
+        Code::ChangesPending
+    } else {
+        Code::Success
+    };
+    ui.emit("alb_update", &report(result), code, None);
+    Ok(code)
 }

@@ -131,6 +131,7 @@ fn no_credentials(detail: &str) -> anyhow::Error {
 pub async fn connect(cfg: &AwsSection, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Aws> {
     let sdk = sdk_config(cfg, g).await?;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    ui.context().update(|c| c.region = Some(region.clone()));
     let region_from = if g.region.is_some() {
         "--region"
     } else if cfg.region.is_some() {
@@ -148,6 +149,8 @@ pub async fn connect(cfg: &AwsSection, g: &GlobalArgs, ui: &Ui) -> anyhow::Resul
         "credentials from {source}: account {}, caller {}",
         identity.account, identity.arn
     ));
+    ui.context()
+        .update(|c| c.account = Some(identity.account.clone()));
     let mut aws = from_sdk(&sdk);
     aws.identity = Some(identity);
     Ok(aws)

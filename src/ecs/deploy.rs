@@ -565,35 +565,34 @@ fn print_result(ui: &Ui, result: &DeployResult) {
     }
 }
 
-/// `deploy --output json`: printed on every path, with the error when there is one.
+/// `deploy`'s payload in the JSON envelope (printed on every path; the envelope carries the
+/// error).
 #[derive(Serialize)]
 struct DeployReport<'a> {
-    command: &'static str,
     dry_run: bool,
     /// `no_changes`, `changes_pending` (dry run), `started` (`--no-wait`), `succeeded`,
     /// `failed`, `superseded`, `timed_out`, `refused`, `interrupted` (Ctrl-C, SIGTERM).
-    status: &'static str,
-    exit_code: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    result: Option<&'a DeployResult>,
+    result: &'static str,
+    #[serde(flatten)]
+    deploy: &'a DeployResult,
     /// What ran beside the rollout (`under_load`), next to it.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     beside: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What ran beside the rollout and is reported with it (`deploy --under-load`, from
-/// `crate::deploy_cmd`): its JSON under `key`, its JUnit testsuite, its exit code when the
-/// rollout's is 0.
+/// `crate::deploy_cmd`): its JSON under `key` in the payload, its JUnit testsuite, and its exit
+/// code and error when the rollout's code is 0.
 pub struct Beside {
     pub key: &'static str,
     pub json: serde_json::Value,
     pub step: crate::report::Step,
     pub code: Code,
+    /// Why `code` is not 0 (the envelope's error when the rollout itself succeeded).
+    pub error: Option<String>,
 }
 
-fn status_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str {
+fn result_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str {
     if result.plan.refused.is_some() {
         return "refused";
     }
@@ -612,32 +611,43 @@ fn status_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str 
 fn emit_json(
     ui: &Ui,
     dry_run: bool,
-    result: Option<&DeployResult>,
+    result: &DeployResult,
     err: Option<&anyhow::Error>,
     code: Code,
     beside: Option<&Beside>,
 ) {
-    if !ui.json() {
-        return;
-    }
-    let status = match result {
-        _ if code == Code::Interrupted => "interrupted",
-        Some(r) => status_of(r, dry_run, err.is_some()),
-        None => "failed",
+    let word = if code == Code::Interrupted {
+        "interrupted"
+    } else {
+        result_of(result, dry_run, err.is_some())
     };
     let mut extra = serde_json::Map::new();
     if let Some(b) = beside {
         extra.insert(b.key.to_string(), b.json.clone());
     }
-    crate::ui::print_json(&DeployReport {
-        command: "deploy",
+    let report = DeployReport {
         dry_run,
-        status,
-        exit_code: code.as_i32(),
-        error: err.map(crate::exit::message_of),
-        result,
+        result: word,
+        deploy: result,
         beside: beside.map(|_| &extra),
-    });
+    };
+    // A rollout that ended badly is the run's error when nothing else was; then what ran
+    // beside it, when that failed.
+    let from_outcome = result
+        .outcome
+        .as_ref()
+        .filter(|o| !o.succeeded())
+        .map(|o| anyhow::anyhow!(o.message()));
+    let from_beside = beside
+        .filter(|b| b.code != Code::Success)
+        .and_then(|b| b.error.as_ref())
+        .map(|m| anyhow::anyhow!(m.clone()));
+    ui.emit(
+        "deploy",
+        &report,
+        code,
+        err.or(from_outcome.as_ref()).or(from_beside.as_ref()),
+    );
 }
 
 /// What `deploy` read and showed before it changes anything.
@@ -683,23 +693,9 @@ pub async fn prepare<'a>(
         "Reading service {} in cluster {}",
         ecs.service, ecs.cluster
     ));
-    let plan = match plan(aws, ecs, &opts).await {
-        Ok(p) => p,
-        Err(e) => {
-            emit_json(
-                ui,
-                args.plan.dry_run,
-                None,
-                Some(&e),
-                crate::exit::code_of(&e),
-                None,
-            );
-            return Err(e);
-        }
-    };
-    if !ui.json() {
-        ui.out(plan.render().trim_end());
-    }
+    // A failure before there is a plan: `main` prints the envelope with the error.
+    let plan = plan(aws, ecs, &opts).await?;
+    ui.out(plan.render().trim_end());
     let mut checks = Vec::new();
     if plan.refused.is_none() && plan.action != RolloutAction::None {
         if let Some(w) = plan.breaker_warning(ecs.max_failed_tasks) {
@@ -708,9 +704,7 @@ pub async fn prepare<'a>(
         if let Some(clients) = preflight::clients_for(aws) {
             preflight::warn_skipped(ui, &opts.skip_preflight);
             checks = preflight::check_plan(&clients, &plan, &opts.skip_preflight).await;
-            if !ui.json() {
-                ui.out(preflight::render(&checks).trim_end());
-            }
+            ui.out(preflight::render(&checks).trim_end());
         }
     }
     let stopped = preflight::stop(&checks);
@@ -725,14 +719,7 @@ pub async fn prepare<'a>(
             }
             None => Code::Success,
         };
-        emit_json(
-            ui,
-            args.plan.dry_run,
-            Some(&result),
-            err.as_ref(),
-            code,
-            None,
-        );
+        emit_json(ui, args.plan.dry_run, &result, err.as_ref(), code, None);
         return match err {
             Some(e) => Err(e),
             None => Ok(Prepared::Done(code)),
@@ -760,19 +747,17 @@ pub fn finish(
     err: Option<anyhow::Error>,
     beside: Option<Beside>,
 ) -> anyhow::Result<Code> {
-    if !ui.json() {
-        if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
+    if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
+        ui.out(format!(
+            "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
+            cfg.path.display()
+        ));
+    } else if opts.no_wait && err.is_none() {
+        if let Some(d) = &result.deployment_id {
             ui.out(format!(
-                "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
-                cfg.path.display()
+                "Deployment {d} started; not watching. Follow it with: {}",
+                ui.command(&format!("wait --deployment {}", crate::ui::shell_quote(d)))
             ));
-        } else if opts.no_wait && err.is_none() {
-            if let Some(d) = &result.deployment_id {
-                ui.out(format!(
-                    "Deployment {d} started; not watching. Follow it with: {}",
-                    ui.command(&format!("wait --deployment {}", crate::ui::shell_quote(d)))
-                ));
-            }
         }
     }
     print_result(ui, &result);
@@ -785,14 +770,7 @@ pub fn finish(
             code = b.code;
         }
     }
-    emit_json(
-        ui,
-        false,
-        Some(&result),
-        err.as_ref(),
-        code,
-        beside.as_ref(),
-    );
+    emit_json(ui, false, &result, err.as_ref(), code, beside.as_ref());
     if let Some(path) = &args.junit {
         let mut steps = vec![deploy_step(&result, err.as_ref(), started.elapsed())];
         steps.extend(beside.map(|b| b.step));

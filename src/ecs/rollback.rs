@@ -74,15 +74,14 @@ async fn rollback_target(aws: &Aws, current: &str, to: Option<&str>) -> anyhow::
         })
 }
 
+/// `rollback`'s payload in the JSON envelope.
 #[derive(Serialize)]
 struct RollbackPlan<'a> {
-    command: &'static str,
     dry_run: bool,
-    status: &'static str,
-    exit_code: i32,
+    /// `changes_pending` (dry run), `started` (`--no-wait`), or the watch's end as `outcome`.
+    result: &'static str,
     from: &'a str,
     to: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     deployment_id: Option<&'a str>,
 }
 
@@ -94,27 +93,26 @@ pub async fn run(args: &RollbackArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyho
         return Err(Failure::failed(format!("refused, nothing was changed: {r}")).into());
     }
     let to = rollback_target(aws, &svc.task_definition, args.to.as_deref()).await?;
-    if !ui.json() {
-        ui.out(format!(
-            "~ service {}: {} -> {}",
-            ecs.service,
-            revision_label(&svc.task_definition),
-            revision_label(&to)
-        ));
-    }
-    let plan_doc = |status, deployment_id| RollbackPlan {
-        command: "rollback",
+    ui.out(format!(
+        "~ service {}: {} -> {}",
+        ecs.service,
+        revision_label(&svc.task_definition),
+        revision_label(&to)
+    ));
+    let plan_doc = |result, deployment_id| RollbackPlan {
         dry_run: args.dry_run,
-        status,
-        exit_code: 0,
+        result,
         from: &svc.task_definition,
         to: &to,
         deployment_id,
     };
     if args.dry_run {
-        if ui.json() {
-            crate::ui::print_json(&plan_doc("changes_pending", None));
-        }
+        ui.emit(
+            "rollback",
+            &plan_doc("changes_pending", None),
+            Code::Success,
+            None,
+        );
         return Ok(Code::Success);
     }
     let update = UpdateRequest {
@@ -126,14 +124,18 @@ pub async fn run(args: &RollbackArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyho
     };
     let target = update_service(aws, &update, ui).await?;
     if args.no_wait {
-        if ui.json() {
-            crate::ui::print_json(&plan_doc("started", Some(&target.deployment_id)));
-        }
+        let doc = plan_doc("started", Some(&target.deployment_id));
+        ui.emit("rollback", &doc, Code::Success, None);
         return Ok(Code::Success);
     }
     let seen = svc.events.iter().map(|e| e.id.clone()).collect();
     let outcome = watch::watch(aws, &target, watch_options(ecs, args.timeout), ui, seen).await?;
-    watch::finish_outcome(ui, "rollback", &outcome)
+    let doc = plan_doc("watched", Some(&target.deployment_id));
+    let payload = match serde_json::to_value(&doc) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    watch::finish_outcome(ui, "rollback", payload, &outcome)
 }
 
 #[cfg(test)]

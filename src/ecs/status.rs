@@ -9,10 +9,9 @@ use crate::config::Config;
 use crate::exit::Code;
 use crate::ui::Ui;
 
+/// `status`'s payload in the JSON envelope.
 #[derive(Serialize)]
 struct Status<'a> {
-    command: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<&'a crate::aws::Identity>,
     service: &'a ServiceView,
     target_health: &'a [TargetHealth],
@@ -22,16 +21,13 @@ pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
     let ecs = cfg.ecs("status")?;
     let svc = describe_service(aws, &ecs.cluster, &ecs.service).await?;
     let health = target_health(aws, &svc.target_group_arns).await?;
-    if ui.json() {
-        crate::ui::print_json(&Status {
-            command: "status",
-            identity: aws.identity.as_ref(),
-            service: &svc,
-            target_health: &health,
-        });
-        return Ok(Code::Success);
-    }
     ui.out(render(&svc, &ecs.cluster, &health, aws));
+    let doc = Status {
+        identity: aws.identity.as_ref(),
+        service: &svc,
+        target_health: &health,
+    };
+    ui.emit("service", &doc, Code::Success, None);
     Ok(Code::Success)
 }
 

@@ -42,5 +42,8 @@ pub async fn run(args: &WaitArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::R
     let seen: HashSet<String> = svc.events.iter().skip(3).map(|e| e.id.clone()).collect();
     let opts = super::deploy::watch_options(ecs, args.timeout);
     let outcome = watch::watch(aws, &target, opts, ui, seen).await?;
-    watch::finish_outcome(ui, "wait", &outcome)
+    let mut payload = serde_json::Map::new();
+    payload.insert("deployment_id".into(), dep.id.clone().into());
+    payload.insert("task_definition".into(), dep.task_definition.clone().into());
+    watch::finish_outcome(ui, "wait", payload, &outcome)
 }

@@ -543,35 +543,26 @@ pub fn print_outcome(ui: &Ui, outcome: &WatchOutcome) {
     }
 }
 
-/// `--output json` document of `wait` and `rollback`.
-#[derive(Serialize)]
-struct OutcomeReport<'a> {
-    command: &'static str,
-    dry_run: bool,
-    exit_code: i32,
-    #[serde(flatten)]
-    outcome: &'a WatchOutcome,
-}
-
-/// Prints a watched outcome (JSON, or the message and details) and returns its exit code.
+/// Prints a watched outcome (the message and details; with `--output json` the envelope
+/// around `payload` with `outcome` added) and returns its exit code. `wait` and `rollback`
+/// share it, so `outcome` is the same object everywhere.
 pub fn finish_outcome(
     ui: &Ui,
-    command: &'static str,
+    key: &str,
+    mut payload: serde_json::Map<String, serde_json::Value>,
     outcome: &WatchOutcome,
 ) -> anyhow::Result<Code> {
-    if ui.json() {
-        crate::ui::print_json(&OutcomeReport {
-            command,
-            dry_run: false,
-            exit_code: outcome.code().as_i32(),
-            outcome,
-        });
-    } else if outcome.succeeded() {
+    if outcome.succeeded() {
         ui.out(outcome.message());
-    }
-    if !outcome.succeeded() {
+    } else {
         ui.error(outcome.message(), None);
         print_outcome(ui, outcome);
     }
+    payload.insert(
+        "outcome".into(),
+        serde_json::to_value(outcome).unwrap_or_default(),
+    );
+    let error = (!outcome.succeeded()).then(|| anyhow::anyhow!(outcome.message()));
+    ui.emit(key, &payload, outcome.code(), error.as_ref());
     Ok(outcome.code())
 }

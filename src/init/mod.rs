@@ -229,9 +229,17 @@ pub async fn run(
     }
     if to_stdout {
         ui.out(text.trim_end());
+        let doc = serde_json::json!({"path": null, "environment": environment, "content": text});
+        ui.emit("init", &doc, Code::Success, None);
         return Ok(Code::Success);
     }
     write_new(&path, &text)?;
+    let doc = serde_json::json!({
+        "path": path.display().to_string(),
+        "environment": environment,
+        "content": null,
+    });
+    ui.emit("init", &doc, Code::Success, None);
     let env = environment
         .map(|e| format!(" --env {e}"))
         .unwrap_or_default();

@@ -22,30 +22,43 @@ use crate::ui::Ui;
 use crate::under_load::{self, LoadSettings};
 use preflight::Preflight;
 
-/// The run's report: one document for people (text) and machines (JSON, JUnit).
+/// The run's report: one document for people (text) and machines (JSON, JUnit). In the JSON
+/// envelope it is the `pipeline` payload; the fields the envelope carries itself (tool,
+/// version, command, config, environment, region, account, exit code, warnings) are not
+/// repeated there.
 #[derive(Debug, Serialize)]
 pub struct PipelineReport {
+    #[serde(skip)]
     pub tool: &'static str,
+    #[serde(skip)]
     pub version: &'static str,
+    #[serde(skip)]
     pub command: &'static str,
     pub dry_run: bool,
+    #[serde(skip)]
     pub config: String,
     /// The `[environments.NAME]` overlaid on the config, if any.
+    #[serde(skip)]
     pub environment: Option<String>,
+    #[serde(skip)]
     pub region: String,
     /// The account of the credentials (STS GetCallerIdentity).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip)]
     pub account: Option<String>,
     /// The principal of the credentials (STS GetCallerIdentity).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
+    /// The worst step: `pass`, `warn` or `fail`.
+    #[serde(rename = "result")]
     pub status: CheckStatus,
+    #[serde(skip)]
     pub exit_code: i32,
     pub duration_ms: u64,
     /// With a dry run: attribute and task definition changes `full` would make (a forced
     /// redeploy counts as one).
     pub changes_pending: usize,
-    /// Warnings printed during the run (also `::warning::` under GitHub Actions).
+    /// Warnings printed during the run (also `::warning::` under GitHub Actions); in the
+    /// envelope's `warnings`.
+    #[serde(skip)]
     pub warnings: Vec<String>,
     pub steps: Vec<Step>,
 }
@@ -645,23 +658,29 @@ pub async fn run(
     command: &'static str,
 ) -> anyhow::Result<Code> {
     let report = run_pipeline(args, cfg, g, ui, command).await?;
-    if ui.json() {
-        crate::ui::print_json(&report);
-    } else {
-        ui.out(render_summary(&report).trim_end());
-    }
+    ui.out(render_summary(&report).trim_end());
     report::publish(
         ui,
         &format!("bosar-deploy {command}"),
         &report.steps,
         args.junit.as_deref(),
     );
-    Ok(match report.exit_code {
+    let code = match report.exit_code {
         0 => Code::Success,
         2 => Code::Usage,
         3 => Code::ChangesPending,
         4 => Code::TimedOut,
         130 => Code::Interrupted,
         _ => Code::Failed,
-    })
+    };
+    // The first failed step's message is the envelope's error.
+    let error = report
+        .steps
+        .iter()
+        .find(|s| s.status == CheckStatus::Fail)
+        .filter(|_| !matches!(code, Code::Success | Code::ChangesPending))
+        .map(|s| anyhow::anyhow!("{} failed: {}", s.name, s.message));
+    // After the reports: a report that cannot be written is a warning the document carries.
+    ui.emit("pipeline", &report, code, error.as_ref());
+    Ok(code)
 }

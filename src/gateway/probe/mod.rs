@@ -443,7 +443,12 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
     if report.interrupted {
         message = format!("interrupted; {message}");
     }
-    print_result(ui, &report, &checks, status, &message);
+    print_result(ui, &report, &checks, &message);
+    let error = (status == CheckStatus::Fail || report.interrupted)
+        .then(|| anyhow::anyhow!("verify --connections {}: {message}", report.connections));
+    let mut payload = serde_json::to_value(&report).unwrap_or_default();
+    payload["result"] = json!(status);
+    payload["checks"] = json!(checks);
     let step = Step {
         name: "probe".into(),
         status,
@@ -458,13 +463,16 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
         std::slice::from_ref(&step),
         args.junit.as_deref(),
     );
-    Ok(if report.interrupted {
+    let code = if report.interrupted {
         Code::Interrupted
     } else if status == CheckStatus::Fail {
         Code::Failed
     } else {
         Code::Success
-    })
+    };
+    // After the reports: a report that cannot be written is a warning the document carries.
+    ui.emit("probe", &payload, code, error.as_ref());
+    Ok(code)
 }
 
 /// The open-file limit, if it was raised, and what is about to be probed.
@@ -512,44 +520,26 @@ fn headline(report: &ProbeReport) -> String {
 
 /// The result on stdout: one JSON document, or the checks, the failures by cause and the
 /// closing line (`message` is the headline and the summary).
-fn print_result(
-    ui: &Ui,
-    report: &ProbeReport,
-    checks: &[Check],
-    status: CheckStatus,
-    message: &str,
-) {
-    if ui.json() {
-        crate::ui::print_json(&json!({
-            "command": "verify",
-            "mode": "probe",
-            "url": report.url,
-            "status": status,
-            "duration_ms": report.duration_ms,
-            "probe": report,
-            "checks": checks,
-        }));
-    } else {
-        for c in checks {
-            ui.out(c.line());
-        }
-        if let Some(d) = &report.disruption {
-            let table = disruption::render_table(d);
-            if !table.is_empty() {
-                ui.out(table.trim_end());
-            }
-        }
-        if !report.failures.is_empty() {
-            ui.out("failures by cause:");
-            for f in &report.failures {
-                ui.out(format!("  {:>7} × {:<5} {}", f.count, f.phase, f.cause));
-            }
-        }
-        ui.out(format!(
-            "verify --connections {} {}: {message}",
-            report.connections, report.url
-        ));
+fn print_result(ui: &Ui, report: &ProbeReport, checks: &[Check], message: &str) {
+    for c in checks {
+        ui.out(c.line());
     }
+    if let Some(d) = &report.disruption {
+        let table = disruption::render_table(d);
+        if !table.is_empty() {
+            ui.out(table.trim_end());
+        }
+    }
+    if !report.failures.is_empty() {
+        ui.out("failures by cause:");
+        for f in &report.failures {
+            ui.out(format!("  {:>7} × {:<5} {}", f.count, f.phase, f.cause));
+        }
+    }
+    ui.out(format!(
+        "verify --connections {} {}: {message}",
+        report.connections, report.url
+    ));
 }
 
 #[cfg(test)]

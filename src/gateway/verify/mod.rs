@@ -142,36 +142,37 @@ pub async fn run(
         summary = format!("interrupted; {summary}");
     }
 
-    if ui.json() {
-        crate::ui::print_json(&serde_json::json!({
-            "command": "verify",
-            "url": url,
-            "status": status,
-            "duration_ms": elapsed.as_millis() as u64,
-            "checks": checks,
-        }));
-    } else {
-        for c in &checks {
-            ui.out(c.line());
-            if ui.verbose > 0 && !c.evidence.is_null() {
-                let evidence = Outside::new(&c.evidence.to_string()).shown(EVIDENCE_CAP);
-                ui.out(format!("{:>24}{evidence}", ""));
-            }
+    for c in &checks {
+        ui.out(c.line());
+        if ui.verbose > 0 && !c.evidence.is_null() {
+            let evidence = Outside::new(&c.evidence.to_string()).shown(EVIDENCE_CAP);
+            ui.out(format!("{:>24}{evidence}", ""));
         }
-        ui.out(format!("verify {url}: {summary}"));
     }
+    ui.out(format!("verify {url}: {summary}"));
+    let payload = serde_json::json!({
+        "url": url,
+        "result": status,
+        "duration_ms": elapsed.as_millis() as u64,
+        "checks": checks,
+    });
+    let error = (status == CheckStatus::Fail || ui.is_interrupted())
+        .then(|| anyhow::anyhow!("verify {url}: {summary}"));
     let step = Step::new("verify", status, elapsed, summary).with_checks(checks);
+    // Reports first: a report that cannot be written is a warning the document carries.
     report::publish(
         ui,
         "bosar-deploy verify",
         std::slice::from_ref(&step),
         args.junit.as_deref(),
     );
-    Ok(if ui.is_interrupted() {
+    let code = if ui.is_interrupted() {
         Code::Interrupted
     } else if status == CheckStatus::Fail {
         Code::Failed
     } else {
         Code::Success
-    })
+    };
+    ui.emit("verify", &payload, code, error.as_ref());
+    Ok(code)
 }

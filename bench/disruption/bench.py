@@ -11,7 +11,8 @@ Normally started by bench/disruption/run.sh:
 
 Each run: two fresh gateways (tests/gateway/server.mjs, instance ids gw-1 and gw-2, heartbeat
 2 s, ping 25 s / 20 s) behind a fresh sticky HAProxy (tests/support/haproxy/sticky.cfg.tmpl,
-MAXCONN 9900); one tool started with N sessions (concurrency N) and a hold of HOLD; once the
+MAXCONN 9900); one tool started with N sessions (the probe at its default concurrency of 256,
+bench-client with CONCURRENCY N: its count of sessions alive at once) and a hold of HOLD; once the
 gateways hold all N between them, STOP_AFTER later, gw-1's `connections` is read (the ground
 truth of the drops) and gw-1 gets SIGTERM (it closes its sessions and exits, as an ECS task
 does); the tool reconnects its sessions onto gw-2 and runs to the end of its hold. gw-2's
@@ -156,8 +157,10 @@ def one_run(tool: str, n: int, args, secret: str, scratch: Path, env: dict) -> d
     config = scratch / "disruption-bench.toml"
     write_config(config, url)
     if tool == "probe":
+        # The probe's own default concurrency (256 handshakes in flight): its sessions all stay
+        # open either way; bench-client's CONCURRENCY counts sessions alive at once, so it needs N.
         cmd = [args.bin, "--config", str(config), "--output", "json", "verify", "--connections", str(n),
-               "--concurrency", str(n), "--hold", f"{args.hold_ms}ms", "--reconnect"]
+               "--hold", f"{args.hold_ms}ms", "--reconnect"]
     else:
         cmd = [args.node, "tests/gateway/bench-client.mjs", "--url", url, "--n", str(n),
                "--concurrency", str(n), "--hold-ms", str(args.hold_ms), "--reconnect", "on"]
@@ -203,6 +206,7 @@ def one_run(tool: str, n: int, args, secret: str, scratch: Path, env: dict) -> d
                 "reconnect_max_ms": t.get("max_ms"), "failed_attempts": d["attempts"]["failed"],
                 "drop_causes": {c["cause"]: c["count"] for c in d["dropped"]["by_cause"]},
                 "moves": d["moves"], "handshakes_per_s": doc["probe"]["handshakes_per_s"],
+                "failures": doc["probe"]["failures"],
             })
         else:
             j = last_json_line(m["stdout"]) or {}
@@ -299,8 +303,8 @@ def main() -> int:
         "setup": {
             "gateways": "2 x tests/gateway/server.mjs per run (fresh), heartbeat 2 s, ping 25 s/20 s; gw-1 gets SIGTERM",
             "proxy": "HAProxy sticky.cfg.tmpl per run (leastconn, AWSALB on every response, redispatch), MAXCONN 9900",
-            "probe": "bosar-deploy verify --connections N --concurrency N --hold H --reconnect (defaults 1s..5s, 0.5)",
-            "node": "node tests/gateway/bench-client.mjs --reconnect on (socket.io-client 4.8 default reconnection)",
+            "probe": "bosar-deploy verify --connections N --hold H --reconnect (concurrency 256, reconnect 1s..5s, 0.5)",
+            "node": "node tests/gateway/bench-client.mjs --concurrency N --reconnect on (socket.io-client 4.8 default reconnection)",
             "runs": args.runs, "hold_ms": args.hold_ms, "stop_after_ms": args.stop_after_ms, "sizes": sizes,
         },
         "results": results,

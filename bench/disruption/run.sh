@@ -12,7 +12,8 @@
 #
 # Each run starts two fresh gateway replicas (tests/gateway/server.mjs: heartbeat 2 s, ping
 # 25 s / 20 s) behind the ALB-shaped sticky HAProxy (tests/support/haproxy/sticky.cfg.tmpl,
-# MAXCONN 9900), starts one tool, waits until the replicas hold all N sessions, waits
+# MAXCONN 9900), starts one tool (the probe with its default concurrency, bench-client with
+# CONCURRENCY N), waits until the replicas hold all N sessions, waits
 # --stop-after-ms, reads gw-1's connections (the sessions the stop drops) and stops it with
 # SIGTERM, then waits for the tool; gw-2's connection counter says how many came back.
 # Results: bench/results/disruption.json. Everything started is stopped on exit (also Ctrl-C).

@@ -115,6 +115,38 @@ pub(crate) fn redact(mut c: Check) -> Check {
     c
 }
 
+/// `-vv`: one line per gateway request: method, path and query, status, time. The URL's user
+/// info is dropped; no header or body is logged, so neither the token nor a cookie value is.
+pub(crate) fn log_request(
+    method: &str,
+    url: &url::Url,
+    result: &Result<polling::Reply, Error>,
+    started: std::time::Instant,
+) {
+    if !crate::ui::log_enabled(2) {
+        return;
+    }
+    let status = match result {
+        Ok(r) => format!("HTTP {}", r.status),
+        Err(e) => e.to_string(),
+    };
+    log_line(method, url, &status, started);
+}
+
+pub(crate) fn log_line(method: &str, url: &url::Url, status: &str, started: std::time::Instant) {
+    if !crate::ui::log_enabled(2) {
+        return;
+    }
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    crate::ui::log_line(&format!(
+        "gateway: {method} {path} {status} in {} ms",
+        started.elapsed().as_millis()
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,36 +249,4 @@ mod tests {
             format!("{}***", "a".repeat(70))
         );
     }
-}
-
-/// `-vv`: one line per gateway request: method, path and query, status, time. The URL's user
-/// info is dropped; no header or body is logged, so neither the token nor a cookie value is.
-pub(crate) fn log_request(
-    method: &str,
-    url: &url::Url,
-    result: &Result<polling::Reply, Error>,
-    started: std::time::Instant,
-) {
-    if !crate::ui::log_enabled(2) {
-        return;
-    }
-    let status = match result {
-        Ok(r) => format!("HTTP {}", r.status),
-        Err(e) => e.to_string(),
-    };
-    log_line(method, url, &status, started);
-}
-
-pub(crate) fn log_line(method: &str, url: &url::Url, status: &str, started: std::time::Instant) {
-    if !crate::ui::log_enabled(2) {
-        return;
-    }
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    crate::ui::log_line(&format!(
-        "gateway: {method} {path} {status} in {} ms",
-        started.elapsed().as_millis()
-    ));
 }

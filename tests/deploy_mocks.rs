@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
-use aws_sdk_ecs::types::{Container, Deployment, DeploymentRolloutState, Service, Task};
+use aws_sdk_ecs::types::{Container, Deployment, DeploymentRolloutState, Task};
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use aws_smithy_mocks::mock;
 use aws_smithy_types::error::ErrorMetadata;
@@ -338,32 +338,9 @@ async fn missing_cluster_is_a_clear_error() {
 
 #[tokio::test(start_paused = true)]
 async fn rollback_on_failure_goes_back_to_the_previous_revision_and_watches_it() {
-    use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
-    use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
-    use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
-    use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, TaskDefinition};
+    let cfg = config();
+    let ecs = ecs(&cfg);
 
-    let cfg = bosar_deploy::config::parse(
-        std::path::Path::new("deploy.toml"),
-        "[target_group]\nname = \"bosar-api-tg\"\nstickiness = \"lb_cookie\"\ncookie_duration = \"1d\"\n\
-         [ecs]\ncluster = \"bosar-cluster\"\nservice = \"bosar-api\"\ncontainer = \"bosar-api\"\npoll_interval = \"5s\"\ntimeout = \"10m\"\n\
-         [ecs.environment]\nWEBSOCKET_PING_INTERVAL = \"25000\"\n",
-    )
-    .unwrap();
-    let ecs = cfg.ecs.as_ref().unwrap();
-
-    let on_41 = || {
-        service(
-            vec![dep(
-                "ecs-svc/old",
-                "PRIMARY",
-                TD41,
-                2,
-                Some(DeploymentRolloutState::Completed),
-            )],
-            &[],
-        )
-    };
     let failed = || {
         service(
             vec![Deployment::builder()
@@ -396,59 +373,24 @@ async fn rollback_on_failure_goes_back_to_the_previous_revision_and_watches_it()
         .output(back_done)
         .repeatedly()
         .build();
-    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(|| {
-        DescribeTaskDefinitionOutput::builder()
-            .task_definition(
-                TaskDefinition::builder()
-                    .task_definition_arn(TD41)
-                    .family("bosar-api")
-                    .container_definitions(
-                        ContainerDefinition::builder()
-                            .name("bosar-api")
-                            .image("repo/bosar-api:1.4.0")
-                            .environment(
-                                KeyValuePair::builder()
-                                    .name("WEBSOCKET_PING_INTERVAL")
-                                    .value("20000")
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    });
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(td41);
     let register = mock!(aws_sdk_ecs::Client::register_task_definition)
         .match_requests(|r| {
             r.family() == Some("bosar-api")
                 && r.container_definitions()[0].environment()[0].value() == Some("25000")
         })
         .then_output(|| {
-            RegisterTaskDefinitionOutput::builder()
-                .task_definition(TaskDefinition::builder().task_definition_arn(TD42).build())
-                .build()
-        });
-    let primary = |id: &str, td: &str| {
-        UpdateServiceOutput::builder()
-            .service(
-                Service::builder()
-                    .deployments(
-                        Deployment::builder()
-                            .id(id)
-                            .status("PRIMARY")
-                            .task_definition(td)
-                            .build(),
-                    )
+            aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput::builder(
+            )
+            .task_definition(
+                aws_sdk_ecs::types::TaskDefinition::builder()
+                    .task_definition_arn(TD42)
                     .build(),
             )
             .build()
-    };
-    let update_new = mock!(aws_sdk_ecs::Client::update_service)
-        .match_requests(|r| r.task_definition() == Some(TD42))
-        .then_output(move || primary("ecs-svc/new", TD42));
-    let update_back = mock!(aws_sdk_ecs::Client::update_service)
-        .match_requests(|r| r.task_definition() == Some(TD41))
-        .then_output(move || primary("ecs-svc/back", TD41));
+        });
+    let update_new = update_to(TD42, "ecs-svc/new");
+    let update_back = update_to(TD41, "ecs-svc/back");
     let [list, tasks] = no_stopped_tasks();
     let health = healthy_rule();
     let aws = aws(

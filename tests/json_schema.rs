@@ -19,32 +19,8 @@ fn validator() -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("a valid JSON Schema")
 }
 
-/// The config the sandbox seeds, with intervals of the test gateways (ping 2 s / 3 s,
-/// heartbeat 1 s).
 fn config_text() -> String {
-    support::sandbox_config()
-        .replacen(
-            "WEBSOCKET_PING_TIMEOUT = \"20000\"",
-            "WEBSOCKET_PING_TIMEOUT = \"3000\"",
-            1,
-        )
-        .replacen(
-            "WEBSOCKET_PING_INTERVAL = \"10000\"",
-            "WEBSOCKET_PING_INTERVAL = \"2000\"",
-            1,
-        )
-        .replacen(
-            "WEBSOCKET_HEARTBEAT_INTERVAL = \"5000\"",
-            "WEBSOCKET_HEARTBEAT_INTERVAL = \"1000\"",
-            1,
-        )
-        .replacen("ping_interval = \"10s\"", "ping_interval = \"2s\"", 1)
-        .replacen("ping_timeout = \"20s\"", "ping_timeout = \"3s\"", 1)
-        .replacen(
-            "heartbeat_interval = \"5s\"",
-            "heartbeat_interval = \"1s\"",
-            1,
-        )
+    support::fast_sandbox_config()
 }
 
 struct Case<'a> {

@@ -10,22 +10,16 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
-use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use aws_sdk_ecs::operation::describe_tasks::{DescribeTasksError, DescribeTasksOutput};
 use aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
-use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
-use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOutput};
-use aws_sdk_ecs::types::{
-    Container, ContainerDefinition, Deployment, DeploymentRolloutState, KeyValuePair, Service,
-    Task, TaskDefinition,
-};
+use aws_sdk_ecs::operation::update_service::UpdateServiceError;
+use aws_sdk_ecs::types::{Container, Deployment, DeploymentRolloutState, Task};
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthError;
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
-use aws_smithy_mocks::{mock, Rule};
+use aws_smithy_mocks::mock;
 use aws_smithy_types::error::ErrorMetadata;
 
-use bosar_deploy::config::{Config, EcsSection};
 use bosar_deploy::ecs::deploy::{execute, plan, RolloutOptions};
 use bosar_deploy::ecs::watch::{watch, WatchOptions, WatchOutcome};
 use bosar_deploy::exit::Code;
@@ -33,84 +27,6 @@ use bosar_deploy::ui::Ui;
 use support::mocks::*;
 
 const TD43: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/bosar-api:43";
-
-fn config() -> Config {
-    bosar_deploy::config::parse(
-        std::path::Path::new("deploy.toml"),
-        "[target_group]\nname = \"bosar-api-tg\"\n\
-         [ecs]\ncluster = \"bosar-cluster\"\nservice = \"bosar-api\"\ncontainer = \"bosar-api\"\npoll_interval = \"5s\"\ntimeout = \"10m\"\n\
-         [ecs.environment]\nWEBSOCKET_PING_INTERVAL = \"25000\"\n",
-    )
-    .unwrap()
-}
-
-fn ecs(cfg: &Config) -> &EcsSection {
-    cfg.ecs.as_ref().unwrap()
-}
-
-fn on_41() -> DescribeServicesOutput {
-    service(
-        vec![dep(
-            "ecs-svc/old",
-            "PRIMARY",
-            TD41,
-            2,
-            Some(DeploymentRolloutState::Completed),
-        )],
-        &[],
-    )
-}
-
-fn td41() -> DescribeTaskDefinitionOutput {
-    DescribeTaskDefinitionOutput::builder()
-        .task_definition(
-            TaskDefinition::builder()
-                .task_definition_arn(TD41)
-                .family("bosar-api")
-                .container_definitions(
-                    ContainerDefinition::builder()
-                        .name("bosar-api")
-                        .image("repo/bosar-api:1.4.0")
-                        .environment(
-                            KeyValuePair::builder()
-                                .name("WEBSOCKET_PING_INTERVAL")
-                                .value("20000")
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .build()
-}
-
-fn registered_42() -> Rule {
-    mock!(aws_sdk_ecs::Client::register_task_definition).then_output(|| {
-        RegisterTaskDefinitionOutput::builder()
-            .task_definition(TaskDefinition::builder().task_definition_arn(TD42).build())
-            .build()
-    })
-}
-
-fn update_to(td: &'static str, id: &'static str) -> Rule {
-    mock!(aws_sdk_ecs::Client::update_service)
-        .match_requests(move |r| r.task_definition() == Some(td))
-        .then_output(move || {
-            UpdateServiceOutput::builder()
-                .service(
-                    Service::builder()
-                        .deployments(
-                            Deployment::builder()
-                                .id(id)
-                                .status("PRIMARY")
-                                .task_definition(td)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build()
-        })
-}
 
 fn rolling_back() -> DescribeServicesOutput {
     service(

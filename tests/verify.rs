@@ -282,6 +282,33 @@ fn heartbeat_fails_when_off() {
     );
 }
 
+/// `-vv`: a line per gateway request, without the token or any cookie value.
+#[test]
+fn very_verbose_shows_each_gateway_request_and_no_secret() {
+    let g = Gateway::start(&GatewayOpts::default());
+    let token = bosar_deploy::gateway::token::mint(&bosar_deploy::gateway::token::Secret::new(
+        "verify-test-secret",
+    ));
+    let token = token.expose().to_string();
+    let (_d, cfg) = config(&g.url, &format!("token_env = \"{TOKEN_ENV}\""));
+    let out = verify(&cfg, &[(TOKEN_ENV, token.as_str())], &["-vv"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    for want in [
+        "gateway: GET /health/websocket HTTP 200 in ",
+        "gateway: GET /socket.io/?EIO=4&transport=polling",
+        "gateway: POST /socket.io/?EIO=4&transport=polling&t=",
+        "gateway: GET (websocket) /socket.io/?EIO=4&transport=websocket",
+    ] {
+        assert!(
+            out.stderr.contains(want),
+            "missing {want:?}:\n{}",
+            out.stderr
+        );
+    }
+    assert!(!out.all().contains(&token), "the token was printed");
+    assert!(!out.all().contains("AWSALB="), "a cookie value was printed");
+}
+
 #[test]
 fn direct_to_one_replica_passes_with_the_stickiness_warning() {
     let g = Gateway::start(&GatewayOpts::default());

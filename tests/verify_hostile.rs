@@ -13,25 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+mod support;
+
+use support::hostile::{read_request, Req};
+
 const TOKEN: &str = "hostile.test.token";
-
-#[derive(Debug)]
-struct Req {
-    method: String,
-    target: String,
-    ws_key: Option<String>,
-}
-
-impl Req {
-    fn is_health(&self) -> bool {
-        self.target.starts_with("/health/")
-    }
-    fn is_handshake(&self) -> bool {
-        self.target.starts_with("/socket.io/")
-            && !self.target.contains("sid=")
-            && self.ws_key.is_none()
-    }
-}
 
 #[derive(Clone)]
 enum Resp {
@@ -70,54 +56,6 @@ fn health_ok() -> Resp {
 }
 
 type Handler = Arc<dyn Fn(&Req) -> Resp + Send + Sync>;
-
-async fn read_request(s: &mut TcpStream) -> Option<Req> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.lines();
-    let mut first = lines.next()?.split_whitespace();
-    let method = first.next()?.to_string();
-    let target = first.next()?.to_string();
-    let mut content_length = 0usize;
-    let mut ws_key = None;
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            let k = k.trim().to_ascii_lowercase();
-            if k == "content-length" {
-                content_length = v.trim().parse().unwrap_or(0);
-            } else if k == "sec-websocket-key" {
-                ws_key = Some(v.trim().to_string());
-            }
-        }
-    }
-    let mut have = buf.len() - head_end;
-    while have < content_length.min(1 << 20) {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        have += n;
-    }
-    Some(Req {
-        method,
-        target,
-        ws_key,
-    })
-}
 
 async fn respond(mut s: TcpStream, req: &Req, resp: Resp) {
     match resp {

@@ -502,10 +502,8 @@ async fn roll_back_after(
     let back = match rolled_back_to {
         Some(rb) => {
             ui.warn(format!(
-                "{}; the circuit breaker is already rolling back to {}: watching its deployment {}",
-                outcome.message(),
-                rb.revision,
-                rb.id
+                "--rollback-on-failure: the circuit breaker is already rolling back to {}; watching its deployment {} instead of starting another",
+                rb.revision, rb.id
             ));
             WatchTarget {
                 cluster: ecs.cluster.clone(),

@@ -223,6 +223,28 @@ fn ecs_says_rolled_back(svc: &ServiceView, ours: &str) -> Option<Outside> {
         .map(|e| e.message.clone())
 }
 
+/// Ours is no longer primary (gone, or ACTIVE) and `other` is: the circuit breaker's rollback
+/// when it runs the previous revision and ECS says so, else someone else's deploy.
+fn taken_over(
+    svc: &ServiceView,
+    ours: &str,
+    other: Option<&DeploymentView>,
+    is_previous: impl Fn(&DeploymentView) -> bool,
+) -> Verdict {
+    match other {
+        None => Verdict::Vanished,
+        Some(p) => match ecs_says_rolled_back(svc, ours).filter(|_| is_previous(p)) {
+            Some(reason) => Verdict::RolledBack {
+                reason,
+                to: DeploymentRef::of(p),
+            },
+            None => Verdict::Superseded {
+                by: DeploymentRef::of(p),
+            },
+        },
+    }
+}
+
 /// Judges the deployment `ours` in `svc`.
 pub fn assess(svc: &ServiceView, ours: &str, policy: &Policy) -> Verdict {
     let other = svc.primary().filter(|p| p.id != ours);
@@ -233,23 +255,11 @@ pub fn assess(svc: &ServiceView, ours: &str, policy: &Policy) -> Verdict {
             .is_none_or(|prev| p.task_definition == prev)
     };
     let Some(d) = svc.deployment(ours) else {
-        return match other {
-            None => Verdict::Vanished,
-            Some(p) if is_previous(p) => match ecs_says_rolled_back(svc, ours) {
-                Some(reason) => Verdict::RolledBack {
-                    reason,
-                    to: DeploymentRef::of(p),
-                },
-                None => Verdict::Superseded {
-                    by: DeploymentRef::of(p),
-                },
-            },
-            Some(p) => Verdict::Superseded {
-                by: DeploymentRef::of(p),
-            },
-        };
+        return taken_over(svc, ours, other, is_previous);
     };
     if d.rollout_state.as_deref() == Some("FAILED") {
+        // ECS said it: ours failed. A new primary of the previous revision is the breaker's
+        // rollback; of another revision, someone else's deploy.
         let reason = d
             .rollout_state_reason
             .clone()
@@ -266,21 +276,7 @@ pub fn assess(svc: &ServiceView, ours: &str, policy: &Policy) -> Verdict {
         };
     }
     if d.status != "PRIMARY" {
-        return match other {
-            Some(p) if is_previous(p) => match ecs_says_rolled_back(svc, ours) {
-                Some(reason) => Verdict::RolledBack {
-                    reason,
-                    to: DeploymentRef::of(p),
-                },
-                None => Verdict::Superseded {
-                    by: DeploymentRef::of(p),
-                },
-            },
-            Some(p) => Verdict::Superseded {
-                by: DeploymentRef::of(p),
-            },
-            None => Verdict::Vanished,
-        };
+        return taken_over(svc, ours, other, is_previous);
     }
     if !svc.breaker_enabled() {
         let bound = policy.failed_task_bound(d.desired);

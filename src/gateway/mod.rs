@@ -55,7 +55,7 @@ pub fn fmt_duration(d: Duration) -> String {
         format!("{ms} ms")
     } else if ms < 120_000 {
         let s = ms as f64 / 1000.0;
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             format!("{} s", ms / 1000)
         } else {
             format!("{s:.1} s")
@@ -113,6 +113,38 @@ pub(crate) fn redact(mut c: Check) -> Check {
         }
     }
     c
+}
+
+/// `-vv`: one line per gateway request: method, path and query, status, time. The URL's user
+/// info is dropped; no header or body is logged, so neither the token nor a cookie value is.
+pub(crate) fn log_request(
+    method: &str,
+    url: &url::Url,
+    result: &Result<polling::Reply, Error>,
+    started: std::time::Instant,
+) {
+    if !crate::ui::log_enabled(2) {
+        return;
+    }
+    let status = match result {
+        Ok(r) => format!("HTTP {}", r.status),
+        Err(e) => e.to_string(),
+    };
+    log_line(method, url, &status, started);
+}
+
+pub(crate) fn log_line(method: &str, url: &url::Url, status: &str, started: std::time::Instant) {
+    if !crate::ui::log_enabled(2) {
+        return;
+    }
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    crate::ui::log_line(&format!(
+        "gateway: {method} {path} {status} in {} ms",
+        started.elapsed().as_millis()
+    ));
 }
 
 #[cfg(test)]

@@ -113,16 +113,24 @@ impl Polling {
 
     /// GET `url`, the body read within the limit.
     pub async fn get(&self, url: Url, timeout: Duration) -> Result<Reply, Error> {
-        self.request(self.client.get(url), "GET", timeout).await
+        let started = Instant::now();
+        let r = self
+            .request(self.client.get(url.clone()), "GET", timeout)
+            .await;
+        super::log_request("GET", &url, &r, started);
+        r
     }
 
     pub async fn post(&self, url: Url, body: String, timeout: Duration) -> Result<Reply, Error> {
+        let started = Instant::now();
         let req = self
             .client
-            .post(url)
+            .post(url.clone())
             .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
             .body(body);
-        self.request(req, "POST", timeout).await
+        let r = self.request(req, "POST", timeout).await;
+        super::log_request("POST", &url, &r, started);
+        r
     }
 
     async fn request(

@@ -92,16 +92,29 @@ impl Ws {
             .max_message_size(Some(BODY_LIMIT))
             .max_frame_size(Some(BODY_LIMIT));
         let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let started = std::time::Instant::now();
         let (stream, response) = match tokio::time::timeout(timeout, connect).await {
             Err(_) => {
-                return Err(Error::Timeout {
+                let e = Error::Timeout {
                     what: "websocket connect".into(),
                     after: timeout,
-                })
+                };
+                super::log_line("GET (websocket)", url, &e.to_string(), started);
+                return Err(e);
             }
-            Ok(Err(e)) => return Err(map_connect_error(e)),
+            Ok(Err(e)) => {
+                let e = map_connect_error(e);
+                super::log_line("GET (websocket)", url, &e.to_string(), started);
+                return Err(e);
+            }
             Ok(Ok(x)) => x,
         };
+        super::log_line(
+            "GET (websocket)",
+            url,
+            &format!("HTTP {}", response.status().as_u16()),
+            started,
+        );
         if let Some(jar) = jar {
             if let Ok(mut store) = jar.lock() {
                 for v in response.headers().get_all(SET_COOKIE) {

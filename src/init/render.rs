@@ -53,7 +53,7 @@ pub fn quoted(s: &str) -> String {
 /// Seconds as AWS stores them, readable: whole hours as hours, everything else in seconds
 /// (`300s`, not `5m`, so the file matches the console and the CLI).
 fn seconds(n: u64) -> String {
-    if n >= 3600 && n % 3600 == 0 {
+    if n >= 3600 && n.is_multiple_of(3600) {
         format!("{}h", n / 3600)
     } else {
         format!("{n}s")

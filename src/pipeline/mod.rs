@@ -284,13 +284,12 @@ async fn preflight_step(
 fn show_plan(run: &mut Run<'_>, cfg: &Config, pre: &Preflight) {
     let forced = usize::from(pre.deploy.action == RolloutAction::ForceNewDeployment);
     run.report.changes_pending = pre.alb.change_count() + pre.deploy.changes.len() + forced;
-    if !run.ui.json() {
-        run.ui.out(format!(
-            "\n{}{}",
-            pre.alb.render(&cfg.path),
-            pre.deploy.render()
-        ));
-    }
+    // The plan is the first thing on stdout (no blank line before it).
+    run.ui.out(format!(
+        "{}\n{}",
+        pre.alb.render(&cfg.path),
+        pre.deploy.render()
+    ));
     for w in &pre.alb.warnings {
         run.ui.warn(w);
     }
@@ -612,7 +611,7 @@ pub fn render_summary(r: &PipelineReport) -> String {
         .map(|e| format!(" (environment {e})"))
         .unwrap_or_default();
     out.push_str(&format!(
-        "\n{}\n",
+        "{}\n",
         style(format!("bosar-deploy {} summary{env}", r.command)).bold()
     ));
     for s in &r.steps {

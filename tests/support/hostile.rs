@@ -133,13 +133,27 @@ impl Hostile {
     }
 }
 
-struct Req {
-    method: String,
-    target: String,
-    ws_key: Option<String>,
+/// An HTTP request's head as a hostile server reads it (the body is read and dropped).
+#[derive(Debug)]
+pub struct Req {
+    pub method: String,
+    pub target: String,
+    pub ws_key: Option<String>,
 }
 
-async fn read_request(s: &mut TcpStream) -> Option<Req> {
+impl Req {
+    pub fn is_health(&self) -> bool {
+        self.target.starts_with("/health/")
+    }
+    pub fn is_handshake(&self) -> bool {
+        self.target.starts_with("/socket.io/")
+            && !self.target.contains("sid=")
+            && self.ws_key.is_none()
+    }
+}
+
+/// Reads one request from `s`: the head (at most 64 KiB) and up to 1 MiB of body.
+pub async fn read_request(s: &mut TcpStream) -> Option<Req> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

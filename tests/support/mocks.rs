@@ -5,8 +5,12 @@
 use std::time::Duration;
 
 use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+use aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput;
+use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, TaskDefinition};
 use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, LoadBalancer, Service, ServiceEvent};
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -15,6 +19,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 
 use bosar_deploy::aws::Aws;
+use bosar_deploy::config::{Config, EcsSection};
 use bosar_deploy::ecs::watch::{WatchOptions, WatchTarget};
 
 pub const TD41: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/bosar-api:41";
@@ -169,4 +174,87 @@ pub fn no_stopped_tasks() -> [Rule; 2] {
         mock!(aws_sdk_ecs::Client::describe_tasks)
             .then_output(|| DescribeTasksOutput::builder().build()),
     ]
+}
+
+/// A config with `[ecs]` (poll 5 s, timeout 10 m) and one managed variable.
+pub fn config() -> Config {
+    bosar_deploy::config::parse(
+        std::path::Path::new("deploy.toml"),
+        "[target_group]\nname = \"bosar-api-tg\"\n\
+         [ecs]\ncluster = \"bosar-cluster\"\nservice = \"bosar-api\"\ncontainer = \"bosar-api\"\npoll_interval = \"5s\"\ntimeout = \"10m\"\n\
+         [ecs.environment]\nWEBSOCKET_PING_INTERVAL = \"25000\"\n",
+    )
+    .unwrap()
+}
+
+pub fn ecs(cfg: &Config) -> &EcsSection {
+    cfg.ecs.as_ref().unwrap()
+}
+
+/// The service on revision 41, settled.
+pub fn on_41() -> DescribeServicesOutput {
+    service(
+        vec![dep(
+            "ecs-svc/old",
+            "PRIMARY",
+            TD41,
+            2,
+            Some(DeploymentRolloutState::Completed),
+        )],
+        &[],
+    )
+}
+
+/// Revision 41: one container, `WEBSOCKET_PING_INTERVAL` 20000.
+pub fn td41() -> DescribeTaskDefinitionOutput {
+    DescribeTaskDefinitionOutput::builder()
+        .task_definition(
+            TaskDefinition::builder()
+                .task_definition_arn(TD41)
+                .family("bosar-api")
+                .container_definitions(
+                    ContainerDefinition::builder()
+                        .name("bosar-api")
+                        .image("repo/bosar-api:1.4.0")
+                        .environment(
+                            KeyValuePair::builder()
+                                .name("WEBSOCKET_PING_INTERVAL")
+                                .value("20000")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+/// RegisterTaskDefinition answers revision 42.
+pub fn registered_42() -> Rule {
+    mock!(aws_sdk_ecs::Client::register_task_definition).then_output(|| {
+        RegisterTaskDefinitionOutput::builder()
+            .task_definition(TaskDefinition::builder().task_definition_arn(TD42).build())
+            .build()
+    })
+}
+
+/// UpdateService to `td` answers a PRIMARY deployment `id`.
+pub fn update_to(td: &'static str, id: &'static str) -> Rule {
+    mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(move |r| r.task_definition() == Some(td))
+        .then_output(move || {
+            UpdateServiceOutput::builder()
+                .service(
+                    Service::builder()
+                        .deployments(
+                            Deployment::builder()
+                                .id(id)
+                                .status("PRIMARY")
+                                .task_definition(td)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
 }

@@ -324,6 +324,34 @@ pub fn sandbox_config() -> String {
     std::fs::read_to_string(repo().join("sandbox/deploy.toml")).expect("sandbox/deploy.toml")
 }
 
+/// The sandbox config with the intervals of the test gateways (`peers::GatewayOpts`'s
+/// defaults: ping 2 s / 3 s, heartbeat 1 s), so verify takes seconds.
+pub fn fast_sandbox_config() -> String {
+    sandbox_config()
+        .replacen(
+            "WEBSOCKET_PING_TIMEOUT = \"20000\"",
+            "WEBSOCKET_PING_TIMEOUT = \"3000\"",
+            1,
+        )
+        .replacen(
+            "WEBSOCKET_PING_INTERVAL = \"10000\"",
+            "WEBSOCKET_PING_INTERVAL = \"2000\"",
+            1,
+        )
+        .replacen(
+            "WEBSOCKET_HEARTBEAT_INTERVAL = \"5000\"",
+            "WEBSOCKET_HEARTBEAT_INTERVAL = \"1000\"",
+            1,
+        )
+        .replacen("ping_interval = \"10s\"", "ping_interval = \"2s\"", 1)
+        .replacen("ping_timeout = \"20s\"", "ping_timeout = \"3s\"", 1)
+        .replacen(
+            "heartbeat_interval = \"5s\"",
+            "heartbeat_interval = \"1s\"",
+            1,
+        )
+}
+
 /// A finished child: its output, exit code, how long it ran and its peak resident memory.
 pub struct Measured {
     pub run: Run,

@@ -199,7 +199,14 @@ mod tests {
             ("probe/backoff.rs", include_str!("probe/backoff.rs")),
             ("probe/timeline.rs", include_str!("probe/timeline.rs")),
             ("probe/reconnect.rs", include_str!("probe/reconnect.rs")),
-            ("probe/disruption.rs", include_str!("probe/disruption.rs")),
+            (
+                "probe/disruption/mod.rs",
+                include_str!("probe/disruption/mod.rs"),
+            ),
+            (
+                "probe/disruption/verdicts.rs",
+                include_str!("probe/disruption/verdicts.rs"),
+            ),
             ("probe/load.rs", include_str!("probe/load.rs")),
         ];
         let base = [

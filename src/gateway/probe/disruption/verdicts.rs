@@ -1,0 +1,239 @@
+//! The verdicts `disruption` and `reconnect` on a disruption report, and its from→to text table.
+//! Pure, like the report: thresholds in, checks out.
+
+use std::time::Duration;
+
+use super::{CauseCount, DisruptionReport};
+use crate::gateway::fmt_duration;
+use crate::outside::Outside;
+use crate::report::{Check, CheckStatus};
+
+fn ms(v: u64) -> String {
+    fmt_duration(Duration::from_millis(v))
+}
+
+fn percent_text(p: f64) -> String {
+    if p == 0.0 || p >= 10.0 || p.fract() == 0.0 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+fn cause_list(c: &[CauseCount], take: usize) -> String {
+    c.iter()
+        .take(take)
+        .map(|c| format!("{} × {}", c.count, c.text))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether the drop rate is above `--max-drop-rate`.
+fn drop_rate_exceeded(r: &DisruptionReport) -> Option<f64> {
+    let max = r.limits.max_drop_rate?;
+    let rate = if r.opened == 0 {
+        0.0
+    } else {
+        r.dropped.sessions as f64 / r.opened as f64
+    };
+    (rate > max).then_some(max)
+}
+
+/// `disruption`: drops, reconnected, lost, moved, the longest heartbeat gap, and for a rollout
+/// where the sessions ended. Fails past `--max-lost` (default 0) or `--max-drop-rate`; warns
+/// when sessions sit on an old target after a rollout that succeeded.
+pub fn disruption_check(r: &DisruptionReport) -> Check {
+    let d = &r.dropped;
+    let mut msg = if d.sessions == 0 {
+        format!("no session of {} dropped", r.opened)
+    } else {
+        format!(
+            "{} of {} sessions dropped ({}: {}); {} reconnected, {} lost; {} moved to another target",
+            d.sessions,
+            r.opened,
+            percent_text(d.percent),
+            cause_list(&d.by_cause, 3),
+            r.reconnected,
+            r.lost,
+            r.moved
+        )
+    };
+    if let Some(g) = r.longest_heartbeat_gap_ms {
+        msg += &format!("; longest heartbeat gap {}", ms(g));
+    }
+    let mut status = CheckStatus::Pass;
+    if let Some(t) = &r.targets {
+        msg += &format!(
+            "; {} of {} open sessions ended on new targets",
+            t.ended_on_new, t.open_at_end
+        );
+        if t.ended_on_old > 0 {
+            msg += &format!(", {} still on an old one", t.ended_on_old);
+            if t.rollout_succeeded == Some(true) {
+                status = CheckStatus::Warn;
+            }
+        } else {
+            msg += ", none on an old one";
+        }
+        if t.ended_unknown > 0 {
+            msg += &format!(", {} on a target not known", t.ended_unknown);
+        }
+    }
+    let mut over = Vec::new();
+    if r.lost > r.limits.max_lost {
+        over.push(format!(
+            "{} lost, more than --max-lost {}",
+            r.lost, r.limits.max_lost
+        ));
+    }
+    if let Some(max) = drop_rate_exceeded(r) {
+        over.push(format!(
+            "{} dropped, above --max-drop-rate {}",
+            percent_text(d.percent),
+            percent_text(max * 100.0)
+        ));
+    }
+    if !over.is_empty() {
+        status = CheckStatus::Fail;
+        msg += &format!(": {}", over.join("; "));
+    }
+    Check::new(
+        "disruption",
+        status,
+        Duration::from_millis(r.until_ms.saturating_sub(r.since_ms)),
+        msg,
+    )
+}
+
+/// `reconnect`: how fast the dropped sessions came back (p50/p99/max), the attempts that
+/// failed by cause, where the reconnects landed. Fails past `--max-reconnect-p99`; warns when
+/// sessions dropped and none came back.
+pub fn reconnect_check(r: &DisruptionReport) -> Check {
+    let landed = r
+        .landed
+        .iter()
+        .take(6)
+        .map(|l| {
+            format!(
+                "{} {} ({}, peak {}/s)",
+                l.target,
+                l.reconnects,
+                percent_text(l.percent),
+                l.peak_per_s
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let attempts = if r.attempts.failed == 0 {
+        format!("{} attempt(s), none failed", r.attempts.made)
+    } else {
+        format!(
+            "{} attempt(s), {} failed ({})",
+            r.attempts.made,
+            r.attempts.failed,
+            cause_list(&r.attempts.failed_by_cause, 4)
+        )
+    };
+    match &r.reconnect {
+        None if r.dropped.sessions == 0 => Check::new(
+            "reconnect",
+            CheckStatus::Skip,
+            Duration::ZERO,
+            "no session dropped: nothing to reconnect",
+        ),
+        None => Check::new(
+            "reconnect",
+            if r.limits.max_reconnect_p99_ms.is_some() {
+                CheckStatus::Fail
+            } else {
+                CheckStatus::Warn
+            },
+            Duration::ZERO,
+            format!(
+                "none of the {} dropped session(s) came back; {attempts}",
+                r.dropped.sessions
+            ),
+        ),
+        Some(t) => {
+            let mut msg = format!(
+                "reconnect p50 {}, p99 {}, max {} over {} reconnect(s) (drop to the namespace CONNECT answer); {attempts}; landed on {landed}",
+                ms(t.p50_ms),
+                ms(t.p99_ms),
+                ms(t.max_ms),
+                t.count
+            );
+            let status = match r.limits.max_reconnect_p99_ms {
+                Some(max) if t.p99_ms > max => {
+                    msg += &format!(": p99 is above --max-reconnect-p99 {}", ms(max));
+                    CheckStatus::Fail
+                }
+                Some(max) => {
+                    msg += &format!("; within --max-reconnect-p99 {}", ms(max));
+                    CheckStatus::Pass
+                }
+                None => CheckStatus::Pass,
+            };
+            Check::new("reconnect", status, Duration::from_millis(t.p99_ms), msg)
+        }
+    }
+}
+
+/// The two verdicts, in report order.
+pub fn checks(r: &DisruptionReport) -> Vec<Check> {
+    vec![disruption_check(r), reconnect_check(r)]
+}
+
+/// The from→to table and the spread of the reconnects, for text output (empty when nothing
+/// dropped).
+pub fn render_table(r: &DisruptionReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if r.moves.is_empty() {
+        return out;
+    }
+    // Target names are shown escaped (outside text), padded by their shown width.
+    let cell = |o: &Outside| o.to_string();
+    let width = r
+        .moves
+        .iter()
+        .flat_map(|m| [cell(&m.from), cell(&m.to)])
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let _ = writeln!(out, "dropped sessions, from → to:");
+    for m in &r.moves {
+        let _ = writeln!(
+            out,
+            "  {:<width$} → {:<width$} {:>7}",
+            cell(&m.from),
+            cell(&m.to),
+            m.sessions
+        );
+    }
+    if !r.landed.is_empty() {
+        let _ = writeln!(out, "reconnects per target:");
+        for l in &r.landed {
+            let _ = writeln!(
+                out,
+                "  {:<width$} {:>7} ({}, peak {}/s)",
+                cell(&l.target),
+                l.reconnects,
+                percent_text(l.percent),
+                l.peak_per_s
+            );
+        }
+    }
+    if let Some(t) = &r.targets {
+        let list = |v: &[Outside]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().map(cell).collect::<Vec<_>>().join(", ")
+            }
+        };
+        let _ = writeln!(out, "old targets: {}", list(&t.old));
+        let _ = writeln!(out, "new targets: {}", list(&t.new));
+    }
+    out
+}

@@ -39,17 +39,7 @@ heartbeat_interval = "1s"
 }
 
 fn token(secret: &str) -> String {
-    let claims = serde_json::json!({
-        "sub": "probe-test",
-        "exp": std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600,
-    });
-    bosar_deploy::gateway::token::sign_hs256(secret.as_bytes(), &claims.to_string())
-        .expose()
-        .to_string()
+    support::signed_token(secret, "probe-test")
 }
 
 fn bin() -> Command {

@@ -40,17 +40,7 @@ heartbeat_interval = "1s"
 }
 
 fn token() -> String {
-    let claims = serde_json::json!({
-        "sub": "reconnect-test",
-        "exp": std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600,
-    });
-    bosar_deploy::gateway::token::sign_hs256(SECRET.as_bytes(), &claims.to_string())
-        .expose()
-        .to_string()
+    support::signed_token(SECRET, "reconnect-test")
 }
 
 fn pair() -> (Gateway, Gateway) {

@@ -39,6 +39,22 @@ fn require(path: &Path, what: &str) -> PathBuf {
 
 /// The binary under test: this build's, or `$BOSAR_TEST_BIN` (to run the same tests against
 /// another build, e.g. to see a test reproduce a bug on the build before the fix).
+/// An HS256 JWT for `sub`, signed with `secret`, valid for ten minutes (what a gateway's
+/// `JWT_SECRET` accepts).
+pub fn signed_token(secret: &str, sub: &str) -> String {
+    let claims = serde_json::json!({
+        "sub": sub,
+        "exp": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600,
+    });
+    bosar_deploy::gateway::token::sign_hs256(secret.as_bytes(), &claims.to_string())
+        .expose()
+        .to_string()
+}
+
 pub fn bin_path() -> PathBuf {
     std::env::var_os("BOSAR_TEST_BIN")
         .map(PathBuf::from)

@@ -5,8 +5,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -203,16 +203,7 @@ impl Haproxy {
             let cfg_path = dir.path().join(format!("{template}-{attempt}.cfg"));
             std::fs::write(&cfg_path, cfg).unwrap();
             let log = dir.path().join(format!("{template}-{attempt}.log"));
-            let child = Command::new(&bin)
-                .arg("-f")
-                .arg(&cfg_path)
-                .arg("-db")
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("spawn haproxy");
+            let child = spawn_haproxy(&bin, dir.path(), &cfg_path, &log);
             let mut peer = Peer {
                 child,
                 name: "haproxy".into(),
@@ -367,16 +358,7 @@ impl SlotProxy {
             let cfg_path = dir.path().join(format!("slots-{attempt}.cfg"));
             std::fs::write(&cfg_path, cfg).unwrap();
             let log = dir.path().join(format!("slots-{attempt}.log"));
-            let child = Command::new(&bin)
-                .arg("-f")
-                .arg(&cfg_path)
-                .arg("-db")
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("spawn haproxy");
+            let child = spawn_haproxy(&bin, dir.path(), &cfg_path, &log);
             let mut proxy = SlotProxy {
                 port,
                 url: format!("http://127.0.0.1:{port}"),
@@ -506,4 +488,18 @@ pub fn http_cookie(port: u16, path: &str, awsalb: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// HAProxy in the foreground on `cfg`, in `dir`, its messages in `log`.
+fn spawn_haproxy(bin: &Path, dir: &Path, cfg: &Path, log: &Path) -> Child {
+    Command::new(bin)
+        .arg("-f")
+        .arg(cfg)
+        .arg("-db")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("spawn haproxy")
 }

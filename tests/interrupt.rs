@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use support::hostile::{Hostile, Script};
@@ -114,30 +113,6 @@ fn sigterm_during_fulls_watch_writes_the_reports() {
     assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
 }
 
-fn probe_config(dir: &Path, url: &str) -> std::path::PathBuf {
-    let cfg = dir.join("deploy.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[target_group]
-name = "bosar-api-tg"
-stickiness = "lb_cookie"
-cookie_duration = "1d"
-
-[gateway]
-url = "{url}"
-token_env = "BOSAR_INTERRUPT_TOKEN"
-ping_interval = "1s"
-ping_timeout = "1s"
-heartbeat_interval = "1s"
-"#
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
 /// The probe interrupted during a 60 s hold: its sessions close, the report, JUnit and summary
 /// are written (covering what ran), the message says how to run it again; 130.
 #[test]
@@ -145,7 +120,7 @@ fn sigterm_during_a_probe_hold_closes_and_reports() {
     let h = Hostile::start(Script::default());
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = probe_config(dir.path(), &h.url);
+        let cfg = support::hostile::probe_config(dir.path(), &h.url, "BOSAR_INTERRUPT_TOKEN");
         let junit = dir.path().join("probe.xml");
         let summary = dir.path().join("summary.md");
         let mut cmd = std::process::Command::new(support::bin_path());

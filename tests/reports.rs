@@ -5,41 +5,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use support::hostile::{Hostile, Script};
 use support::{measure, Measured, Moto};
 
-fn probe_config(dir: &Path, url: &str) -> PathBuf {
-    let cfg = dir.join("deploy.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[target_group]
-name = "bosar-api-tg"
-stickiness = "lb_cookie"
-cookie_duration = "1d"
-
-[gateway]
-url = "{url}"
-token_env = "BOSAR_REPORTS_TOKEN"
-ping_interval = "1s"
-ping_timeout = "1s"
-heartbeat_interval = "1s"
-"#
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
 /// `verify ARGS --junit JUNIT` against `url`, the summary going to `summary`.
 fn verify(url: &str, args: &[&str], junit: &Path, summary: &Path) -> Measured {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = probe_config(dir.path(), url);
+    let cfg = support::hostile::probe_config(dir.path(), url, "BOSAR_REPORTS_TOKEN");
     let mut cmd = Command::new(support::bin_path());
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())

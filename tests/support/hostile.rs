@@ -97,6 +97,33 @@ impl Drop for Hostile {
     }
 }
 
+/// A deploy.toml in `dir` for probing `url` with 1 s intervals (the hostile server's pace), the
+/// token read from `token_env`.
+#[allow(dead_code)] // not every test binary that uses the hostile server probes it
+pub fn probe_config(dir: &std::path::Path, url: &str, token_env: &str) -> std::path::PathBuf {
+    let cfg = dir.join("deploy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[target_group]
+name = "bosar-api-tg"
+stickiness = "lb_cookie"
+cookie_duration = "1d"
+
+[gateway]
+url = "{url}"
+token_env = "{token_env}"
+ping_interval = "1s"
+ping_timeout = "1s"
+heartbeat_interval = "1s"
+"#
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 impl Hostile {
     pub fn start(script: Script) -> Hostile {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

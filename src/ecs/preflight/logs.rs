@@ -11,7 +11,7 @@
 use aws_sdk_ecs::types::TaskDefinition;
 use serde_json::json;
 
-use super::{call_error, clip, containers, home, unanswered, CheckName, Clients, Finding};
+use super::{call_error, clip, containers, home_region, unanswered, CheckName, Clients, Finding};
 
 /// One `awslogs` configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,12 +94,7 @@ const MAX_PAGES: usize = 20;
 
 /// The log findings of the revision.
 pub async fn check(clients: &Clients, td: &TaskDefinition) -> Vec<Finding> {
-    let (_, td_region) = home(td);
-    let home_region = if td_region.is_empty() {
-        clients.region.clone()
-    } else {
-        td_region
-    };
+    let home_region = home_region(td, clients);
     let targets = awslogs_targets(td, &home_region);
     if targets.is_empty() {
         return vec![Finding::info("", "no container logs with awslogs")];

@@ -372,6 +372,17 @@ pub(crate) fn home(td: &TaskDefinition) -> (String, String) {
     }
 }
 
+/// The region the revision's ARN names, else the clients' (where its logs and secrets live
+/// when their references do not say).
+pub(crate) fn home_region(td: &TaskDefinition, clients: &Clients) -> String {
+    let (_, region) = home(td);
+    if region.is_empty() {
+        clients.region.clone()
+    } else {
+        region
+    }
+}
+
 /// An ARN split into its parts: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arn<'a> {

@@ -23,7 +23,8 @@ use aws_sdk_ecs::types::TaskDefinition;
 use serde_json::json;
 
 use super::{
-    call_error, clip, containers, home, unanswered, Arn, CallError, CheckName, Clients, Finding,
+    call_error, clip, containers, home_region, unanswered, Arn, CallError, CheckName, Clients,
+    Finding,
 };
 
 /// What a reference points at.
@@ -209,12 +210,7 @@ pub const GET_PARAMETERS_MAX: usize = 10;
 
 /// The secret findings of the revision.
 pub async fn check(clients: &Clients, td: &TaskDefinition) -> Vec<Finding> {
-    let (_, td_region) = home(td);
-    let home_region = if td_region.is_empty() {
-        clients.region.clone()
-    } else {
-        td_region
-    };
+    let home_region = home_region(td, clients);
     let uses = usages(td, &home_region);
     if uses.is_empty() {
         return vec![Finding::info(

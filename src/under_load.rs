@@ -247,70 +247,109 @@ where
         load.probe.concurrency,
         fmt_duration(settle)
     ));
-    let (mut control, controls) = probe::control();
+    let (control, controls) = probe::control();
     let probed = probe::probe_controlled(&load.verify, &load.probe, ui, load.open_files, controls);
-    let drive = async {
-        let mut interrupted = false;
-        let opened = tokio::select! {
-            o = control.opened() => o,
-            () = ui.interrupted() => {
-                interrupted = true;
-                None
-            }
-        };
-        let Some(opened) = opened.filter(|o| o.opened > 0) else {
-            control.end(Duration::ZERO, None);
-            return (None, false, interrupted, Duration::ZERO);
-        };
-        ui.line(format!(
-            "under load: {} of {n} session(s) open in {}; starting the rollout",
-            opened.opened,
-            fmt_duration(opened.took)
-        ));
-        control.rollout_started();
-        let result = tokio::select! {
-            r = rollout => Some(r),
-            () = ui.interrupted() => {
-                interrupted = true;
-                None
-            }
-        };
-        // The watch stops on the interrupt itself, with its own error.
-        interrupted |= ui.is_interrupted();
-        let (held, succeeded) = match result.as_ref().map(&outcome) {
-            Some(Rollout::Succeeded) => (settle, Some(true)),
-            Some(Rollout::Failed) => (Duration::ZERO, Some(false)),
-            None => (Duration::ZERO, None),
-        };
-        if held > Duration::ZERO {
-            ui.line(format!(
-                "under load: rollout succeeded; holding the sessions {} more (settle)",
-                fmt_duration(held)
-            ));
+    let beside = drive(control, n, settle, ui, rollout, outcome);
+    let (report, driven) = tokio::join!(probed, beside);
+    let mut under = account(n, report, &driven);
+    under.duration_ms = started.elapsed().as_millis() as u64;
+    (driven.result, under)
+}
+
+/// How the rollout beside the sessions went, from their side.
+struct Driven<T> {
+    result: Option<T>,
+    rollout_started: bool,
+    interrupted: bool,
+    /// How long the sessions were held after the rollout succeeded.
+    settled: Duration,
+}
+
+/// Beside the probe: waits for the sessions to open, runs the rollout, holds the settle time
+/// when it succeeded, and tells the probe when to end (at once on an interrupt).
+async fn drive<T, F>(
+    mut control: probe::Control,
+    n: u32,
+    settle: Duration,
+    ui: &Ui,
+    rollout: F,
+    outcome: impl Fn(&T) -> Rollout,
+) -> Driven<T>
+where
+    F: Future<Output = T>,
+{
+    let mut interrupted = false;
+    let opened = tokio::select! {
+        o = control.opened() => o,
+        () = ui.interrupted() => {
+            interrupted = true;
+            None
         }
-        control.end(held, succeeded);
-        let mut settled = held;
-        if held > Duration::ZERO {
-            let t = Instant::now();
-            tokio::select! {
-                _ = tokio::time::sleep(held) => {}
-                () = ui.interrupted() => {
-                    interrupted = true;
-                    settled = t.elapsed();
-                    control.end(Duration::ZERO, succeeded);
-                }
-            }
-        }
-        (result, true, interrupted, settled)
     };
-    let (report, (result, rollout_started, interrupted, settled)) = tokio::join!(probed, drive);
+    let Some(opened) = opened.filter(|o| o.opened > 0) else {
+        control.end(Duration::ZERO, None);
+        return Driven {
+            result: None,
+            rollout_started: false,
+            interrupted,
+            settled: Duration::ZERO,
+        };
+    };
+    ui.line(format!(
+        "under load: {} of {n} session(s) open in {}; starting the rollout",
+        opened.opened,
+        fmt_duration(opened.took)
+    ));
+    control.rollout_started();
+    let result = tokio::select! {
+        r = rollout => Some(r),
+        () = ui.interrupted() => {
+            interrupted = true;
+            None
+        }
+    };
+    // The watch stops on the interrupt itself, with its own error.
+    interrupted |= ui.is_interrupted();
+    let (held, succeeded) = match result.as_ref().map(&outcome) {
+        Some(Rollout::Succeeded) => (settle, Some(true)),
+        Some(Rollout::Failed) => (Duration::ZERO, Some(false)),
+        None => (Duration::ZERO, None),
+    };
+    control.end(held, succeeded);
+    let mut settled = held;
+    if held > Duration::ZERO {
+        ui.line(format!(
+            "under load: rollout succeeded; holding the sessions {} more (settle)",
+            fmt_duration(held)
+        ));
+        let t = Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep(held) => {}
+            () = ui.interrupted() => {
+                interrupted = true;
+                settled = t.elapsed();
+                control.end(Duration::ZERO, succeeded);
+            }
+        }
+    }
+    Driven {
+        result,
+        rollout_started: true,
+        interrupted,
+        settled,
+    }
+}
+
+/// The load's account: the probe's report (or why there is none) with what the rollout beside
+/// it did to the verdict (an interrupt fails the step).
+fn account<T>(n: u32, report: anyhow::Result<ProbeReport>, driven: &Driven<T>) -> UnderLoad {
     let mut under = UnderLoad {
         connections: n,
         status: CheckStatus::Fail,
         message: String::new(),
-        settle_ms: settled.as_millis() as u64,
-        rollout_started,
-        interrupted,
+        settle_ms: driven.settled.as_millis() as u64,
+        rollout_started: driven.rollout_started,
+        interrupted: driven.interrupted,
         duration_ms: 0,
         checks: Vec::new(),
         probe: None,
@@ -326,7 +365,7 @@ where
         }
         Ok(p) => {
             under.checks = step_checks(&p);
-            under.message = headline(&p, interrupted);
+            under.message = headline(&p, driven.interrupted);
             if p.opened == 0 {
                 under.message = format!(
                     "none of the {n} session(s) opened, so the rollout was not started{}",
@@ -339,11 +378,10 @@ where
             under.probe = Some(p);
         }
     }
-    if interrupted {
+    if driven.interrupted {
         under.status = CheckStatus::Fail;
     }
-    under.duration_ms = started.elapsed().as_millis() as u64;
-    (result, under)
+    under
 }
 
 /// `: 10 × cannot connect: …` for a probe where nothing opened.

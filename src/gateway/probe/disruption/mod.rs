@@ -249,78 +249,89 @@ pub fn peak_per_second(times: &mut [u64]) -> u64 {
     best as u64
 }
 
-/// The report over `sessions` (every session that opened) in `window`.
-pub fn disruption(
-    sessions: &[SessionLine],
-    connections: u32,
-    window: Window,
-    limits: Limits,
-) -> DisruptionReport {
-    let in_window = |d: &DropLine| d.at_ms >= window.since_ms;
-    let mut dropped_sessions = 0u64;
-    let mut dropped_before = 0u64;
-    let mut reconnected = 0u64;
-    let mut lost = 0u64;
-    let mut causes: Vec<(DropCause, u64)> = Vec::new();
-    let mut back_ms: Vec<u32> = Vec::new();
-    let mut made = 0u64;
-    let mut failed = [0u64; ATTEMPT_CAUSES];
-    let mut moves: BTreeMap<(Outside, Outside), u64> = BTreeMap::new();
-    let mut moved = 0u64;
-    let mut landings: BTreeMap<Outside, Vec<u64>> = BTreeMap::new();
-    let mut events = 0u64;
-    for s in sessions {
-        let Some(first_in) = s.drops.iter().position(in_window) else {
+/// What the sessions' drops in the window add up to, before it is shaped into the report.
+#[derive(Default)]
+struct Tally {
+    dropped_sessions: u64,
+    dropped_before: u64,
+    reconnected: u64,
+    lost: u64,
+    events: u64,
+    causes: Vec<(DropCause, u64)>,
+    back_ms: Vec<u32>,
+    made: u64,
+    failed: [u64; ATTEMPT_CAUSES],
+    /// (from, to) of each dropped session: its first drop in the window, where it ended.
+    moves: BTreeMap<(Outside, Outside), u64>,
+    moved: u64,
+    /// When each target took a reconnect (ms since the start).
+    landings: BTreeMap<Outside, Vec<u64>>,
+}
+
+impl Tally {
+    /// Adds one session: nothing when it did not drop in the window (counted apart when it
+    /// dropped only before it).
+    fn add(&mut self, s: &SessionLine, window: Window) {
+        let Some(first_in) = s.drops.iter().position(|d| d.at_ms >= window.since_ms) else {
             if !s.drops.is_empty() {
-                dropped_before += 1;
+                self.dropped_before += 1;
             }
-            continue;
+            return;
         };
-        dropped_sessions += 1;
+        self.dropped_sessions += 1;
         for d in &s.drops[first_in..] {
-            events += 1;
-            causes.push((d.cause, 1));
-            made += d.attempts as u64;
-            for (i, n) in d.failed.iter().enumerate() {
-                failed[i] += *n as u64;
-            }
-            if let (Some(b), Some(at)) = (d.back_ms, d.back_at()) {
-                back_ms.push(b);
-                let to = d.to.cloned().unwrap_or_else(|| marker(UNKNOWN));
-                landings.entry(to).or_default().push(at);
-            }
+            self.add_drop(d);
         }
         let from = s.drops[first_in].from;
         let to = if s.lost() {
-            lost += 1;
+            self.lost += 1;
             marker(LOST)
         } else {
-            reconnected += 1;
+            self.reconnected += 1;
             let to = s.last_target();
-            if let (Some(f), Some(t)) = (from, to) {
-                if f != t {
-                    moved += 1;
-                }
+            if matches!((from, to), (Some(f), Some(t)) if f != t) {
+                self.moved += 1;
             }
             to.cloned().unwrap_or_else(|| marker(UNKNOWN))
         };
         let from = from.cloned().unwrap_or_else(|| marker(UNKNOWN));
-        *moves.entry((from, to)).or_default() += 1;
+        *self.moves.entry((from, to)).or_default() += 1;
     }
+
+    fn add_drop(&mut self, d: &DropLine) {
+        self.events += 1;
+        self.causes.push((d.cause, 1));
+        self.made += d.attempts as u64;
+        for (i, n) in d.failed.iter().enumerate() {
+            self.failed[i] += *n as u64;
+        }
+        if let (Some(b), Some(at)) = (d.back_ms, d.back_at()) {
+            self.back_ms.push(b);
+            let to = d.to.cloned().unwrap_or_else(|| marker(UNKNOWN));
+            self.landings.entry(to).or_default().push(at);
+        }
+    }
+}
+
+fn reconnect_times(mut back_ms: Vec<u32>) -> Option<ReconnectTimes> {
     back_ms.sort_unstable();
-    let reconnect = (!back_ms.is_empty()).then(|| ReconnectTimes {
+    (!back_ms.is_empty()).then(|| ReconnectTimes {
         count: back_ms.len() as u64,
         p50_ms: percentile(&back_ms, 50.0).unwrap_or(0) as u64,
         p99_ms: percentile(&back_ms, 99.0).unwrap_or(0) as u64,
         max_ms: *back_ms.last().unwrap_or(&0) as u64,
-    });
-    let total_landed: u64 = landings.values().map(|v| v.len() as u64).sum();
+    })
+}
+
+/// The targets that took reconnects, most first, with their share and busiest second.
+fn landed(landings: BTreeMap<Outside, Vec<u64>>) -> Vec<Landing> {
+    let total: u64 = landings.values().map(|v| v.len() as u64).sum();
     let mut landed: Vec<Landing> = landings
         .into_iter()
         .map(|(t, mut times)| Landing {
             target: t,
             reconnects: times.len() as u64,
-            percent: pct(times.len() as u64, total_landed),
+            percent: pct(times.len() as u64, total),
             peak_per_s: peak_per_second(&mut times),
         })
         .collect();
@@ -329,6 +340,11 @@ pub fn disruption(
             .cmp(&a.reconnects)
             .then_with(|| a.target.cmp(&b.target))
     });
+    landed
+}
+
+/// The from→to table: by source target, the biggest move first.
+fn moves(moves: BTreeMap<(Outside, Outside), u64>) -> Vec<Move> {
     let mut moves: Vec<Move> = moves
         .into_iter()
         .map(|((from, to), sessions)| Move { from, to, sessions })
@@ -339,42 +355,55 @@ pub fn disruption(
             .then_with(|| b.sessions.cmp(&a.sessions))
             .then_with(|| a.to.cmp(&b.to))
     });
+    moves
+}
+
+/// The report over `sessions` (every session that opened) in `window`.
+pub fn disruption(
+    sessions: &[SessionLine],
+    connections: u32,
+    window: Window,
+    limits: Limits,
+) -> DisruptionReport {
+    let mut t = Tally::default();
+    for s in sessions {
+        t.add(s, window);
+    }
     let opened = sessions.len() as u64;
-    let failed_total: u64 = failed.iter().sum();
     DisruptionReport {
         connections,
         opened,
         since_ms: window.since_ms,
         until_ms: window.until_ms,
         dropped: Dropped {
-            sessions: dropped_sessions,
-            percent: pct(dropped_sessions, opened),
-            events,
-            by_cause: counts(causes, |c| (snake(c), c.text())),
+            sessions: t.dropped_sessions,
+            percent: pct(t.dropped_sessions, opened),
+            events: t.events,
+            by_cause: counts(t.causes, |c| (snake(c), c.text())),
         },
-        reconnected,
-        lost,
-        reconnect,
+        reconnected: t.reconnected,
+        lost: t.lost,
+        reconnect: reconnect_times(t.back_ms),
         attempts: AttemptReport {
-            made,
-            failed: failed_total,
+            made: t.made,
+            failed: t.failed.iter().sum(),
             failed_by_cause: counts(
-                AttemptCause::ALL.iter().zip(failed).map(|(c, n)| (*c, n)),
+                AttemptCause::ALL.iter().zip(t.failed).map(|(c, n)| (*c, n)),
                 |c| (snake(c), c.text()),
             ),
         },
-        moved,
-        moves,
+        moved: t.moved,
+        moves: moves(t.moves),
         longest_heartbeat_gap_ms: sessions
             .iter()
             .map(|s| s.max_gap_ms)
             .filter(|g| *g > 0)
             .max()
             .map(u64::from),
-        landed,
+        landed: landed(t.landings),
         ended_on: ended_on(sessions),
         targets: window.old_and_new.then(|| old_and_new(sessions, window)),
-        dropped_before_window: dropped_before,
+        dropped_before_window: t.dropped_before,
         limits,
     }
 }

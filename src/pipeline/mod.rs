@@ -3,6 +3,7 @@
 //! function; the report collects them.
 
 mod preflight;
+mod under_load_step;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use crate::exit::Code;
 use crate::gateway::verify::{self, VerifySettings};
 use crate::report::{self, Check, CheckStatus, Step};
 use crate::ui::Ui;
-use crate::under_load::{self, LoadSettings};
+use crate::under_load::LoadSettings;
 use preflight::Preflight;
 
 /// The run's report: one document for people (text) and machines (JSON, JUnit). In the JSON
@@ -155,7 +156,7 @@ pub async fn run_pipeline(
         )?),
         _ => None,
     };
-    let load = load_settings(args, cfg)?;
+    let load = under_load_step::load_settings(args, cfg)?;
     let (aws, pre) = match preflight_step(&mut run, cfg, g, &opts).await? {
         Ok(x) => x,
         Err(code) => return Ok(run.finish(code)),
@@ -184,37 +185,6 @@ pub async fn run_pipeline(
     }
     let code = verify_step(&mut run, &aws, cfg, verify_settings).await;
     Ok(run.finish(code))
-}
-
-/// `--under-load`, checked before anything is called (usage errors): never with a dry run.
-fn load_settings(args: &FullArgs, cfg: &Config) -> anyhow::Result<Option<LoadSettings>> {
-    if args.plan.dry_run {
-        let given = args
-            .load
-            .under_load
-            .map(|_| "--under-load")
-            .or(args.load.stray());
-        if let Some(flag) = given {
-            return Err(crate::exit::Failure::usage(format!(
-                "{flag} does not go with a dry run: nothing is rolled out to hold sessions through"
-            ))
-            .into());
-        }
-        return Ok(None);
-    }
-    let timeout = args
-        .rollout
-        .timeout
-        .or(cfg.ecs.as_ref().map(|e| e.timeout))
-        .unwrap_or(crate::config::DEFAULT_TIMEOUT);
-    under_load::settings(
-        &args.load,
-        cfg,
-        args.url.as_deref(),
-        args.allow_insecure_token,
-        timeout,
-        "full",
-    )
 }
 
 /// Config checks, credentials (STS), then every read. `Err(code)` when the run stops here.
@@ -402,76 +372,7 @@ async fn deploy_step(
         let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
         return rollout_step(run, t, result, err);
     };
-    // Under load: the sessions open, the rollout runs beside them, they settle; the rollout's
-    // step first, then the load's.
-    let settle = under_load::settle_for(load, deregistration_after(&pre.alb), run.ui);
-    let plan = pre.deploy.clone();
-    // The deploy step times the rollout alone (not the opening and the settle around it).
-    let rollout = async {
-        let t = Instant::now();
-        let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
-        (result, err, t.elapsed())
-    };
-    let (done, under) = under_load::around(load, settle, run.ui, rollout, |(r, e, _)| {
-        match (&r.outcome, e) {
-            (Some(o), None) if o.succeeded() => under_load::Rollout::Succeeded,
-            _ => under_load::Rollout::Failed,
-        }
-    })
-    .await;
-    let rolled = match done {
-        Some((result, err, took)) => {
-            let t = Instant::now().checked_sub(took).unwrap_or(t);
-            rollout_step(run, t, result, err)
-        }
-        None => {
-            let (msg, code) = if under.interrupted {
-                (
-                    match run.ui.resume_hint() {
-                        Some(hint) if under.rollout_started => format!(
-                            "interrupted: stopped watching; the rollout goes on in AWS; resume watching with: {hint}"
-                        ),
-                        _ => "interrupted before the rollout started; nothing was deployed".into(),
-                    },
-                    Code::Interrupted,
-                )
-            } else {
-                (format!("not started: {}", under.message), Code::Failed)
-            };
-            run.push(
-                Step::new("deploy", CheckStatus::Fail, t.elapsed(), msg)
-                    .with_detail(ecs_deploy::DeployResult::new(plan)),
-            );
-            Err(code)
-        }
-    };
-    if !run.ui.json() {
-        if let Some(d) = under.probe.as_ref().and_then(|p| p.disruption.as_ref()) {
-            let table = crate::gateway::probe::disruption::render_table(d);
-            if !table.is_empty() {
-                run.ui.out(table.trim_end());
-            }
-        }
-    }
-    let failed = under.code();
-    run.push(under.step());
-    match rolled {
-        Err(code) => Err(code),
-        Ok(()) if failed != Code::Success => Err(failed),
-        Ok(()) => Ok(()),
-    }
-}
-
-/// The deregistration delay the target group has once alb-update ran: the planned value when
-/// it changes, else the one read.
-fn deregistration_after(alb: &alb::AlbPlan) -> Option<Duration> {
-    let planned = alb
-        .target_group_changes
-        .iter()
-        .find(|c| c.key == under_load::DEREGISTRATION_DELAY)
-        .and_then(|c| c.desired.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    planned.or_else(|| under_load::deregistration_delay(&alb.target_group.attributes))
+    under_load_step::run(run, aws, ecs, pre, opts, load, t).await
 }
 
 /// The `deploy` step from the rollout's result.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::http::header::COOKIE;
 use url::Url;
 
@@ -181,28 +182,7 @@ pub(super) async fn drive(
     ui: &Ui,
     mut control: Option<Controls>,
 ) -> Gathered {
-    let n = ps.connections;
-    let open_deadline = sh.start + budget.open;
-    let spawner = tokio::spawn(spawn_sessions(
-        sh.clone(),
-        n,
-        ps.concurrency,
-        ps.rate,
-        phase_tx.subscribe(),
-        open_deadline - HANDSHAKE_TIMEOUT,
-    ));
-    // Open: until every started session opened or failed and nothing more will start.
-    loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let c = &sh.counters;
-        let settled = c.opened.load(Relaxed) + c.open_failed.load(Relaxed);
-        if (spawner.is_finished() && settled >= c.started.load(Relaxed))
-            || Instant::now() >= open_deadline
-            || ui.is_interrupted()
-        {
-            break;
-        }
-    }
+    let spawner = open(&sh, ps, budget, &phase_tx, ui).await;
     if let Some(c) = &control {
         let c_ = &sh.counters;
         let _ = c.opened.send(Some(Opened {
@@ -211,74 +191,10 @@ pub(super) async fn drive(
             took: sh.start.elapsed(),
         }));
     }
-    // Hold (until the caller ends it, with one).
-    let start = Instant::now();
-    let end = match control {
-        None => start + ps.hold,
-        Some(_) => start + Duration::from_secs(24 * 3600),
-    };
-    let _ = phase_tx.send(Phase::Holding { start, end });
-    let cookie_values = sh.cookies.all();
-    let (client, url, timeout) = health;
-    let name = sh
-        .cookie_name
-        .get()
-        .cloned()
-        .unwrap_or_else(|| "AWSALB".into());
-    let mut lookups = tokio::spawn(async move {
-        let all = cookie_values
-            .into_iter()
-            .map(|v| instance_for_cookie(&client, &url, format!("{name}={v}"), timeout));
-        futures_util::future::join_all(all).await
-    });
-    let alive = sh.counters.opened.load(Relaxed) > 0;
-    let end = match control.as_mut() {
-        // The caller ends the hold (an interrupt ends it at once).
-        Some(c) => tokio::select! {
-            at = c.hold() => at,
-            () = ui.interrupted() => Instant::now(),
-        },
-        None => {
-            if alive && !ui.is_interrupted() {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(end.into()) => {}
-                    () = ui.interrupted() => {}
-                }
-            }
-            end
-        }
-    };
-    let end = Instant::now().min(end).max(start);
-    // Close.
+    let mut lookups = look_up_cookies(&sh, health);
+    let (start, end) = hold(&sh, ps, &phase_tx, ui, control.as_mut()).await;
     let interrupted = ui.is_interrupted();
-    let (until, close_deadline) = if interrupted {
-        let now = Instant::now();
-        (now, now + INTERRUPTED_CLOSE)
-    } else {
-        let until = Instant::now() + ps.close_grace;
-        (until, until + CLOSE_TIMEOUT + Duration::from_secs(1))
-    };
-    let _ = phase_tx.send(Phase::Closing { until });
-    let mut spawner = spawner;
-    let handles = match tokio::time::timeout_at(close_deadline.into(), &mut spawner).await {
-        Ok(Ok(h)) => h,
-        _ => {
-            spawner.abort();
-            Vec::new()
-        }
-    };
-    let not_started = n as u64 - handles.len() as u64;
-    let mut records = Vec::with_capacity(handles.len());
-    let mut cut = 0;
-    for mut h in handles {
-        match tokio::time::timeout_at(close_deadline.into(), &mut h).await {
-            Ok(Ok(r)) => records.push(r),
-            _ => {
-                h.abort();
-                cut += 1;
-            }
-        }
-    }
+    let (records, not_started, cut) = close(ps, &phase_tx, interrupted, spawner).await;
     // Started with the hold, each bounded by the request timeout: normally done by now. Those
     // still running are stopped, not left behind.
     let wait = if interrupted {
@@ -306,6 +222,132 @@ pub(super) async fn drive(
         since: mark.since.map(|t| sh.since_start(t)),
         succeeded: mark.succeeded,
     }
+}
+
+/// Open: starts the sessions and waits until every started one opened or failed and nothing
+/// more will start (or the open budget ran out, or an interrupt). Returns the spawner, whose
+/// output is the sessions' handles.
+async fn open(
+    sh: &Arc<Shared>,
+    ps: &ProbeSettings,
+    budget: Budget,
+    phase_tx: &watch::Sender<Phase>,
+    ui: &Ui,
+) -> JoinHandle<Vec<JoinHandle<Record>>> {
+    let open_deadline = sh.start + budget.open;
+    let spawner = tokio::spawn(spawn_sessions(
+        sh.clone(),
+        ps.connections,
+        ps.concurrency,
+        ps.rate,
+        phase_tx.subscribe(),
+        open_deadline - HANDSHAKE_TIMEOUT,
+    ));
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let c = &sh.counters;
+        let settled = c.opened.load(Relaxed) + c.open_failed.load(Relaxed);
+        if (spawner.is_finished() && settled >= c.started.load(Relaxed))
+            || Instant::now() >= open_deadline
+            || ui.is_interrupted()
+        {
+            return spawner;
+        }
+    }
+}
+
+/// Which target each stickiness cookie value names (the health endpoint asked with it), looked
+/// up during the hold.
+fn look_up_cookies(
+    sh: &Shared,
+    (client, url, timeout): (reqwest::Client, Url, Duration),
+) -> JoinHandle<Vec<Option<Outside>>> {
+    let cookie_values = sh.cookies.all();
+    let name = sh
+        .cookie_name
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "AWSALB".into());
+    tokio::spawn(async move {
+        let all = cookie_values
+            .into_iter()
+            .map(|v| instance_for_cookie(&client, &url, format!("{name}={v}"), timeout));
+        futures_util::future::join_all(all).await
+    })
+}
+
+/// Hold: for `--hold`, or until the caller ends it (with [`Controls`]); an interrupt ends it
+/// at once. Returns when it started and ended.
+async fn hold(
+    sh: &Shared,
+    ps: &ProbeSettings,
+    phase_tx: &watch::Sender<Phase>,
+    ui: &Ui,
+    control: Option<&mut Controls>,
+) -> (Instant, Instant) {
+    let start = Instant::now();
+    let end = match control {
+        None => start + ps.hold,
+        Some(_) => start + Duration::from_secs(24 * 3600),
+    };
+    let _ = phase_tx.send(Phase::Holding { start, end });
+    let alive = sh.counters.opened.load(Relaxed) > 0;
+    let end = match control {
+        // The caller ends the hold (an interrupt ends it at once).
+        Some(c) => tokio::select! {
+            at = c.hold() => at,
+            () = ui.interrupted() => Instant::now(),
+        },
+        None => {
+            if alive && !ui.is_interrupted() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(end.into()) => {}
+                    () = ui.interrupted() => {}
+                }
+            }
+            end
+        }
+    };
+    (start, Instant::now().min(end).max(start))
+}
+
+/// Close: tells the sessions to leave and gathers their records by a deadline (a short one
+/// after an interrupt); a session not done by then is stopped and counted as cut. Returns the
+/// records, the sessions never started, and the cut ones.
+async fn close(
+    ps: &ProbeSettings,
+    phase_tx: &watch::Sender<Phase>,
+    interrupted: bool,
+    mut spawner: JoinHandle<Vec<JoinHandle<Record>>>,
+) -> (Vec<Record>, u64, u64) {
+    let (until, close_deadline) = if interrupted {
+        let now = Instant::now();
+        (now, now + INTERRUPTED_CLOSE)
+    } else {
+        let until = Instant::now() + ps.close_grace;
+        (until, until + CLOSE_TIMEOUT + Duration::from_secs(1))
+    };
+    let _ = phase_tx.send(Phase::Closing { until });
+    let handles = match tokio::time::timeout_at(close_deadline.into(), &mut spawner).await {
+        Ok(Ok(h)) => h,
+        _ => {
+            spawner.abort();
+            Vec::new()
+        }
+    };
+    let not_started = ps.connections as u64 - handles.len() as u64;
+    let mut records = Vec::with_capacity(handles.len());
+    let mut cut = 0;
+    for mut h in handles {
+        match tokio::time::timeout_at(close_deadline.into(), &mut h).await {
+            Ok(Ok(r)) => records.push(r),
+            _ => {
+                h.abort();
+                cut += 1;
+            }
+        }
+    }
+    (records, not_started, cut)
 }
 
 /// The report: the records tallied, the failures grouped by cause, the cookies and the

@@ -193,6 +193,7 @@ mod tests {
             ("probe/mod.rs", include_str!("probe/mod.rs")),
             ("probe/drive.rs", include_str!("probe/drive.rs")),
             ("probe/session.rs", include_str!("probe/session.rs")),
+            ("probe/shared.rs", include_str!("probe/shared.rs")),
             ("probe/report.rs", include_str!("probe/report.rs")),
             ("probe/verdicts.rs", include_str!("probe/verdicts.rs")),
             ("probe/limits.rs", include_str!("probe/limits.rs")),

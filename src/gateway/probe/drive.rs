@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::http::header::COOKIE;
 use url::Url;
 
 use super::load::{self, Controls, Opened};
-use super::session::{spawn_sessions, CookieSeen, Outcome, Phase, Record, Shared};
+use super::session::{spawn_sessions, Outcome, Record};
+use super::shared::{CookieSeen, Phase, Shared};
 use super::{
     CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, OpenFiles, ProbeReport,
     ProbeSettings, TargetCount, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT,
@@ -143,7 +144,7 @@ pub(super) async fn ticker(
 }
 
 /// `, 3 dropped, 2 back, 1 reconnecting` once a session dropped (`--reconnect`).
-fn comeback(c: &super::session::Counters) -> String {
+fn comeback(c: &super::shared::Counters) -> String {
     let drops = c.drops.load(Relaxed);
     if drops == 0 {
         return String::new();

@@ -80,6 +80,7 @@ mod load;
 mod reconnect;
 mod report;
 mod session;
+mod shared;
 mod timeline;
 mod verdicts;
 
@@ -94,7 +95,7 @@ pub use timeline::{AttemptCause, DropCause};
 pub use verdicts::checks;
 
 use drive::{build_report, drive, ticker};
-use session::{tls_for, Counters, Interner, Phase, Shared};
+use shared::{tls_for, Counters, Interner, Phase, Shared};
 use verdicts::ms_text;
 
 /// Handshakes in flight at once when `--concurrency` is not given.

@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::backoff::{come_back, Attempts, ComeBack};
-use super::session::{closed_cause, handle, open, CookieSeen, Jar, Live, Phase, Shared, Stream};
+use super::session::{closed_cause, handle, open, Jar, Live};
+use super::shared::{CookieSeen, Phase, Shared, Stream};
 use super::timeline::{AttemptCause, DropCause, DropEvent, Timeline, NO_TARGET};
 use super::HANDSHAKE_TIMEOUT;
 use crate::gateway::{fmt_duration, slack, ws};

@@ -86,7 +86,12 @@ pub async fn describe_service(
                 .into(),
         ));
     };
-    Ok(ServiceView {
+    Ok(service_view(s, service))
+}
+
+/// What the tool reads of a service, from DescribeServices' answer.
+fn service_view(s: &aws_sdk_ecs::types::Service, service: &str) -> ServiceView {
+    ServiceView {
         name: s.service_name().unwrap_or(service).to_string(),
         status: s.status().unwrap_or_default().to_string(),
         task_definition: s.task_definition().unwrap_or_default().to_string(),
@@ -147,7 +152,7 @@ pub async fn describe_service(
                 enable: b.enable(),
                 rollback: b.rollback(),
             }),
-    })
+    }
 }
 
 /// A describe error: transient ones are retried by the watch loop.

@@ -171,29 +171,38 @@ pub async fn check(clients: &Clients, td: &TaskDefinition) -> Vec<Finding> {
     futures_util::future::join_all(futs).await
 }
 
-async fn check_one(clients: &Clients, container: &str, image: &str) -> Finding {
-    let ecr = match parse(image) {
-        ImageRef::Invalid(why) => {
-            return Finding::fail(
+/// The ECR image to look up, or the finding when there is none to look up (an invalid
+/// reference fails, an image elsewhere is information).
+fn ecr_image(container: &str, image: &str) -> Result<EcrImage, Box<Finding>> {
+    match parse(image) {
+        ImageRef::Invalid(why) => Err(Box::new(
+            Finding::fail(
                 container,
                 format!(
                     "image {} is not a valid reference: {why}; fix --image or [ecs] image",
                     clip(image, 200)
                 ),
             )
-            .with(json!({"container": container, "image": image}))
-        }
-        ImageRef::Other { registry } => {
-            return Finding::info(
+            .with(json!({"container": container, "image": image})),
+        )),
+        ImageRef::Other { registry } => Err(Box::new(
+            Finding::info(
                 container,
                 format!(
                     "{} is not in a private ECR registry ({registry}); existence not checked",
                     clip(image, 200)
                 ),
             )
-            .with(json!({"container": container, "image": image, "registry": registry}))
-        }
-        ImageRef::Ecr(e) => e,
+            .with(json!({"container": container, "image": image, "registry": registry})),
+        )),
+        ImageRef::Ecr(e) => Ok(e),
+    }
+}
+
+async fn check_one(clients: &Clients, container: &str, image: &str) -> Finding {
+    let ecr = match ecr_image(container, image) {
+        Ok(e) => e,
+        Err(finding) => return *finding,
     };
     let wanted = ecr.wanted();
     let id = match (&ecr.digest, &ecr.tag) {
@@ -248,14 +257,24 @@ async fn check_one(clients: &Clients, container: &str, image: &str) -> Finding {
     };
     // One id asked for: one detail when found (AWS answers ImageNotFoundException otherwise;
     // an empty list is treated the same).
-    let Some(d) = out.image_details().first() else {
-        return not_found(container, &wanted, &where_, evidence);
-    };
+    match out.image_details().first() {
+        Some(d) => found(container, &wanted, &where_, evidence, d),
+        None => not_found(container, &wanted, &where_, evidence),
+    }
+}
+
+/// The image was found: it passes unless its storage class keeps it from being pulled.
+fn found(
+    container: &str,
+    wanted: &str,
+    where_: &str,
+    mut evidence: serde_json::Value,
+    d: &aws_sdk_ecr::types::ImageDetail,
+) -> Finding {
     let digest = d.image_digest().unwrap_or_default();
     let pushed = d
         .image_pushed_at()
         .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok());
-    let mut evidence = evidence;
     evidence["found_digest"] = json!(digest);
     evidence["pushed_at"] = json!(pushed);
     if let Some(status) = d.image_status().map(|s| s.as_str().to_string()) {

@@ -23,21 +23,7 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
         "the container's name in the task definition",
     )
     .and_then(|v| non_empty(errs, v, "ecs.container"));
-    let image = e.image.as_ref().and_then(|v| {
-        let img = v.get_ref();
-        match crate::image::parse(img) {
-            Ok(_) => Some(img.clone()),
-            Err(why) => {
-                errs.at(
-                    v.span(),
-                    "ecs.image",
-                    format!("\"{img}\" is not an image reference: {why}"),
-                    Some(crate::image::ACCEPTED_FORM),
-                );
-                None
-            }
-        }
-    });
+    let image = e.image.as_ref().and_then(|v| image(errs, v));
     let timeout = match &e.timeout {
         None => Some(DEFAULT_TIMEOUT),
         Some(v) => dur(
@@ -64,19 +50,7 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
         None => "WEBSOCKET_".to_string(),
         Some(v) => v.get_ref().clone(),
     };
-    let max_failed_tasks = match &e.max_failed_tasks {
-        None => Some(None),
-        Some(v) if (1..=10_000).contains(v.get_ref()) => Some(Some(*v.get_ref() as u32)),
-        Some(v) => {
-            errs.at(
-                v.span(),
-                "ecs.max_failed_tasks",
-                format!("{} is out of range", v.get_ref()),
-                Some("1 to 10000 failed tasks"),
-            );
-            None
-        }
-    };
+    let max_failed_tasks = max_failed_tasks(errs, &e.max_failed_tasks);
     let environment = e.environment.as_ref().map(|table| {
         let mut environment = BTreeMap::new();
         for (k, v) in table.get_ref() {
@@ -109,4 +83,38 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
         poll_interval: poll_interval?,
         max_failed_tasks: max_failed_tasks?,
     })
+}
+
+/// `image`: a reference ECS can pull (the grammar of `crate::image`).
+fn image(errs: &mut Errors, v: &S<String>) -> Option<String> {
+    let img = v.get_ref();
+    match crate::image::parse(img) {
+        Ok(_) => Some(img.clone()),
+        Err(why) => {
+            errs.at(
+                v.span(),
+                "ecs.image",
+                format!("\"{img}\" is not an image reference: {why}"),
+                Some(crate::image::ACCEPTED_FORM),
+            );
+            None
+        }
+    }
+}
+
+/// `max_failed_tasks`: 1 to 10000; absent is `Some(None)` (twice the desired count).
+fn max_failed_tasks(errs: &mut Errors, v: &Option<S<i64>>) -> Option<Option<u32>> {
+    match v {
+        None => Some(None),
+        Some(v) if (1..=10_000).contains(v.get_ref()) => Some(Some(*v.get_ref() as u32)),
+        Some(v) => {
+            errs.at(
+                v.span(),
+                "ecs.max_failed_tasks",
+                format!("{} is out of range", v.get_ref()),
+                Some("1 to 10000 failed tasks"),
+            );
+            None
+        }
+    }
 }

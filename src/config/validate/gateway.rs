@@ -9,10 +9,56 @@ use super::{dur, env_name, non_empty, req};
 
 pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<GatewaySection> {
     let g = g_s.get_ref();
-    let url = req(
+    let url = gateway_url(errs, g_s);
+    let namespace = path_key(errs, &g.namespace, "gateway.namespace", "/chat");
+    let health_path = path_key(
+        errs,
+        &g.health_path,
+        "gateway.health_path",
+        "/health/websocket",
+    );
+    let token_env = g
+        .token_env
+        .as_ref()
+        .and_then(|v| env_name(errs, v, "gateway.token_env"));
+    let jwt_secret_env = g
+        .jwt_secret_env
+        .as_ref()
+        .and_then(|v| env_name(errs, v, "gateway.jwt_secret_env"));
+    let ping_interval = interval(errs, &g.ping_interval, "gateway.ping_interval", 25);
+    let ping_timeout = interval(errs, &g.ping_timeout, "gateway.ping_timeout", 20);
+    let heartbeat_interval = interval(
+        errs,
+        &g.heartbeat_interval,
+        "gateway.heartbeat_interval",
+        30,
+    );
+    let heartbeat_event = match &g.heartbeat_event {
+        None => Some("heartbeat".to_string()),
+        Some(v) => non_empty(errs, v, "gateway.heartbeat_event"),
+    };
+    let stickiness_rounds = stickiness_rounds(errs, &g.stickiness_rounds);
+    Some(GatewaySection {
+        url: url?,
+        namespace: namespace?,
+        health_path: health_path?,
+        token_env,
+        jwt_secret_env,
+        ping_interval: ping_interval?,
+        ping_timeout: ping_timeout?,
+        heartbeat_event: heartbeat_event?,
+        heartbeat_interval: heartbeat_interval?,
+        stickiness_rounds: stickiness_rounds?,
+    })
+}
+
+/// `url`: required, http or https with a host; kept without a trailing slash (a path is a
+/// prefix).
+fn gateway_url(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<String> {
+    req(
         errs,
         g_s,
-        &g.url,
+        &g_s.get_ref().url,
         "gateway.url",
         "the gateway's base URL, like \"https://api.bosar.click\"",
     )
@@ -32,70 +78,52 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
             );
             None
         }
-    });
-    let path_key =
-        |errs: &mut Errors, v: &Option<S<String>>, key: &str, default: &str| -> Option<String> {
-            match v {
-                None => Some(default.to_string()),
-                Some(s)
-                    if s.get_ref().starts_with('/')
-                        && !s.get_ref().contains(char::is_whitespace) =>
-                {
-                    Some(s.get_ref().clone())
-                }
-                Some(s) => {
-                    errs.at(
-                        s.span(),
-                        key,
-                        format!("\"{}\" must start with /", s.get_ref()),
-                        Some(&format!("a path like \"{default}\"")),
-                    );
-                    None
-                }
-            }
-        };
-    let namespace = path_key(errs, &g.namespace, "gateway.namespace", "/chat");
-    let health_path = path_key(
-        errs,
-        &g.health_path,
-        "gateway.health_path",
-        "/health/websocket",
-    );
-    let token_env = g
-        .token_env
-        .as_ref()
-        .and_then(|v| env_name(errs, v, "gateway.token_env"));
-    let jwt_secret_env = g
-        .jwt_secret_env
-        .as_ref()
-        .and_then(|v| env_name(errs, v, "gateway.jwt_secret_env"));
-    let ms =
-        |errs: &mut Errors, v: &Option<S<String>>, key: &str, default: u64| -> Option<Duration> {
-            match v {
-                None => Some(Duration::from_secs(default)),
-                Some(s) => dur(
-                    errs,
-                    s,
-                    key,
-                    Duration::from_millis(100),
-                    Duration::from_secs(3600),
-                    "100ms to 1h",
-                ),
-            }
-        };
-    let ping_interval = ms(errs, &g.ping_interval, "gateway.ping_interval", 25);
-    let ping_timeout = ms(errs, &g.ping_timeout, "gateway.ping_timeout", 20);
-    let heartbeat_interval = ms(
-        errs,
-        &g.heartbeat_interval,
-        "gateway.heartbeat_interval",
-        30,
-    );
-    let heartbeat_event = match &g.heartbeat_event {
-        None => Some("heartbeat".to_string()),
-        Some(v) => non_empty(errs, v, "gateway.heartbeat_event"),
-    };
-    let stickiness_rounds = match &g.stickiness_rounds {
+    })
+}
+
+/// A path key (`namespace`, `health_path`): starts with `/`, no whitespace; `default` when
+/// absent.
+fn path_key(errs: &mut Errors, v: &Option<S<String>>, key: &str, default: &str) -> Option<String> {
+    match v {
+        None => Some(default.to_string()),
+        Some(s) if s.get_ref().starts_with('/') && !s.get_ref().contains(char::is_whitespace) => {
+            Some(s.get_ref().clone())
+        }
+        Some(s) => {
+            errs.at(
+                s.span(),
+                key,
+                format!("\"{}\" must start with /", s.get_ref()),
+                Some(&format!("a path like \"{default}\"")),
+            );
+            None
+        }
+    }
+}
+
+/// An interval of the gateway's (ping, heartbeat): 100 ms to 1 h; `default_s` when absent.
+fn interval(
+    errs: &mut Errors,
+    v: &Option<S<String>>,
+    key: &str,
+    default_s: u64,
+) -> Option<Duration> {
+    match v {
+        None => Some(Duration::from_secs(default_s)),
+        Some(s) => dur(
+            errs,
+            s,
+            key,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+            "100ms to 1h",
+        ),
+    }
+}
+
+/// `stickiness_rounds`: 2 to 1000 polling round trips, 20 when absent.
+fn stickiness_rounds(errs: &mut Errors, v: &Option<S<i64>>) -> Option<u32> {
+    match v {
         None => Some(20),
         Some(v) if (2..=1000).contains(v.get_ref()) => Some(*v.get_ref() as u32),
         Some(v) => {
@@ -107,17 +135,5 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
             );
             None
         }
-    };
-    Some(GatewaySection {
-        url: url?,
-        namespace: namespace?,
-        health_path: health_path?,
-        token_env,
-        jwt_secret_env,
-        ping_interval: ping_interval?,
-        ping_timeout: ping_timeout?,
-        heartbeat_event: heartbeat_event?,
-        heartbeat_interval: heartbeat_interval?,
-        stickiness_rounds: stickiness_rounds?,
-    })
+    }
 }

@@ -95,7 +95,7 @@ pub use timeline::{AttemptCause, DropCause};
 pub use verdicts::checks;
 
 use drive::{build_report, drive, ticker};
-use shared::{tls_for, Counters, Interner, Phase, Shared};
+use shared::{tls_for, Counters, Interner, Phase, Shared, Tls};
 use verdicts::ms_text;
 
 /// Handshakes in flight at once when `--concurrency` is not given.
@@ -325,13 +325,16 @@ pub async fn probe_controlled(
     run_probe(v, ps, ui, open_files, Some(controls)).await
 }
 
-async fn run_probe(
-    v: &VerifySettings,
-    ps: &ProbeSettings,
-    ui: &Ui,
-    open_files: Option<OpenFiles>,
-    controls: Option<Controls>,
-) -> anyhow::Result<ProbeReport> {
+/// Where the sessions go: the resolved addresses, TLS, the websocket URL, and the health
+/// endpoint with its client (the cookie lookups).
+struct Endpoints {
+    addrs: Vec<std::net::SocketAddr>,
+    tls: Option<Tls>,
+    ws_url: Url,
+    health: (reqwest::Client, Url, Duration),
+}
+
+async fn endpoints(v: &VerifySettings) -> anyhow::Result<Endpoints> {
     let base = Url::parse(&v.url)
         .map_err(|e| Failure::usage(format!("gateway url \"{}\": {e}", v.shown_url())))?;
     let addrs = resolve(&base).await?;
@@ -354,7 +357,23 @@ async fn run_probe(
         .timeout(request_timeout)
         .build()
         .map_err(|e| Failure::failed(format!("cannot build the HTTP client: {e}")))?;
+    Ok(Endpoints {
+        addrs,
+        tls,
+        ws_url,
+        health: (client, health_url, request_timeout),
+    })
+}
 
+/// What every session of the run shares: where to go, the frames it sends (the namespace
+/// CONNECT with the token, DISCONNECT), what it expects, and the counters and tables.
+fn shared_state(
+    v: &VerifySettings,
+    ps: &ProbeSettings,
+    addrs: Vec<std::net::SocketAddr>,
+    tls: Option<Tls>,
+    ws_url: &Url,
+) -> Shared {
     let ns = v.namespace.as_str();
     let auth = v.token.as_ref().map(|t| json!({ "token": t.expose() }));
     let ack_prefix = if ns == "/" {
@@ -362,9 +381,9 @@ async fn run_probe(
     } else {
         format!("43{ns},")
     };
-    let sh = Arc::new(Shared {
+    Shared {
         start: Instant::now(),
-        upgrade: upgrade::Template::new(&ws_url, USER_AGENT_VALUE),
+        upgrade: upgrade::Template::new(ws_url, USER_AGENT_VALUE),
         addrs,
         tls,
         ws_config: WebSocketConfig::default()
@@ -384,7 +403,18 @@ async fn run_probe(
         cookie_name: OnceLock::new(),
         lateness: Mutex::new(Histogram::new()),
         reconnect: ps.reconnect.map(|r| r.backoff),
-    });
+    }
+}
+
+async fn run_probe(
+    v: &VerifySettings,
+    ps: &ProbeSettings,
+    ui: &Ui,
+    open_files: Option<OpenFiles>,
+    controls: Option<Controls>,
+) -> anyhow::Result<ProbeReport> {
+    let ep = endpoints(v).await?;
+    let sh = Arc::new(shared_state(v, ps, ep.addrs, ep.tls, &ep.ws_url));
     let budget = ps.budget();
     let (phase_tx, phase_rx) = watch::channel(Phase::Opening);
     // With a caller's controls the hold is theirs to end: no overall deadline here.
@@ -392,15 +422,7 @@ async fn run_probe(
         None => budget.total,
         Some(_) => Duration::from_secs(u32::MAX as u64),
     };
-    let drive = drive(
-        sh.clone(),
-        ps,
-        budget,
-        phase_tx,
-        (client, health_url, request_timeout),
-        ui,
-        controls,
-    );
+    let drive = drive(sh.clone(), ps, budget, phase_tx, ep.health, ui, controls);
     let gathered = tokio::select! {
         g = tokio::time::timeout(total, drive) => g.map_err(|_| {
             Failure::failed(format!(

@@ -326,7 +326,8 @@ def main() -> int:
         rec = {"rc": m["rc"], "wall_s": m["wall_s"], "max_rss_mb": m["max_rss_mb"], "cpu_s": m["cpu_s"]}
         try:
             doc = json.loads(m["stdout"])
-            hb = next(c for c in doc["checks"] if c["name"] == "heartbeat")
+            # The JSON envelope: the checks are the `verify` payload's.
+            hb = next(c for c in doc.get("verify", doc)["checks"] if c["name"] == "heartbeat")
             rec["status"] = doc["status"]
             rec["first_heartbeat_after_join_ms"] = hb.get("evidence", {}).get("first_after_ms")
         except (ValueError, KeyError, StopIteration) as e:

@@ -311,9 +311,12 @@ def main() -> int:
         "notes": [
             "Ground truth: gw-1's own `connections` right before its SIGTERM (dropped); gw-2's `totalConnections`"
             " after minus before (reconnected); lost = dropped - reconnected.",
-            "Reconnect times are each tool's own: from noticing the drop to the namespace CONNECT answer. HAProxy"
-            " first sends a reconnect carrying gw-1's cookie to gw-1, which refuses, and redispatches to gw-2 after"
-            " its turn-around of up to 1 s; both tools pay it alike.",
+            "Reconnect times are each tool's own: from noticing the drop to the namespace CONNECT answer. The probe"
+            " keeps each session's cookie jar across reconnects (as a browser does), so its first attempt carries"
+            " gw-1's AWSALB value: HAProxy sends it to gw-1, which refuses, and places it on gw-2 only after its"
+            " retry turn-around (1 s) or once its health check marks gw-1 down. socket.io-client in Node starts"
+            " each reconnect with an empty jar and does not pay this. A real ALB does not route to a deregistered"
+            " target.",
             "max_rss_mb: peak RSS of the client from /usr/bin/time; cpu_s: user+sys from wait4. Two cores are"
             " shared with both gateways, HAProxy and other engineers' builds: see load_before per run.",
         ],

@@ -243,7 +243,7 @@ where
     let n = load.probe.connections;
     ui.line(format!(
         "under load: opening {n} session(s) through {} before the rollout (concurrency {}); they reconnect when dropped and are held {} after it succeeds",
-        load.verify.url,
+        load.verify.shown_url(),
         load.probe.concurrency,
         fmt_duration(settle)
     ));

@@ -307,7 +307,9 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
 #[test]
 fn deploy_under_load_interrupted_reports_what_it_saw() {
     let runner = TaskRunner::start(Path::new("sandbox/deploy.toml"), SECRET);
-    let (_dir, cfg) = write_config(&config(&runner.url).replace(
+    // A URL with user info: its password is never shown.
+    let url = runner.url.replacen("http://", "http://ops:pw-hunter2@", 1);
+    let (_dir, cfg) = write_config(&config(&url).replace(
         "deregistration_delay = \"2s\"",
         "deregistration_delay = \"30s\"",
     ));
@@ -336,6 +338,11 @@ fn deploy_under_load_interrupted_reports_what_it_saw() {
     assert!(ok);
     let (code, stdout, stderr) = finish(child, &runner);
     assert_eq!(code, 130, "{stdout}\n{stderr}");
+    assert!(
+        !format!("{stdout}{stderr}").contains("pw-hunter2")
+            && !format!("{stdout}{stderr}").contains("ops:"),
+        "the URL's user info was shown:\n{stdout}\n{stderr}"
+    );
     let doc: Value =
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     assert_eq!(doc["command"], "deploy");

@@ -187,7 +187,12 @@ impl Ui {
         let doc = crate::envelope::Envelope::new(
             &ctx,
             code,
-            error.map(crate::envelope::ErrorDoc::of),
+            error.map(|e| {
+                (
+                    crate::envelope::ErrorDoc::of(e),
+                    crate::envelope::ErrorItem::list_of(e),
+                )
+            }),
             self.warnings(),
             payload,
         );

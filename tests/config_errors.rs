@@ -224,6 +224,12 @@ fn environments_overlay_the_file_key_by_key_and_errors_name_them() {
         msg.contains("allowed: environments staging, production"),
         "{msg}"
     );
+    // A misspelt name suggests the near one and points at the environments, not line 1.
+    let msg = parse_environment(path, ENVIRONMENTS, Some("stagin"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("did you mean \"staging\"?"), "{msg}");
+    assert!(!msg.contains("deploy.toml:1:1:"), "{msg}");
 }
 
 #[test]

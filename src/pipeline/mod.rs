@@ -148,9 +148,14 @@ pub async fn run_pipeline(
     };
     let opts = RolloutOptions::from_flags(&args.rollout, false);
     // Resolve the verify token early: a missing secret is a usage error before any change.
-    let verify_settings = match (&cfg.gateway, args.skip_verify) {
-        (Some(gw), false) if !args.plan.dry_run => Some(VerifySettings::from_config(
-            gw,
+    // `full` verifies: without [gateway] (or --url) it refuses, rather than pass unverified.
+    let gateway = match args.skip_verify {
+        false => Some(cfg.gateway_or_url(command, args.url.as_deref())?),
+        true => None,
+    };
+    let verify_settings = match gateway {
+        Some(gw) if !args.plan.dry_run => Some(VerifySettings::from_config(
+            &gw,
             args.url.as_deref(),
             args.allow_insecure_token,
         )?),
@@ -426,10 +431,7 @@ async fn verify_step(
     settings: Option<VerifySettings>,
 ) -> Code {
     let Some(settings) = settings else {
-        run.push(Step::skipped(
-            "verify",
-            "skipped (--skip-verify or no [gateway])",
-        ));
+        run.push(Step::skipped("verify", "skipped (--skip-verify)"));
         return Code::Success;
     };
     let url = settings.shown_url();

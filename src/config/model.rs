@@ -157,6 +157,13 @@ impl GatewaySection {
     }
 }
 
+/// The gateway's variables that hold milliseconds, and the `[gateway]` key each must match.
+pub const MILLISECOND_VARIABLES: [(&str, &str); 3] = [
+    ("WEBSOCKET_PING_INTERVAL", "gateway.ping_interval"),
+    ("WEBSOCKET_PING_TIMEOUT", "gateway.ping_timeout"),
+    ("WEBSOCKET_HEARTBEAT_INTERVAL", "gateway.heartbeat_interval"),
+];
+
 /// How long `deploy` watches by default, and the range `[ecs] timeout` and `--timeout` accept.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const TIMEOUT_RANGE: (Duration, Duration) =

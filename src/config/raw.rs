@@ -195,6 +195,9 @@ impl<'a> Table<'a> {
                 "a string" => "a quoted string (durations carry units: \"30s\", \"24h\")",
                 "an integer" => "a whole number without quotes",
                 "true or false" => "true or false, without quotes",
+                "an environment value" => {
+                    "a string, a whole number or true/false (ECS passes every value as text; the gateway's WEBSOCKET_*_INTERVAL/TIMEOUT are milliseconds: 30000)"
+                }
                 _ => expected,
             }),
         );
@@ -220,6 +223,22 @@ impl<'a> Table<'a> {
                 None
             }
         }
+    }
+
+    /// An environment variable's value: ECS passes every value as text, so a number or a
+    /// boolean is taken as it is written (`30000` is `"30000"`).
+    fn env_value(&self, key: &str, errs: &mut Errors) -> Option<S<String>> {
+        let item = self.item(key)?;
+        let text = match item.as_value() {
+            Some(toml_edit::Value::String(s)) => s.value().clone(),
+            Some(toml_edit::Value::Integer(i)) => i.value().to_string(),
+            Some(toml_edit::Value::Boolean(b)) => b.value().to_string(),
+            _ => {
+                self.wrong_type(errs, key, item, "an environment value");
+                return None;
+            }
+        };
+        Some(Spanned::new(span_of(item), text))
     }
 
     fn bool(&self, key: &str, errs: &mut Errors) -> Option<S<bool>> {
@@ -364,7 +383,7 @@ fn read_ecs(e: &Table, errs: &mut Errors) -> RawEcs {
                 .get_key_value(k)
                 .and_then(|(key, _)| key.span())
                 .unwrap_or(0..0);
-            if let Some(v) = env.str(k, errs) {
+            if let Some(v) = env.env_value(k, errs) {
                 vars.insert(Spanned::new(key_span, k.to_string()), v);
             }
         }

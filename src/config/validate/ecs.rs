@@ -56,7 +56,9 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
         for (k, v) in table.get_ref() {
             let key = format!("ecs.environment.{}", k.get_ref());
             if let Some(name) = env_name(errs, k, &key) {
-                environment.insert(name, v.get_ref().clone());
+                if milliseconds(errs, &name, v, &key) {
+                    environment.insert(name, v.get_ref().clone());
+                }
             }
         }
         environment
@@ -117,4 +119,30 @@ fn max_failed_tasks(errs: &mut Errors, v: &Option<S<i64>>) -> Option<Option<u32>
             None
         }
     }
+}
+
+/// The gateway reads its intervals as milliseconds: `"30s"` there would become a 30 ms ping
+/// (or NaN), so it is refused with the value in milliseconds, `[gateway]` or not.
+fn milliseconds(errs: &mut Errors, name: &str, v: &S<String>, key: &str) -> bool {
+    if !MILLISECOND_VARIABLES.iter().any(|(n, _)| *n == name) {
+        return true;
+    }
+    let text = v.get_ref().trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return true;
+    }
+    let allowed = match humantime::parse_duration(text) {
+        Ok(d) => format!(
+            "whole milliseconds: \"{}\" (the gateway reads {name} in ms)",
+            d.as_millis()
+        ),
+        Err(_) => format!("whole milliseconds, like \"30000\" (the gateway reads {name} in ms)"),
+    };
+    errs.at(
+        v.span(),
+        key,
+        format!("\"{text}\" is not a number of milliseconds"),
+        Some(&allowed),
+    );
+    false
 }

@@ -247,6 +247,11 @@ impl Ui {
         }
     }
 
+    /// -v or more.
+    pub fn verbose(&self) -> bool {
+        self.verbose > 0
+    }
+
     /// Detail shown with -v.
     pub fn detail(&self, msg: impl AsRef<str>) {
         if self.verbose > 0 {

@@ -112,6 +112,18 @@ pub struct EcsSection {
     /// Environment variables whose values the plan shows in clear although their names look
     /// like credentials (a URL's user info is still hidden).
     pub show_values: Vec<String>,
+    /// Advice the user has read and accepted (`[ecs] acknowledge`): it no longer warns.
+    pub acknowledge: Vec<String>,
+}
+
+/// The advice `[ecs] acknowledge` can silence, each a standing property of the service that
+/// would otherwise be repeated on every plan and deploy.
+pub const ACKNOWLEDGEABLE: [&str; 1] = ["circuit_breaker_off"];
+
+impl EcsSection {
+    pub fn acknowledges(&self, advice: &str) -> bool {
+        self.acknowledge.iter().any(|a| a == advice)
+    }
 }
 
 #[derive(Debug, Clone)]

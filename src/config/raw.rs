@@ -61,6 +61,7 @@ pub(super) struct RawEcs {
     pub(super) managed_env_prefix: Option<S<String>>,
     pub(super) max_failed_tasks: Option<S<i64>>,
     pub(super) show_values: Option<S<Vec<S<String>>>>,
+    pub(super) acknowledge: Option<S<Vec<S<String>>>>,
     pub(super) environment: Option<S<RawEnvironment>>,
 }
 
@@ -112,7 +113,7 @@ const TARGET_GROUP: [&str; 9] = [
     "slow_start",
     "anomaly_mitigation",
 ];
-const ECS: [&str; 10] = [
+const ECS: [&str; 11] = [
     "cluster",
     "service",
     "container",
@@ -122,6 +123,7 @@ const ECS: [&str; 10] = [
     "managed_env_prefix",
     "max_failed_tasks",
     "show_values",
+    "acknowledge",
     "environment",
 ];
 const GATEWAY: [&str; 10] = [
@@ -399,6 +401,7 @@ fn read_ecs(e: &Table, errs: &mut Errors) -> RawEcs {
         managed_env_prefix: e.str("managed_env_prefix", errs),
         max_failed_tasks: e.int("max_failed_tasks", errs),
         show_values: e.strings("show_values", errs),
+        acknowledge: e.strings("acknowledge", errs),
         environment,
     }
 }
@@ -472,6 +475,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             managed_env_prefix: o.managed_env_prefix.or(b.managed_env_prefix),
             max_failed_tasks: o.max_failed_tasks.or(b.max_failed_tasks),
             show_values: o.show_values.or(b.show_values),
+            acknowledge: o.acknowledge.or(b.acknowledge),
             environment: table(b.environment, o.environment, |mut b, o| {
                 for (k, v) in o {
                     b.remove(&k);

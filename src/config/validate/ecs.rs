@@ -73,8 +73,19 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
                 .collect()
         })
         .unwrap_or_default();
+    let acknowledge = e
+        .acknowledge
+        .as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|v| acknowledged(errs, v))
+                .collect()
+        })
+        .unwrap_or_default();
     Some(EcsSection {
         show_values,
+        acknowledge,
         cluster: cluster?,
         service: service?,
         container: container?,
@@ -145,4 +156,19 @@ fn milliseconds(errs: &mut Errors, name: &str, v: &S<String>, key: &str) -> bool
         Some(&allowed),
     );
     false
+}
+
+/// One id of `[ecs] acknowledge`: advice the tool knows, so a typo does not silence nothing.
+fn acknowledged(errs: &mut Errors, v: &S<String>) -> Option<String> {
+    if ACKNOWLEDGEABLE.contains(&v.get_ref().as_str()) {
+        return Some(v.get_ref().clone());
+    }
+    let allowed: Vec<String> = ACKNOWLEDGEABLE.iter().map(|a| format!("\"{a}\"")).collect();
+    errs.at(
+        v.span(),
+        "ecs.acknowledge",
+        format!("\"{}\" is not advice bosar-deploy gives", v.get_ref()),
+        Some(&allowed.join(", ")),
+    );
+    None
 }

@@ -17,15 +17,20 @@
 //! - **JSON**: lossless (serde escapes what JSON must) but at most [`KEEP_CAP`] bytes a field.
 //!
 //! Secrets never get out: every [`Outside`] is redacted when it is made, on the whole text
-//! before anything is cut or formatted, against the secrets registered with
-//! [`register_secret`] (the gateway token, the secret a token is minted from, a URL's
-//! password: see `gateway::token::Secret`). [`clean`] redacts whole lines again on the way out.
+//! before anything is cut or formatted: the user info of every URL in it (`https://ci:…@host`,
+//! found by [`user_info`]) and the secrets registered with [`register_secret`] (the gateway
+//! token, the secret a token is minted from, a URL's password: see `gateway::token::Secret`)
+//! are `***`. [`clean`] (every line printed, annotations, the summary, JUnit) and JSON redact
+//! again on the way out, so text that never was an [`Outside`] is masked too.
 //!
 //! Depends on std and serde only, so the fuzz target (`fuzz/`) includes it by path.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::RwLock;
+
+#[path = "outside/user_info.rs"]
+pub mod user_info;
 
 /// Characters of one outside field shown in a message, a log line, an annotation, a summary
 /// cell or JUnit, before `… (N more bytes)`.
@@ -57,10 +62,11 @@ pub fn register_secret(secret: &str) {
     }
 }
 
-/// `text` with every registered secret replaced by [`REDACTED`].
+/// `text` with the user info of every URL in it and every registered secret replaced by
+/// [`REDACTED`].
 pub fn redact(text: &str) -> Cow<'_, str> {
     let all = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    let mut out = Cow::Borrowed(text);
+    let mut out = user_info::mask(text, REDACTED);
     for s in all.iter() {
         if out.contains(s.as_str()) {
             out = Cow::Owned(out.replace(s.as_str(), REDACTED));

@@ -11,8 +11,8 @@
 //!   anywhere); a field shows at most [`SHOW_CAP`] characters, then `… (N more bytes)`;
 //! - **GitHub workflow commands** ([`annotation`]): `%`, `\r`, `\n` in the data and also `:`
 //!   and `,` in properties percent-escaped, as the Actions runner unescapes them;
-//! - **the step summary** ([`markdown_cell`]): cut first, then every character Markdown or
-//!   HTML would act on is an entity, so server text renders as text;
+//! - **the step summary** ([`markdown_cell`]): cut first, then a code span (`|` escaped), so
+//!   server text renders as text and nothing in it becomes a link;
 //! - **JUnit** ([`xml_text`]): characters XML 1.0 forbids dropped, the rest escaped;
 //! - **JSON**: lossless (serde escapes what JSON must) but at most [`KEEP_CAP`] bytes a field.
 //!
@@ -393,32 +393,27 @@ pub fn annotation(kind: &str, title: Option<&str>, message: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Markdown (the step summary) and XML (JUnit)
 
-/// A table cell of the step summary: cleaned to one line, cut to `max` characters, then every
-/// character Markdown or HTML acts on (`<`, `[`, `|`, `*`, `:` of autolinks, …) as an HTML
-/// entity. Cutting first means an escape is never split, so `|` never ends a cell.
+/// A table cell of the step summary: cleaned to one line, cut to `max` characters, then put in
+/// a code span, where GitHub's renderer acts on nothing: no HTML, emphasis or links, and none
+/// of its extended autolinks (`www.…`, `admin@…`, `https://…`), which it finds in the decoded
+/// text, so entities (`&#64;`) do not stop them. The fence is one backtick longer than the
+/// longest run inside; a `|` is `\|`, which the table takes out before the span is read, so
+/// it never ends the cell. Cutting first means the escape is never split.
 pub fn markdown_cell(text: &str, max: usize) -> String {
     let line = clean(text, false).replace('\n', " ");
-    let mut kept = String::new();
-    let mut cut = None;
-    for (count, (i, c)) in line.char_indices().enumerate() {
-        if count == max {
-            cut = Some(line.len() - i);
-            break;
-        }
-        kept.push(c);
+    let line = line.trim();
+    let (kept, rest) = match line.char_indices().nth(max) {
+        Some((i, _)) => (line[..i].trim_end(), line.len() - i),
+        None => (line, 0),
+    };
+    let mut out = String::new();
+    if !kept.is_empty() {
+        let longest = kept.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest + 1);
+        out = format!("{fence} {} {fence}", kept.replace('|', "\\|"));
     }
-    let mut out = String::with_capacity(kept.len() + 16);
-    for c in kept.chars() {
-        match c {
-            '&' | '<' | '>' | '"' | '\'' | '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')'
-            | '#' | '!' | '~' | '{' | '}' | '+' | ':' | '@' | '=' | '$' => {
-                out.push_str(&format!("&#{};", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    if let Some(rest) = cut {
-        out.push_str(&format!("… ({rest} more bytes)"));
+    if rest > 0 {
+        out.push_str(&format!(" … ({rest} more bytes)"));
     }
     out
 }
@@ -583,17 +578,30 @@ mod tests {
         assert!(huge.len() < ANNOTATION_CAP + 64);
     }
 
+    /// Whether every `|` of `cell` is escaped (`\|`), so the table never ends the cell there.
+    fn pipes_escaped(cell: &str) -> bool {
+        cell.match_indices('|')
+            .all(|(i, _)| cell[..i].ends_with('\\'))
+    }
+
     #[test]
-    fn markdown_cells_render_as_text() {
-        let cell = markdown_cell("<img src=x onerror=alert(1)>[x](https://evil) a|b \\|", 200);
-        for bad in ["<", ">", "[", "](", "|", "\\", "https:"] {
-            assert!(!cell.contains(bad), "{bad} in {cell}");
-        }
-        // Cut before escaping: the entity of a `|` is never split.
+    fn markdown_cells_are_code_spans() {
+        let cell = markdown_cell(
+            "<img src=x>[x](https://evil) admin@evil.example a|b \\|",
+            200,
+        );
+        assert_eq!(
+            cell,
+            "` <img src=x>[x](https://evil) admin@evil.example a\\|b \\\\| `"
+        );
+        assert_eq!(markdown_cell("a `b` ``c", 50), "``` a `b` ``c ```");
+        assert_eq!(markdown_cell("  \n ", 50), "");
+        // Cut before escaping: the escape of a `|` is never split.
         let cut = markdown_cell(&format!("{}|", "a".repeat(9)), 10);
-        assert_eq!(cut, "aaaaaaaaa&#124;");
+        assert_eq!(cut, "` aaaaaaaaa\\| `");
         let cut = markdown_cell(&format!("{}||", "a".repeat(9)), 10);
-        assert_eq!(cut, "aaaaaaaaa&#124;… (1 more bytes)");
+        assert_eq!(cut, "` aaaaaaaaa\\| ` … (1 more bytes)");
+        assert!(pipes_escaped(&cut) && !pipes_escaped("a|b"));
     }
 
     #[test]
@@ -632,7 +640,7 @@ mod tests {
             proptest::prop_assert!(!a.contains(['\n', '\r']));
             proptest::prop_assert_eq!(runner_commands(&a).len(), 1);
             let cell = markdown_cell(&s, 50);
-            proptest::prop_assert!(!cell.contains(['|', '<', '>', '[', '\n']));
+            proptest::prop_assert!(pipes_escaped(&cell) && !cell.contains('\n'), "{:?}", cell);
             proptest::prop_assert!(xml_text(&s, 50).chars().all(xml_allowed));
         }
     }

@@ -17,9 +17,19 @@ use std::time::Duration;
 use support::{foreign_commands, measure, Measured};
 
 const MARK: &str = "PWNED";
-const INJECT: &str = "task failed\n::add-mask::PWNED\r::stop-commands::PWNED %0A::error::PWNED ##[error]PWNED \u{202e}txt.exe";
+const INJECT: &str = "task failed\n::add-mask::PWNED\r::stop-commands::PWNED %0A::error::PWNED ##[error]PWNED \u{202e}txt.exe \
+    pull https://ci:ghp_AwsText0Pass/w#rd@registry.example/v2/ www.evil.example admin@evil.example";
+/// The user info of the URL in [`INJECT`], never in any output.
+const URL_USER_INFO: &str = "ci:ghp_AwsText0Pass/w#rd";
 /// The credentials in the task definition (as it is, and as deploy.toml wants it).
-const SECRETS: [&str; 5] = [
+const SECRETS: [&str; 12] = [
+    "ghp_AwsText0Pass",
+    "ss0w?rd",
+    "est0pw",
+    "plain0pw0value",
+    "old0pa/ss",
+    "old0gu#est",
+    "old0pw0value",
     "s3cr3t-pass",
     "hunter2",
     "oldtok-123456",
@@ -74,7 +84,9 @@ impl HostileMoto {
 fn config() -> (tempfile::TempDir, PathBuf) {
     let text = support::sandbox_config().replacen(
         "[ecs.environment]\n",
-        "[ecs.environment]\nWEBSOCKET_AUTH_PASS = \"n3w-s3cr3t-pass\"\nWEBSOCKET_REDIS_URL = \"redis://:hunter3@redis.internal:6379\"\n",
+        "[ecs.environment]\nWEBSOCKET_AUTH_PASS = \"n3w-s3cr3t-pass\"\nWEBSOCKET_REDIS_URL = \"redis://:hunter3@redis.internal:6379\"\n\
+         WEBSOCKET_DB_URL = \"postgres://app:pa/ss0w?rd@db:5432/app\"\nWEBSOCKET_MQ_URL = \"amqp://guest:gu#est0pw@mq\"\n\
+         WEBSOCKET_DB_PW = \"plain0pw0value\"\n",
         1,
     );
     assert!(text.contains("n3w-s3cr3t-pass"));
@@ -133,6 +145,8 @@ fn assert_clean(out: &Out, json: bool) {
         let bad: Vec<char> = text.chars().filter(|c| hidden(*c)).collect();
         assert!(bad.is_empty(), "raw {bad:?} in:\n{text}");
     }
+    // The summary, as GitHub renders it: no link (`www.`, `admin@`), no HTML.
+    support::gfm::assert_renders_as_text(&out.summary);
     assert!(
         out.m.elapsed < Duration::from_secs(30),
         "{:?}",
@@ -141,7 +155,7 @@ fn assert_clean(out: &Out, json: bool) {
 }
 
 /// Findings 3 and 9: ECS's event message and rolloutStateReason in `status`, escaped in text,
-/// as AWS has them in JSON.
+/// as AWS has them in JSON but for a URL's user info (`***` everywhere: issue 22's point 3).
 #[test]
 fn status_shows_ecs_text_escaped() {
     let (_dir, cfg) = config();
@@ -161,14 +175,16 @@ fn status_shows_ecs_text_escaped() {
     assert_clean(&out, true);
     let doc: serde_json::Value = serde_json::from_str(&out.m.run.stdout).unwrap();
     assert_eq!(
-        doc["service"]["service"]["events"][0]["message"], INJECT,
+        doc["service"]["service"]["events"][0]["message"],
+        INJECT.replace(URL_USER_INFO, "***"),
         "{doc:#}"
     );
 }
 
-/// Finding 4: credentials in the task definition's environment (by name: `*_PASS`, `*_TOKEN`;
-/// in a URL: `redis://:pw@host`) are masked by `plan` and `deploy --dry-run` in text, JSON,
-/// JUnit and the step summary.
+/// Finding 4: credentials in the task definition's environment (by name: `*_PASS`, `*_TOKEN`,
+/// `*_PW`; in a URL: `redis://:pw@host`, with `/`, `?` or `#` in the password: issue 22's
+/// point 3) are masked by `plan` and `deploy --dry-run` in text, JSON, JUnit and the step
+/// summary.
 #[test]
 fn plan_and_dry_run_mask_credentials() {
     let (_dir, cfg) = config();
@@ -184,6 +200,9 @@ fn plan_and_dry_run_mask_credentials() {
                 "~ environment.WEBSOCKET_AUTH_PASS: (sensitive) -> (sensitive)",
                 "~ environment.WEBSOCKET_REDIS_URL: (sensitive) -> (sensitive)",
                 "- environment.WEBSOCKET_OLD_TOKEN: (sensitive)",
+                "~ environment.WEBSOCKET_DB_URL: (sensitive) -> (sensitive)",
+                "~ environment.WEBSOCKET_MQ_URL: (sensitive) -> (sensitive)",
+                "~ environment.WEBSOCKET_DB_PW: (sensitive) -> (sensitive)",
             ] {
                 assert!(text.contains(line), "{line} not in:\n{text}");
             }
@@ -195,8 +214,9 @@ fn plan_and_dry_run_mask_credentials() {
 }
 
 /// Findings 3 and 9: a deploy that fails prints ECS's rolloutStateReason, events and the
-/// stopped task's reason (set by whoever may `ecs:StopTask --reason`) as causes, escaped; the
-/// only annotation is the tool's own.
+/// stopped task's reason (set by whoever may `ecs:StopTask --reason`) as causes, escaped, a
+/// URL's user info `***` (issue 22's point 3) in the log, annotations, JUnit and the summary;
+/// the only annotation is the tool's own.
 #[test]
 fn a_failed_deploy_prints_hostile_causes_escaped() {
     let (_dir, cfg) = config();
@@ -206,7 +226,7 @@ fn a_failed_deploy_prints_hostile_causes_escaped() {
         &cfg,
         &[],
         &["deploy", "--image", "repo/bosar-api:9.9.9"],
-        false,
+        true,
     );
     assert_eq!(out.m.run.code, 1, "{}", out.m.run.all());
     assert_clean(&out, false);
@@ -214,6 +234,10 @@ fn a_failed_deploy_prints_hostile_causes_escaped() {
     assert!(err.contains("causes:"), "{err}");
     assert!(err.contains("stopped: task failed\\n"), "{err}");
     assert!(err.contains(r"\u{202e}txt.exe"), "{err}");
+    assert!(
+        err.contains("pull https://***@registry.example/v2/"),
+        "{err}"
+    );
     assert!(
         out.m.run.stdout.contains("::error::"),
         "{}",

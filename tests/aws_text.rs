@@ -244,3 +244,62 @@ fn a_failed_deploy_prints_hostile_causes_escaped() {
         out.m.run.stdout
     );
 }
+
+/// A container name from AWS that would forge a log line (a line break, then a timestamp).
+const FORGED_NAME: &str = "x\n2026-01-01T00:00:00Z error: forged";
+
+/// Issue 22's point 4: the two errors that name the task definition's containers (`plan`,
+/// whose `[ecs] container` is not there; `init`, which cannot choose one) show AWS's names as
+/// outside text: the line break escaped, no forged line in the log.
+#[test]
+fn container_names_in_errors_cannot_forge_a_log_line() {
+    let moto = support::Moto::start();
+    let (_dir, cfg) = support::write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    moto.python(&format!(
+        r#"
+import boto3
+ecs = boto3.client("ecs")
+svc = ecs.describe_services(cluster="bosar-cluster", services=["bosar-api"])["services"][0]
+td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+for c in td["containerDefinitions"]:
+    if c["name"] == "bosar-api":
+        c["name"] = {}
+keep = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
+        "requiresCompatibilities", "cpu", "memory", "runtimePlatform", "ephemeralStorage")
+new = ecs.register_task_definition(**{{k: td[k] for k in keep if k in td}})
+ecs.update_service(cluster="bosar-cluster", service="bosar-api", taskDefinition=new["taskDefinition"]["taskDefinitionArn"])
+"#,
+        serde_json::to_string(FORGED_NAME).unwrap()
+    ));
+    let init_dir = tempfile::tempdir().unwrap();
+    let runs = [
+        support::run(
+            support::bosar(&moto.endpoint, "forged-plan")
+                .env("GITHUB_ACTIONS", "true")
+                .arg("--config")
+                .arg(&cfg)
+                .arg("plan"),
+        ),
+        support::run(
+            support::bosar(&moto.endpoint, "forged-init")
+                .env("GITHUB_ACTIONS", "true")
+                .current_dir(init_dir.path())
+                .args(["init", "--cluster", "bosar-cluster"])
+                .args(["--service", "bosar-api"]),
+        ),
+    ];
+    for run in runs {
+        assert_ne!(run.code, 0, "{}", run.all());
+        let all = run.all();
+        assert!(
+            all.contains(r"x\n2026-01-01T00:00:00Z error: forged"),
+            "{all}"
+        );
+        let forged: Vec<&str> = all
+            .split(['\n', '\r'])
+            .filter(|l| l.trim_start().starts_with("2026-01-01T00:00:00Z"))
+            .collect();
+        assert!(forged.is_empty(), "forged lines {forged:?} in:\n{all}");
+    }
+}

@@ -62,17 +62,20 @@ pub fn register_secret(secret: &str) {
     }
 }
 
-/// `text` with the user info of every URL in it and every registered secret replaced by
-/// [`REDACTED`].
+/// `text` with every registered secret, then the user info of every URL in it, replaced by
+/// [`REDACTED`]. Secrets first: a secret that itself looks like a URL goes whole.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let all = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    let mut out = user_info::mask(text, REDACTED);
+    let mut out = Cow::Borrowed(text);
     for s in all.iter() {
         if out.contains(s.as_str()) {
             out = Cow::Owned(out.replace(s.as_str(), REDACTED));
         }
     }
-    out
+    match user_info::mask(&out, REDACTED) {
+        Cow::Borrowed(_) => out,
+        Cow::Owned(masked) => Cow::Owned(masked),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -555,6 +558,10 @@ mod tests {
         assert!(shown.contains("***"), "{shown}");
         assert!(!serde_json::to_string(&o).unwrap().contains("zzzzzzzzzz"));
         assert_eq!(redact("expires abc"), "expires abc");
+        // A secret shaped like a URL with user info goes whole, not only its user info.
+        register_secret("sec://ret@part");
+        assert_eq!(redact("a sec://ret@part b"), "a *** b");
+        assert_eq!(redact("https://u:p@h"), "https://***@h");
         assert!(!clean(&format!("x {token}"), false).contains(&token));
         assert!(!annotation("error", None, &token).contains(&token));
     }

@@ -303,3 +303,43 @@ ecs.update_service(cluster="bosar-cluster", service="bosar-api", taskDefinition=
         assert!(forged.is_empty(), "forged lines {forged:?} in:\n{all}");
     }
 }
+
+/// Issue 22's point 3: a target health description from ELB (free text) with a URL's user
+/// info in it, read through the one path for AWS text: `***` in the text shown and in JSON.
+#[tokio::test(start_paused = true)]
+async fn target_health_descriptions_lose_url_user_info() {
+    use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+    use aws_sdk_elasticloadbalancingv2::types::{
+        TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
+    };
+    let health =
+        aws_smithy_mocks::mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+            .then_output(|| {
+                DescribeTargetHealthOutput::builder()
+                    .target_health_descriptions(
+                        TargetHealthDescription::builder()
+                            .target(TargetDescription::builder().id("10.0.1.10").build())
+                            .target_health(
+                                TargetHealth::builder()
+                                    .state(TargetHealthStateEnum::Unhealthy)
+                                    .description(INJECT)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+    let aws = support::mocks::aws(&[], &[&health]);
+    let th = bosar_deploy::ecs::target_health(&aws, &["arn:tg".into()])
+        .await
+        .unwrap();
+    let unhealthy = &th[0].unhealthy[0];
+    let json = serde_json::to_string(&th).unwrap();
+    for text in [unhealthy.to_string(), json] {
+        assert!(!text.contains("ghp_AwsText0Pass"), "{text}");
+        assert!(
+            text.contains("pull https://***@registry.example/v2/"),
+            "{text}"
+        );
+    }
+}

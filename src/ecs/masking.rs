@@ -178,4 +178,35 @@ mod tests {
         assert_eq!(shown(redis, false), "redis://***@redis.internal:6379");
         assert_eq!(shown(redis, true), "(sensitive)");
     }
+
+    /// README's Security section lists the same words and parts as the code.
+    #[test]
+    fn the_readme_lists_the_words_and_parts() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let between = |from: &str, to: &str| -> Vec<String> {
+            let start = readme
+                .find(from)
+                .unwrap_or_else(|| panic!("{from:?} not in README"));
+            let rest = &readme[start + from.len()..];
+            let end = rest
+                .find(to)
+                .unwrap_or_else(|| panic!("{to:?} not in README"));
+            let mut list: Vec<String> = rest[..end].split(", ").map(str::to_string).collect();
+            list.sort();
+            list
+        };
+        let sorted = |l: &[&str]| {
+            let mut v: Vec<String> = l.iter().map(|w| w.to_string()).collect();
+            v.sort();
+            v
+        };
+        let words = between("names look like credentials (containing ", ", or a part ");
+        assert_eq!(words, sorted(CREDENTIAL_WORDS));
+        let parts = between(", or a part ", ", parts split at");
+        assert_eq!(parts, sorted(CREDENTIAL_PARTS));
+    }
 }

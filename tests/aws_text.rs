@@ -243,6 +243,22 @@ fn a_failed_deploy_prints_hostile_causes_escaped() {
         "{}",
         out.m.run.stdout
     );
+    // The same failure as one JSON document: the causes as AWS has them, but the user info.
+    let out = run(
+        &moto,
+        &cfg,
+        &["--output", "json"],
+        &["deploy", "--image", "repo/bosar-api:9.9.10"],
+        true,
+    );
+    assert_eq!(out.m.run.code, 1, "{}", out.m.run.all());
+    assert_clean(&out, true);
+    let doc: serde_json::Value = serde_json::from_str(&out.m.run.stdout).unwrap();
+    assert!(
+        doc.to_string()
+            .contains("pull https://***@registry.example/v2/"),
+        "{doc:#}"
+    );
 }
 
 /// A container name from AWS that would forge a log line (a line break, then a timestamp).

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+pub use crate::global::{GlobalArgs, OutputFormat};
+use crate::report::CheckName;
 
 const ABOUT: &str = "Deploy a Socket.IO gateway on ECS behind an Application Load Balancer: \
 the target group in the sticky-WebSocket state, rollouts watched to real success, and a \
@@ -39,43 +42,6 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Global options")]
-pub struct GlobalArgs {
-    /// Config file [default: $BOSAR_DEPLOY_CONFIG, else ./deploy.toml]
-    #[arg(long, global = true, value_name = "PATH")]
-    pub config: Option<PathBuf>,
-    /// Overlay [environments.NAME] of the config file [default: $BOSAR_DEPLOY_ENV]
-    #[arg(long = "env", global = true, value_name = "NAME")]
-    pub environment: Option<String>,
-    /// AWS region (overrides [aws] region and the AWS chain)
-    #[arg(long, global = true)]
-    pub region: Option<String>,
-    /// AWS profile (overrides [aws] profile)
-    #[arg(long, global = true)]
-    pub profile: Option<String>,
-    /// Output format of the result on stdout
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-    /// More detail: -v setup (config, region, credentials, endpoint), -vv every AWS call and
-    /// gateway request, -vvv failed attempts
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Only results and errors; no progress
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// No colours (also when NO_COLOR is set)
-    #[arg(long, global = true)]
-    pub no_color: bool,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OutputFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,7 +126,7 @@ pub struct RolloutFlags {
     pub force_new_deployment: bool,
     /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
     #[arg(long, value_enum, value_name = "CHECK")]
-    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
+    pub skip_preflight: Vec<CheckName>,
 }
 
 /// How dropped sessions come back, and the thresholds on what that cost
@@ -390,7 +356,7 @@ pub struct PlanArgs {
     pub junit: Option<PathBuf>,
     /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
     #[arg(long, value_enum, value_name = "CHECK")]
-    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
+    pub skip_preflight: Vec<CheckName>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

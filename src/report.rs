@@ -357,6 +357,50 @@ pub fn publish(ui: &Ui, title: &str, steps: &[Step], junit: Option<&Path>) {
     }
 }
 
+/// The preflight checks, by the name `--skip-preflight` takes and reports show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckName {
+    Image,
+    Roles,
+    Logs,
+    Secrets,
+}
+
+impl CheckName {
+    pub const ALL: [CheckName; 4] = [
+        CheckName::Image,
+        CheckName::Roles,
+        CheckName::Logs,
+        CheckName::Secrets,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::Image => "image",
+            CheckName::Roles => "roles",
+            CheckName::Logs => "logs",
+            CheckName::Secrets => "secrets",
+        }
+    }
+
+    /// The IAM permission the check's calls need (README "IAM permissions").
+    pub fn permissions(self) -> &'static str {
+        match self {
+            CheckName::Image => "ecr:DescribeImages",
+            CheckName::Roles => "iam:GetRole",
+            CheckName::Logs => "logs:DescribeLogGroups",
+            CheckName::Secrets => "ssm:GetParameters, secretsmanager:DescribeSecret",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

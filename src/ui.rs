@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use console::style;
 
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::global::{GlobalArgs, OutputFormat};
 use crate::outside;
 
 #[derive(Debug)]

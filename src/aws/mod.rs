@@ -18,10 +18,10 @@ pub use errors::{endpoint_note, is_throttling, is_transient, sdk_error, service_
 /// The `-vv` call log, for clients built outside this module (the preflight checks').
 pub use trace::CallLog;
 
-use crate::cli::GlobalArgs;
 use crate::config::AwsSection;
 pub use crate::envelope::CredentialSource;
 use crate::exit::Failure;
+use crate::global::GlobalArgs;
 use crate::ui::Ui;
 
 pub struct Aws {

@@ -209,6 +209,7 @@ mod tests {
                 include_str!("probe/disruption/verdicts.rs"),
             ),
             ("probe/load.rs", include_str!("probe/load.rs")),
+            ("probe/spawn.rs", include_str!("probe/spawn.rs")),
         ];
         let base = [
             ("error.rs", include_str!("error.rs")),

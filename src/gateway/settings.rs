@@ -51,28 +51,7 @@ fn check_url(url: &str) -> anyhow::Result<String> {
     }
 }
 
-/// `url` without user info (`http://admin:pw@host/x` is shown `http://host/x`); anything that
-/// does not parse is shown up to its first `@` at most.
-pub fn shown_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if !u.username().is_empty() || u.password().is_some() {
-                let _ = u.set_username("");
-                let _ = u.set_password(None);
-            }
-            let s = u.to_string();
-            if url.ends_with('/') {
-                s
-            } else {
-                s.trim_end_matches('/').to_string()
-            }
-        }
-        Err(_) => match url.split_once('@') {
-            Some((_, host)) => format!("(user info hidden)@{host}"),
-            None => url.to_string(),
-        },
-    }
-}
+pub use crate::outside::shown_url;
 
 /// The URL's user info as secrets to redact (the password, and `user:password` as Basic
 /// authentication sends it).

@@ -87,7 +87,7 @@ fn gateway_url(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<String> {
                 "gateway.url",
                 format!(
                     "\"{}\" is not an http(s) URL",
-                    crate::gateway::shown_url(v.get_ref())
+                    crate::outside::shown_url(v.get_ref())
                 ),
                 Some("\"https://host[:port]\""),
             );

@@ -14,7 +14,6 @@ use std::time::Duration;
 use console::style;
 use serde::Serialize;
 
-use super::preflight::CheckName;
 use super::rollout::{rollout_refusal, CircuitBreaker};
 use super::taskdef::{self, revision_label, ContainerChange, DesiredContainer};
 use super::watch::{self, WatchOptions, WatchOutcome, WatchTarget};
@@ -23,6 +22,7 @@ use crate::aws::{sdk_error, Aws};
 use crate::cli::RolloutFlags;
 use crate::config::EcsSection;
 use crate::exit::{Code, Failure};
+use crate::report::CheckName;
 use crate::ui::Ui;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -19,7 +19,6 @@ pub mod logs;
 pub mod roles;
 pub mod secrets;
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use aws_config::{Region, SdkConfig};
@@ -32,49 +31,8 @@ use serde::Serialize;
 use super::taskdef::{self, ContainerChange};
 use crate::report::{Check, CheckStatus};
 
-/// The preflight checks, by the name `--skip-preflight` takes and reports show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckName {
-    Image,
-    Roles,
-    Logs,
-    Secrets,
-}
-
-impl CheckName {
-    pub const ALL: [CheckName; 4] = [
-        CheckName::Image,
-        CheckName::Roles,
-        CheckName::Logs,
-        CheckName::Secrets,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckName::Image => "image",
-            CheckName::Roles => "roles",
-            CheckName::Logs => "logs",
-            CheckName::Secrets => "secrets",
-        }
-    }
-
-    /// The IAM permission the check's calls need (README "IAM permissions").
-    pub fn permissions(self) -> &'static str {
-        match self {
-            CheckName::Image => "ecr:DescribeImages",
-            CheckName::Roles => "iam:GetRole",
-            CheckName::Logs => "logs:DescribeLogGroups",
-            CheckName::Secrets => "ssm:GetParameters, secretsmanager:DescribeSecret",
-        }
-    }
-}
-
-impl fmt::Display for CheckName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The check names live in the shared base (the command line parses them).
+pub use crate::report::CheckName;
 
 /// The clients the checks use, built from the same loaded `SdkConfig` as [`crate::aws::Aws`]
 /// (same credentials, retries, timeouts and endpoint overrides). Resources in another region

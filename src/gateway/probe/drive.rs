@@ -11,9 +11,10 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::http::header::COOKIE;
 use url::Url;
 
-use super::load::{self, Controls, Opened};
-use super::session::{spawn_sessions, Outcome, Record};
+use super::load::{self, Controls, Gathered, Opened};
+use super::session::{Outcome, Record};
 use super::shared::{CookieSeen, Phase, Shared};
+use super::spawn::spawn_sessions;
 use super::{
     CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, OpenFiles, ProbeReport,
     ProbeSettings, TargetCount, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT,
@@ -154,19 +155,6 @@ fn comeback(c: &super::shared::Counters) -> String {
         c.reconnects.load(Relaxed),
         c.reconnecting.load(Relaxed)
     )
-}
-
-pub(super) struct Gathered {
-    pub(super) records: Vec<Record>,
-    not_started: u64,
-    cut: u64,
-    window: (Duration, Duration),
-    pub(super) cookie_instances: Vec<Option<Outside>>,
-    pub(super) duration: Duration,
-    /// With a caller's [`Controls`]: when it said the rollout started (from the probe's
-    /// start), and whether the rollout succeeded.
-    pub(super) since: Option<Duration>,
-    pub(super) succeeded: Option<bool>,
 }
 
 /// How long sessions get to close after an interrupt (the CI runner kills soon after).

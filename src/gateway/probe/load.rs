@@ -11,7 +11,6 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::disruption::{self, DisruptionReport, DropLine, Limits, SessionLine, Window};
-use super::drive::Gathered;
 use super::session::Record;
 use super::shared::Shared;
 use super::timeline::{Timeline, NO_TARGET};
@@ -19,6 +18,20 @@ use crate::cli::ReconnectFlags;
 use crate::exit::Failure;
 use crate::gateway::fmt_duration;
 use crate::outside::Outside;
+
+/// What the sessions left behind when the probe ended, for the report.
+pub(super) struct Gathered {
+    pub(super) records: Vec<Record>,
+    pub(super) not_started: u64,
+    pub(super) cut: u64,
+    pub(super) window: (Duration, Duration),
+    pub(super) cookie_instances: Vec<Option<Outside>>,
+    pub(super) duration: Duration,
+    /// With a caller's [`Controls`]: when it said the rollout started (from the probe's
+    /// start), and whether the rollout succeeded.
+    pub(super) since: Option<Duration>,
+    pub(super) succeeded: Option<bool>,
+}
 
 /// Largest `--max-reconnect-p99`.
 const MAX_P99_LIMIT: Duration = Duration::from_secs(24 * 3600);

@@ -81,6 +81,7 @@ mod reconnect;
 mod report;
 mod session;
 mod shared;
+mod spawn;
 mod timeline;
 mod verdicts;
 

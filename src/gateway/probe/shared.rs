@@ -198,3 +198,26 @@ pub(super) fn tls_for(host: &str) -> Result<Tls, String> {
         server_name,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stickiness_cookie_is_found_among_set_cookies() {
+        let sc = [
+            "other=1; Path=/",
+            "AWSALBCORS=abc; Expires=x; Path=/; SameSite=None; Secure",
+            "AWSALB=abc==; Expires=x; Path=/",
+        ];
+        assert_eq!(
+            stickiness_cookie(sc.iter().copied()),
+            Some(("AWSALB", "abc=="))
+        );
+        assert_eq!(
+            stickiness_cookie(["AWSALBAPP-0=v; Path=/"].iter().copied()),
+            Some(("AWSALBAPP-0", "v"))
+        );
+        assert_eq!(stickiness_cookie(["io=x"].iter().copied()), None);
+    }
+}

@@ -7,6 +7,7 @@
 //! `[environments.NAME]` block to the existing file instead. A service without an ALB target
 //! group is refused with what init cannot adopt (exit 2).
 
+pub mod readback;
 pub mod render;
 pub mod sections;
 
@@ -224,13 +225,13 @@ fn build(
             let layout = sections::environment(env, d);
             let before = existing.unwrap_or("");
             let text = render::merge_environment(before, env, &layout)?;
-            render::check_merge(before, &text, env, &render::expected(&layout.sections))?;
+            readback::check_merge(before, &text, env, &render::expected(&layout.sections))?;
             Ok((text, layout))
         }
         None => {
             let layout = sections::file(d);
             let text = render::document(&layout)?;
-            render::check(&text, &render::expected(&layout.sections))?;
+            readback::check(&text, &render::expected(&layout.sections))?;
             Ok((text, layout))
         }
     }

@@ -2,8 +2,9 @@
 //! every key and value goes through [`basic_string`] and [`key_repr`], so a name or value from
 //! the account is data wherever it lands, and a comment holds our own words plus values on
 //! one line with every character a reader could not see escaped. Before anything is written
-//! the text is parsed back and compared with what was meant ([`check`]); `--env` inserts its
-//! tables into the parsed file ([`merge_environment`]), leaving every other byte as it was.
+//! the text is parsed back and compared with what was meant ([`super::readback`]); `--env`
+//! inserts its tables into the parsed file ([`merge_environment`]), leaving every other byte
+//! as it was.
 
 use std::fmt::Write as _;
 
@@ -320,92 +321,9 @@ pub fn expected(sections: &[Section]) -> toml::Table {
     root
 }
 
-/// Parses `text` back and compares it with `want`: a difference means the file would not
-/// say what AWS said, and nothing is written. Names the first key that differs.
-pub fn check(text: &str, want: &toml::Table) -> Result<(), Failure> {
-    let got: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| refused(format!("it does not parse: {}", e.message())))?;
-    match first_difference(&got, want, "") {
-        None => Ok(()),
-        Some(key) => Err(refused(format!(
-            "{} does not read back as the value AWS returned",
-            basic_string(&key)
-        ))),
-    }
-}
-
-/// Parses the merged file back: the environment's table must be `want`, and everything else
-/// must read exactly as the file did before.
-pub fn check_merge(
-    before: &str,
-    after: &str,
-    name: &str,
-    want: &toml::Table,
-) -> Result<(), Failure> {
-    let parse = |text: &str| {
-        text.parse::<toml::Table>()
-            .map_err(|e| refused(format!("it does not parse: {}", e.message())))
-    };
-    let old = parse(before)?;
-    let mut new = parse(after)?;
-    let envs = new
-        .get_mut("environments")
-        .and_then(toml::Value::as_table_mut);
-    let added = envs.as_ref().and_then(|e| e.get(name)).cloned();
-    if let Some(envs) = envs {
-        envs.remove(name);
-        if envs.is_empty() && !old.contains_key("environments") {
-            new.remove("environments");
-        }
-    }
-    let added = match added {
-        Some(toml::Value::Table(t)) => t,
-        _ => toml::Table::new(),
-    };
-    let difference = first_difference(&added, want, &format!("environments.{name}"))
-        .or_else(|| first_difference(&new, &old, ""));
-    match difference {
-        None => Ok(()),
-        Some(key) => Err(refused(format!(
-            "{} does not read back as it should",
-            basic_string(&key)
-        ))),
-    }
-}
-
-fn refused(why: String) -> Failure {
-    Failure::failed(format!(
-        "init refused to write the file it built: {why}; nothing was written"
-    ))
-    .hint("this is a bug in bosar-deploy; please report it with the names of the resources (not their values)")
-}
-
-/// The dotted path of the first key whose value differs, or that only one side has.
-pub fn first_difference(got: &toml::Table, want: &toml::Table, at: &str) -> Option<String> {
-    let path = |k: &str| {
-        if at.is_empty() {
-            k.to_string()
-        } else {
-            format!("{at}.{k}")
-        }
-    };
-    for k in got.keys().chain(want.keys()) {
-        match (got.get(k), want.get(k)) {
-            (Some(toml::Value::Table(g)), Some(toml::Value::Table(w))) => {
-                if let Some(d) = first_difference(g, w, &path(k)) {
-                    return Some(d);
-                }
-            }
-            (g, w) if g == w => {}
-            _ => return Some(path(k)),
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::readback::{check, check_merge};
     use super::super::sections::{self, Discovered, LoadBalancerFacts, TargetGroupFacts};
     use super::*;
     use proptest::prelude::*;
@@ -671,32 +589,5 @@ mod tests {
         // A name that is not a bare key is quoted.
         let t3 = merge_environment(&base, "eu.west", &layout).unwrap();
         assert!(t3.contains("[environments.\"eu.west\".aws]"), "{t3}");
-    }
-
-    #[test]
-    #[ignore = "prints the file, to read it"]
-    fn show() {
-        let mut d = moto_stack();
-        d.environment
-            .insert("WEBSOCKET_APP.MODE".into(), "a\nb".into());
-        let text = file(&d);
-        let layout = sections::environment("staging", &d);
-        println!("{}", merge_environment(&text, "staging", &layout).unwrap());
-    }
-
-    #[test]
-    fn a_file_that_reads_back_otherwise_is_refused() {
-        let layout = sections::file(&moto_stack());
-        let want = expected(&layout.sections);
-        let text = document(&layout).unwrap();
-        let injected = format!("{text}\n[gateway]\nurl = \"http://attacker\"\n");
-        let e = check(&injected, &want).unwrap_err();
-        assert!(e.message.contains("\"gateway\""), "{}", e.message);
-        assert!(e.message.contains("nothing was written"), "{}", e.message);
-        let changed = text.replace("\"bosar-cluster\"", "\"other\"");
-        assert!(check(&changed, &want)
-            .unwrap_err()
-            .message
-            .contains("ecs.cluster"));
     }
 }

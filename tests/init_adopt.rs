@@ -233,3 +233,67 @@ ecs.create_service(cluster="bosar-cluster", serviceName="classic", taskDefinitio
         assert!(!dir.path().join("deploy.toml").exists());
     }
 }
+
+/// A duplicate inside an inline table cannot be stepped over (its line is not a whole
+/// `key = value`): it is reported, and nothing is invented after it.
+#[test]
+fn a_duplicate_that_cannot_be_stepped_over_is_reported_alone() {
+    let text = support::sandbox_config().replace(
+        "[aws]\nregion = \"us-east-1\"",
+        "[aws]\nregion = \"us-east-1\"\nx = { a = 1, a = 2 }\nregion = \"again\"",
+    );
+    let errs = bosar_deploy::config::parse(Path::new("deploy.toml"), &text).unwrap_err();
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    assert!(errs.0[0].message.contains("duplicate key `a`"), "{errs}");
+}
+
+/// `[ecs.environment]` takes the names ECS passes to a container (init writes them quoted);
+/// a name with `=` or a space is refused with the rule.
+#[test]
+fn container_variable_names_follow_ecs_not_the_shell() {
+    let with = |line: &str| {
+        support::sandbox_config().replacen(
+            "[ecs.environment]\n",
+            &format!("[ecs.environment]\n{line}\n"),
+            1,
+        )
+    };
+    let path = Path::new("deploy.toml");
+    for ok in [r#""WEBSOCKET_APP.MODE" = "x""#, r#"WEBSOCKET_A-B = "x""#] {
+        let cfg = bosar_deploy::config::parse(path, &with(ok)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.ecs.unwrap().environment.unwrap().len(), 4, "{ok}");
+    }
+    for bad in [
+        r#""WEBSOCKET_A=B" = "x""#,
+        r#""WEBSOCKET A" = "x""#,
+        "\"WEBSOCKET_\\n\" = \"x\"",
+    ] {
+        let errs = bosar_deploy::config::parse(path, &with(bad)).unwrap_err();
+        assert!(
+            errs.to_string()
+                .contains("is not an environment variable name")
+                && errs
+                    .to_string()
+                    .contains("printable ASCII without spaces or `=`"),
+            "{bad}: {errs}"
+        );
+    }
+}
+
+/// An environment that sets stickiness (or the algorithm) takes none of the base's cookie
+/// keys (or anomaly mitigation): they belong to the choice they were written with.
+#[test]
+fn an_environment_that_chooses_again_does_not_inherit_what_went_with_the_old_choice() {
+    let text = support::sandbox_config().replacen(
+        "algorithm = \"least_outstanding_requests\"",
+        "algorithm = \"weighted_random\"\nanomaly_mitigation = true",
+        1,
+    ) + "\n[environments.staging.target_group]\nstickiness = \"off\"\nalgorithm = \"round_robin\"\n";
+    let path = Path::new("deploy.toml");
+    let base = bosar_deploy::config::parse(path, &text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(base.target_group.cookie_duration.is_some());
+    let staging = bosar_deploy::config::parse_environment(path, &text, Some("staging"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(staging.target_group.cookie_duration, None);
+    assert_eq!(staging.target_group.anomaly_mitigation, None);
+}

@@ -297,3 +297,47 @@ fn an_environment_that_chooses_again_does_not_inherit_what_went_with_the_old_cho
     assert_eq!(staging.target_group.cookie_duration, None);
     assert_eq!(staging.target_group.anomaly_mitigation, None);
 }
+
+/// What AWS holds but deploy.toml cannot express is refused with the key, and nothing is
+/// written; a base file that does not validate is not added to.
+#[test]
+fn a_file_that_would_not_validate_is_never_written() {
+    let moto = seeded();
+    moto.python(
+        r#"
+import boto3
+elb = boto3.client("elbv2")
+arn = elb.describe_target_groups(Names=["bosar-api-tg"])["TargetGroups"][0]["TargetGroupArn"]
+elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+    {"Key": "stickiness.enabled", "Value": "true"},
+    {"Key": "stickiness.lb_cookie.duration_seconds", "Value": "999999999"},
+])
+"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = bosar_in(&moto, dir.path(), "invalid", &INIT);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("does not validate, so it was not written")
+            && out.stderr.contains("target_group.cookie_duration"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("deploy.toml").exists());
+
+    let broken = support::sandbox_config().replace("region = \"us-east-1\"", "region = \"mars\"");
+    std::fs::write(dir.path().join("deploy.toml"), &broken).unwrap();
+    let env_init = [&["--env", "staging"][..], &INIT].concat();
+    let out = bosar_in(&moto, dir.path(), "invalid2", &env_init);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("does not validate as it is") && out.stderr.contains("aws.region"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("deploy.toml")).unwrap(),
+        broken
+    );
+}

@@ -271,6 +271,15 @@ pub async fn run(
         .hint("run `bosar-deploy init` without --env first")
         .into());
     }
+    if let (Some(_), Some(base)) = (environment, &existing) {
+        config::parse(&path, base).map_err(|e| {
+            Failure::usage(format!(
+                "{} does not validate as it is, so init --env does not add to it: {e}",
+                path.display()
+            ))
+            .hint("fix it first (`bosar-deploy plan` shows the same errors); nothing was read or written")
+        })?;
+    }
     ui.line(format!(
         "Reading service {} in cluster {} ({})",
         args.service, args.cluster, aws.region

@@ -586,6 +586,16 @@ mod tests {
         let t2 = merge_environment(tricky, "staging", &layout).unwrap();
         assert!(t2.starts_with(tricky), "{t2}");
         check_merge(tricky, &t2, "staging", &expected(&layout.sections)).unwrap();
+        // Environments written as an inline table are not rewritten: the user is told.
+        let inline = "environments = { prod = { aws = { region = \"eu-west-1\" } } }\n";
+        let e = merge_environment(inline, "staging", &layout).unwrap_err();
+        assert!(
+            e.message
+                .contains("environments is not written as a [environments] table"),
+            "{}",
+            e.message
+        );
+        assert!(merge_environment("[a\n", "staging", &layout).is_err());
         // A name that is not a bare key is quoted.
         let t3 = merge_environment(&base, "eu.west", &layout).unwrap();
         assert!(t3.contains("[environments.\"eu.west\".aws]"), "{t3}");

@@ -2,7 +2,7 @@
 # Idempotent installer for the test/bench tooling around bosar-deploy on a
 # fresh Debian machine. Run from the repository root:
 #
-#   scripts/setup.sh          # moto (+boto3) in .venv, haproxy, tests/gateway npm deps
+#   scripts/setup.sh          # moto (+boto3) in .venv, haproxy, cmark-gfm, tests/gateway npm deps
 #   scripts/setup.sh --bench  # the above, plus the AWS CLI (in .venv), hyperfine and GNU time
 #
 # Each step is skipped when what it installs is already there, so running it
@@ -82,6 +82,12 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
   say "installing openssl"
   apt_install openssl
+fi
+
+# --- cmark-gfm (GitHub's Markdown renderer: the step summary tests render with it) ---------
+if ! command -v cmark-gfm >/dev/null 2>&1; then
+  say "installing cmark-gfm"
+  apt_install cmark-gfm
 fi
 
 # --- Node test gateway (tests/gateway) ---------------------------------------

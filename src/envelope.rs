@@ -30,6 +30,8 @@ pub struct Context {
     pub config: Option<String>,
     pub region: Option<String>,
     pub account: Option<String>,
+    /// Where the credentials came from, once connected.
+    pub credentials: Option<CredentialSource>,
     /// A document was printed: `main` prints no second one.
     pub emitted: bool,
 }
@@ -46,6 +48,27 @@ impl Shared {
     }
     pub fn get(&self) -> Context {
         self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+/// Where the credentials came from and why that source won, for `-v` and the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CredentialSource {
+    /// `profile prod`, or the SDK provider's name (`EnvironmentVariable`, `WebIdentityToken`…).
+    pub source: String,
+    /// Why it won: `--profile`, `[aws] profile`, `AWS_PROFILE`, or `the default chain`.
+    pub chosen_by: String,
+    /// Environment variables that were set but not used (names only).
+    pub ignored: Vec<String>,
+}
+
+impl CredentialSource {
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} (chosen by {})", self.source, self.chosen_by);
+        if !self.ignored.is_empty() {
+            s.push_str(&format!("; ignored {}", self.ignored.join(", ")));
+        }
+        s
     }
 }
 
@@ -86,6 +109,53 @@ impl ErrorDoc {
     }
 }
 
+/// One error of `errors`: every error of a config file is its own item with its place, so a
+/// script lists them without splitting a string; any other failure is one item.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ErrorItem {
+    pub message: String,
+    pub hint: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub key: Option<String>,
+}
+
+impl ErrorItem {
+    pub fn list_of(e: &anyhow::Error) -> Vec<ErrorItem> {
+        if let Some(list) = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<crate::config::ConfigErrors>())
+        {
+            return list
+                .0
+                .iter()
+                .map(|c| ErrorItem {
+                    message: c.message.clone(),
+                    hint: c.allowed.as_ref().map(|a| format!("allowed: {a}")),
+                    file: Some(c.file.display().to_string()),
+                    line: Some(c.line),
+                    column: Some(c.column),
+                    key: Some(c.key.clone()).filter(|k| !k.is_empty()),
+                })
+                .collect();
+        }
+        let doc = ErrorDoc::of(e);
+        vec![ErrorItem::plain(doc.message, doc.hint)]
+    }
+
+    pub fn plain(message: String, hint: Option<String>) -> ErrorItem {
+        ErrorItem {
+            message,
+            hint,
+            file: None,
+            line: None,
+            column: None,
+            key: None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Envelope {
     pub tool: &'static str,
@@ -98,7 +168,12 @@ pub struct Envelope {
     pub status: &'static str,
     pub exit_code: i32,
     pub error: Option<ErrorDoc>,
+    /// Every error, one item each (config errors with file, line, column and key); empty on
+    /// success. `error` stays the whole message, for scripts written before `errors`.
+    pub errors: Vec<ErrorItem>,
     pub warnings: Vec<String>,
+    /// Where the credentials came from and why (null before connecting to AWS).
+    pub credentials: Option<CredentialSource>,
     /// The verb's payload under its one key (`null` when the run ended before it had one).
     #[serde(flatten)]
     pub payload: serde_json::Map<String, serde_json::Value>,
@@ -110,7 +185,7 @@ impl Envelope {
     pub fn new(
         ctx: &Context,
         code: Code,
-        error: Option<ErrorDoc>,
+        error: Option<(ErrorDoc, Vec<ErrorItem>)>,
         warnings: Vec<String>,
         payload: Option<(&str, serde_json::Value)>,
     ) -> Envelope {
@@ -125,6 +200,10 @@ impl Envelope {
                 }
             }
         }
+        let (error, errors) = match error {
+            Some((doc, items)) => (Some(doc), items),
+            None => (None, Vec::new()),
+        };
         Envelope {
             tool: "bosar-deploy",
             version: env!("CARGO_PKG_VERSION"),
@@ -136,10 +215,31 @@ impl Envelope {
             status: status_word(code),
             exit_code: code.as_i32(),
             error,
+            errors,
             warnings,
+            credentials: ctx.credentials.clone(),
             payload: map,
         }
     }
+}
+
+/// clap's rendered usage error as one line: its first line, with the lines indented below it
+/// (the arguments a "required arguments were not provided" names), without the usage block.
+pub fn usage_message(rendered: &str) -> String {
+    let mut lines = rendered.lines().skip_while(|l| l.trim().is_empty());
+    let Some(first) = lines.next() else {
+        return "invalid command line".into();
+    };
+    let mut message = first.trim_start_matches("error: ").trim_end().to_string();
+    let named: Vec<&str> = lines
+        .take_while(|l| l.starts_with("  "))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !named.is_empty() {
+        message = format!("{}: {}", message.trim_end_matches(':'), named.join(", "));
+    }
+    message
 }
 
 /// `--output json` as the user typed it, read from the raw arguments: a usage error clap
@@ -175,6 +275,45 @@ mod tests {
         assert!(doc.as_object().unwrap().contains_key("alb_update"));
         assert!(doc["alb_update"].is_null());
         assert_eq!(payload_key("plan"), "pipeline");
+    }
+
+    #[test]
+    fn a_usage_message_names_the_missing_arguments() {
+        let rendered = "error: the following required arguments were not provided:\n  --image <IMAGE>\n  --cluster <C>\n\nUsage: bosar-deploy deploy --image <IMAGE>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_message(rendered),
+            "the following required arguments were not provided: --image <IMAGE>, --cluster <C>"
+        );
+        assert_eq!(
+            usage_message("error: unexpected argument '--bogus' found\n\nUsage: x\n"),
+            "unexpected argument '--bogus' found"
+        );
+        assert_eq!(usage_message(""), "invalid command line");
+    }
+
+    #[test]
+    fn config_errors_are_one_item_each_with_their_place() {
+        let errs = crate::config::parse(
+            std::path::Path::new("d.toml"),
+            "[target_group]\nname = 1\nbogus = true\n",
+        )
+        .unwrap_err();
+        let items = ErrorItem::list_of(&anyhow::Error::new(errs));
+        assert_eq!(items.len(), 3, "{items:?}");
+        let name = items
+            .iter()
+            .find(|i| i.key.as_deref() == Some("target_group.name"))
+            .unwrap();
+        assert_eq!(name.file.as_deref(), Some("d.toml"));
+        assert_eq!((name.line, name.column), (Some(2), Some(8)));
+        assert!(name.hint.as_deref().unwrap().starts_with("allowed: "));
+        let bogus = items
+            .iter()
+            .find(|i| i.key.as_deref() == Some("target_group.bogus"))
+            .unwrap();
+        assert_eq!(bogus.line, Some(3));
+        let one = ErrorItem::list_of(&anyhow::anyhow!("boom"));
+        assert_eq!(one, vec![ErrorItem::plain("boom".into(), None)]);
     }
 
     #[test]

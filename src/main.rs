@@ -102,21 +102,18 @@ fn usage_error_document(e: &clap::Error) {
         command: bosar_deploy::envelope::command_in(&args, &names),
         ..Default::default()
     };
-    let message = e
-        .render()
-        .to_string()
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid command line")
-        .trim_start_matches("error: ")
-        .to_string();
+    let message = bosar_deploy::envelope::usage_message(&e.render().to_string());
+    let hint = Some("`bosar-deploy --help` lists the commands and their flags".to_string());
     let doc = bosar_deploy::envelope::Envelope::new(
         &ctx,
         Code::Usage,
-        Some(bosar_deploy::envelope::ErrorDoc {
-            message,
-            hint: Some("`bosar-deploy --help` lists the commands and their flags".into()),
-        }),
+        Some((
+            bosar_deploy::envelope::ErrorDoc {
+                message: message.clone(),
+                hint: hint.clone(),
+            },
+            vec![bosar_deploy::envelope::ErrorItem::plain(message, hint)],
+        )),
         Vec::new(),
         None,
     );

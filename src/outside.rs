@@ -11,21 +11,26 @@
 //!   anywhere); a field shows at most [`SHOW_CAP`] characters, then `… (N more bytes)`;
 //! - **GitHub workflow commands** ([`annotation`]): `%`, `\r`, `\n` in the data and also `:`
 //!   and `,` in properties percent-escaped, as the Actions runner unescapes them;
-//! - **the step summary** ([`markdown_cell`]): cut first, then every character Markdown or
-//!   HTML would act on is an entity, so server text renders as text;
+//! - **the step summary** ([`markdown_cell`]): cut first, then a code span (`|` escaped), so
+//!   server text renders as text and nothing in it becomes a link;
 //! - **JUnit** ([`xml_text`]): characters XML 1.0 forbids dropped, the rest escaped;
 //! - **JSON**: lossless (serde escapes what JSON must) but at most [`KEEP_CAP`] bytes a field.
 //!
 //! Secrets never get out: every [`Outside`] is redacted when it is made, on the whole text
-//! before anything is cut or formatted, against the secrets registered with
-//! [`register_secret`] (the gateway token, the secret a token is minted from, a URL's
-//! password: see `gateway::token::Secret`). [`clean`] redacts whole lines again on the way out.
+//! before anything is cut or formatted: the user info of every URL in it (`https://ci:…@host`,
+//! found by [`user_info`]) and the secrets registered with [`register_secret`] (the gateway
+//! token, the secret a token is minted from, a URL's password: see `gateway::token::Secret`)
+//! are `***`. [`clean`] (every line printed, annotations, the summary, JUnit) and JSON redact
+//! again on the way out, so text that never was an [`Outside`] is masked too.
 //!
 //! Depends on std and serde only, so the fuzz target (`fuzz/`) includes it by path.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::RwLock;
+
+#[path = "outside/user_info.rs"]
+pub mod user_info;
 
 /// Characters of one outside field shown in a message, a log line, an annotation, a summary
 /// cell or JUnit, before `… (N more bytes)`.
@@ -57,7 +62,8 @@ pub fn register_secret(secret: &str) {
     }
 }
 
-/// `text` with every registered secret replaced by [`REDACTED`].
+/// `text` with every registered secret, then the user info of every URL in it, replaced by
+/// [`REDACTED`]. Secrets first: a secret that itself looks like a URL goes whole.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let all = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     let mut out = Cow::Borrowed(text);
@@ -66,7 +72,10 @@ pub fn redact(text: &str) -> Cow<'_, str> {
             out = Cow::Owned(out.replace(s.as_str(), REDACTED));
         }
     }
-    out
+    match user_info::mask(&out, REDACTED) {
+        Cow::Borrowed(_) => out,
+        Cow::Owned(masked) => Cow::Owned(masked),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,32 +396,27 @@ pub fn annotation(kind: &str, title: Option<&str>, message: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Markdown (the step summary) and XML (JUnit)
 
-/// A table cell of the step summary: cleaned to one line, cut to `max` characters, then every
-/// character Markdown or HTML acts on (`<`, `[`, `|`, `*`, `:` of autolinks, …) as an HTML
-/// entity. Cutting first means an escape is never split, so `|` never ends a cell.
+/// A table cell of the step summary: cleaned to one line, cut to `max` characters, then put in
+/// a code span, where GitHub's renderer acts on nothing: no HTML, emphasis or links, and none
+/// of its extended autolinks (`www.…`, `admin@…`, `https://…`), which it finds in the decoded
+/// text, so entities (`&#64;`) do not stop them. The fence is one backtick longer than the
+/// longest run inside; a `|` is `\|`, which the table takes out before the span is read, so
+/// it never ends the cell. Cutting first means the escape is never split.
 pub fn markdown_cell(text: &str, max: usize) -> String {
     let line = clean(text, false).replace('\n', " ");
-    let mut kept = String::new();
-    let mut cut = None;
-    for (count, (i, c)) in line.char_indices().enumerate() {
-        if count == max {
-            cut = Some(line.len() - i);
-            break;
-        }
-        kept.push(c);
+    let line = line.trim();
+    let (kept, rest) = match line.char_indices().nth(max) {
+        Some((i, _)) => (line[..i].trim_end(), line.len() - i),
+        None => (line, 0),
+    };
+    let mut out = String::new();
+    if !kept.is_empty() {
+        let longest = kept.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest + 1);
+        out = format!("{fence} {} {fence}", kept.replace('|', "\\|"));
     }
-    let mut out = String::with_capacity(kept.len() + 16);
-    for c in kept.chars() {
-        match c {
-            '&' | '<' | '>' | '"' | '\'' | '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')'
-            | '#' | '!' | '~' | '{' | '}' | '+' | ':' | '@' | '=' | '$' => {
-                out.push_str(&format!("&#{};", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    if let Some(rest) = cut {
-        out.push_str(&format!("… ({rest} more bytes)"));
+    if rest > 0 {
+        out.push_str(&format!(" … ({rest} more bytes)"));
     }
     out
 }
@@ -554,6 +558,10 @@ mod tests {
         assert!(shown.contains("***"), "{shown}");
         assert!(!serde_json::to_string(&o).unwrap().contains("zzzzzzzzzz"));
         assert_eq!(redact("expires abc"), "expires abc");
+        // A secret shaped like a URL with user info goes whole, not only its user info.
+        register_secret("sec://ret@part");
+        assert_eq!(redact("a sec://ret@part b"), "a *** b");
+        assert_eq!(redact("https://u:p@h"), "https://***@h");
         assert!(!clean(&format!("x {token}"), false).contains(&token));
         assert!(!annotation("error", None, &token).contains(&token));
     }
@@ -577,17 +585,30 @@ mod tests {
         assert!(huge.len() < ANNOTATION_CAP + 64);
     }
 
+    /// Whether every `|` of `cell` is escaped (`\|`), so the table never ends the cell there.
+    fn pipes_escaped(cell: &str) -> bool {
+        cell.match_indices('|')
+            .all(|(i, _)| cell[..i].ends_with('\\'))
+    }
+
     #[test]
-    fn markdown_cells_render_as_text() {
-        let cell = markdown_cell("<img src=x onerror=alert(1)>[x](https://evil) a|b \\|", 200);
-        for bad in ["<", ">", "[", "](", "|", "\\", "https:"] {
-            assert!(!cell.contains(bad), "{bad} in {cell}");
-        }
-        // Cut before escaping: the entity of a `|` is never split.
+    fn markdown_cells_are_code_spans() {
+        let cell = markdown_cell(
+            "<img src=x>[x](https://evil) admin@evil.example a|b \\|",
+            200,
+        );
+        assert_eq!(
+            cell,
+            "` <img src=x>[x](https://evil) admin@evil.example a\\|b \\\\| `"
+        );
+        assert_eq!(markdown_cell("a `b` ``c", 50), "``` a `b` ``c ```");
+        assert_eq!(markdown_cell("  \n ", 50), "");
+        // Cut before escaping: the escape of a `|` is never split.
         let cut = markdown_cell(&format!("{}|", "a".repeat(9)), 10);
-        assert_eq!(cut, "aaaaaaaaa&#124;");
+        assert_eq!(cut, "` aaaaaaaaa\\| `");
         let cut = markdown_cell(&format!("{}||", "a".repeat(9)), 10);
-        assert_eq!(cut, "aaaaaaaaa&#124;… (1 more bytes)");
+        assert_eq!(cut, "` aaaaaaaaa\\| ` … (1 more bytes)");
+        assert!(pipes_escaped(&cut) && !pipes_escaped("a|b"));
     }
 
     #[test]
@@ -626,7 +647,7 @@ mod tests {
             proptest::prop_assert!(!a.contains(['\n', '\r']));
             proptest::prop_assert_eq!(runner_commands(&a).len(), 1);
             let cell = markdown_cell(&s, 50);
-            proptest::prop_assert!(!cell.contains(['|', '<', '>', '[', '\n']));
+            proptest::prop_assert!(pipes_escaped(&cell) && !cell.contains('\n'), "{:?}", cell);
             proptest::prop_assert!(xml_text(&s, 50).chars().all(xml_allowed));
         }
     }

@@ -266,7 +266,8 @@ pub fn write_junit(path: &Path, steps: &[Step]) -> std::io::Result<()> {
     crate::files::replace(path, junit(steps).as_bytes())
 }
 
-/// Markdown for `$GITHUB_STEP_SUMMARY`: every cell through [`outside::markdown_cell`], at most
+/// Markdown for `$GITHUB_STEP_SUMMARY`: every cell through [`outside::markdown_cell`] (a code
+/// span: no HTML, no emphasis, no links or autolinks from outside text), at most
 /// [`SUMMARY_CAP`] bytes (rows past it are counted, not shown).
 pub fn markdown(title: &str, steps: &[Step]) -> String {
     let icon = |s: CheckStatus| match s {
@@ -418,20 +419,46 @@ mod tests {
         roxmltree::Document::parse(&xml).unwrap();
     }
 
+    /// `markdown` as GitHub renders it: `cmark-gfm` (its renderer) with the table and autolink
+    /// extensions. A missing `cmark-gfm` fails the test, never skips it.
+    fn render_gfm(markdown: &str) -> String {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("cmark-gfm")
+            .args(["-e", "table", "-e", "autolink"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cmark-gfm not runnable ({e}): run `bash scripts/setup.sh` (apt cmark-gfm)")
+            });
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(markdown.as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "cmark-gfm failed: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    const HOSTILE: &str = "instance <img src=x>[x](https://e.example)|`code`\\| *em* \
+        www.evil.example admin@evil.example admin&#64;evil.example https://evil.example/x \
+        mailto:a@evil.example xmpp:a@evil.example";
+
     #[test]
     fn the_summary_renders_server_text_as_text_and_is_capped() {
-        let md = markdown(
-            "bosar-deploy verify",
-            &[step_with(
-                "instance <img src=x>[x](https://e.example)|`code`\\|",
-            )],
-        );
-        for bad in ["<img", "](", "`code`", "https:"] {
-            assert!(!md.contains(bad), "{bad} in {md}");
+        let md = markdown("bosar-deploy verify", &[step_with(HOSTILE)]);
+        let html = render_gfm(&md);
+        for bad in ["<a ", "<img", "<em>", "<script"] {
+            assert!(!html.contains(bad), "{bad} in {html}\nfrom {md}");
         }
-        // Every table row has exactly its five cell separators.
-        for row in md.lines().filter(|l| l.starts_with("| ")) {
-            assert_eq!(row.matches('|').count(), 5, "{row}");
+        // The text is shown as it came, in a code span of the one detail cell of its row.
+        let shown = HOSTILE
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        assert!(html.contains(&format!("<code>{shown}</code>")), "{html}");
+        for row in html.split("<tr>").skip(1) {
+            let cells = row.matches("<td").count() + row.matches("<th").count();
+            assert_eq!(cells, 4, "{row}");
         }
         let many: Vec<Step> = (0..2000).map(|_| step_with(&"y".repeat(2000))).collect();
         let md = markdown("t", &many);

@@ -187,7 +187,12 @@ impl Ui {
         let doc = crate::envelope::Envelope::new(
             &ctx,
             code,
-            error.map(crate::envelope::ErrorDoc::of),
+            error.map(|e| {
+                (
+                    crate::envelope::ErrorDoc::of(e),
+                    crate::envelope::ErrorItem::list_of(e),
+                )
+            }),
             self.warnings(),
             payload,
         );
@@ -249,6 +254,11 @@ impl Ui {
         } else {
             let _ = writeln!(err, "{} {msg}", timestamp());
         }
+    }
+
+    /// -v or more.
+    pub fn verbose(&self) -> bool {
+        self.verbose > 0
     }
 
     /// Detail shown with -v.

@@ -81,8 +81,8 @@ pub fn settings(
         }
         return Ok(None);
     };
-    let gw = cfg.gateway(verb)?;
-    let mut verify = VerifySettings::from_config(gw, url, allow_insecure_token)?;
+    let gw = cfg.gateway_or_url(verb, url)?;
+    let mut verify = VerifySettings::from_config(&gw, url, allow_insecure_token)?;
     let reconnect = ReconnectSettings::from_flags(&flags.reconnect)?;
     let probe = ProbeSettings::under_load(n, flags.concurrency, flags.rate, reconnect, &verify)?;
     if let Some(s) = flags.settle {
@@ -96,7 +96,7 @@ pub fn settings(
     }
     // Sessions reconnect until the end: opening, the watch (and a rollback's), the settle.
     let lives = probe.budget().open + watch_timeout * 2 + MAX_SETTLE;
-    verify.remint_for(gw, lives);
+    verify.remint_for(&gw, lives);
     let open_files = probe::ensure_open_files(n)?;
     Ok(Some(LoadSettings {
         verify,

@@ -14,11 +14,12 @@ use crate::ui::Ui;
 
 /// The CLI verb: settings from `[gateway]` (and `--url`), then the checks or the probe.
 pub async fn run(args: &VerifyArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Code> {
-    let gw = cfg.gateway("verify")?;
-    let settings = VerifySettings::from_config(gw, args.url.as_deref(), args.allow_insecure_token)?;
+    let gw = cfg.gateway_or_url("verify", args.url.as_deref())?;
+    let settings =
+        VerifySettings::from_config(&gw, args.url.as_deref(), args.allow_insecure_token)?;
     if args.connections.is_some() {
         gateway::probe::run(args, &settings, ui).await
     } else {
-        gateway::verify::run(args, &settings, gw, ui).await
+        gateway::verify::run(args, &settings, &gw, ui).await
     }
 }

@@ -17,9 +17,19 @@ use std::time::Duration;
 use support::{foreign_commands, measure, Measured};
 
 const MARK: &str = "PWNED";
-const INJECT: &str = "task failed\n::add-mask::PWNED\r::stop-commands::PWNED %0A::error::PWNED ##[error]PWNED \u{202e}txt.exe";
+const INJECT: &str = "task failed\n::add-mask::PWNED\r::stop-commands::PWNED %0A::error::PWNED ##[error]PWNED \u{202e}txt.exe \
+    pull https://ci:ghp_AwsText0Pass/w#rd@registry.example/v2/ www.evil.example admin@evil.example";
+/// The user info of the URL in [`INJECT`], never in any output.
+const URL_USER_INFO: &str = "ci:ghp_AwsText0Pass/w#rd";
 /// The credentials in the task definition (as it is, and as deploy.toml wants it).
-const SECRETS: [&str; 5] = [
+const SECRETS: [&str; 12] = [
+    "ghp_AwsText0Pass",
+    "ss0w?rd",
+    "est0pw",
+    "plain0pw0value",
+    "old0pa/ss",
+    "old0gu#est",
+    "old0pw0value",
     "s3cr3t-pass",
     "hunter2",
     "oldtok-123456",
@@ -74,7 +84,9 @@ impl HostileMoto {
 fn config() -> (tempfile::TempDir, PathBuf) {
     let text = support::sandbox_config().replacen(
         "[ecs.environment]\n",
-        "[ecs.environment]\nWEBSOCKET_AUTH_PASS = \"n3w-s3cr3t-pass\"\nWEBSOCKET_REDIS_URL = \"redis://:hunter3@redis.internal:6379\"\n",
+        "[ecs.environment]\nWEBSOCKET_AUTH_PASS = \"n3w-s3cr3t-pass\"\nWEBSOCKET_REDIS_URL = \"redis://:hunter3@redis.internal:6379\"\n\
+         WEBSOCKET_DB_URL = \"postgres://app:pa/ss0w?rd@db:5432/app\"\nWEBSOCKET_MQ_URL = \"amqp://guest:gu#est0pw@mq\"\n\
+         WEBSOCKET_DB_PW = \"plain0pw0value\"\n",
         1,
     );
     assert!(text.contains("n3w-s3cr3t-pass"));
@@ -133,6 +145,8 @@ fn assert_clean(out: &Out, json: bool) {
         let bad: Vec<char> = text.chars().filter(|c| hidden(*c)).collect();
         assert!(bad.is_empty(), "raw {bad:?} in:\n{text}");
     }
+    // The summary, as GitHub renders it: no link (`www.`, `admin@`), no HTML.
+    support::gfm::assert_renders_as_text(&out.summary);
     assert!(
         out.m.elapsed < Duration::from_secs(30),
         "{:?}",
@@ -141,7 +155,7 @@ fn assert_clean(out: &Out, json: bool) {
 }
 
 /// Findings 3 and 9: ECS's event message and rolloutStateReason in `status`, escaped in text,
-/// as AWS has them in JSON.
+/// as AWS has them in JSON but for a URL's user info (`***` everywhere: issue 22's point 3).
 #[test]
 fn status_shows_ecs_text_escaped() {
     let (_dir, cfg) = config();
@@ -161,14 +175,16 @@ fn status_shows_ecs_text_escaped() {
     assert_clean(&out, true);
     let doc: serde_json::Value = serde_json::from_str(&out.m.run.stdout).unwrap();
     assert_eq!(
-        doc["service"]["service"]["events"][0]["message"], INJECT,
+        doc["service"]["service"]["events"][0]["message"],
+        INJECT.replace(URL_USER_INFO, "***"),
         "{doc:#}"
     );
 }
 
-/// Finding 4: credentials in the task definition's environment (by name: `*_PASS`, `*_TOKEN`;
-/// in a URL: `redis://:pw@host`) are masked by `plan` and `deploy --dry-run` in text, JSON,
-/// JUnit and the step summary.
+/// Finding 4: credentials in the task definition's environment (by name: `*_PASS`, `*_TOKEN`,
+/// `*_PW`; in a URL: `redis://:pw@host`, with `/`, `?` or `#` in the password: issue 22's
+/// point 3) are masked by `plan` and `deploy --dry-run` in text, JSON, JUnit and the step
+/// summary.
 #[test]
 fn plan_and_dry_run_mask_credentials() {
     let (_dir, cfg) = config();
@@ -184,6 +200,9 @@ fn plan_and_dry_run_mask_credentials() {
                 "~ environment.WEBSOCKET_AUTH_PASS: (sensitive) -> (sensitive)",
                 "~ environment.WEBSOCKET_REDIS_URL: (sensitive) -> (sensitive)",
                 "- environment.WEBSOCKET_OLD_TOKEN: (sensitive)",
+                "~ environment.WEBSOCKET_DB_URL: (sensitive) -> (sensitive)",
+                "~ environment.WEBSOCKET_MQ_URL: (sensitive) -> (sensitive)",
+                "~ environment.WEBSOCKET_DB_PW: (sensitive) -> (sensitive)",
             ] {
                 assert!(text.contains(line), "{line} not in:\n{text}");
             }
@@ -195,8 +214,9 @@ fn plan_and_dry_run_mask_credentials() {
 }
 
 /// Findings 3 and 9: a deploy that fails prints ECS's rolloutStateReason, events and the
-/// stopped task's reason (set by whoever may `ecs:StopTask --reason`) as causes, escaped; the
-/// only annotation is the tool's own.
+/// stopped task's reason (set by whoever may `ecs:StopTask --reason`) as causes, escaped, a
+/// URL's user info `***` (issue 22's point 3) in the log, annotations, JUnit and the summary;
+/// the only annotation is the tool's own.
 #[test]
 fn a_failed_deploy_prints_hostile_causes_escaped() {
     let (_dir, cfg) = config();
@@ -206,7 +226,7 @@ fn a_failed_deploy_prints_hostile_causes_escaped() {
         &cfg,
         &[],
         &["deploy", "--image", "repo/bosar-api:9.9.9"],
-        false,
+        true,
     );
     assert_eq!(out.m.run.code, 1, "{}", out.m.run.all());
     assert_clean(&out, false);
@@ -215,8 +235,127 @@ fn a_failed_deploy_prints_hostile_causes_escaped() {
     assert!(err.contains("stopped: task failed\\n"), "{err}");
     assert!(err.contains(r"\u{202e}txt.exe"), "{err}");
     assert!(
+        err.contains("pull https://***@registry.example/v2/"),
+        "{err}"
+    );
+    assert!(
         out.m.run.stdout.contains("::error::"),
         "{}",
         out.m.run.stdout
     );
+    // The same failure as one JSON document: the causes as AWS has them, but the user info.
+    let out = run(
+        &moto,
+        &cfg,
+        &["--output", "json"],
+        &["deploy", "--image", "repo/bosar-api:9.9.10"],
+        true,
+    );
+    assert_eq!(out.m.run.code, 1, "{}", out.m.run.all());
+    assert_clean(&out, true);
+    let doc: serde_json::Value = serde_json::from_str(&out.m.run.stdout).unwrap();
+    assert!(
+        doc.to_string()
+            .contains("pull https://***@registry.example/v2/"),
+        "{doc:#}"
+    );
+}
+
+/// A container name from AWS that would forge a log line (a line break, then a timestamp).
+const FORGED_NAME: &str = "x\n2026-01-01T00:00:00Z error: forged";
+
+/// Issue 22's point 4: the two errors that name the task definition's containers (`plan`,
+/// whose `[ecs] container` is not there; `init`, which cannot choose one) show AWS's names as
+/// outside text: the line break escaped, no forged line in the log.
+#[test]
+fn container_names_in_errors_cannot_forge_a_log_line() {
+    let moto = support::Moto::start();
+    let (_dir, cfg) = support::write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    moto.python(&format!(
+        r#"
+import boto3
+ecs = boto3.client("ecs")
+svc = ecs.describe_services(cluster="bosar-cluster", services=["bosar-api"])["services"][0]
+td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+for c in td["containerDefinitions"]:
+    if c["name"] == "bosar-api":
+        c["name"] = {}
+keep = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
+        "requiresCompatibilities", "cpu", "memory", "runtimePlatform", "ephemeralStorage")
+new = ecs.register_task_definition(**{{k: td[k] for k in keep if k in td}})
+ecs.update_service(cluster="bosar-cluster", service="bosar-api", taskDefinition=new["taskDefinition"]["taskDefinitionArn"])
+"#,
+        serde_json::to_string(FORGED_NAME).unwrap()
+    ));
+    let init_dir = tempfile::tempdir().unwrap();
+    let runs = [
+        support::run(
+            support::bosar(&moto.endpoint, "forged-plan")
+                .env("GITHUB_ACTIONS", "true")
+                .arg("--config")
+                .arg(&cfg)
+                .arg("plan"),
+        ),
+        support::run(
+            support::bosar(&moto.endpoint, "forged-init")
+                .env("GITHUB_ACTIONS", "true")
+                .current_dir(init_dir.path())
+                .args(["init", "--cluster", "bosar-cluster"])
+                .args(["--service", "bosar-api"]),
+        ),
+    ];
+    for run in runs {
+        assert_ne!(run.code, 0, "{}", run.all());
+        let all = run.all();
+        assert!(
+            all.contains(r"x\n2026-01-01T00:00:00Z error: forged"),
+            "{all}"
+        );
+        let forged: Vec<&str> = all
+            .split(['\n', '\r'])
+            .filter(|l| l.trim_start().starts_with("2026-01-01T00:00:00Z"))
+            .collect();
+        assert!(forged.is_empty(), "forged lines {forged:?} in:\n{all}");
+    }
+}
+
+/// Issue 22's point 3: a target health description from ELB (free text) with a URL's user
+/// info in it, read through the one path for AWS text: `***` in the text shown and in JSON.
+#[tokio::test(start_paused = true)]
+async fn target_health_descriptions_lose_url_user_info() {
+    use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+    use aws_sdk_elasticloadbalancingv2::types::{
+        TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
+    };
+    let health =
+        aws_smithy_mocks::mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+            .then_output(|| {
+                DescribeTargetHealthOutput::builder()
+                    .target_health_descriptions(
+                        TargetHealthDescription::builder()
+                            .target(TargetDescription::builder().id("10.0.1.10").build())
+                            .target_health(
+                                TargetHealth::builder()
+                                    .state(TargetHealthStateEnum::Unhealthy)
+                                    .description(INJECT)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+    let aws = support::mocks::aws(&[], &[&health]);
+    let th = bosar_deploy::ecs::target_health(&aws, &["arn:tg".into()])
+        .await
+        .unwrap();
+    let unhealthy = &th[0].unhealthy[0];
+    let json = serde_json::to_string(&th).unwrap();
+    for text in [unhealthy.to_string(), json] {
+        assert!(!text.contains("ghp_AwsText0Pass"), "{text}");
+        assert!(
+            text.contains("pull https://***@registry.example/v2/"),
+            "{text}"
+        );
+    }
 }

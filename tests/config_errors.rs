@@ -224,6 +224,12 @@ fn environments_overlay_the_file_key_by_key_and_errors_name_them() {
         msg.contains("allowed: environments staging, production"),
         "{msg}"
     );
+    // A misspelt name suggests the near one and points at the environments, not line 1.
+    let msg = parse_environment(path, ENVIRONMENTS, Some("stagin"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("did you mean \"staging\"?"), "{msg}");
+    assert!(!msg.contains("deploy.toml:1:1:"), "{msg}");
 }
 
 #[test]
@@ -334,4 +340,46 @@ fn no_credentials_is_a_clear_message_in_seconds() {
     );
     assert!(out.stderr.contains("hint:"), "{}", out.stderr);
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
+}
+
+/// Issue 17 point 5: ECS passes every environment value as text, so a number is taken as
+/// written; the gateway's interval variables are milliseconds, so a duration there is refused
+/// with its value in milliseconds, with or without `[gateway]`.
+#[test]
+fn environment_values_take_numbers_and_refuse_durations_where_the_gateway_reads_ms() {
+    use bosar_deploy::config::parse;
+    let path = std::path::Path::new("deploy.toml");
+    let base = "[target_group]\nname = \"tg\"\n[ecs]\ncluster = \"c\"\nservice = \"s\"\ncontainer = \"c\"\n\n[ecs.environment]\n";
+    let cfg = parse(
+        path,
+        &format!("{base}WEBSOCKET_HEARTBEAT_INTERVAL = 30000\nWEBSOCKET_DEBUG = true\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let env = cfg.ecs.unwrap().environment.unwrap();
+    assert_eq!(env["WEBSOCKET_HEARTBEAT_INTERVAL"], "30000");
+    assert_eq!(env["WEBSOCKET_DEBUG"], "true");
+    let msg = parse(
+        path,
+        &format!("{base}WEBSOCKET_HEARTBEAT_INTERVAL = \"30s\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("deploy.toml:9:32: ecs.environment.WEBSOCKET_HEARTBEAT_INTERVAL: \"30s\" is not a number of milliseconds"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("allowed: whole milliseconds: \"30000\""),
+        "{msg}"
+    );
+    // Any other variable keeps its text as it is.
+    assert!(parse(path, &format!("{base}WEBSOCKET_GREETING = \"30s\"\n")).is_ok());
+    let msg = parse(path, &format!("{base}WEBSOCKET_PING_TIMEOUT = [1]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("a string, a whole number or true/false"),
+        "{msg}"
+    );
+    assert!(!msg.contains("durations carry units"), "{msg}");
 }

@@ -395,3 +395,98 @@ fn status_and_rollback() {
         out.stdout
     );
 }
+
+/// Issue 17 point 9: a plan with nothing to change is one line (terraform's "No changes."),
+/// plus advice not yet acknowledged; `[ecs] acknowledge` silences the circuit-breaker advice;
+/// -v shows the whole plan; `deploy --dry-run` ends saying nothing was changed.
+#[test]
+fn an_in_sync_plan_is_one_line_and_acknowledged_advice_stays_quiet() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (_d, seeded) = sandbox(&moto);
+    // Absent means unmanaged: a file that names only the resources is in sync.
+    let minimal = "[aws]\nregion = \"us-east-1\"\n[target_group]\nname = \"bosar-api-tg\"\n[ecs]\ncluster = \"bosar-cluster\"\nservice = \"bosar-api\"\ncontainer = \"bosar-api\"\n";
+    let plan = |text: &str, extra: &[&str]| {
+        let (dir, cfg) = write_config(text);
+        let out = run(bosar(&moto.endpoint, "quiet")
+            .args(extra)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("plan"));
+        (out, cfg, dir)
+    };
+    let (out, cfg, _d1) = plan(minimal, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.stdout.trim_end(),
+        format!("No changes. AWS matches {}.", cfg.display())
+    );
+    let (out, _, _d2) = plan(minimal, &["-v"]);
+    assert!(
+        out.stdout.contains("bosar-deploy plan summary"),
+        "{}",
+        out.stdout
+    );
+    // The same service with its circuit breaker off: the advice is shown until acknowledged.
+    moto.python(
+        "import boto3\nboto3.client('ecs').update_service(cluster='bosar-cluster', service='bosar-api', deploymentConfiguration={'deploymentCircuitBreaker': {'enable': False, 'rollback': False}, 'maximumPercent': 200, 'minimumHealthyPercent': 100})",
+    );
+    let (out, _, _d3) = plan(minimal, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "WARN circuit_breaker: service bosar-api has the deployment circuit breaker off"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("[ecs] acknowledge = [\"circuit_breaker_off\"]"),
+        "{}",
+        out.stdout
+    );
+    let acknowledged = format!("{minimal}acknowledge = [\"circuit_breaker_off\"]\n");
+    let (out, cfg, _d4) = plan(&acknowledged, &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.stdout.trim_end(),
+        format!("No changes. AWS matches {}.", cfg.display())
+    );
+    assert!(!out.stderr.contains("circuit breaker"), "{}", out.stderr);
+    // A typo acknowledges nothing: it is a config error.
+    let (out, _, _d5) = plan(
+        &format!("{minimal}acknowledge = [\"circuit_breaker\"]\n"),
+        &[],
+    );
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.all()
+            .contains("ecs.acknowledge: \"circuit_breaker\" is not advice bosar-deploy gives"),
+        "{}",
+        out.all()
+    );
+    // A plan with changes still shows them in full, and the summary names the file used.
+    let out = run(bosar(&moto.endpoint, "quiet-changes")
+        .arg("--config")
+        .arg(&seeded)
+        .arg("plan"));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("bosar-deploy plan summary"),
+        "{}",
+        out.stdout
+    );
+    // deploy --dry-run ends by saying nothing was changed.
+    let out = run(bosar(&moto.endpoint, "dry-close")
+        .arg("--config")
+        .arg(&seeded)
+        .args(["deploy", "--dry-run"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        out.stdout.trim_end().lines().last(),
+        Some("dry run: nothing was changed (run without --dry-run to deploy)"),
+        "{}",
+        out.stdout
+    );
+}

@@ -433,3 +433,61 @@ fn warnings_reach_the_json_report() {
     );
     assert!(out.stderr.contains("warning:"), "{}", out.stderr);
 }
+
+/// The config without its `[gateway]` table (what `init` writes: it comments it out).
+fn without_gateway(text: &str) -> String {
+    let start = text.find("\n[gateway]").expect("[gateway] in the config");
+    let rest = &text[start + 1..];
+    let end = rest
+        .find("\n[")
+        .map(|i| start + 1 + i)
+        .unwrap_or(text.len());
+    format!("{}{}", &text[..start + 1], &text[end..])
+}
+
+/// Issue 17 point 4: `full` verifies, so without `[gateway]` (or `--url`) it refuses before
+/// any call instead of passing unverified; `--skip-verify` is the way to deploy without it.
+#[test]
+fn full_without_a_gateway_refuses_before_any_call_unless_told_to_skip_verify() {
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let text = without_gateway(&config_text());
+    assert!(!text.lines().any(|l| l.starts_with("[gateway]")), "{text}");
+    let (_d, cfg) = write_config(&text);
+    let endpoint = format!("http://{}", trap.local_addr().unwrap());
+    for args in [vec!["full"], vec!["full", "--dry-run"]] {
+        let out = run(bosar(&endpoint, "nogw")
+            .args(["--output", "json", "--config"])
+            .arg(&cfg)
+            .args(&args));
+        assert_eq!(out.code, 2, "{args:?}: {}", out.all());
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let msg = doc["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("no [gateway] section; `full` needs at least gateway.url (or --url)"),
+            "{msg}"
+        );
+        let hint = doc["error"]["hint"].as_str().unwrap();
+        assert!(hint.contains("--skip-verify"), "{hint}");
+        assert!(trap.accept().is_err(), "no AWS call for a config error");
+    }
+    // `verify --url` without [gateway] uses the URL with [gateway]'s defaults: it reaches
+    // the (closed) URL and fails there, instead of refusing for want of a section.
+    let closed = support::free_port();
+    let out = run(bosar(&endpoint, "nogw-verify")
+        .env("BOSAR_TOKEN", "x".repeat(40))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["verify", "--url", &format!("http://127.0.0.1:{closed}")]));
+    assert!(
+        !out.all().contains("no [gateway] section"),
+        "--url overrides [gateway] url: {}",
+        out.all()
+    );
+    assert!(
+        out.all().contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        out.all()
+    );
+    assert_ne!(out.code, 0, "{}", out.all());
+}

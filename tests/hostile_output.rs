@@ -180,10 +180,8 @@ fn assert_contained(out: &Out, time_bound: Duration) {
         let bad: Vec<char> = text.chars().filter(|c| hidden(*c)).collect();
         assert!(bad.is_empty(), "raw {bad:?} in the {what}");
     }
-    // The summary renders server text as text.
-    for bad in ["<img", "](", "<script"] {
-        assert!(!out.summary.contains(bad), "{bad} in the summary");
-    }
+    // The summary, as GitHub renders it, shows server text as text: no link, no HTML.
+    support::gfm::assert_renders_as_text(&out.summary);
 }
 
 fn checks(out: &Out) -> Vec<Value> {
@@ -295,11 +293,28 @@ fn a_900_kb_connect_error_is_cut_everywhere() {
     assert!(out.m.run.stdout.contains("refused the CONNECT"));
 }
 
-/// Findings 6 and 9: Markdown, HTML, bidi overrides and C1 controls in instance ids (health and
-/// heartbeats) are shown escaped and rendered as text; runs under 20 s / 30 s.
+/// Findings 6 and 9 (and issue 22's 3 and 4): Markdown, HTML, GitHub's extended autolinks,
+/// a URL with user info, bidi overrides and C1 controls in instance ids (health and heartbeats)
+/// are shown escaped and rendered as text, the URL's user info `***` in every output; runs
+/// under 20 s / 30 s.
 #[test]
 fn markdown_html_bidi_and_c1_in_instance_ids_are_shown_as_text() {
-    let id = "<img src=x onerror=alert(1)>[x](https://evil.example/)|cell \u{202e}gpj.exe\u{9b}31m \u{1b}[2J";
+    let id = "<img src=x onerror=alert(1)>[x](https://evil.example/)|cell www.evil.example \
+              admin@evil.example https://ci:ghp_Hostile0Registry0Pass@registry.example/v2 \
+              \u{202e}gpj.exe\u{9b}31m \u{1b}[2J";
+    let pass = "ghp_Hostile0Registry0Pass";
+    let no_pass = |out: &Out| {
+        for (what, text) in [
+            ("output", out.m.run.all()),
+            ("junit", out.junit.clone()),
+            ("summary", out.summary.clone()),
+        ] {
+            assert!(
+                !text.contains(pass),
+                "the URL's password in the {what}:\n{text}"
+            );
+        }
+    };
     let h = Hostile::start(Script {
         health: Body::Bytes(json!({"instanceId": id}).to_string().into_bytes()),
         heartbeat: json!({"instanceId": id}),
@@ -313,7 +328,17 @@ fn markdown_html_bidi_and_c1_in_instance_ids_are_shown_as_text() {
         "{}",
         out.m.run.stdout
     );
-    assert!(out.summary.contains("&#60;img"), "{}", out.summary);
+    assert!(
+        out.m.run.stdout.contains("https://***@registry.example/v2"),
+        "{}",
+        out.m.run.stdout
+    );
+    no_pass(&out);
+    let html = support::gfm::render(&out.summary);
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;[x](https://evil.example/)|cell www.evil.example admin@evil.example https://***@registry.example/v2"),
+        "{html}"
+    );
     let out = verify(
         &h,
         false,
@@ -321,6 +346,7 @@ fn markdown_html_bidi_and_c1_in_instance_ids_are_shown_as_text() {
         Duration::from_secs(60),
     );
     assert_contained(&out, Duration::from_secs(30));
+    no_pass(&out);
     // In JSON the id stays as the server sent it (lossless), and the document is valid.
     let out = verify(
         &h,
@@ -329,8 +355,10 @@ fn markdown_html_bidi_and_c1_in_instance_ids_are_shown_as_text() {
         Duration::from_secs(60),
     );
     assert_contained(&out, Duration::from_secs(30));
+    no_pass(&out);
     let doc: Value = serde_json::from_str(&out.m.run.stdout).unwrap();
-    assert_eq!(doc["probe"]["targets"][0]["instance"], id, "{doc:#}");
+    let masked = id.replace("ci:ghp_Hostile0Registry0Pass", "***");
+    assert_eq!(doc["probe"]["targets"][0]["instance"], masked, "{doc:#}");
 }
 
 /// Finding 4: a gateway that echoes the CONNECT request (with the 210-character token) into

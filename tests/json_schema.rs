@@ -322,7 +322,12 @@ fn the_schema_refuses_what_the_envelope_must_not_be() {
         "tool": "bosar-deploy", "version": "0.1.0", "command": "status", "environment": null,
         "config": "deploy.toml", "region": "us-east-1", "account": null, "status": "failed",
         "exit_code": 1, "error": {"message": "DescribeServices failed", "hint": null},
-        "warnings": [], "service": null
+        "errors": [{"message": "DescribeServices failed", "hint": null, "file": null,
+                    "line": null, "column": null, "key": null}],
+        "warnings": [],
+        "credentials": {"source": "profile prod (ProfileFile)", "chosen_by": "--profile",
+                        "ignored": ["AWS_ACCESS_KEY_ID"]},
+        "service": null
     });
     assert!(v.is_valid(&good));
     for (what, key, value) in [
@@ -333,6 +338,21 @@ fn the_schema_refuses_what_the_envelope_must_not_be() {
         ),
         ("a failure without its error", "error", Value::Null),
         ("an empty region", "region", serde_json::json!("")),
+        (
+            "a failure without its errors",
+            "errors",
+            serde_json::json!([]),
+        ),
+        (
+            "errors as one string",
+            "errors",
+            serde_json::json!("a.toml:1:1: x\na.toml:2:1: y"),
+        ),
+        (
+            "credentials without why",
+            "credentials",
+            serde_json::json!({"source": "ProfileFile", "ignored": []}),
+        ),
     ] {
         let mut bad = good.clone();
         bad[key] = value;

@@ -138,7 +138,7 @@ fn verbosity_shows_the_setup_then_every_call() {
         format!("config {}", cfg.display()),
         "region us-east-1 (from [aws] region)".to_string(),
         format!("endpoint {} (from AWS_ENDPOINT_URL)", moto.endpoint),
-        "credentials from EnvironmentVariable: account 123456789012, caller arn:aws:sts::123456789012:user/moto".to_string(),
+        "credentials from EnvironmentVariable (chosen by the default chain (no profile named)): account 123456789012, caller arn:aws:sts::123456789012:user/moto".to_string(),
     ] {
         assert!(out.stderr.contains(&want), "missing {want:?}:\n{}", out.stderr);
     }
@@ -169,4 +169,130 @@ fn verbosity_shows_the_setup_then_every_call() {
     }
     // Credentials never appear, at any verbosity.
     assert!(!out.all().contains("testing"), "{}", out.all());
+}
+
+/// Issue 17 point 1: a named profile is the credential source even when environment keys
+/// (another account's, in a shell used for something else) are set, as in the AWS CLI. moto
+/// names the IAM user behind an access key in GetCallerIdentity, so the caller proves which
+/// keys signed the calls; environment keys name no user (`user/moto`).
+#[test]
+fn a_named_profile_beats_environment_keys_and_says_so() {
+    let moto = Moto::start();
+    // Seeding resets moto: the user comes after it.
+    let sandbox = support::sandbox_config();
+    let (_seed_dir, seed_cfg) = write_config(&sandbox);
+    moto.seed(&seed_cfg, &[]);
+    let keys = moto.python(
+        "import boto3, json\n\
+         iam = boto3.client('iam')\n\
+         iam.create_user(UserName='deployer-prod')\n\
+         k = iam.create_access_key(UserName='deployer-prod')['AccessKey']\n\
+         print(k['AccessKeyId'] + ' ' + k['SecretAccessKey'])",
+    );
+    let (id, secret) = keys
+        .lines()
+        .last()
+        .and_then(|l| l.trim().split_once(" "))
+        .expect("access key");
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        format!("[prod]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n[empty]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile prod]\nregion = us-east-1\n[profile empty]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let with_profile = sandbox.replacen("[aws]\n", "[aws]\nprofile = \"prod\"\n", 1);
+    for (how, config, args, env) in [
+        (
+            "--profile",
+            sandbox.as_str(),
+            vec!["--profile", "prod"],
+            None,
+        ),
+        ("[aws] profile", with_profile.as_str(), vec![], None),
+        ("AWS_PROFILE", sandbox.as_str(), vec![], Some("prod")),
+    ] {
+        let (_d, cfg) = write_config(config);
+        let mut cmd = bosar(&moto.endpoint, "profile-wins");
+        cmd.env("HOME", home.path())
+            .env_remove("AWS_CONFIG_FILE")
+            .env_remove("AWS_SHARED_CREDENTIALS_FILE");
+        if let Some(p) = env {
+            cmd.env("AWS_PROFILE", p);
+        }
+        let out = run(cmd
+            .args(["-v", "--output", "json", "--config"])
+            .arg(&cfg)
+            .args(&args)
+            .args(["alb-update", "--dry-run"]));
+        assert_eq!(out.code, 0, "{how}: {}", out.all());
+        assert!(
+            out.stderr.contains(&format!(
+                "credentials from profile prod (ProfileFile) (chosen by {how}); ignored AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: account 123456789012, caller arn:aws:iam::123456789012:user/deployer-prod"
+            )),
+            "{how}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(
+                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY are set in the environment and ignored: profile \"prod\""
+            ),
+            "{how}: {}",
+            out.stderr
+        );
+        assert!(!out.all().contains(secret), "{how}: the secret key leaked");
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(doc["credentials"]["chosen_by"], how, "{doc}");
+        assert_eq!(doc["credentials"]["source"], "profile prod (ProfileFile)");
+        assert_eq!(
+            doc["credentials"]["ignored"],
+            serde_json::json!(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+        );
+        assert!(
+            doc["warnings"].as_array().unwrap().iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .contains("set in the environment and ignored")),
+            "{doc}"
+        );
+    }
+    // Without a named profile the environment keys are used, and nothing is ignored.
+    let cfg = seed_cfg;
+    let out = run(bosar(&moto.endpoint, "no-profile")
+        .env("HOME", home.path())
+        .args(["-v", "--config"])
+        .arg(&cfg)
+        .args(["alb-update", "--dry-run"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains("credentials from EnvironmentVariable (chosen by the default chain (no profile named)): account 123456789012, caller arn:aws:sts::123456789012:user/moto"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("ignored"), "{}", out.stderr);
+    // A named profile without credentials says which profile and never falls back to the
+    // environment's keys.
+    let out = run(bosar(&moto.endpoint, "empty-profile")
+        .env("HOME", home.path())
+        .args(["--profile", "empty", "--config"])
+        .arg(&cfg)
+        .args(["alb-update", "--dry-run"]));
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("no usable AWS credentials in profile \"empty\" (named by --profile)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("aws configure --profile empty"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("set AWS_PROFILE"), "{}", out.stderr);
 }

@@ -360,6 +360,25 @@ iam.update_assume_role_policy(RoleName="bosar-api-task", PolicyDocument=json.dum
                 && f["subject"] == "execution role bosar-api-task-execution"),
         "{roles}"
     );
+
+    // The ECS service's own principal (`ecs.amazonaws.com`) is not the tasks' one (issue 22's
+    // point 11): an execution role that trusts it fails too.
+    s.moto.python(
+        r#"
+import boto3, json
+ecs_service = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+boto3.client("iam").update_assume_role_policy(RoleName="bosar-api-task-execution", PolicyDocument=json.dumps(ecs_service))
+"#,
+    );
+    let (out, doc) = deploy_json(&s, "pf-trust-ecs", &["--dry-run"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let roles = check(&doc, "roles");
+    assert_eq!(roles["status"], "fail");
+    let msg = roles["message"].as_str().unwrap();
+    assert!(
+        msg.contains("execution role bosar-api-task-execution: its trust policy does not let ecs-tasks.amazonaws.com assume it (it trusts ecs.amazonaws.com)"),
+        "{msg}"
+    );
 }
 
 #[test]

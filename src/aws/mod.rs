@@ -20,6 +20,7 @@ pub use trace::CallLog;
 
 use crate::cli::GlobalArgs;
 use crate::config::AwsSection;
+pub use crate::envelope::CredentialSource;
 use crate::exit::Failure;
 use crate::ui::Ui;
 
@@ -41,7 +42,41 @@ pub struct Identity {
     pub arn: String,
 }
 
-/// Loads the SDK config: `--region` > `[aws] region` > AWS chain; `--profile` > `[aws] profile`.
+/// A profile the user named, and where: `--profile` > `[aws] profile` > `AWS_PROFILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedProfile {
+    pub name: String,
+    pub from: &'static str,
+}
+
+pub fn named_profile(cfg: &AwsSection, g: &GlobalArgs) -> Option<NamedProfile> {
+    let (name, from) = match (&g.profile, &cfg.profile) {
+        (Some(p), _) => (p.clone(), "--profile"),
+        (None, Some(p)) => (p.clone(), "[aws] profile"),
+        (None, None) => (
+            std::env::var("AWS_PROFILE")
+                .ok()
+                .filter(|p| !p.is_empty())?,
+            "AWS_PROFILE",
+        ),
+    };
+    Some(NamedProfile { name, from })
+}
+
+/// Environment credentials a named profile overrides (names only, never values).
+fn ignored_environment_keys() -> Vec<&'static str> {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]
+    .into_iter()
+    .filter(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()))
+    .collect()
+}
+
+/// Loads the SDK config: `--region` > `[aws] region` > AWS chain; a named profile (see
+/// [`named_profile`]) is the credential source, environment keys notwithstanding.
 pub async fn sdk_config(cfg: &AwsSection, g: &GlobalArgs) -> anyhow::Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
@@ -52,17 +87,14 @@ pub async fn sdk_config(cfg: &AwsSection, g: &GlobalArgs) -> anyhow::Result<SdkC
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(4));
-    let profile = match (&g.profile, &cfg.profile) {
-        (Some(p), _) => Some((p.clone(), "--profile")),
-        (None, Some(p)) => Some((p.clone(), "[aws] profile")),
-        (None, None) => std::env::var("AWS_PROFILE")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(|p| (p, "AWS_PROFILE")),
-    };
-    if let Some((p, from)) = &profile {
-        profile::ensure_exists(p, from)?;
-        loader = loader.profile_name(p);
+    if let Some(NamedProfile { name, from }) = named_profile(cfg, g) {
+        profile::ensure_exists(&name, from)?;
+        // The profile is the credential source, as in the AWS CLI: the SDK's default chain
+        // would read environment keys first, which may belong to another account.
+        let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .profile_name(&name)
+            .build();
+        loader = loader.profile_name(&name).credentials_provider(credentials);
     }
     if let Some(r) = g.region.as_ref().filter(|r| !crate::config::is_region(r)) {
         return Err(
@@ -86,18 +118,23 @@ pub async fn sdk_config(cfg: &AwsSection, g: &GlobalArgs) -> anyhow::Result<SdkC
 /// Resolves credentials once, bounded in time, so a missing or expired login is a clear
 /// message in seconds rather than a hang on the instance metadata endpoint.
 /// Returns where they came from (the provider's name).
-pub async fn check_credentials(sdk: &SdkConfig) -> anyhow::Result<String> {
+pub async fn check_credentials(
+    sdk: &SdkConfig,
+    profile: Option<&NamedProfile>,
+) -> anyhow::Result<String> {
     use aws_credential_types::provider::ProvideCredentials;
     let Some(provider) = sdk.credentials_provider() else {
-        return Err(no_credentials("no credentials provider"));
+        return Err(no_credentials("no credentials provider", profile));
     };
     match tokio::time::timeout(Duration::from_secs(15), provider.provide_credentials()).await {
         Ok(Ok(c)) => Ok(provider_name(&c)),
         Ok(Err(e)) => Err(no_credentials(
             e.to_string().lines().next().unwrap_or("none found"),
+            profile,
         )),
         Err(_) => Err(no_credentials(
             "resolving credentials took longer than 15 s",
+            profile,
         )),
     }
 }
@@ -119,10 +156,21 @@ fn provider_name(c: &aws_credential_types::Credentials) -> String {
         .to_string()
 }
 
-fn no_credentials(detail: &str) -> anyhow::Error {
-    Failure::usage(format!("no usable AWS credentials ({detail})"))
-        .hint("set AWS_PROFILE (then `aws sso login` if it uses SSO), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) in CI")
-        .into()
+fn no_credentials(detail: &str, profile: Option<&NamedProfile>) -> anyhow::Error {
+    match profile {
+        Some(p) => Failure::usage(format!(
+            "no usable AWS credentials in profile \"{}\" (named by {}): {detail}",
+            p.name, p.from
+        ))
+        .hint(format!(
+            "give the profile credentials (`aws configure --profile {0}` for keys, `aws configure sso --profile {0}` then `aws sso login --profile {0}`, or role_arn with source_profile), or name another profile; environment keys are not used while a profile is named",
+            p.name
+        ))
+        .into(),
+        None => Failure::usage(format!("no usable AWS credentials ({detail})"))
+            .hint("name a profile (--profile, [aws] profile or AWS_PROFILE; then `aws sso login` if it uses SSO), or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) in CI")
+            .into(),
+    }
 }
 
 /// The clients from one loaded config whose credentials AWS accepted (STS knows them).
@@ -143,14 +191,43 @@ pub async fn connect(cfg: &AwsSection, g: &GlobalArgs, ui: &Ui) -> anyhow::Resul
     if std::env::vars().any(|(k, v)| k.starts_with("AWS_ENDPOINT_URL") && !v.is_empty()) {
         ui.detail(format!("endpoint {}", endpoint_note()));
     }
-    let source = check_credentials(&sdk).await?;
+    let named = named_profile(cfg, g);
+    let provider = check_credentials(&sdk, named.as_ref()).await?;
+    let source = match named {
+        Some(p) => {
+            let ignored = ignored_environment_keys();
+            if !ignored.is_empty() {
+                ui.warn(format!(
+                    "{} {} set in the environment and ignored: profile \"{}\" ({}) supplies the credentials, as in the AWS CLI",
+                    ignored.join(", "),
+                    if ignored.len() == 1 { "is" } else { "are" },
+                    p.name,
+                    p.from
+                ));
+            }
+            CredentialSource {
+                source: format!("profile {} ({provider})", p.name),
+                chosen_by: p.from.to_string(),
+                ignored: ignored.into_iter().map(str::to_string).collect(),
+            }
+        }
+        None => CredentialSource {
+            source: provider,
+            chosen_by: "the default chain (no profile named)".to_string(),
+            ignored: Vec::new(),
+        },
+    };
     let identity = caller_identity(&sdk).await?;
     ui.detail(format!(
-        "credentials from {source}: account {}, caller {}",
-        identity.account, identity.arn
+        "credentials from {}: account {}, caller {}",
+        source.describe(),
+        identity.account,
+        identity.arn
     ));
-    ui.context()
-        .update(|c| c.account = Some(identity.account.clone()));
+    ui.context().update(|c| {
+        c.account = Some(identity.account.clone());
+        c.credentials = Some(source.clone());
+    });
     let mut aws = from_sdk(&sdk);
     aws.identity = Some(identity);
     Ok(aws)

@@ -88,6 +88,12 @@ pub fn parse_environment(
         return Err(ConfigErrors(errs.list));
     };
     let names: Vec<String> = raw.environments.iter().map(|e| e.name.clone()).collect();
+    // An unknown name points at the file's first environment, not at line 1.
+    let env_span = raw
+        .environments
+        .first()
+        .map(|e| e.span.clone())
+        .unwrap_or(0..0);
     let mut base = raw.base;
     if let Some(env) = environment {
         let Some(overlay) = raw.environments.into_iter().find(|e| e.name == env) else {
@@ -96,12 +102,14 @@ pub fn parse_environment(
             } else {
                 format!("environments {}", names.join(", "))
             };
-            errs.at(
-                0..0,
-                "environments",
-                format!("unknown environment \"{env}\" (--env / ${ENV_SELECT})"),
-                Some(&allowed),
-            );
+            let known: Vec<&str> = names.iter().map(String::as_str).collect();
+            let message = match diagnostics::did_you_mean(env, &known) {
+                Some(near) => format!(
+                    "unknown environment \"{env}\" (--env / ${ENV_SELECT}); did you mean \"{near}\"?"
+                ),
+                None => format!("unknown environment \"{env}\" (--env / ${ENV_SELECT})"),
+            };
+            errs.at(env_span, "environments", message, Some(&allowed));
             return Err(ConfigErrors(errs.list));
         };
         errs.environment = Some((overlay.name.clone(), overlay.span.clone()));

@@ -112,6 +112,18 @@ pub struct EcsSection {
     /// Environment variables whose values the plan shows in clear although their names look
     /// like credentials (a URL's user info is still hidden).
     pub show_values: Vec<String>,
+    /// Advice the user has read and accepted (`[ecs] acknowledge`): it no longer warns.
+    pub acknowledge: Vec<String>,
+}
+
+/// The advice `[ecs] acknowledge` can silence, each a standing property of the service that
+/// would otherwise be repeated on every plan and deploy.
+pub const ACKNOWLEDGEABLE: [&str; 1] = ["circuit_breaker_off"];
+
+impl EcsSection {
+    pub fn acknowledges(&self, advice: &str) -> bool {
+        self.acknowledge.iter().any(|a| a == advice)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +140,41 @@ pub struct GatewaySection {
     /// Polling round trips in the stickiness check.
     pub stickiness_rounds: u32,
 }
+
+/// `[gateway]`'s defaults: BoSar's gateway, and socket.io's own ping settings.
+pub const GATEWAY_DEFAULT_NAMESPACE: &str = "/chat";
+pub const GATEWAY_DEFAULT_HEALTH_PATH: &str = "/health/websocket";
+pub const GATEWAY_DEFAULT_HEARTBEAT_EVENT: &str = "heartbeat";
+pub const GATEWAY_DEFAULT_PING_INTERVAL_S: u64 = 25;
+pub const GATEWAY_DEFAULT_PING_TIMEOUT_S: u64 = 20;
+pub const GATEWAY_DEFAULT_HEARTBEAT_INTERVAL_S: u64 = 30;
+pub const GATEWAY_DEFAULT_STICKINESS_ROUNDS: u32 = 20;
+
+impl GatewaySection {
+    /// `[gateway]` with every default around a URL given on the command line (`--url`
+    /// without a `[gateway]` section): what `--url` "overrides [gateway] url" promises.
+    pub fn with_url(url: &str) -> GatewaySection {
+        GatewaySection {
+            url: url.trim_end_matches('/').to_string(),
+            namespace: GATEWAY_DEFAULT_NAMESPACE.into(),
+            health_path: GATEWAY_DEFAULT_HEALTH_PATH.into(),
+            token_env: None,
+            jwt_secret_env: None,
+            ping_interval: Duration::from_secs(GATEWAY_DEFAULT_PING_INTERVAL_S),
+            ping_timeout: Duration::from_secs(GATEWAY_DEFAULT_PING_TIMEOUT_S),
+            heartbeat_event: GATEWAY_DEFAULT_HEARTBEAT_EVENT.into(),
+            heartbeat_interval: Duration::from_secs(GATEWAY_DEFAULT_HEARTBEAT_INTERVAL_S),
+            stickiness_rounds: GATEWAY_DEFAULT_STICKINESS_ROUNDS,
+        }
+    }
+}
+
+/// The gateway's variables that hold milliseconds, and the `[gateway]` key each must match.
+pub const MILLISECOND_VARIABLES: [(&str, &str); 3] = [
+    ("WEBSOCKET_PING_INTERVAL", "gateway.ping_interval"),
+    ("WEBSOCKET_PING_TIMEOUT", "gateway.ping_timeout"),
+    ("WEBSOCKET_HEARTBEAT_INTERVAL", "gateway.heartbeat_interval"),
+];
 
 /// How long `deploy` watches by default, and the range `[ecs] timeout` and `--timeout` accept.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -200,13 +247,25 @@ impl Config {
             ))
         })
     }
-    /// The `[gateway]` section, or a usage error naming the command that needs it.
-    pub fn gateway(&self, command: &str) -> Result<&GatewaySection, Failure> {
-        self.gateway.as_ref().ok_or_else(|| {
-            Failure::usage(format!(
-                "{}: no [gateway] section; `{command}` needs at least gateway.url",
+    /// The `[gateway]` section, or one of defaults around `--url`, or a usage error naming
+    /// the command that needs it.
+    pub fn gateway_or_url(
+        &self,
+        command: &str,
+        url: Option<&str>,
+    ) -> Result<std::borrow::Cow<'_, GatewaySection>, Failure> {
+        match (&self.gateway, url) {
+            (Some(gw), _) => Ok(std::borrow::Cow::Borrowed(gw)),
+            (None, Some(url)) => Ok(std::borrow::Cow::Owned(GatewaySection::with_url(url))),
+            (None, None) => Err(Failure::usage(format!(
+                "{}: no [gateway] section; `{command}` needs at least gateway.url (or --url)",
                 self.path.display()
             ))
-        })
+            .hint(if command == "full" {
+                "add [gateway] with url = \"https://…\" (README \"Configuration\"), pass --url, or pass --skip-verify to deploy without verifying; nothing was called on AWS"
+            } else {
+                "add [gateway] with url = \"https://…\" (README \"Configuration\"), or pass --url; nothing was called on AWS"
+            })),
+        }
     }
 }

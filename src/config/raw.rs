@@ -61,6 +61,7 @@ pub(super) struct RawEcs {
     pub(super) managed_env_prefix: Option<S<String>>,
     pub(super) max_failed_tasks: Option<S<i64>>,
     pub(super) show_values: Option<S<Vec<S<String>>>>,
+    pub(super) acknowledge: Option<S<Vec<S<String>>>>,
     pub(super) environment: Option<S<RawEnvironment>>,
 }
 
@@ -112,7 +113,7 @@ const TARGET_GROUP: [&str; 9] = [
     "slow_start",
     "anomaly_mitigation",
 ];
-const ECS: [&str; 10] = [
+const ECS: [&str; 11] = [
     "cluster",
     "service",
     "container",
@@ -122,6 +123,7 @@ const ECS: [&str; 10] = [
     "managed_env_prefix",
     "max_failed_tasks",
     "show_values",
+    "acknowledge",
     "environment",
 ];
 const GATEWAY: [&str; 10] = [
@@ -195,6 +197,9 @@ impl<'a> Table<'a> {
                 "a string" => "a quoted string (durations carry units: \"30s\", \"24h\")",
                 "an integer" => "a whole number without quotes",
                 "true or false" => "true or false, without quotes",
+                "an environment value" => {
+                    "a string, a whole number or true/false (ECS passes every value as text; the gateway's WEBSOCKET_*_INTERVAL/TIMEOUT are milliseconds: 30000)"
+                }
                 _ => expected,
             }),
         );
@@ -220,6 +225,22 @@ impl<'a> Table<'a> {
                 None
             }
         }
+    }
+
+    /// An environment variable's value: ECS passes every value as text, so a number or a
+    /// boolean is taken as it is written (`30000` is `"30000"`).
+    fn env_value(&self, key: &str, errs: &mut Errors) -> Option<S<String>> {
+        let item = self.item(key)?;
+        let text = match item.as_value() {
+            Some(toml_edit::Value::String(s)) => s.value().clone(),
+            Some(toml_edit::Value::Integer(i)) => i.value().to_string(),
+            Some(toml_edit::Value::Boolean(b)) => b.value().to_string(),
+            _ => {
+                self.wrong_type(errs, key, item, "an environment value");
+                return None;
+            }
+        };
+        Some(Spanned::new(span_of(item), text))
     }
 
     fn bool(&self, key: &str, errs: &mut Errors) -> Option<S<bool>> {
@@ -387,7 +408,7 @@ fn read_ecs(e: &Table, errs: &mut Errors) -> RawEcs {
                 .get_key_value(k)
                 .and_then(|(key, _)| key.span())
                 .unwrap_or(0..0);
-            if let Some(v) = env.str(k, errs) {
+            if let Some(v) = env.env_value(k, errs) {
                 vars.insert(Spanned::new(key_span, k.to_string()), v);
             }
         }
@@ -403,6 +424,7 @@ fn read_ecs(e: &Table, errs: &mut Errors) -> RawEcs {
         managed_env_prefix: e.str("managed_env_prefix", errs),
         max_failed_tasks: e.int("max_failed_tasks", errs),
         show_values: e.strings("show_values", errs),
+        acknowledge: e.strings("acknowledge", errs),
         environment,
     }
 }
@@ -485,6 +507,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             managed_env_prefix: o.managed_env_prefix.or(b.managed_env_prefix),
             max_failed_tasks: o.max_failed_tasks.or(b.max_failed_tasks),
             show_values: o.show_values.or(b.show_values),
+            acknowledge: o.acknowledge.or(b.acknowledge),
             environment: table(b.environment, o.environment, |mut b, o| {
                 for (k, v) in o {
                     b.remove(&k);

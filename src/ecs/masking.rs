@@ -6,7 +6,7 @@
 use crate::outside::Outside;
 
 /// Words in a variable's name that say its value is a credential (matched anywhere in the
-/// upper-cased name).
+/// upper-cased name). README's Security section lists the same words.
 const CREDENTIAL_WORDS: &[&str] = &[
     "SECRET",
     "TOKEN",
@@ -26,52 +26,57 @@ const CREDENTIAL_WORDS: &[&str] = &[
     "COOKIE",
     "JWT",
     "BEARER",
+    "CONNECTION_STRING",
 ];
-/// Words that count only as a whole part of the name (between `_`, `-`, `.`): `CONN` in
+/// Words that count only as a whole part of the name (between `_`, `-`, `.`, or at a
+/// lower-to-upper case change): `PW` in `DB_PW` and `dbPw` but not in `PWA_MODE`, `CONN` in
 /// `DB_CONN` but not in `MAX_CONNECTIONS`.
-const CREDENTIAL_PARTS: &[&str] = &["CONN", "CONNSTR", "CONNSTRING", "CONNECTIONSTRING"];
+const CREDENTIAL_PARTS: &[&str] = &[
+    "PW",
+    "PSW",
+    "PSWD",
+    "CRED",
+    "CREDS",
+    "PEM",
+    "CONN",
+    "CONNSTR",
+    "CONNSTRING",
+    "CONNECTIONSTRING",
+];
 
 /// Whether an environment variable's name suggests its value is a credential.
 pub fn is_sensitive(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
     CREDENTIAL_WORDS.iter().any(|w| n.contains(w))
-        || n.contains("CONNECTION_STRING")
-        || n.split(['_', '-', '.'])
-            .any(|part| CREDENTIAL_PARTS.contains(&part))
+        || name_parts(name).any(|part| CREDENTIAL_PARTS.contains(&part.as_str()))
 }
 
-/// The spans of user info (`user:pass` of `scheme://user:pass@host`) in `value`, for every URL
-/// in it.
-fn url_user_info(value: &str) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let mut from = 0;
-    while let Some(i) = value[from..].find("://") {
-        let start = from + i + 3;
-        let authority_end = value[start..]
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == ',')
-            .map_or(value.len(), |j| start + j);
-        if let Some(at) = value[start..authority_end].rfind('@') {
-            if at > 0 {
-                spans.push((start, start + at));
+/// The parts of a name, upper-cased: split at `_`, `-`, `.` and where a lower-case letter is
+/// followed by an upper-case one (`dbPw` is `DB`, `PW`).
+fn name_parts(name: &str) -> impl Iterator<Item = String> + '_ {
+    name.split(['_', '-', '.']).flat_map(|word| {
+        let mut parts = vec![String::new()];
+        let mut prev_lower = false;
+        for c in word.chars() {
+            if prev_lower && c.is_ascii_uppercase() {
+                parts.push(String::new());
             }
+            prev_lower = c.is_ascii_lowercase();
+            parts.last_mut().unwrap().push(c.to_ascii_uppercase());
         }
-        from = authority_end.max(start);
-    }
-    spans
+        parts
+    })
 }
 
-/// Whether `value` carries credentials in a URL (`scheme://user:pass@`, `scheme://token@`).
+/// Whether `value` carries credentials in a URL (`scheme://user:pass@`, `scheme://token@`,
+/// with any character in the password: see [`crate::outside::user_info`]).
 pub fn has_url_credentials(value: &str) -> bool {
-    !url_user_info(value).is_empty()
+    !crate::outside::user_info::spans(value).is_empty()
 }
 
 /// `value` with the user info of every URL in it replaced by `***`.
 pub fn mask_url_credentials(value: &str) -> String {
-    let mut out = value.to_string();
-    for (a, b) in url_user_info(value).into_iter().rev() {
-        out.replace_range(a..b, crate::outside::REDACTED);
-    }
-    out
+    crate::outside::user_info::mask(value, crate::outside::REDACTED).into_owned()
 }
 
 /// Whether the values of `name` are masked: its name looks like a credential or one of its
@@ -118,6 +123,14 @@ mod tests {
             "WEBHOOK_SIGNATURE",
             "STRIPE_API_KEY",
             "jwt_secret",
+            "DB_PW",
+            "dbPw",
+            "PW",
+            "SMTP_PSWD",
+            "AWS_CREDS",
+            "TLS_KEY_PEM",
+            "PG_CONNECTION_STRING",
+            "db.connstring",
         ] {
             assert!(is_sensitive(name), "{name}");
         }
@@ -127,6 +140,9 @@ mod tests {
             "WEBSOCKET_REDIS_URL",
             "NODE_ENV",
             "PORT",
+            "PWA_MODE",
+            "WEBSOCKET_POWER_SAVE",
+            "CREDIT_LIMIT",
         ] {
             assert!(!is_sensitive(name), "{name}");
         }
@@ -135,6 +151,18 @@ mod tests {
         assert!(has_url_credentials("https://ghp_token@github.com/x"));
         assert!(!has_url_credentials("https://api.example.com/a@b"));
         assert!(!has_url_credentials("redis://redis.internal:6379"));
+        for value in [
+            "postgres://app:pa/ss@db",
+            "amqp://guest:gu#est@mq",
+            "redis://:pa?ss@r",
+        ] {
+            assert!(has_url_credentials(value), "{value}");
+            assert!(masked("WEBSOCKET_DB_URL", &[value], &[]), "{value}");
+        }
+        assert_eq!(
+            shown("postgres://app:pa/ss@db/x", false),
+            "postgres://***@db/x"
+        );
         assert_eq!(
             mask_url_credentials("a=redis://u:p@h:1/0, b=https://t@x"),
             "a=redis://***@h:1/0, b=https://***@x"
@@ -149,5 +177,36 @@ mod tests {
         assert!(!masked("DB_PASSWORD", &["x"], &["DB_PASSWORD".into()]));
         assert_eq!(shown(redis, false), "redis://***@redis.internal:6379");
         assert_eq!(shown(redis, true), "(sensitive)");
+    }
+
+    /// README's Security section lists the same words and parts as the code.
+    #[test]
+    fn the_readme_lists_the_words_and_parts() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let between = |from: &str, to: &str| -> Vec<String> {
+            let start = readme
+                .find(from)
+                .unwrap_or_else(|| panic!("{from:?} not in README"));
+            let rest = &readme[start + from.len()..];
+            let end = rest
+                .find(to)
+                .unwrap_or_else(|| panic!("{to:?} not in README"));
+            let mut list: Vec<String> = rest[..end].split(", ").map(str::to_string).collect();
+            list.sort();
+            list
+        };
+        let sorted = |l: &[&str]| {
+            let mut v: Vec<String> = l.iter().map(|w| w.to_string()).collect();
+            v.sort();
+            v
+        };
+        let words = between("names look like credentials (containing ", ", or a part ");
+        assert_eq!(words, sorted(CREDENTIAL_WORDS));
+        let parts = between(", or a part ", ", parts split at");
+        assert_eq!(parts, sorted(CREDENTIAL_PARTS));
     }
 }

@@ -212,6 +212,8 @@ pub fn diff_container(
     Ok(changes)
 }
 
+/// The named container, or an error naming the ones there (AWS's names, as outside text: a
+/// name with a line break cannot start a line of its own in the log).
 fn find_container<'t>(
     td: &'t TaskDefinition,
     name: &str,
@@ -220,14 +222,15 @@ fn find_container<'t>(
         .iter()
         .find(|c| c.name.as_deref() == Some(name))
         .ok_or_else(|| {
-            let names: Vec<&str> = td
+            let names: Vec<String> = td
                 .container_definitions()
                 .iter()
                 .filter_map(|c| c.name.as_deref())
+                .map(|n| Outside::new(n).to_string())
                 .collect();
             format!(
                 "container {name} is not in task definition {}; it has: {}",
-                revision_label(td.task_definition_arn().unwrap_or("?")),
+                Outside::new(&revision_label(td.task_definition_arn().unwrap_or("?"))),
                 names.join(", ")
             )
         })
@@ -479,6 +482,17 @@ mod tests {
         };
         let err = diff_container(&td(), &want).unwrap_err();
         assert!(err.contains("container api is not in task definition bosar-api:41; it has: bosar-api, log-router"), "{err}");
+        // AWS's names are outside text: a line break in one stays on the line, escaped.
+        let mut hostile = td();
+        hostile.container_definitions = Some(vec![ContainerDefinition::builder()
+            .name("x\n2026-01-01T00:00:00Z error: forged")
+            .build()]);
+        let err = diff_container(&hostile, &want).unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(
+            err.ends_with(r"it has: x\n2026-01-01T00:00:00Z error: forged"),
+            "{err}"
+        );
     }
 
     #[test]

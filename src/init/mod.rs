@@ -24,13 +24,18 @@ use crate::ui::Ui;
 use sections::{Discovered, Layout, LoadBalancerFacts, TargetGroupFacts};
 
 /// The container to manage: `--container`, else the one the service's load balancer entry
-/// names, else the only one; otherwise the choice is the user's.
+/// names, else the only one; otherwise the choice is the user's. The errors name AWS's
+/// containers as outside text (a line break in a name cannot start a log line).
 fn pick_container(
     containers: &[String],
     wanted: Option<&str>,
     behind_lb: Option<&str>,
 ) -> Result<String, Failure> {
-    let list = containers.join(", ");
+    let list = containers
+        .iter()
+        .map(|c| crate::outside::Outside::new(c).to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     if let Some(w) = wanted {
         return containers.iter().find(|c| *c == w).cloned().ok_or_else(|| {
             Failure::usage(format!(
@@ -354,6 +359,24 @@ mod tests {
         );
         assert!(pick_container(&cs, Some("nope"), None).is_err());
         assert_eq!(pick_container(&cs[..1], None, None).unwrap(), "bosar-api");
+    }
+
+    #[test]
+    fn container_names_in_errors_stay_on_their_line() {
+        let forged = "x\n2026-01-01T00:00:00Z error: forged";
+        let cs = vec![forged.to_string(), "log-router".to_string()];
+        for e in [
+            pick_container(&cs, None, None).unwrap_err(),
+            pick_container(&cs, Some("nope"), None).unwrap_err(),
+        ] {
+            assert!(!e.message.contains('\n'), "{}", e.message);
+            assert!(
+                e.message
+                    .contains(r"x\n2026-01-01T00:00:00Z error: forged, log-router"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

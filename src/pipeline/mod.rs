@@ -148,9 +148,14 @@ pub async fn run_pipeline(
     };
     let opts = RolloutOptions::from_flags(&args.rollout, false);
     // Resolve the verify token early: a missing secret is a usage error before any change.
-    let verify_settings = match (&cfg.gateway, args.skip_verify) {
-        (Some(gw), false) if !args.plan.dry_run => Some(VerifySettings::from_config(
-            gw,
+    // `full` verifies: without [gateway] (or --url) it refuses, rather than pass unverified.
+    let gateway = match args.skip_verify {
+        false => Some(cfg.gateway_or_url(command, args.url.as_deref())?),
+        true => None,
+    };
+    let verify_settings = match gateway {
+        Some(gw) if !args.plan.dry_run => Some(VerifySettings::from_config(
+            &gw,
             args.url.as_deref(),
             args.allow_insecure_token,
         )?),
@@ -254,18 +259,47 @@ async fn preflight_step(
 fn show_plan(run: &mut Run<'_>, cfg: &Config, pre: &Preflight) {
     let forced = usize::from(pre.deploy.action == RolloutAction::ForceNewDeployment);
     run.report.changes_pending = pre.alb.change_count() + pre.deploy.changes.len() + forced;
+    for w in &pre.alb.warnings {
+        run.ui.warn(w);
+    }
+    if quiet(run.ui, &run.report) {
+        return;
+    }
     // The plan is the first thing on stdout (no blank line before it).
     run.ui.out(format!(
         "{}\n{}",
         pre.alb.render(&cfg.path),
         pre.deploy.render()
     ));
-    for w in &pre.alb.warnings {
-        run.ui.warn(w);
-    }
 }
 
-fn deploy_summary(pre: &Preflight) -> String {
+/// `plan` with nothing to change says so in one line, as terraform does ("No changes."):
+/// the whole plan and summary only with -v, or when there is something to show.
+fn quiet(ui: &Ui, r: &PipelineReport) -> bool {
+    r.command == "plan"
+        && r.changes_pending == 0
+        && !ui.verbose()
+        && r.status != CheckStatus::Fail
+        && r.steps.iter().all(|s| s.status != CheckStatus::Fail)
+}
+
+/// The one line of a quiet plan, with every check that warned (advice not acknowledged).
+fn no_changes_line(r: &PipelineReport, pre_checks: &[&Check]) -> String {
+    let mut out = format!(
+        "No changes. AWS matches {}{}.",
+        r.config,
+        r.environment
+            .as_deref()
+            .map(|e| format!(" (environment {e})"))
+            .unwrap_or_default()
+    );
+    for c in pre_checks {
+        out.push_str(&format!("\n{} {}: {}", c.status.label(), c.name, c.message));
+    }
+    out
+}
+
+fn deploy_summary(pre: &Preflight, config: &str) -> String {
     let d = &pre.deploy;
     match d.action {
         RolloutAction::NewRevision => format!(
@@ -277,10 +311,9 @@ fn deploy_summary(pre: &Preflight) -> String {
             "would force a new deployment of {} (--force-new-deployment)",
             d.current_revision
         ),
-        RolloutAction::None => format!(
-            "nothing to deploy: {} matches deploy.toml",
-            d.current_revision
-        ),
+        RolloutAction::None => {
+            format!("nothing to deploy: {} matches {config}", d.current_revision)
+        }
     }
 }
 
@@ -300,7 +333,7 @@ fn dry_run_steps(run: &mut Run<'_>, pre: &Preflight, detailed_exitcode: bool) ->
             "deploy",
             CheckStatus::Pass,
             Duration::ZERO,
-            deploy_summary(pre),
+            deploy_summary(pre, &run.report.config),
         )
         .with_detail(&pre.deploy),
     );
@@ -358,7 +391,10 @@ async fn deploy_step(
     let t = Instant::now();
     let ecs = cfg.ecs("full").map_err(|_| Code::Usage)?;
     if pre.deploy.action == RolloutAction::None {
-        let msg = format!("{}; the service was not touched", deploy_summary(&pre));
+        let msg = format!(
+            "{}; the service was not touched",
+            deploy_summary(&pre, &run.report.config)
+        );
         run.push(Step::new("deploy", CheckStatus::Pass, t.elapsed(), msg).with_detail(&pre.deploy));
         if load.is_some() {
             run.push(Step::skipped(
@@ -426,10 +462,7 @@ async fn verify_step(
     settings: Option<VerifySettings>,
 ) -> Code {
     let Some(settings) = settings else {
-        run.push(Step::skipped(
-            "verify",
-            "skipped (--skip-verify or no [gateway])",
-        ));
+        run.push(Step::skipped("verify", "skipped (--skip-verify)"));
         return Code::Success;
     };
     let url = settings.shown_url();
@@ -558,7 +591,17 @@ pub async fn run(
     command: &'static str,
 ) -> anyhow::Result<Code> {
     let report = run_pipeline(args, cfg, g, ui, command).await?;
-    ui.out(render_summary(&report).trim_end());
+    if quiet(ui, &report) && report.exit_code == 0 {
+        let warned: Vec<&Check> = report
+            .steps
+            .iter()
+            .flat_map(|s| s.checks.iter())
+            .filter(|c| c.status == CheckStatus::Warn)
+            .collect();
+        ui.out(no_changes_line(&report, &warned));
+    } else {
+        ui.out(render_summary(&report).trim_end());
+    }
     report::publish(
         ui,
         &format!("bosar-deploy {command}"),

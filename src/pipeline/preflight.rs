@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::alb::{self, AlbPlan};
 use crate::aws::Aws;
-use crate::config::{Config, GatewaySection};
+use crate::config::{Config, EcsSection, GatewaySection};
 use crate::ecs::deploy::{self as ecs_deploy, DeployPlan, RolloutAction, RolloutOptions};
 use crate::report::{Check, CheckStatus};
 
@@ -102,7 +102,7 @@ pub async fn aws_checks(
             ecs.cluster, ecs.service, deploy_plan.current_revision, ecs.container
         ),
     ));
-    service_checks(&deploy_plan, ecs.max_failed_tasks, checks);
+    service_checks(&deploy_plan, ecs, checks);
     // The revision about to be registered (or restarted): image, roles, logs, secrets.
     if deploy_plan.refused.is_none() && deploy_plan.action != RolloutAction::None {
         if let Some(clients) = crate::ecs::preflight::clients_for(aws) {
@@ -176,7 +176,7 @@ fn target_group_checks(plan: &AlbPlan, elapsed: Duration, checks: &mut Vec<Check
 }
 
 /// Can this tool roll the service, and will a failing rollout stop by itself?
-fn service_checks(plan: &DeployPlan, max_failed_tasks: Option<u32>, checks: &mut Vec<Check>) {
+fn service_checks(plan: &DeployPlan, ecs: &EcsSection, checks: &mut Vec<Check>) {
     checks.push(match &plan.refused {
         Some(r) => fail("rollout", r.clone()),
         None => pass(
@@ -184,7 +184,11 @@ fn service_checks(plan: &DeployPlan, max_failed_tasks: Option<u32>, checks: &mut
             "ECS deployment controller with the ROLLING strategy: bosar-deploy can roll it",
         ),
     });
-    checks.push(match plan.breaker_warning(max_failed_tasks) {
+    checks.push(match plan.breaker_warning(ecs.max_failed_tasks) {
+        Some(_) if ecs.acknowledges("circuit_breaker_off") => pass(
+            "circuit_breaker",
+            "the deployment circuit breaker is off, as acknowledged in [ecs] acknowledge; the watch fails the rollout after [ecs] max_failed_tasks failed tasks",
+        ),
         Some(w) => Check::new("circuit_breaker", CheckStatus::Warn, Duration::ZERO, w),
         None => pass(
             "circuit_breaker",

@@ -9,7 +9,9 @@ Usage: moto_hostile.py CONFIG INJECT_JSON
 After seeding:
   * the service runs a new revision whose container environment carries credentials:
     WEBSOCKET_AUTH_PASS=s3cr3t-pass, WEBSOCKET_REDIS_URL=redis://:hunter2@redis.internal:6379,
-    WEBSOCKET_OLD_TOKEN=oldtok-123456 (RegisterTaskDefinition + UpdateService);
+    WEBSOCKET_OLD_TOKEN=oldtok-123456, and passwords with `/`, `?`, `#` in URLs and a `_PW`
+    name: WEBSOCKET_DB_URL, WEBSOCKET_MQ_URL, WEBSOCKET_DB_PW (RegisterTaskDefinition +
+    UpdateService; each replaces the value seeding gave it);
   * the service has an event whose message is INJECT, and its deployment's
     rolloutStateReason is INJECT (moto's backend: the API cannot set them);
   * a task of the service was started and stopped with reason INJECT (RunTask + StopTask;
@@ -77,11 +79,16 @@ def main() -> None:
     spec = {k: td[k] for k in keep if k in td}
     for c in spec["containerDefinitions"]:
         if c["name"] == "bosar-api":
-            c["environment"] = c.get("environment", []) + [
-                {"name": "WEBSOCKET_AUTH_PASS", "value": "s3cr3t-pass"},
-                {"name": "WEBSOCKET_REDIS_URL", "value": "redis://:hunter2@redis.internal:6379"},
-                {"name": "WEBSOCKET_OLD_TOKEN", "value": "oldtok-123456"},
-            ]
+            hostile = {
+                "WEBSOCKET_AUTH_PASS": "s3cr3t-pass",
+                "WEBSOCKET_REDIS_URL": "redis://:hunter2@redis.internal:6379",
+                "WEBSOCKET_OLD_TOKEN": "oldtok-123456",
+                "WEBSOCKET_DB_URL": "postgres://app:old0pa/ss@db:5432/app",
+                "WEBSOCKET_MQ_URL": "amqp://guest:old0gu#est@mq",
+                "WEBSOCKET_DB_PW": "old0pw0value",
+            }
+            kept = [e for e in c.get("environment", []) if e["name"] not in hostile]
+            c["environment"] = kept + [{"name": k, "value": v} for k, v in hostile.items()]
     arn = ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
     ecs.update_service(cluster=cluster, service=service, taskDefinition=arn)
 

@@ -56,7 +56,9 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
         for (k, v) in table.get_ref() {
             let key = format!("ecs.environment.{}", k.get_ref());
             if let Some(name) = container_env_name(errs, k, &key) {
-                environment.insert(name, v.get_ref().clone());
+                if milliseconds(errs, &name, v, &key) {
+                    environment.insert(name, v.get_ref().clone());
+                }
             }
         }
         environment
@@ -71,8 +73,19 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
                 .collect()
         })
         .unwrap_or_default();
+    let acknowledge = e
+        .acknowledge
+        .as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|v| acknowledged(errs, v))
+                .collect()
+        })
+        .unwrap_or_default();
     Some(EcsSection {
         show_values,
+        acknowledge,
         cluster: cluster?,
         service: service?,
         container: container?,
@@ -117,4 +130,45 @@ fn max_failed_tasks(errs: &mut Errors, v: &Option<S<i64>>) -> Option<Option<u32>
             None
         }
     }
+}
+
+/// The gateway reads its intervals as milliseconds: `"30s"` there would become a 30 ms ping
+/// (or NaN), so it is refused with the value in milliseconds, `[gateway]` or not.
+fn milliseconds(errs: &mut Errors, name: &str, v: &S<String>, key: &str) -> bool {
+    if !MILLISECOND_VARIABLES.iter().any(|(n, _)| *n == name) {
+        return true;
+    }
+    let text = v.get_ref().trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return true;
+    }
+    let allowed = match humantime::parse_duration(text) {
+        Ok(d) => format!(
+            "whole milliseconds: \"{}\" (the gateway reads {name} in ms)",
+            d.as_millis()
+        ),
+        Err(_) => format!("whole milliseconds, like \"30000\" (the gateway reads {name} in ms)"),
+    };
+    errs.at(
+        v.span(),
+        key,
+        format!("\"{text}\" is not a number of milliseconds"),
+        Some(&allowed),
+    );
+    false
+}
+
+/// One id of `[ecs] acknowledge`: advice the tool knows, so a typo does not silence nothing.
+fn acknowledged(errs: &mut Errors, v: &S<String>) -> Option<String> {
+    if ACKNOWLEDGEABLE.contains(&v.get_ref().as_str()) {
+        return Some(v.get_ref().clone());
+    }
+    let allowed: Vec<String> = ACKNOWLEDGEABLE.iter().map(|a| format!("\"{a}\"")).collect();
+    errs.at(
+        v.span(),
+        "ecs.acknowledge",
+        format!("\"{}\" is not advice bosar-deploy gives", v.get_ref()),
+        Some(&allowed.join(", ")),
+    );
+    None
 }

@@ -10,12 +10,17 @@ use super::{dur, env_name, non_empty, req};
 pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<GatewaySection> {
     let g = g_s.get_ref();
     let url = gateway_url(errs, g_s);
-    let namespace = path_key(errs, &g.namespace, "gateway.namespace", "/chat");
+    let namespace = path_key(
+        errs,
+        &g.namespace,
+        "gateway.namespace",
+        GATEWAY_DEFAULT_NAMESPACE,
+    );
     let health_path = path_key(
         errs,
         &g.health_path,
         "gateway.health_path",
-        "/health/websocket",
+        GATEWAY_DEFAULT_HEALTH_PATH,
     );
     let token_env = g
         .token_env
@@ -25,16 +30,26 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
         .jwt_secret_env
         .as_ref()
         .and_then(|v| env_name(errs, v, "gateway.jwt_secret_env"));
-    let ping_interval = interval(errs, &g.ping_interval, "gateway.ping_interval", 25);
-    let ping_timeout = interval(errs, &g.ping_timeout, "gateway.ping_timeout", 20);
+    let ping_interval = interval(
+        errs,
+        &g.ping_interval,
+        "gateway.ping_interval",
+        GATEWAY_DEFAULT_PING_INTERVAL_S,
+    );
+    let ping_timeout = interval(
+        errs,
+        &g.ping_timeout,
+        "gateway.ping_timeout",
+        GATEWAY_DEFAULT_PING_TIMEOUT_S,
+    );
     let heartbeat_interval = interval(
         errs,
         &g.heartbeat_interval,
         "gateway.heartbeat_interval",
-        30,
+        GATEWAY_DEFAULT_HEARTBEAT_INTERVAL_S,
     );
     let heartbeat_event = match &g.heartbeat_event {
-        None => Some("heartbeat".to_string()),
+        None => Some(GATEWAY_DEFAULT_HEARTBEAT_EVENT.to_string()),
         Some(v) => non_empty(errs, v, "gateway.heartbeat_event"),
     };
     let stickiness_rounds = stickiness_rounds(errs, &g.stickiness_rounds);
@@ -124,7 +139,7 @@ fn interval(
 /// `stickiness_rounds`: 2 to 1000 polling round trips, 20 when absent.
 fn stickiness_rounds(errs: &mut Errors, v: &Option<S<i64>>) -> Option<u32> {
     match v {
-        None => Some(20),
+        None => Some(GATEWAY_DEFAULT_STICKINESS_ROUNDS),
         Some(v) if (2..=1000).contains(v.get_ref()) => Some(*v.get_ref() as u32),
         Some(v) => {
             errs.at(

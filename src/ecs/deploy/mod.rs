@@ -147,7 +147,7 @@ impl DeployPlan {
         }
         let bound = bound.unwrap_or((self.desired_count.max(1) as u32).saturating_mul(2));
         Some(format!(
-            "service {} has the deployment circuit breaker off: ECS keeps replacing failing tasks instead of failing the deployment; the watch fails once {bound} task(s) of the new revision failed ([ecs] max_failed_tasks). Turn the breaker on (deploymentConfiguration.deploymentCircuitBreaker) for automatic rollbacks",
+            "service {} has the deployment circuit breaker off: ECS keeps replacing failing tasks instead of failing the deployment; the watch fails once {bound} task(s) of the new revision failed ([ecs] max_failed_tasks). Turn the breaker on (deploymentConfiguration.deploymentCircuitBreaker) for automatic rollbacks, or silence this advice with [ecs] acknowledge = [\"circuit_breaker_off\"]",
             self.service
         ))
     }

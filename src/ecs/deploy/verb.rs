@@ -174,7 +174,9 @@ pub async fn prepare<'a>(
     let mut checks = Vec::new();
     if plan.refused.is_none() && plan.action != RolloutAction::None {
         if let Some(w) = plan.breaker_warning(ecs.max_failed_tasks) {
-            ui.warn(w);
+            if !ecs.acknowledges("circuit_breaker_off") {
+                ui.warn(w);
+            }
         }
         if let Some(clients) = preflight::clients_for(aws) {
             preflight::warn_skipped(ui, &opts.skip_preflight);
@@ -194,6 +196,12 @@ pub async fn prepare<'a>(
             }
             None => Code::Success,
         };
+        if args.plan.dry_run && err.is_none() {
+            ui.out(match result.plan.action {
+                RolloutAction::None => "dry run: nothing to deploy, nothing was changed",
+                _ => "dry run: nothing was changed (run without --dry-run to deploy)",
+            });
+        }
         emit_json(ui, args.plan.dry_run, &result, err.as_ref(), code, None);
         return match err {
             Some(e) => Err(e),

@@ -481,6 +481,38 @@ mod tests {
         assert!(matches!(trust("%7Bnot json"), Trust::Unreadable(_)));
     }
 
+    /// Only the tasks' principal counts: ECS's own (`ecs.amazonaws.com`, which runs the
+    /// service) and names that merely contain or resemble `ecs-tasks.amazonaws.com` do not.
+    #[test]
+    fn trust_for_another_ecs_principal_fails() {
+        for service in [
+            "ecs.amazonaws.com",
+            "\"ecs.amazonaws.com\", \"ecs-task.amazonaws.com\"",
+            "ecs-tasks.amazonaws.com.evil.example",
+            "xecs-tasks.amazonaws.com",
+            "ecs-tasks.*",
+            "ecs-tasks.amazonaws.com ",
+        ] {
+            let list = if service.starts_with('"') {
+                format!("[{service}]")
+            } else {
+                format!("\"{service}\"")
+            };
+            let doc = format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"Service":{list}}},"Action":"sts:AssumeRole"}}]}}"#
+            );
+            assert!(
+                matches!(trust(&doc), Trust::NotAllowed { denied: false, .. }),
+                "{doc}: {:?}",
+                trust(&doc)
+            );
+            assert!(
+                matches!(trust(&enc(&doc)), Trust::NotAllowed { .. }),
+                "{doc}"
+            );
+        }
+    }
+
     #[test]
     fn conditions_are_reported_not_evaluated() {
         let cond = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole",

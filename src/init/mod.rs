@@ -242,6 +242,40 @@ fn build(
     }
 }
 
+/// Whether init may write `path`: never over a file without `--force`, `--env` only into a
+/// file that exists and validates as it is. Nothing has been read from AWS yet.
+fn may_write(
+    path: &Path,
+    existing: Option<&str>,
+    environment: Option<&str>,
+    force: bool,
+    to_stdout: bool,
+) -> Result<(), Failure> {
+    if environment.is_none() && existing.is_some() && !force {
+        return Err(Failure::usage(format!("{} exists; not overwritten", path.display()))
+            .hint("pass --force to replace it, --output-file PATH to write elsewhere, or --env NAME to add an environment to it")
+            );
+    }
+    if environment.is_some() && existing.is_none() && !to_stdout {
+        return Err(Failure::usage(format!(
+            "--env writes an [environments.NAME] table into an existing file, and {} does not exist",
+            path.display()
+        ))
+        .hint("run `bosar-deploy init` without --env first")
+        );
+    }
+    if let (Some(_), Some(base)) = (environment, existing) {
+        config::parse(path, base).map_err(|e| {
+            Failure::usage(format!(
+                "{} does not validate as it is, so init --env does not add to it: {e}",
+                path.display()
+            ))
+            .hint("fix it first (`bosar-deploy plan` shows the same errors); nothing was read or written")
+        })?;
+    }
+    Ok(())
+}
+
 /// Where init writes: `--output-file`, else the config path (`--config`, then
 /// `$BOSAR_DEPLOY_CONFIG`, then `./deploy.toml`), the file the other verbs will read.
 pub fn output_path(args: &InitArgs, config_flag: Option<&Path>) -> PathBuf {
@@ -263,28 +297,13 @@ pub async fn run(
     let existing = (!to_stdout)
         .then(|| std::fs::read_to_string(&path).ok())
         .flatten();
-    if environment.is_none() && existing.is_some() && !args.force {
-        return Err(Failure::usage(format!("{} exists; not overwritten", path.display()))
-            .hint("pass --force to replace it, --output-file PATH to write elsewhere, or --env NAME to add an environment to it")
-            .into());
-    }
-    if environment.is_some() && existing.is_none() && !to_stdout {
-        return Err(Failure::usage(format!(
-            "--env writes an [environments.NAME] table into an existing file, and {} does not exist",
-            path.display()
-        ))
-        .hint("run `bosar-deploy init` without --env first")
-        .into());
-    }
-    if let (Some(_), Some(base)) = (environment, &existing) {
-        config::parse(&path, base).map_err(|e| {
-            Failure::usage(format!(
-                "{} does not validate as it is, so init --env does not add to it: {e}",
-                path.display()
-            ))
-            .hint("fix it first (`bosar-deploy plan` shows the same errors); nothing was read or written")
-        })?;
-    }
+    may_write(
+        &path,
+        existing.as_deref(),
+        environment,
+        args.force,
+        to_stdout,
+    )?;
     ui.line(format!(
         "Reading service {} in cluster {} ({})",
         args.service, args.cluster, aws.region

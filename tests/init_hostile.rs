@@ -153,4 +153,11 @@ fn a_name_that_ecs_does_not_pass_on_is_reported_and_never_written() {
     let out = plan(&moto, &file);
     assert_eq!(out.code, 0, "plan right after init: {}", out.all());
     assert!(!out.all().contains("evil/backdoor"), "{}", out.all());
+    // verify has no address the account wrote: [gateway] is the user's to write.
+    let out = run(bosar(&moto.endpoint, "init-hostile-verify")
+        .arg("--config")
+        .arg(&file)
+        .arg("verify"));
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(!out.all().contains("attacker"), "{}", out.all());
 }

@@ -244,7 +244,7 @@ pub struct InitArgs {
     /// The gateway's public URL, for the commented-out [gateway] section
     #[arg(long, value_name = "URL")]
     pub gateway_url: Option<String>,
-    /// Where to write ("-" for stdout) [default: ./deploy.toml]
+    /// Where to write ("-" for stdout) [default: the --config path, else ./deploy.toml]
     #[arg(long, value_name = "PATH")]
     pub output_file: Option<PathBuf>,
     /// Replace an existing file

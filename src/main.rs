@@ -185,7 +185,8 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         let environment = cli.global.environment.as_deref();
         ui.context()
             .update(|c| c.environment = environment.map(str::to_string));
-        return bosar_deploy::init::run(args, &aws, environment, ui).await;
+        return bosar_deploy::init::run(args, &aws, cli.global.config.as_deref(), environment, ui)
+            .await;
     }
     let path = config::locate(cli.global.config.as_deref());
     ui.context().update(|c| {

@@ -214,6 +214,15 @@ impl Ui {
         let _ = writeln!(std::io::stdout().lock(), "{text}");
     }
 
+    /// A document the user redirects (`init --output-file -`): its bytes as they are, since
+    /// escaping would change what it says. Only for text built to be printable.
+    pub fn out_document(&self, text: &str) {
+        if self.json() {
+            return;
+        }
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
+
     /// Text on stderr as it is (no timestamp), cleaned: details under an error.
     pub fn err(&self, text: impl AsRef<str>) {
         let text = outside::clean(text.as_ref(), console::colors_enabled_stderr());

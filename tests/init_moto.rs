@@ -62,7 +62,12 @@ ecs.update_service(cluster="bosar-cluster", service="bosar-api", taskDefinition=
             "a secret value was written:\n{text}"
         );
     }
-    assert!(text.contains("# stickiness = \"lb_cookie\""), "{text}");
+    assert!(
+        text.contains(
+            "stickiness = \"off\"                       # today; recommended: \"lb_cookie\""
+        ),
+        "{text}"
+    );
     assert!(text.contains("container = \"bosar-api\""), "{text}");
     assert!(text.contains("log-router"), "the sidecar is named: {text}");
     bosar_deploy::config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostics::{ConfigError, ConfigErrors};
 pub use model::*;
-pub use validate::is_region;
+pub use validate::{container_env_name_problem, is_region, CONTAINER_ENV_NAME_RULE};
 
 use crate::exit::Failure;
 use diagnostics::Errors;

@@ -292,16 +292,39 @@ impl<'a> Table<'a> {
     }
 }
 
-/// Parses and reads the whole file. `None` only when the TOML itself does not parse.
-pub(super) fn read(source: &str, errs: &mut Errors) -> Option<RawFile> {
-    let doc = match ImDocument::parse(source.to_string()) {
-        Ok(d) => d,
-        Err(e) => {
-            let message = e.message().trim().to_string();
-            errs.at(e.span().unwrap_or(0..0), "", message, None);
+/// At most this many duplicate keys are stepped over in one file.
+const MAX_DUPLICATES: usize = 100;
+
+/// Parses the TOML, reporting every duplicate key: each one's line is blanked (spaces, so
+/// every later place stays where it was) and the parse resumes, when the line is a whole
+/// `key = value` of its own. Any other syntax error ends the parse (`None`), since what
+/// follows it cannot be read reliably.
+fn parse(source: &str, errs: &mut Errors) -> Option<ImDocument<String>> {
+    let mut text = source.to_string();
+    for _ in 0..=MAX_DUPLICATES {
+        let e = match ImDocument::parse(text.clone()) {
+            Ok(d) => return Some(d),
+            Err(e) => e,
+        };
+        let span = e.span().unwrap_or(0..0);
+        errs.at(span.clone(), "", e.message().trim().to_string(), None);
+        let start = text[..span.start.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let line = &text[start..end];
+        let whole = !line.trim_start().starts_with('[') && ImDocument::parse(line).is_ok();
+        if !e.message().starts_with("duplicate key") || !whole {
             return None;
         }
-    };
+        text.replace_range(start..end, &" ".repeat(end - start));
+    }
+    None
+}
+
+/// Parses and reads the whole file. `None` only when the TOML itself does not parse.
+pub(super) fn read(source: &str, errs: &mut Errors) -> Option<RawFile> {
+    let doc = parse(source, errs)?;
     let root = Table {
         path: String::new(),
         items: doc.as_table(),
@@ -452,17 +475,26 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
                 idle_timeout: o.idle_timeout.or(b.idle_timeout),
             }
         }),
+        // The cookie keys belong to the stickiness they were written with, and anomaly
+        // mitigation to its algorithm: an environment that sets one takes none of the others
+        // from the base (they would describe another cookie, or a pair AWS refuses).
         target_group: table(base.target_group, over.target_group, |b, o| {
+            let own_cookie = o.stickiness.is_some();
+            let own_algorithm = o.algorithm.is_some();
             RawTargetGroup {
                 name: o.name.or(b.name),
                 arn: o.arn.or(b.arn),
                 stickiness: o.stickiness.or(b.stickiness),
-                cookie_name: o.cookie_name.or(b.cookie_name),
-                cookie_duration: o.cookie_duration.or(b.cookie_duration),
+                cookie_name: o.cookie_name.or(b.cookie_name.filter(|_| !own_cookie)),
+                cookie_duration: o
+                    .cookie_duration
+                    .or(b.cookie_duration.filter(|_| !own_cookie)),
                 algorithm: o.algorithm.or(b.algorithm),
                 deregistration_delay: o.deregistration_delay.or(b.deregistration_delay),
                 slow_start: o.slow_start.or(b.slow_start),
-                anomaly_mitigation: o.anomaly_mitigation.or(b.anomaly_mitigation),
+                anomaly_mitigation: o
+                    .anomaly_mitigation
+                    .or(b.anomaly_mitigation.filter(|_| !own_algorithm)),
             }
         }),
         ecs: table(base.ecs, over.ecs, |b, o| RawEcs {

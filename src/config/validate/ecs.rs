@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::super::diagnostics::Errors;
 use super::super::model::*;
 use super::super::raw::{RawEcs, S};
-use super::{dur, env_name, non_empty, req};
+use super::{container_env_name, dur, non_empty, req};
 
 pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSection> {
     let e = e_s.get_ref();
@@ -55,7 +55,7 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
         let mut environment = BTreeMap::new();
         for (k, v) in table.get_ref() {
             let key = format!("ecs.environment.{}", k.get_ref());
-            if let Some(name) = env_name(errs, k, &key) {
+            if let Some(name) = container_env_name(errs, k, &key) {
                 if milliseconds(errs, &name, v, &key) {
                     environment.insert(name, v.get_ref().clone());
                 }
@@ -69,7 +69,7 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
         .map(|list| {
             list.get_ref()
                 .iter()
-                .filter_map(|v| env_name(errs, v, "ecs.show_values"))
+                .filter_map(|v| container_env_name(errs, v, "ecs.show_values"))
                 .collect()
         })
         .unwrap_or_default();

@@ -98,6 +98,47 @@ pub(super) fn env_name(errs: &mut Errors, value: &S<String>, key: &str) -> Optio
     }
 }
 
+/// What a container's variable name may hold. ECS hands `environment` to the container as
+/// `NAME=value` strings (Docker's `Env`; environment files are `NAME=VALUE` lines), so a name
+/// with `=`, whitespace, a control or invisible character, or nothing in it does not reach the
+/// container as written. Anything else printable is a name ECS passes on (`APP.MODE`, `A-B`).
+pub const CONTAINER_ENV_NAME_RULE: &str =
+    "a container variable's name is printable ASCII without spaces or `=`";
+
+/// Why `name` is not a container variable name ECS passes on as written, if it is not.
+pub fn container_env_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.contains('=') {
+        Some("it contains `=`, which ends a name in NAME=value")
+    } else if !name.chars().all(|c| c.is_ascii_graphic()) {
+        Some("it contains a space, a control character or a character outside printable ASCII")
+    } else {
+        None
+    }
+}
+
+/// A name in `[ecs.environment]` or `show_values`: the container's rule, wider than a shell's.
+pub(super) fn container_env_name(
+    errs: &mut Errors,
+    value: &S<String>,
+    key: &str,
+) -> Option<String> {
+    let v = value.get_ref();
+    match container_env_name_problem(v) {
+        None => Some(v.clone()),
+        Some(why) => {
+            errs.at(
+                value.span(),
+                key,
+                format!("\"{v}\" is not an environment variable name: {why}"),
+                Some(CONTAINER_ENV_NAME_RULE),
+            );
+            None
+        }
+    }
+}
+
 pub(super) fn resource_ref(
     errs: &mut Errors,
     table: &Range<usize>,

@@ -96,6 +96,10 @@ pub fn execution_role_needs(td: &TaskDefinition) -> Vec<&'static str> {
     if cs.iter().any(|c| c.repository_credentials().is_some()) {
         needs.push("uses private registry credentials");
     }
+    // ECS reads `environmentFiles` from S3 with the execution role, on Fargate and EC2 alike.
+    if cs.iter().any(|c| !c.environment_files().is_empty()) {
+        needs.push("reads environment files from S3");
+    }
     needs
 }
 
@@ -576,6 +580,22 @@ mod tests {
             )
             .build();
         assert_eq!(execution_role_needs(&td(secrets, false)), ["has secrets"]);
+        // Issue 17 point 10: S3 environment files are read with the execution role.
+        let files = ContainerDefinition::builder()
+            .name("a")
+            .image("node:20")
+            .environment_files(
+                aws_sdk_ecs::types::EnvironmentFile::builder()
+                    .value("arn:aws:s3:::bucket/app.env")
+                    .r#type(aws_sdk_ecs::types::EnvironmentFileType::S3)
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        assert_eq!(
+            execution_role_needs(&td(files, false)),
+            ["reads environment files from S3"]
+        );
     }
 
     #[test]

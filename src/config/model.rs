@@ -127,7 +127,12 @@ pub struct GatewaySection {
     pub heartbeat_interval: Duration,
     /// Polling round trips in the stickiness check.
     pub stickiness_rounds: u32,
+    /// Healthy targets `verify` expects to reach when it cannot ask AWS (`None`: unknown).
+    pub targets: Option<u32>,
 }
+
+/// The range of `[gateway] targets` and `verify --targets`.
+pub const TARGETS_RANGE: (u32, u32) = (1, 100);
 
 /// How long `deploy` watches by default, and the range `[ecs] timeout` and `--timeout` accept.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);

@@ -76,6 +76,7 @@ pub(super) struct RawGateway {
     pub(super) heartbeat_event: Option<S<String>>,
     pub(super) heartbeat_interval: Option<S<String>>,
     pub(super) stickiness_rounds: Option<S<i64>>,
+    pub(super) targets: Option<S<i64>>,
 }
 
 /// One `[environments.NAME]` table.
@@ -124,7 +125,7 @@ const ECS: [&str; 10] = [
     "show_values",
     "environment",
 ];
-const GATEWAY: [&str; 10] = [
+const GATEWAY: [&str; 11] = [
     "url",
     "namespace",
     "health_path",
@@ -135,6 +136,7 @@ const GATEWAY: [&str; 10] = [
     "heartbeat_event",
     "heartbeat_interval",
     "stickiness_rounds",
+    "targets",
 ];
 
 /// A table being read: its dotted path and its items.
@@ -397,6 +399,7 @@ fn read_gateway(g: &Table, errs: &mut Errors) -> RawGateway {
         heartbeat_event: g.str("heartbeat_event", errs),
         heartbeat_interval: g.str("heartbeat_interval", errs),
         stickiness_rounds: g.int("stickiness_rounds", errs),
+        targets: g.int("targets", errs),
     }
 }
 
@@ -472,6 +475,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             heartbeat_event: o.heartbeat_event.or(b.heartbeat_event),
             heartbeat_interval: o.heartbeat_interval.or(b.heartbeat_interval),
             stickiness_rounds: o.stickiness_rounds.or(b.stickiness_rounds),
+            targets: o.targets.or(b.targets),
         }),
     }
 }

@@ -435,10 +435,17 @@ async fn verify_step(
     let url = settings.shown_url();
     heading(run.ui, &format!("verify {url}"));
     let t = Instant::now();
-    let mut checks = verify::verify(&settings, run.ui).await;
+    // Every healthy target of the target group, each reached through its stickiness cookie.
+    let expected = crate::verify_cmd::from_target_group(aws, &cfg.target_group.id).await;
+    let fleet = verify::verify_targets(&settings, expected, run.ui).await;
+    let (mut checks, table, targets) = (fleet.checks.clone(), fleet.table(), fleet.summary());
     if run.ui.is_interrupted() {
         let msg = format!("interrupted while verifying {url}");
-        run.push(Step::new("verify", CheckStatus::Fail, t.elapsed(), msg).with_checks(checks));
+        run.push(
+            Step::new("verify", CheckStatus::Fail, t.elapsed(), msg)
+                .with_checks(checks)
+                .with_detail(table),
+        );
         return Code::Interrupted;
     }
     checks.push(stickiness_duration_check(aws, cfg).await);
@@ -448,11 +455,18 @@ async fn verify_step(
         .filter(|c| c.status == CheckStatus::Fail)
         .count();
     let msg = if failed == 0 {
-        format!("{} checks passed against {url}", checks.len())
+        format!("{} checks passed against {url}; {targets}", checks.len())
     } else {
-        format!("{failed} of {} checks failed against {url}", checks.len())
+        format!(
+            "{failed} of {} checks failed against {url}; {targets}",
+            checks.len()
+        )
     };
-    run.push(Step::new("verify", status, t.elapsed(), msg).with_checks(checks));
+    run.push(
+        Step::new("verify", status, t.elapsed(), msg)
+            .with_checks(checks)
+            .with_detail(table),
+    );
     if failed == 0 {
         Code::Success
     } else {

@@ -86,7 +86,8 @@ pub async fn from_target_group(aws: &Aws, tg: &ResourceRef) -> Expected {
     }
 }
 
-/// The name of the target group and its healthy targets, `id:port` as ELB lists them.
+/// The name of the target group (escaped, bounded) and its healthy targets, `id:port` as ELB
+/// lists them (outside text).
 async fn healthy_targets(aws: &Aws, tg: &ResourceRef) -> anyhow::Result<(String, Vec<Outside>)> {
     let info = crate::alb::describe_target_group(aws, tg).await?;
     let resp = aws
@@ -112,5 +113,5 @@ async fn healthy_targets(aws: &Aws, tg: &ResourceRef) -> anyhow::Result<(String,
             }
         })
         .collect();
-    Ok((info.name, ids))
+    Ok((Outside::new(&info.name).shown(100), ids))
 }

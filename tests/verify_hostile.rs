@@ -400,3 +400,63 @@ async fn nothing_listening() {
     assert_fail(&checks, "health", &["cannot connect"]);
     assert_fail(&checks, "handshake", &["cannot connect"]);
 }
+
+/// Target ids are outside text: a server naming a new hostile instance on every health answer
+/// (escape sequences, a newline, 500 characters) gets them escaped and cut in every label and
+/// message, and cannot make verify check more targets than one wave of the search finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_instance_ids_are_escaped_bounded_and_cannot_multiply_the_targets() {
+    use bosar_deploy::gateway::verify::{verify_targets, Expected};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = Arc::new(AtomicUsize::new(0));
+    let port = serve(Arc::new(move |req: &Req| {
+        if req.target.starts_with("/health") {
+            let i = n.fetch_add(1, Ordering::SeqCst);
+            let id = format!("\u{1b}[31mevil-{i}\n<b>{}", "x".repeat(500));
+            ok(
+                "application/json",
+                serde_json::json!({ "instanceId": id }).to_string(),
+            )
+        } else {
+            Resp::Close
+        }
+    }))
+    .await;
+    let fleet = tokio::time::timeout(
+        Duration::from_secs(30),
+        verify_targets(
+            &settings(port),
+            Expected::given(2, "--targets"),
+            &Ui::silent(),
+        ),
+    )
+    .await
+    .expect("bounded");
+    assert_eq!(fleet.runs.len(), 2, "{:?}", fleet.runs);
+    for r in &fleet.runs {
+        assert!(r.label.chars().count() <= 80, "{}", r.label);
+        assert!(
+            !r.label.contains('\u{1b}') && !r.label.contains('\n'),
+            "{:?}",
+            r.label
+        );
+    }
+    for c in &fleet.checks {
+        assert!(
+            !c.message.contains('\u{1b}') && !c.message.contains('\n'),
+            "{}: {:?}",
+            c.name,
+            c.message
+        );
+    }
+    // JSON carries the labels as shown (escaped, cut) and the ids as outside text (bounded).
+    let table = fleet.table();
+    for row in table["table"].as_array().unwrap() {
+        let label = row["target"].as_str().unwrap();
+        assert!(
+            label.starts_with("\\x1b[31mevil-") && label.chars().count() <= 80,
+            "{label}"
+        );
+        assert!(row["instance"].as_str().unwrap().len() <= 1100, "{row}");
+    }
+}

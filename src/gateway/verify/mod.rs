@@ -113,7 +113,7 @@ pub async fn verify(settings: &VerifySettings, ui: &Ui) -> Vec<Check> {
 /// checks run once with an empty jar and say why they fail.
 pub async fn verify_targets(settings: &VerifySettings, expected: Expected, ui: &Ui) -> FleetReport {
     let request = crate::gateway::request_timeout(settings);
-    let search = match url::Url::parse(&settings.url) {
+    let mut search = match url::Url::parse(&settings.url) {
         Ok(base) => {
             ui.line(format!(
                 "verify: reaching {} through the load balancer, a fresh cookie jar per GET {} (at most {} GETs, {})",
@@ -132,6 +132,10 @@ pub async fn verify_targets(settings: &VerifySettings, expected: Expected, ui: &
         }
         Err(_) => Search::default(),
     };
+    // In the order of their ids, so that runs print alike.
+    search
+        .found
+        .sort_by_key(|f| f.instance.as_ref().map(|i| i.shown(200)));
     let labels: Vec<String> = search
         .found
         .iter()

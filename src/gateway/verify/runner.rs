@@ -193,10 +193,17 @@ impl<'a, 's> Run<'a, 's> {
         spread: usize,
     ) {
         let (s, sink) = (self.s, self.sink);
-        sink.line(format_args!(
-            "{} polling round trips with cookies, then the control without",
-            s.stickiness_rounds
-        ));
+        if spread >= 2 {
+            sink.line(format_args!(
+                "{} polling round trips with cookies (requests without cookies already reached {spread} targets)",
+                s.stickiness_rounds
+            ));
+        } else {
+            sink.line(format_args!(
+                "{} polling round trips with cookies, then the control without",
+                s.stickiness_rounds
+            ));
+        }
         let started = Instant::now();
         let with = rounds_with_cookies(main, &self.http, s, read_instances).await;
         let control = if spread >= 2 {

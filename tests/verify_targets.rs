@@ -266,6 +266,11 @@ fn text_shows_the_mixed_fleet_per_target_and_a_single_target_says_so() {
     );
     assert!(line("  PASS gw-a").contains("9 passed"), "{}", out.stdout);
 
+    // --targets is range-checked before anything is called.
+    let out = verify(&cfg, &["--targets", "0"]);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.all().contains("--targets"), "{}", out.all());
+
     // Straight to gw-a: one target, and every check says it was the only one.
     let (_d, cfg) = config(&a.url, "targets = 1");
     let out = verify(&cfg, &[]);
@@ -337,6 +342,28 @@ fn the_target_group_counts_the_targets_and_full_judges_every_one() {
     assert!(
         ops.iter().all(read_only),
         "verify changed something: {ops:?}"
+    );
+
+    // A target group that cannot be read fails the targets check: the count is not guessed.
+    let (_d2, nope) = write_config(&support::fast_sandbox_config().replacen(
+        "name = \"bosar-api-tg\"",
+        "name = \"bosar-api-nope\"",
+        1,
+    ));
+    let mut cmd = bosar(&moto.endpoint, "targets-nope");
+    cmd.env("BOSAR_SANDBOX_JWT_SECRET", SECRET)
+        .args(["--output", "json", "--config"])
+        .arg(&nope)
+        .args(["verify", "--url", &proxy.url]);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let report = payload(&out);
+    let (status, msg) = check(&report, "targets");
+    assert_eq!(status, "fail");
+    assert!(
+        msg.starts_with("could not learn how many targets are healthy: ")
+            && msg.contains("bosar-api-nope"),
+        "{msg}"
     );
 
     // The same two replicas pass once the target group lists only them.

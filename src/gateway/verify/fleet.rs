@@ -54,72 +54,23 @@ fn targets_word(m: usize) -> &'static str {
 /// Check `name` over every target: the worst status; a message that says how many of the `m`
 /// targets (the runs and the `unreached`) passed, and names those that did not, with why.
 pub fn merge(name: &str, runs: &[TargetRun], unreached: usize) -> Check {
-    let m = runs.len() + unreached;
-    let of = |k: usize| format!("{k} of {m} {}", targets_word(m));
     let got: Vec<(&TargetRun, &Check)> = runs
         .iter()
         .filter_map(|r| r.checks.iter().find(|c| c.name == name).map(|c| (r, c)))
         .collect();
-    let statuses: Vec<CheckStatus> = got.iter().map(|(_, c)| c.status).collect();
-    let status = if statuses.iter().all(|s| *s == CheckStatus::Skip) {
+    let status = if got.iter().all(|(_, c)| c.status == CheckStatus::Skip) {
         CheckStatus::Skip
     } else {
         crate::report::worst(&got.iter().map(|(_, c)| (*c).clone()).collect::<Vec<_>>())
     };
-    let duration = got.iter().map(|(_, c)| c.duration_ms).max().unwrap_or(0);
-    let mut parts = Vec::new();
-    if got.len() == 1 && unreached == 0 {
-        let (r, c) = got[0];
-        parts.push(format!(
-            "1 of 1 target (the only one, {}): {}",
-            r.label, c.message
-        ));
-    } else if !got.is_empty() && statuses.iter().all(|s| *s == CheckStatus::Pass) && unreached == 0
-    {
-        let shown: Vec<String> = got
-            .iter()
-            .take(SHOWN_PASSES)
-            .map(|(r, c)| format!("{}: {}", r.label, c.message))
-            .collect();
-        let more = got.len().saturating_sub(SHOWN_PASSES);
-        let mut msg = format!("{} passed; {}", of(got.len()), shown.join("; "));
-        if more > 0 {
-            msg.push_str(&format!("; {more} more in the per-target table"));
+    let all_passed = got.iter().all(|(_, c)| c.status == CheckStatus::Pass);
+    let message = match got.as_slice() {
+        [(r, c)] if unreached == 0 => {
+            format!("1 of 1 target (the only one, {}): {}", r.label, c.message)
         }
-        parts.push(msg);
-    } else {
-        for (status, verb) in [
-            (CheckStatus::Fail, "failed"),
-            (CheckStatus::Warn, "warned"),
-            (CheckStatus::Skip, "skipped"),
-        ] {
-            for (message, labels) in grouped(&got, status) {
-                parts.push(format!(
-                    "{} {verb} ({}): {message}",
-                    of(labels.len()),
-                    labels.join(", ")
-                ));
-            }
-        }
-        let passed: Vec<&str> = got
-            .iter()
-            .filter(|(_, c)| c.status == CheckStatus::Pass)
-            .map(|(r, _)| r.label.as_str())
-            .collect();
-        if !passed.is_empty() {
-            parts.push(format!(
-                "{} passed ({})",
-                of(passed.len()),
-                passed.join(", ")
-            ));
-        }
-        if unreached > 0 {
-            parts.push(format!(
-                "{} not reached (see the targets check)",
-                of(unreached)
-            ));
-        }
-    }
+        [_, ..] if all_passed && unreached == 0 => passed_message(&got),
+        _ => mixed_message(&got, unreached),
+    };
     let evidence = json!({
         "targets": got.iter().map(|(r, c)| json!({
             "target": r.label,
@@ -128,9 +79,65 @@ pub fn merge(name: &str, runs: &[TargetRun], unreached: usize) -> Check {
             "evidence": c.evidence,
         })).collect::<Vec<_>>(),
     });
-    let mut c = Check::new(name, status, Duration::ZERO, parts.join("; ")).with_evidence(evidence);
-    c.duration_ms = duration;
+    let mut c = Check::new(name, status, Duration::ZERO, message).with_evidence(evidence);
+    c.duration_ms = got.iter().map(|(_, c)| c.duration_ms).max().unwrap_or(0);
     c
+}
+
+/// `n of m targets`.
+fn of(k: usize, m: usize) -> String {
+    format!("{k} of {m} {}", targets_word(m))
+}
+
+/// Every target passed: how many, and the first few targets' own words.
+fn passed_message(got: &[(&TargetRun, &Check)]) -> String {
+    let shown: Vec<String> = got
+        .iter()
+        .take(SHOWN_PASSES)
+        .map(|(r, c)| format!("{}: {}", r.label, c.message))
+        .collect();
+    let mut msg = format!("{} passed; {}", of(got.len(), got.len()), shown.join("; "));
+    let more = got.len().saturating_sub(SHOWN_PASSES);
+    if more > 0 {
+        msg.push_str(&format!("; {more} more in the per-target table"));
+    }
+    msg
+}
+
+/// Not all passed: the failures first (targets with the same words together), then the
+/// warnings, the skips, the passes and the targets not reached.
+fn mixed_message(got: &[(&TargetRun, &Check)], unreached: usize) -> String {
+    let m = got.len() + unreached;
+    let mut parts = Vec::new();
+    for (status, verb) in [
+        (CheckStatus::Fail, "failed"),
+        (CheckStatus::Warn, "warned"),
+        (CheckStatus::Skip, "skipped"),
+    ] {
+        for (message, labels) in grouped(got, status) {
+            let n = of(labels.len(), m);
+            parts.push(format!("{n} {verb} ({}): {message}", labels.join(", ")));
+        }
+    }
+    let passed: Vec<&str> = got
+        .iter()
+        .filter(|(_, c)| c.status == CheckStatus::Pass)
+        .map(|(r, _)| r.label.as_str())
+        .collect();
+    if !passed.is_empty() {
+        parts.push(format!(
+            "{} passed ({})",
+            of(passed.len(), m),
+            passed.join(", ")
+        ));
+    }
+    if unreached > 0 {
+        parts.push(format!(
+            "{} not reached (see the targets check)",
+            of(unreached, m)
+        ));
+    }
+    parts.join("; ")
 }
 
 /// The targets with `status`, grouped by message (in the order first seen).
@@ -187,24 +194,21 @@ pub fn targets_verdict(
     search: &Search,
     runs: &[TargetRun],
 ) -> (CheckStatus, String) {
-    let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
-    let reached = format!(
-        "{} ({})",
-        runs.len(),
-        if labels.is_empty() {
-            "none".to_string()
-        } else {
-            labels.join(", ")
-        }
-    );
+    let labels = runs
+        .iter()
+        .map(|r| r.label.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let reached = match runs.len() {
+        0 => "0 targets".to_string(),
+        n => format!("{n} ({labels})"),
+    };
+    let cost = search.cost();
     if let Some(e) = &expected.error {
-        return (
-            CheckStatus::Fail,
-            format!(
-                "could not learn how many targets are healthy: {e}; reached {reached} in {}",
-                search.cost()
-            ),
+        let msg = format!(
+            "could not learn how many targets are healthy: {e}; reached {reached} in {cost}"
         );
+        return (CheckStatus::Fail, msg);
     }
     if let Some(dup) = same_instance_twice(runs) {
         return (
@@ -215,68 +219,52 @@ pub fn targets_verdict(
     let Some(n) = expected.count else {
         return (
             CheckStatus::Warn,
-            format!("reached {reached} in {}; how many targets are healthy is unknown ({}), so some may not have been checked", search.cost(), expected.source),
+            format!("reached {reached} in {cost}; how many targets are healthy is unknown ({}), so some may not have been checked", expected.source),
         );
     };
-    let (missing, names) = unreached(expected, runs);
-    if n == 0 {
-        return (
-            CheckStatus::Fail,
-            format!("{} has no healthy target", expected.source),
-        );
-    }
-    if missing > 0 {
-        let which = if names.is_empty() {
-            format!("{missing} not reached")
-        } else {
-            format!("not reached: {}", names.join(", "))
-        };
-        let why = match (&search.first_error, search.timed_out) {
-            (_, true) => format!(
-                "; the search's {} ran out",
-                crate::gateway::fmt_duration(super::targets::SEARCH_TIME)
-            ),
-            (Some(e), _) => format!("; the first failed GET: {e}"),
-            _ => String::new(),
-        };
-        return (
-            CheckStatus::Fail,
-            format!(
-                "reached {} of {n} healthy targets ({}) within {}: {which}{why}",
-                runs.len(),
-                labels.join(", "),
-                search.cost()
-            ),
-        );
-    }
-    if runs.len() > n {
-        return (
+    let source = &expected.source;
+    match runs.len() {
+        _ if n == 0 => (CheckStatus::Fail, format!("{source} has no healthy target")),
+        k if k < n => (CheckStatus::Fail, missing_message(expected, search, runs)),
+        k if k > n => (
             CheckStatus::Warn,
-            format!(
-                "reached {reached}, more than the {n} healthy ones {} counts",
-                expected.source
-            ),
-        );
-    }
-    if n == 1 {
-        return (
-            CheckStatus::Pass,
-            format!(
-                "reached the only healthy target ({}) in {}: one target serves the gateway ({})",
-                labels.join(", "),
-                search.cost(),
-                expected.source
-            ),
-        );
-    }
-    (
-        CheckStatus::Pass,
-        format!(
-            "reached all {n} healthy targets ({}) in {} ({})",
-            labels.join(", "),
-            search.cost(),
-            expected.source
+            format!("reached {reached}, more than the {n} healthy ones {source} counts"),
         ),
+        _ if n == 1 => (
+            CheckStatus::Pass,
+            format!("reached the only healthy target ({labels}) in {cost}: one target serves the gateway ({source})"),
+        ),
+        _ => (
+            CheckStatus::Pass,
+            format!("reached all {n} healthy targets ({labels}) in {cost} ({source})"),
+        ),
+    }
+}
+
+/// Some healthy targets not reached within the bound: which (or how many), and why the search
+/// ended.
+fn missing_message(expected: &Expected, search: &Search, runs: &[TargetRun]) -> String {
+    let n = expected.count.unwrap_or(0);
+    let (missing, names) = unreached(expected, runs);
+    let which = if names.is_empty() {
+        format!("{missing} not reached")
+    } else {
+        format!("not reached: {}", names.join(", "))
+    };
+    let why = match (&search.first_error, search.timed_out) {
+        (_, true) => format!(
+            "; the search's {} ran out",
+            crate::gateway::fmt_duration(super::targets::SEARCH_TIME)
+        ),
+        (Some(e), _) => format!("; the first failed GET: {e}"),
+        _ => String::new(),
+    };
+    let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+    format!(
+        "reached {} of {n} healthy targets ({}) within {}: {which}{why}",
+        runs.len(),
+        labels.join(", "),
+        search.cost()
     )
 }
 

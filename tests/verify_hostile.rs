@@ -460,3 +460,40 @@ async fn hostile_instance_ids_are_escaped_bounded_and_cannot_multiply_the_target
         assert!(row["instance"].as_str().unwrap().len() <= 1100, "{row}");
     }
 }
+
+/// Nothing answers the search: the targets check fails saying how many were not reached and
+/// why; the checks still run once (on an empty jar) and say what failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_target_answering_the_search_fails_the_targets_check_with_why() {
+    use bosar_deploy::gateway::verify::{verify_targets, Expected};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fleet = verify_targets(
+        &settings(port),
+        Expected::given(2, "--targets"),
+        &Ui::silent(),
+    )
+    .await;
+    let targets = get(&fleet.checks, "targets");
+    assert_eq!(targets.status, CheckStatus::Fail, "{targets:?}");
+    assert!(
+        targets
+            .message
+            .starts_with("reached 0 of 2 healthy targets within ")
+            && targets.message.contains(
+                "2 not reached; the first failed GET: GET /health/websocket: cannot connect"
+            ),
+        "{}",
+        targets.message
+    );
+    assert_fail(
+        &fleet.checks,
+        "health",
+        &["cannot connect", "1 of 2 targets not reached"],
+    );
+    assert_eq!(fleet.reached(), 0);
+    assert_eq!(fleet.summary(), "targets 0 checked / 2 healthy");
+}

@@ -260,10 +260,13 @@ fn missing_message(expected: &Expected, search: &Search, runs: &[TargetRun]) -> 
         _ => String::new(),
     };
     let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+    let labels = match labels.as_slice() {
+        [] => String::new(),
+        l => format!(" ({})", l.join(", ")),
+    };
     format!(
-        "reached {} of {n} healthy targets ({}) within {}: {which}{why}",
+        "reached {} of {n} healthy targets{labels} within {}: {which}{why}",
         runs.len(),
-        labels.join(", "),
         search.cost()
     )
 }

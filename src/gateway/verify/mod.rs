@@ -167,7 +167,7 @@ pub async fn verify_targets(settings: &VerifySettings, expected: Expected, ui: &
                 (Some(_), _) => labels[i].clone(),
                 (None, Some(hb)) => hb.shown(60),
                 (None, None) if found.is_some() => labels[i].clone(),
-                (None, None) => "the URL".to_string(),
+                (None, None) => "the URL (no target answered the search)".to_string(),
             };
             TargetRun {
                 label,

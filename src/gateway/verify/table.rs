@@ -24,19 +24,23 @@ pub struct FleetReport {
 
 impl FleetReport {
     pub fn new(expected: Expected, search: Search, runs: Vec<TargetRun>) -> FleetReport {
-        let unreached = fleet::unreached(&expected, &runs);
-        let (status, msg) = fleet::targets_verdict(&expected, &search, &runs);
+        // With no target found, the one run is a stand-in (an empty jar, to say why the checks
+        // fail): it was not reached as a target.
+        let reached: &[TargetRun] = if search.found.is_empty() { &[] } else { &runs };
+        let unreached = fleet::unreached(&expected, reached);
+        let (status, msg) = fleet::targets_verdict(&expected, &search, reached);
+        let not_run = expected.count.unwrap_or(0).saturating_sub(runs.len());
         let evidence = json!({
             "expected": expected.count,
             "source": expected.source,
-            "reached": runs.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
+            "reached": reached.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
             "attempts": search.attempts,
         });
         let mut targets =
             Check::new("targets", status, search.elapsed, msg).with_evidence(evidence);
         targets = crate::gateway::redact(targets);
         let mut checks = vec![targets];
-        checks.extend(NAMES.iter().map(|n| fleet::merge(n, &runs, unreached.0)));
+        checks.extend(NAMES.iter().map(|n| fleet::merge(n, &runs, not_run)));
         FleetReport {
             checks,
             runs,
@@ -46,11 +50,20 @@ impl FleetReport {
         }
     }
 
+    /// Targets found and checked (not the stand-in run when none was found).
+    pub fn reached(&self) -> usize {
+        if self.search.found.is_empty() {
+            0
+        } else {
+            self.runs.len()
+        }
+    }
+
     /// `targets 2 checked / 2 healthy` (`? healthy` when unknown).
     pub fn summary(&self) -> String {
         format!(
             "targets {} checked / {} healthy",
-            self.runs.len(),
+            self.reached(),
             self.expected
                 .count
                 .map_or("?".to_string(), |n| n.to_string())
@@ -62,7 +75,7 @@ impl FleetReport {
         json!({
             "expected": self.expected.count,
             "source": self.expected.source,
-            "checked": self.runs.len(),
+            "checked": self.reached(),
             "unreached": self.unreached.0,
             "unreached_ids": self.unreached.1,
             "attempts": self.search.attempts,

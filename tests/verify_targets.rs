@@ -386,7 +386,12 @@ fn the_target_group_counts_the_targets_and_full_judges_every_one() {
         },
     );
     let mixed = Haproxy::start("sticky", [&a, &sick]);
-    let out = bosar_at("targets-full", &mixed.url, &["full"]);
+    let junit = _d.path().join("full.xml");
+    let out = bosar_at(
+        "targets-full",
+        &mixed.url,
+        &["full", "--junit", junit.to_str().unwrap()],
+    );
     assert_eq!(out.code, 1, "{}", out.all());
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
     let step = |name: &str| {
@@ -421,6 +426,14 @@ fn the_target_group_counts_the_targets_and_full_judges_every_one() {
             .starts_with("1 of 2 targets failed (10.0.2.10): /chat refused the configured token"),
         "{auth:#}"
     );
+    // JUnit: a suite per target after the steps, the sick one with its failures.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let sick_suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite") && n.attribute("name") == Some("verify 10.0.2.10"))
+        .unwrap_or_else(|| panic!("no suite for the sick target: {xml}"));
+    assert_eq!(sick_suite.attribute("failures"), Some("2"), "{xml}");
     let rows = verify["detail"]["table"].as_array().unwrap();
     assert!(
         rows.iter()

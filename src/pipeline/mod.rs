@@ -62,6 +62,9 @@ pub struct PipelineReport {
     #[serde(skip)]
     pub warnings: Vec<String>,
     pub steps: Vec<Step>,
+    /// The verify step's targets, one JUnit suite each (`verify gw-a`), after the steps.
+    #[serde(skip)]
+    pub target_suites: Vec<Step>,
 }
 
 /// The report under construction.
@@ -144,6 +147,7 @@ pub async fn run_pipeline(
             changes_pending: 0,
             warnings: Vec::new(),
             steps: Vec::new(),
+            target_suites: Vec::new(),
         },
     };
     let opts = RolloutOptions::from_flags(&args.rollout, false);
@@ -439,6 +443,7 @@ async fn verify_step(
     let expected = crate::verify_cmd::from_target_group(aws, &cfg.target_group.id).await;
     let fleet = verify::verify_targets(&settings, expected, run.ui).await;
     let (mut checks, table, targets) = (fleet.checks.clone(), fleet.table(), fleet.summary());
+    run.report.target_suites = fleet.target_steps();
     if run.ui.is_interrupted() {
         let msg = format!("interrupted while verifying {url}");
         run.push(
@@ -573,12 +578,18 @@ pub async fn run(
 ) -> anyhow::Result<Code> {
     let report = run_pipeline(args, cfg, g, ui, command).await?;
     ui.out(render_summary(&report).trim_end());
-    report::publish(
-        ui,
-        &format!("bosar-deploy {command}"),
-        &report.steps,
-        args.junit.as_deref(),
-    );
+    report::publish(ui, &format!("bosar-deploy {command}"), &report.steps, None);
+    if let Some(path) = args.junit.as_deref() {
+        let mut steps = report.steps.clone();
+        steps.extend(report.target_suites.iter().cloned());
+        match report::write_junit(path, &steps) {
+            Ok(()) => ui.detail(format!("JUnit report written to {}", path.display())),
+            Err(e) => ui.warn(format!(
+                "the JUnit report was not written to {}: {e}",
+                path.display()
+            )),
+        }
+    }
     let code = match report.exit_code {
         0 => Code::Success,
         2 => Code::Usage,

@@ -290,6 +290,10 @@ pub struct VerifyArgs {
     /// otherwise: anyone on the path could read it)
     #[arg(long)]
     pub allow_insecure_token: bool,
+    /// Healthy targets to reach and check, each through its stickiness cookie (overrides the
+    /// target group's count and [gateway] targets; 1-100)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100), conflicts_with = "connections")]
+    pub targets: Option<u32>,
     /// Load probe: open this many sessions and hold them
     #[arg(long, value_name = "N")]
     pub connections: Option<u32>,

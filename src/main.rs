@@ -204,7 +204,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             let aws = aws::connect(&cfg.aws, &cli.global, ui).await?;
             alb::run(args, &cfg, &aws, ui).await
         }
-        Command::Verify(args) => bosar_deploy::verify_cmd::run(args, &cfg, ui).await,
+        Command::Verify(args) => bosar_deploy::verify_cmd::run(args, &cfg, &cli.global, ui).await,
         Command::Deploy(args) => bosar_deploy::deploy_cmd::run(args, &cfg, &cli.global, ui).await,
         Command::Wait(args) => {
             ecs::wait::run(

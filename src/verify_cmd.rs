@@ -1,25 +1,118 @@
-//! `bosar-deploy verify`: the verb's dispatch. It reads `[gateway]` into the settings, then
-//! runs either the single check run ([`gateway::verify::run`]: nine checks on one session) or,
-//! with `--connections N`, the load probe ([`gateway::probe::run`]).
+//! `bosar-deploy verify`: the verb's dispatch. It reads `[gateway]` into the settings, learns
+//! how many healthy targets serve the gateway ([`expected`]), then runs either the checks on
+//! every target ([`gateway::verify::run`]) or, with `--connections N`, the load probe
+//! ([`gateway::probe::run`]).
 //!
 //! The choice lives here, above both, so that `gateway::verify` and `gateway::probe` import
-//! only the gateway base and never each other. It is a file of its own rather than a few lines
-//! in `main.rs` so the entry point keeps one line per verb, as for the others.
+//! only the gateway base and never each other; so does the AWS lookup of the healthy targets,
+//! which the gateway code never makes. `full`'s verify step uses [`from_target_group`] too.
 
-use crate::cli::VerifyArgs;
-use crate::config::Config;
+use crate::aws::{self, sdk_error, Aws};
+use crate::cli::{GlobalArgs, VerifyArgs};
+use crate::config::{Config, ResourceRef};
 use crate::exit::Code;
+use crate::gateway::verify::Expected;
 use crate::gateway::{self, VerifySettings};
+use crate::outside::Outside;
 use crate::ui::Ui;
 
 /// The CLI verb: settings from `[gateway]` (and `--url`), then the checks or the probe.
-pub async fn run(args: &VerifyArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Code> {
+pub async fn run(args: &VerifyArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Code> {
     let gw = cfg.gateway_or_url("verify", args.url.as_deref())?;
     let settings =
         VerifySettings::from_config(&gw, args.url.as_deref(), args.allow_insecure_token)?;
     if args.connections.is_some() {
         gateway::probe::run(args, &settings, ui).await
     } else {
-        gateway::verify::run(args, &settings, &gw, ui).await
+        let expected = expected(args, cfg, g, ui).await;
+        gateway::verify::run(args, &settings, &gw, expected, ui).await
     }
+}
+
+/// How many healthy targets to reach: `--targets N`; else, when AWS is configured, the target
+/// group's healthy targets; else `[gateway] targets`; else unknown.
+async fn expected(args: &VerifyArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> Expected {
+    if let Some(n) = args.targets {
+        return Expected::given(n, "--targets");
+    }
+    if aws_configured(cfg, g) {
+        return match aws::connect(&cfg.aws, g, ui).await {
+            Ok(aws) => from_target_group(&aws, &cfg.target_group.id).await,
+            Err(e) => Expected {
+                source: format!("target group {}", cfg.target_group.id),
+                error: Some(format!(
+                    "{} (pass --targets N to verify without AWS)",
+                    crate::exit::message_of(&e)
+                )),
+                ..Expected::default()
+            },
+        };
+    }
+    match cfg.gateway.as_ref().and_then(|gw| gw.targets) {
+        Some(n) => Expected::given(n, "[gateway] targets"),
+        None => {
+            Expected::unknown("no AWS region configured, no --targets and no [gateway] targets")
+        }
+    }
+}
+
+/// AWS counts as configured when a region or profile is given: `--region`/`--profile`,
+/// `[aws]`, or `AWS_REGION`/`AWS_DEFAULT_REGION`/`AWS_PROFILE` in the environment.
+fn aws_configured(cfg: &Config, g: &GlobalArgs) -> bool {
+    let env = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
+    g.region.is_some()
+        || g.profile.is_some()
+        || cfg.aws.region.is_some()
+        || cfg.aws.profile.is_some()
+        || ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"]
+            .iter()
+            .any(|k| env(k))
+}
+
+/// The target group's healthy targets (DescribeTargetHealth); an error is kept in the
+/// result, so the `targets` check fails with it.
+pub async fn from_target_group(aws: &Aws, tg: &ResourceRef) -> Expected {
+    match healthy_targets(aws, tg).await {
+        Ok((name, ids)) => Expected {
+            count: Some(ids.len()),
+            source: format!("target group {name}"),
+            ids,
+            error: None,
+        },
+        Err(e) => Expected {
+            source: format!("target group {tg}"),
+            error: Some(crate::exit::message_of(&e)),
+            ..Expected::default()
+        },
+    }
+}
+
+/// The name of the target group (escaped, bounded) and its healthy targets, `id:port` as ELB
+/// lists them (outside text).
+async fn healthy_targets(aws: &Aws, tg: &ResourceRef) -> anyhow::Result<(String, Vec<Outside>)> {
+    let info = crate::alb::describe_target_group(aws, tg).await?;
+    let resp = aws
+        .elb
+        .describe_target_health()
+        .target_group_arn(&info.arn)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeTargetHealth", e))?;
+    let ids = resp
+        .target_health_descriptions()
+        .iter()
+        .filter(|d| {
+            d.target_health()
+                .and_then(|h| h.state())
+                .is_some_and(|s| s.as_str() == "healthy")
+        })
+        .map(|d| {
+            let id = d.target().and_then(|t| t.id()).unwrap_or("?");
+            match d.target().and_then(|t| t.port()) {
+                Some(p) => Outside::new(&format!("{id}:{p}")),
+                None => Outside::new(id),
+            }
+        })
+        .collect();
+    Ok((Outside::new(&info.name).shown(100), ids))
 }

@@ -42,6 +42,8 @@ fn cases() -> Vec<(
         ("missing ecs key", r("container = \"bosar-api\"\n", ""), "19:1", "ecs.container", "missing required key"),
         ("bad gateway url", r("url = \"https://api.bosar.click\"", "url = \"api.bosar.click\""), "30:7", "gateway.url", "not an http(s) URL"),
         ("namespace without slash", r("namespace = \"/chat\"", "namespace = \"chat\""), "31:13", "gateway.namespace", "must start with /"),
+        ("no targets", r("namespace = \"/chat\"", "namespace = \"/chat\"\ntargets = 0"), "32:11", "gateway.targets", "out of range"),
+        ("targets as text", r("namespace = \"/chat\"", "namespace = \"/chat\"\ntargets = \"2\""), "32:11", "gateway.targets", "invalid type"),
         ("token_env holding a value", r("token_env = \"BOSAR_GATEWAY_TOKEN\"", "token_env = \"eyJhbGciOi.x.y\""), "33:13", "gateway.token_env", "not an environment variable name"),
         ("bad environment name", r("WEBSOCKET_PING_TIMEOUT = \"60000\"", "\"WEBSOCKET PING\" = \"60000\""), "25:1", "ecs.environment.WEBSOCKET PING", "not an environment variable name"),
         ("invalid TOML", r("[gateway]", "[gateway"), "29:9", "", "invalid table header"),

@@ -147,7 +147,18 @@ fn full_passes_through_the_sticky_proxy_with_json_and_junit_reports() {
         .filter(|n| n.has_tag_name("testsuite"))
         .map(|n| n.attribute("name").unwrap())
         .collect();
-    assert_eq!(suites, vec!["preflight", "alb-update", "deploy", "verify"]);
+    // The steps, then the verify step's targets, one suite each.
+    assert_eq!(
+        suites,
+        vec![
+            "preflight",
+            "alb-update",
+            "deploy",
+            "verify",
+            "verify gw-a",
+            "verify gw-b"
+        ]
+    );
     assert_eq!(
         parsed
             .descendants()

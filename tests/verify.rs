@@ -122,7 +122,7 @@ fn all_checks_pass_through_the_sticky_proxy() {
         &cfg,
         &secret_env(),
         &["--output", "json"],
-        &["--junit", junit_arg],
+        &["--junit", junit_arg, "--targets", "2"],
     );
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
@@ -137,6 +137,7 @@ fn all_checks_pass_through_the_sticky_proxy() {
     assert_eq!(
         names,
         [
+            "targets",
             "health",
             "handshake",
             "cookies",
@@ -153,7 +154,7 @@ fn all_checks_pass_through_the_sticky_proxy() {
     }
     assert!(check(&report, "stickiness")
         .1
-        .starts_with("stickiness holds"));
+        .contains("gw-a: stickiness holds"));
     assert!(check(&report, "cookies")
         .1
         .contains("AWSALBCORS set with SameSite=None; Secure"));
@@ -162,7 +163,8 @@ fn all_checks_pass_through_the_sticky_proxy() {
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("JUnit XML: {e}\n{xml}"));
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
-    assert_eq!(root.attribute("tests"), Some("9"), "{xml}");
+    // The merged suite (10 checks), then one suite of 9 per target.
+    assert_eq!(root.attribute("tests"), Some("28"), "{xml}");
     assert_eq!(root.attribute("failures"), Some("0"), "{xml}");
     let suite = root
         .children()
@@ -222,12 +224,20 @@ fn auth_fails_when_the_gateway_does_not_enforce_it() {
     });
     let proxy = Haproxy::start("sticky", [&g1, &g2]);
     let (_d, cfg) = secret_config(&proxy.url);
-    let out = verify(&cfg, &secret_env(), &["--output", "json"]);
+    let out = verify_with(
+        &cfg,
+        &secret_env(),
+        &["--output", "json"],
+        &["--targets", "2"],
+    );
     assert_eq!(out.code, 1, "{}", out.all());
     let report = json_of(&out);
     let (status, msg) = check(&report, "auth");
     assert_eq!(status, "fail");
-    assert!(msg.starts_with("auth not enforced"), "{msg}");
+    assert!(
+        msg.starts_with("2 of 2 targets failed (gw-a, gw-b): auth not enforced"),
+        "{msg}"
+    );
     assert!(
         msg.contains("without a token and with a forged token"),
         "{msg}"
@@ -320,7 +330,14 @@ fn direct_to_one_replica_passes_with_the_stickiness_warning() {
     let (status, msg) = check(&report, "stickiness");
     assert_eq!(status, "warn");
     assert!(
-        msg.starts_with("only one target reached or stickiness not exercised"),
+        msg.contains("only one target reached or stickiness not exercised"),
+        "{msg}"
+    );
+    // Without AWS, --targets or [gateway] targets, how many targets there are is unknown.
+    let (status, msg) = check(&report, "targets");
+    assert_eq!(status, "warn");
+    assert!(
+        msg.contains("how many targets are healthy is unknown"),
         "{msg}"
     );
     assert_eq!(check(&report, "cookies").0, "warn");
@@ -438,7 +455,7 @@ fn https_through_the_sticky_proxy_verifies_tls_and_the_secure_cors_cookie() {
     // Trusting the test CA: every check passes over https and wss, and the AWSALBCORS rule
     // that only applies over https (SameSite=None; Secure) is checked for real.
     let env = [secret_env()[0], ("SSL_CERT_FILE", ca_path)];
-    let out = verify(&cfg, &env, &["--output", "json"]);
+    let out = verify_with(&cfg, &env, &["--output", "json"], &["--targets", "2"]);
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
     for c in report["checks"].as_array().unwrap() {

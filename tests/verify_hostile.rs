@@ -400,3 +400,100 @@ async fn nothing_listening() {
     assert_fail(&checks, "health", &["cannot connect"]);
     assert_fail(&checks, "handshake", &["cannot connect"]);
 }
+
+/// Target ids are outside text: a server naming a new hostile instance on every health answer
+/// (escape sequences, a newline, 500 characters) gets them escaped and cut in every label and
+/// message, and cannot make verify check more targets than one wave of the search finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_instance_ids_are_escaped_bounded_and_cannot_multiply_the_targets() {
+    use bosar_deploy::gateway::verify::{verify_targets, Expected};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = Arc::new(AtomicUsize::new(0));
+    let port = serve(Arc::new(move |req: &Req| {
+        if req.target.starts_with("/health") {
+            let i = n.fetch_add(1, Ordering::SeqCst);
+            let id = format!("\u{1b}[31mevil-{i}\n<b>{}", "x".repeat(500));
+            ok(
+                "application/json",
+                serde_json::json!({ "instanceId": id }).to_string(),
+            )
+        } else {
+            Resp::Close
+        }
+    }))
+    .await;
+    let fleet = tokio::time::timeout(
+        Duration::from_secs(30),
+        verify_targets(
+            &settings(port),
+            Expected::given(2, "--targets"),
+            &Ui::silent(),
+        ),
+    )
+    .await
+    .expect("bounded");
+    assert_eq!(fleet.runs.len(), 2, "{:?}", fleet.runs);
+    for r in &fleet.runs {
+        assert!(r.label.chars().count() <= 80, "{}", r.label);
+        assert!(
+            !r.label.contains('\u{1b}') && !r.label.contains('\n'),
+            "{:?}",
+            r.label
+        );
+    }
+    for c in &fleet.checks {
+        assert!(
+            !c.message.contains('\u{1b}') && !c.message.contains('\n'),
+            "{}: {:?}",
+            c.name,
+            c.message
+        );
+    }
+    // JSON carries the labels as shown (escaped, cut) and the ids as outside text (bounded).
+    let table = fleet.table();
+    for row in table["table"].as_array().unwrap() {
+        let label = row["target"].as_str().unwrap();
+        assert!(
+            label.starts_with("\\x1b[31mevil-") && label.chars().count() <= 80,
+            "{label}"
+        );
+        assert!(row["instance"].as_str().unwrap().len() <= 1100, "{row}");
+    }
+}
+
+/// Nothing answers the search: the targets check fails saying how many were not reached and
+/// why; the checks still run once (on an empty jar) and say what failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_target_answering_the_search_fails_the_targets_check_with_why() {
+    use bosar_deploy::gateway::verify::{verify_targets, Expected};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fleet = verify_targets(
+        &settings(port),
+        Expected::given(2, "--targets"),
+        &Ui::silent(),
+    )
+    .await;
+    let targets = get(&fleet.checks, "targets");
+    assert_eq!(targets.status, CheckStatus::Fail, "{targets:?}");
+    assert!(
+        targets
+            .message
+            .starts_with("reached 0 of 2 healthy targets within ")
+            && targets.message.contains(
+                "2 not reached; the first failed GET: GET /health/websocket: cannot connect"
+            ),
+        "{}",
+        targets.message
+    );
+    assert_fail(
+        &fleet.checks,
+        "health",
+        &["cannot connect", "1 of 2 targets not reached"],
+    );
+    assert_eq!(fleet.reached(), 0);
+    assert_eq!(fleet.summary(), "targets 0 checked / 2 healthy");
+}

@@ -139,6 +139,8 @@ pub struct GatewaySection {
     pub heartbeat_interval: Duration,
     /// Polling round trips in the stickiness check.
     pub stickiness_rounds: u32,
+    /// Healthy targets `verify` expects to reach when it cannot ask AWS (`None`: unknown).
+    pub targets: Option<u32>,
 }
 
 /// `[gateway]`'s defaults: BoSar's gateway, and socket.io's own ping settings.
@@ -165,16 +167,20 @@ impl GatewaySection {
             heartbeat_event: GATEWAY_DEFAULT_HEARTBEAT_EVENT.into(),
             heartbeat_interval: Duration::from_secs(GATEWAY_DEFAULT_HEARTBEAT_INTERVAL_S),
             stickiness_rounds: GATEWAY_DEFAULT_STICKINESS_ROUNDS,
+            targets: None,
         }
     }
 }
-
 /// The gateway's variables that hold milliseconds, and the `[gateway]` key each must match.
+
 pub const MILLISECOND_VARIABLES: [(&str, &str); 3] = [
     ("WEBSOCKET_PING_INTERVAL", "gateway.ping_interval"),
     ("WEBSOCKET_PING_TIMEOUT", "gateway.ping_timeout"),
     ("WEBSOCKET_HEARTBEAT_INTERVAL", "gateway.heartbeat_interval"),
 ];
+
+/// The range of `[gateway] targets` and `verify --targets`.
+pub const TARGETS_RANGE: (u32, u32) = (1, 100);
 
 /// How long `deploy` watches by default, and the range `[ecs] timeout` and `--timeout` accept.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);

@@ -77,6 +77,7 @@ pub(super) struct RawGateway {
     pub(super) heartbeat_event: Option<S<String>>,
     pub(super) heartbeat_interval: Option<S<String>>,
     pub(super) stickiness_rounds: Option<S<i64>>,
+    pub(super) targets: Option<S<i64>>,
 }
 
 /// One `[environments.NAME]` table.
@@ -126,7 +127,7 @@ const ECS: [&str; 11] = [
     "acknowledge",
     "environment",
 ];
-const GATEWAY: [&str; 10] = [
+const GATEWAY: [&str; 11] = [
     "url",
     "namespace",
     "health_path",
@@ -137,6 +138,7 @@ const GATEWAY: [&str; 10] = [
     "heartbeat_event",
     "heartbeat_interval",
     "stickiness_rounds",
+    "targets",
 ];
 
 /// A table being read: its dotted path and its items.
@@ -442,6 +444,7 @@ fn read_gateway(g: &Table, errs: &mut Errors) -> RawGateway {
         heartbeat_event: g.str("heartbeat_event", errs),
         heartbeat_interval: g.str("heartbeat_interval", errs),
         stickiness_rounds: g.int("stickiness_rounds", errs),
+        targets: g.int("targets", errs),
     }
 }
 
@@ -527,6 +530,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             heartbeat_event: o.heartbeat_event.or(b.heartbeat_event),
             heartbeat_interval: o.heartbeat_interval.or(b.heartbeat_interval),
             stickiness_rounds: o.stickiness_rounds.or(b.stickiness_rounds),
+            targets: o.targets.or(b.targets),
         }),
     }
 }

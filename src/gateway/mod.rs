@@ -188,6 +188,9 @@ mod tests {
             ("verify/stickiness.rs", include_str!("verify/stickiness.rs")),
             ("verify/auth.rs", include_str!("verify/auth.rs")),
             ("verify/heartbeat.rs", include_str!("verify/heartbeat.rs")),
+            ("verify/targets.rs", include_str!("verify/targets.rs")),
+            ("verify/fleet.rs", include_str!("verify/fleet.rs")),
+            ("verify/table.rs", include_str!("verify/table.rs")),
         ];
         let probe = [
             ("probe/mod.rs", include_str!("probe/mod.rs")),

@@ -122,6 +122,22 @@ fn poll_timeout_for(hs: &Handshake, request: Duration) -> Duration {
     Duration::from_millis(hs.ping_interval.min(300_000)) + request
 }
 
+/// A CONNECT_ERROR's message, with the `data.reason` the server gave (`unauthorized (bad
+/// signature)`): which targets refuse a token, and why, is what a mixed fleet shows.
+fn refusal_message(p: &SioPacket) -> Outside {
+    let message = p.error_message().unwrap_or_else(|| "(no message)".into());
+    let reason = p
+        .data
+        .as_ref()
+        .and_then(|d| d.get("data"))
+        .and_then(|d| d.get("reason"))
+        .and_then(Value::as_str);
+    match reason {
+        Some(r) => Outside::new(&format!("{message} ({r})")),
+        None => Outside::new(&message),
+    }
+}
+
 impl Session {
     fn new(
         polling: Polling,
@@ -445,10 +461,7 @@ impl Session {
                     SioKind::Connect => break Ok(NsReply::Connected { at }),
                     SioKind::ConnectError => {
                         break Ok(NsReply::Refused {
-                            message: p
-                                .error_message()
-                                .map(|m| Outside::new(&m))
-                                .unwrap_or_else(|| "(no message)".into()),
+                            message: refusal_message(&p),
                         })
                     }
                     SioKind::Disconnect => {

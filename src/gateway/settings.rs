@@ -262,6 +262,7 @@ mod tests {
             heartbeat_event: "heartbeat".into(),
             heartbeat_interval: Duration::from_secs(30),
             stickiness_rounds: 20,
+            targets: None,
         }
     }
 

@@ -62,6 +62,9 @@ pub struct PipelineReport {
     #[serde(skip)]
     pub warnings: Vec<String>,
     pub steps: Vec<Step>,
+    /// The verify step's targets, one JUnit suite each (`verify gw-a`), after the steps.
+    #[serde(skip)]
+    pub target_suites: Vec<Step>,
 }
 
 /// The report under construction.
@@ -144,6 +147,7 @@ pub async fn run_pipeline(
             changes_pending: 0,
             warnings: Vec::new(),
             steps: Vec::new(),
+            target_suites: Vec::new(),
         },
     };
     let opts = RolloutOptions::from_flags(&args.rollout, false);
@@ -468,10 +472,18 @@ async fn verify_step(
     let url = settings.shown_url();
     heading(run.ui, &format!("verify {url}"));
     let t = Instant::now();
-    let mut checks = verify::verify(&settings, run.ui).await;
+    // Every healthy target of the target group, each reached through its stickiness cookie.
+    let expected = crate::verify_cmd::from_target_group(aws, &cfg.target_group.id).await;
+    let fleet = verify::verify_targets(&settings, expected, run.ui).await;
+    let (mut checks, table, targets) = (fleet.checks.clone(), fleet.table(), fleet.summary());
+    run.report.target_suites = fleet.target_steps();
     if run.ui.is_interrupted() {
         let msg = format!("interrupted while verifying {url}");
-        run.push(Step::new("verify", CheckStatus::Fail, t.elapsed(), msg).with_checks(checks));
+        run.push(
+            Step::new("verify", CheckStatus::Fail, t.elapsed(), msg)
+                .with_checks(checks)
+                .with_detail(table),
+        );
         return Code::Interrupted;
     }
     checks.push(stickiness_duration_check(aws, cfg).await);
@@ -481,11 +493,18 @@ async fn verify_step(
         .filter(|c| c.status == CheckStatus::Fail)
         .count();
     let msg = if failed == 0 {
-        format!("{} checks passed against {url}", checks.len())
+        format!("{} checks passed against {url}; {targets}", checks.len())
     } else {
-        format!("{failed} of {} checks failed against {url}", checks.len())
+        format!(
+            "{failed} of {} checks failed against {url}; {targets}",
+            checks.len()
+        )
     };
-    run.push(Step::new("verify", status, t.elapsed(), msg).with_checks(checks));
+    run.push(
+        Step::new("verify", status, t.elapsed(), msg)
+            .with_checks(checks)
+            .with_detail(table),
+    );
     if failed == 0 {
         Code::Success
     } else {
@@ -602,12 +621,18 @@ pub async fn run(
     } else {
         ui.out(render_summary(&report).trim_end());
     }
-    report::publish(
-        ui,
-        &format!("bosar-deploy {command}"),
-        &report.steps,
-        args.junit.as_deref(),
-    );
+    report::publish(ui, &format!("bosar-deploy {command}"), &report.steps, None);
+    if let Some(path) = args.junit.as_deref() {
+        let mut steps = report.steps.clone();
+        steps.extend(report.target_suites.iter().cloned());
+        match report::write_junit(path, &steps) {
+            Ok(()) => ui.detail(format!("JUnit report written to {}", path.display())),
+            Err(e) => ui.warn(format!(
+                "the JUnit report was not written to {}: {e}",
+                path.display()
+            )),
+        }
+    }
     let code = match report.exit_code {
         0 => Code::Success,
         2 => Code::Usage,

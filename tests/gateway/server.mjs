@@ -6,13 +6,13 @@
 // Environment (see README.md):
 //   PORT (required; 0 = pick a free port, the chosen one is printed)
 //   HOST (127.0.0.1)  INSTANCE_ID (gw-<port>)  JWT_SECRET (sandbox-secret)
-//   GATEWAY_AUTH=off  GATEWAY_HEARTBEAT=off
+//   GATEWAY_AUTH=off  GATEWAY_HEARTBEAT=off  HEALTH_STATUS (200; e.g. 503 for a sick task)
 //   WEBSOCKET_PING_INTERVAL (25000)  WEBSOCKET_PING_TIMEOUT (60000)
 //   WEBSOCKET_HEARTBEAT_INTERVAL (30000)  HTTP_KEEPALIVE_TIMEOUT (65000)
 //   HTTP_BACKLOG (4096, listen backlog; Node's default 511 drops SYNs under load)
 import 'reflect-metadata';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { Controller, Get, Injectable, Module } from '@nestjs/common';
+import { Controller, Get, HttpCode, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   ConnectedSocket,
@@ -55,6 +55,8 @@ const PING_TIMEOUT = intEnv('WEBSOCKET_PING_TIMEOUT', 60000, 1);
 const HEARTBEAT_INTERVAL = intEnv('WEBSOCKET_HEARTBEAT_INTERVAL', 30000, 1);
 const KEEPALIVE_TIMEOUT = intEnv('HTTP_KEEPALIVE_TIMEOUT', 65000, 1);
 const BACKLOG = intEnv('HTTP_BACKLOG', 4096, 1);
+const HEALTH_STATUS = intEnv('HEALTH_STATUS', 200, 200);
+if (HEALTH_STATUS > 599) fail(`HEALTH_STATUS out of range: ${HEALTH_STATUS}`);
 
 // ------------------------------------------------------------------- JWT ---
 
@@ -216,7 +218,8 @@ class HealthController {
   }
 
   websocket() {
-    return { status: 'ok', instanceId: this.state.instanceId, connections: this.state.connections };
+    const status = HEALTH_STATUS === 200 ? 'ok' : 'error';
+    return { status, instanceId: this.state.instanceId, connections: this.state.connections };
   }
 
   stats() {
@@ -241,7 +244,7 @@ Reflect.decorate(
   [Controller('health'), Reflect.metadata('design:paramtypes', [GatewayState])],
   HealthController,
 );
-decorateMethod(HealthController, 'websocket', [Get('websocket')]);
+decorateMethod(HealthController, 'websocket', [Get('websocket'), HttpCode(HEALTH_STATUS)]);
 decorateMethod(HealthController, 'stats', [Get('stats')]);
 
 class AppModule {}

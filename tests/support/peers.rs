@@ -22,6 +22,8 @@ pub struct GatewayOpts {
     pub ping_interval_ms: u64,
     pub ping_timeout_ms: u64,
     pub heartbeat_interval_ms: u64,
+    /// Status of `GET /health/websocket` (503: a sick task).
+    pub health_status: u16,
 }
 
 impl Default for GatewayOpts {
@@ -35,6 +37,7 @@ impl Default for GatewayOpts {
             ping_interval_ms: 2000,
             ping_timeout_ms: 3000,
             heartbeat_interval_ms: 1000,
+            health_status: 200,
         }
     }
 }
@@ -119,6 +122,9 @@ impl Gateway {
         if !opts.heartbeat {
             cmd.env("GATEWAY_HEARTBEAT", "off");
         }
+        if opts.health_status != 200 {
+            cmd.env("HEALTH_STATUS", opts.health_status.to_string());
+        }
         let mut child = cmd.spawn().expect("spawn node tests/gateway/server.mjs");
         let stdout = child.stdout.take().unwrap();
         let peer = Peer {
@@ -162,19 +168,27 @@ pub struct Haproxy {
 impl Haproxy {
     /// `template` is `sticky` or `roundrobin` (tests/support/haproxy/<template>.cfg.tmpl).
     pub fn start(template: &str, backends: [&Gateway; 2]) -> Haproxy {
-        Self::start_with(template, backends, None)
+        Self::start_with(template, backends, None, None)
+    }
+
+    /// The same proxy with its health check on `check_path` instead of `/health/websocket`,
+    /// as a target group whose health check path is not the gateway's `health_path`: a
+    /// gateway whose health answers 503 still gets traffic.
+    pub fn start_checking(template: &str, backends: [&Gateway; 2], check_path: &str) -> Haproxy {
+        Self::start_with(template, backends, None, Some(check_path))
     }
 
     /// The same proxy terminating TLS with `pem` (certificate chain and key), as the ALB's
     /// HTTPS listener does; its URL is `https://127.0.0.1:PORT`.
     pub fn start_tls(template: &str, backends: [&Gateway; 2], pem: &std::path::Path) -> Haproxy {
-        Self::start_with(template, backends, Some(pem))
+        Self::start_with(template, backends, Some(pem), None)
     }
 
     fn start_with(
         template: &str,
         backends: [&Gateway; 2],
         tls: Option<&std::path::Path>,
+        check_path: Option<&str>,
     ) -> Haproxy {
         let bin = which("haproxy").unwrap_or_else(|| {
             panic!("haproxy not found on PATH: run `bash scripts/setup.sh` first (apt-get install haproxy)")
@@ -199,7 +213,14 @@ impl Haproxy {
                 .replace("{{BACKEND_1}}", &format!("127.0.0.1:{}", backends[0].port))
                 .replace("{{BACKEND_2}}", &format!("127.0.0.1:{}", backends[1].port))
                 .replace("{{MAXCONN}}", "256")
-                .replace("{{NAME}}", &format!("verify-{template}-{port}"));
+                .replace("{{NAME}}", &format!("verify-{template}-{port}"))
+                .replace(
+                    "option httpchk GET /health/websocket",
+                    &format!(
+                        "option httpchk GET {}",
+                        check_path.unwrap_or("/health/websocket")
+                    ),
+                );
             let cfg_path = dir.path().join(format!("{template}-{attempt}.cfg"));
             std::fs::write(&cfg_path, cfg).unwrap();
             let log = dir.path().join(format!("{template}-{attempt}.log"));

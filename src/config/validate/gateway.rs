@@ -53,6 +53,7 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
         Some(v) => non_empty(errs, v, "gateway.heartbeat_event"),
     };
     let stickiness_rounds = stickiness_rounds(errs, &g.stickiness_rounds);
+    let targets = targets(errs, &g.targets);
     Some(GatewaySection {
         url: url?,
         namespace: namespace?,
@@ -64,6 +65,7 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
         heartbeat_event: heartbeat_event?,
         heartbeat_interval: heartbeat_interval?,
         stickiness_rounds: stickiness_rounds?,
+        targets: targets?,
     })
 }
 
@@ -147,6 +149,27 @@ fn stickiness_rounds(errs: &mut Errors, v: &Option<S<i64>>) -> Option<u32> {
                 "gateway.stickiness_rounds",
                 format!("{} is out of range", v.get_ref()),
                 Some("2 to 1000 polling round trips"),
+            );
+            None
+        }
+    }
+}
+
+/// `targets`: how many healthy targets `verify` must reach when it does not ask AWS, 1 to 100;
+/// `None` (unknown) when absent.
+fn targets(errs: &mut Errors, v: &Option<S<i64>>) -> Option<Option<u32>> {
+    let (lo, hi) = TARGETS_RANGE;
+    match v {
+        None => Some(None),
+        Some(v) if (i64::from(lo)..=i64::from(hi)).contains(v.get_ref()) => {
+            Some(Some(*v.get_ref() as u32))
+        }
+        Some(v) => {
+            errs.at(
+                v.span(),
+                "gateway.targets",
+                format!("{} is out of range", v.get_ref()),
+                Some(&format!("{lo} to {hi} healthy targets")),
             );
             None
         }

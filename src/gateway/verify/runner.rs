@@ -18,7 +18,7 @@ use super::stickiness::{
     control_without_cookies, rounds_with_cookies, stickiness_verdict, Control,
 };
 use super::{check, ms, NAMES};
-use crate::gateway::polling::{self, Jar, Polling, Reply};
+use crate::gateway::polling::{Jar, Polling, Reply};
 use crate::gateway::session::Session;
 use crate::gateway::{request_timeout, VerifySettings};
 use crate::report::{Check, CheckStatus};
@@ -28,12 +28,22 @@ use crate::ui::Ui;
 pub struct Sink<'a> {
     pub ui: &'a Ui,
     pub out: &'a Mutex<Vec<Check>>,
+    /// The target these checks run on, for the progress lines (`verify [gw-a]: …`).
+    pub target: Option<&'a str>,
 }
 
 impl Sink<'_> {
+    /// A progress line, with the target's label when there is one.
+    fn line(&self, what: impl std::fmt::Display) {
+        match self.target {
+            Some(t) => self.ui.line(format!("verify [{t}]: {what}")),
+            None => self.ui.line(format!("verify: {what}")),
+        }
+    }
+
     fn push(&self, c: Check) {
-        self.ui.line(format!(
-            "verify: {} {} ({} ms)",
+        self.line(format_args!(
+            "{} {} ({} ms)",
             c.name,
             status_word(c.status),
             c.duration_ms
@@ -63,15 +73,20 @@ pub fn status_word(s: CheckStatus) -> &'static str {
     }
 }
 
-/// Runs the checks in report order, pushing each result as it is made. A step that leaves the
-/// rest nothing to go on (no URL, no HTTP client, no session) settles the rest and stops.
-pub async fn run_all(s: &VerifySettings, sink: &Sink<'_>) {
-    let Some(run) = Run::new(s, sink) else { return };
+/// Runs the checks in report order, pushing each result as it is made. Every request carries
+/// the cookies of `jar`: the one that pins a target, or an empty jar. `spread`: how many
+/// targets requests without cookies already reached (then no control session is needed). A
+/// step that leaves the rest nothing to go on (no URL, no HTTP client, no session) settles the
+/// rest and stops.
+pub async fn run_all(s: &VerifySettings, sink: &Sink<'_>, jar: Jar, spread: usize) {
+    let Some(run) = Run::new(s, sink, jar) else {
+        return;
+    };
     let health_instance = run.health().await;
     let Some((mut main, reply)) = run.handshake().await else {
         return;
     };
-    run.stickiness_and_cookies(&mut main, &reply, health_instance.is_some())
+    run.stickiness_and_cookies(&mut main, &reply, health_instance.is_some(), spread)
         .await;
     run.auth().await;
     run.upgrade(&mut main).await;
@@ -95,7 +110,7 @@ struct Run<'a, 's> {
 
 impl<'a, 's> Run<'a, 's> {
     /// The base URL and the HTTP client; without them every check is settled here.
-    fn new(s: &'a VerifySettings, sink: &'a Sink<'s>) -> Option<Self> {
+    fn new(s: &'a VerifySettings, sink: &'a Sink<'s>, jar: Jar) -> Option<Self> {
         let request = request_timeout(s);
         let base = match Url::parse(&s.url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
@@ -110,7 +125,6 @@ impl<'a, 's> Run<'a, 's> {
                 return None;
             }
         };
-        let jar = polling::new_jar();
         let http = match Polling::new(&base, Some(jar.clone()), request) {
             Ok(p) => p,
             Err(e) => {
@@ -137,8 +151,8 @@ impl<'a, 's> Run<'a, 's> {
     /// `health`; returns the instance id the body names, if any.
     async fn health(&self) -> Option<crate::outside::Outside> {
         let (s, sink) = (self.s, self.sink);
-        sink.ui.line(format!(
-            "verify: GET {}{}",
+        sink.line(format_args!(
+            "GET {}{}",
             crate::gateway::shown_url(self.base.as_str()).trim_end_matches('/'),
             s.health_path
         ));
@@ -150,7 +164,7 @@ impl<'a, 's> Run<'a, 's> {
     /// `handshake`: opens the main session over polling.
     async fn handshake(&self) -> Option<(Session, Reply)> {
         let (s, sink) = (self.s, self.sink);
-        sink.ui.line("verify: Engine.IO handshake over polling");
+        sink.line("Engine.IO handshake over polling");
         let started = Instant::now();
         let (main, reply) = match Session::open_polling(self.http.clone()).await {
             Ok(x) => x,
@@ -176,19 +190,31 @@ impl<'a, 's> Run<'a, 's> {
         main: &mut Session,
         reply: &Reply,
         read_instances: bool,
+        spread: usize,
     ) {
         let (s, sink) = (self.s, self.sink);
-        sink.ui.line(format!(
-            "verify: {} polling round trips with cookies, then the control without",
-            s.stickiness_rounds
-        ));
+        if spread >= 2 {
+            sink.line(format_args!(
+                "{} polling round trips with cookies (requests without cookies already reached {spread} targets)",
+                s.stickiness_rounds
+            ));
+        } else {
+            sink.line(format_args!(
+                "{} polling round trips with cookies, then the control without",
+                s.stickiness_rounds
+            ));
+        }
         let started = Instant::now();
         let with = rounds_with_cookies(main, &self.http, s, read_instances).await;
-        let control = control_without_cookies(&self.base, self.request, s.stickiness_rounds).await;
+        let control = if spread >= 2 {
+            Control::Spread { targets: spread }
+        } else {
+            control_without_cookies(&self.base, self.request, s.stickiness_rounds).await
+        };
         let elapsed = started.elapsed();
         let engine = self.http.engine_url("polling", None);
         let cookies = cookies_facts(&self.jar, &engine);
-        let control_lost = matches!(control, Control::Lost { .. });
+        let control_lost = matches!(control, Control::Lost { .. } | Control::Spread { .. });
         let https = self.base.scheme() == "https";
         let (status, msg, evidence) = cookies_verdict(&cookies, https, control_lost);
         sink.push(Check::new("cookies", status, reply.elapsed, msg).with_evidence(evidence));
@@ -198,8 +224,8 @@ impl<'a, 's> Run<'a, 's> {
 
     /// `auth`, on side sessions.
     async fn auth(&self) {
-        self.sink.ui.line(format!(
-            "verify: CONNECT {} with the token, without one, and with a forged one",
+        self.sink.line(format_args!(
+            "CONNECT {} with the token, without one, and with a forged one",
             self.s.namespace
         ));
         self.sink.push(auth(&self.http, self.s).await);
@@ -207,9 +233,7 @@ impl<'a, 's> Run<'a, 's> {
 
     /// `upgrade` of the main session to websocket, with the cookies.
     async fn upgrade(&self, main: &mut Session) {
-        self.sink
-            .ui
-            .line("verify: upgrade to websocket with the cookies");
+        self.sink.line("upgrade to websocket with the cookies");
         self.sink.push(upgrade_check(main).await);
     }
 
@@ -224,7 +248,7 @@ impl<'a, 's> Run<'a, 's> {
                 Ok(fresh) => {
                     main = fresh;
                     note = " (on a fresh websocket session: the polling session was lost)".into();
-                    self.sink.ui.line(format!("verify: the polling session was lost ({why}); going on with a fresh websocket session"));
+                    self.sink.line(format_args!("the polling session was lost ({why}); going on with a fresh websocket session"));
                 }
                 Err(e) => {
                     let why = format!(
@@ -248,8 +272,8 @@ impl<'a, 's> Run<'a, 's> {
     /// `heartbeat` and `ping`; returns whether the namespace was joined.
     async fn heartbeat_and_ping(&self, main: &mut Session, note: &str) -> bool {
         let s = self.s;
-        self.sink.ui.line(format!(
-            "verify: join {} over {} and wait for \"{}\" and the Engine.IO ping",
+        self.sink.line(format_args!(
+            "join {} over {} and wait for \"{}\" and the Engine.IO ping",
             s.namespace,
             main.transport.name(),
             s.heartbeat_event

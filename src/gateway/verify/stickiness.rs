@@ -35,6 +35,9 @@ pub enum Control {
     Failed { at: u32, error: Error },
     /// Every round trip reached the session's target.
     Held { rounds: u32 },
+    /// No control session was needed: the search for the targets' GETs without cookies
+    /// already landed on this many different targets.
+    Spread { targets: usize },
 }
 
 pub(super) async fn rounds_with_cookies(
@@ -125,6 +128,7 @@ pub fn stickiness_verdict(
             Control::Lost { at } => json!({"result": "lost", "at_request": at}),
             Control::Failed { at, error } => json!({"result": "failed", "at_request": at, "error": error.to_string()}),
             Control::Held { rounds } => json!({"result": "held", "rounds": rounds}),
+            Control::Spread { targets } => json!({"result": "spread", "targets": targets}),
         },
     });
     if let Some((round, e)) = &with.failure {
@@ -162,6 +166,14 @@ pub fn stickiness_verdict(
             CheckStatus::Pass,
             format!(
                 "stickiness holds: {}/{} round trips with cookies stayed{on}; without cookies the session was lost at request {at} (400 Session ID unknown)",
+                with.ok, with.planned
+            ),
+            evidence,
+        ),
+        Control::Spread { targets } => (
+            CheckStatus::Pass,
+            format!(
+                "stickiness holds: {}/{} round trips with cookies stayed{on}; requests without cookies reached {targets} different targets",
                 with.ok, with.planned
             ),
             evidence,
@@ -239,6 +251,12 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("no AWSALB cookie"), "{m}");
+        let (s, m, _) = stickiness_verdict(&held, &Control::Spread { targets: 2 }, true);
+        assert_eq!(s, CheckStatus::Pass, "{m}");
+        assert!(
+            m.ends_with("requests without cookies reached 2 different targets"),
+            "{m}"
+        );
         let spread = rounds(20, None, &["a", "b"]);
         assert_eq!(
             stickiness_verdict(&spread, &Control::Lost { at: 2 }, true).0,

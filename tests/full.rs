@@ -206,8 +206,8 @@ fn full_through_round_robin_fails_at_stickiness_after_the_earlier_steps() {
         out.stdout
     );
     let md = std::fs::read_to_string(summary.path()).unwrap();
-    assert!(md.contains("| **verify** | ❌"), "{md}");
-    assert!(md.contains("| **deploy** | ✅"), "{md}");
+    assert!(md.contains("| **` verify `** | ❌"), "{md}");
+    assert!(md.contains("| **` deploy `** | ✅"), "{md}");
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     let parsed = roxmltree::Document::parse(&xml).expect("JUnit parses");

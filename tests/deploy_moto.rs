@@ -645,3 +645,101 @@ fn an_in_sync_plan_is_one_line_and_acknowledged_advice_stays_quiet() {
         out.stdout
     );
 }
+
+/// Issue 17.6: `deploy` runs plan's target-group checks, so a target group name that makes
+/// `plan` fail stops `deploy` too (exit 1, nothing changed); `plan` reports every missing
+/// resource (target group, load balancer, cluster) in one run.
+#[test]
+fn deploy_and_plan_agree_on_the_target_group_and_plan_names_every_missing_resource() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (_d, seeded) = sandbox(&moto);
+    let text = std::fs::read_to_string(&seeded).unwrap();
+    let typo = text.replacen("name = \"bosar-api-tg\"", "name = \"bosar-api-tq\"", 1);
+    assert_ne!(typo, text);
+    let (_d1, cfg) = write_config(&typo);
+    let out = run(bosar(&moto.endpoint, "tg-plan")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("plan"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all().contains("target group bosar-api-tq not found"),
+        "{}",
+        out.all()
+    );
+    moto.start_recording();
+    for (app, extra) in [
+        ("tg-deploy-dry", &["--dry-run"][..]),
+        ("tg-deploy", &[][..]),
+    ] {
+        let out = run(bosar(&moto.endpoint, app)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["deploy", "--image", "repo/bosar-api:7.7.7"])
+            .args(extra));
+        assert_eq!(out.code, 1, "{app}: {}", out.all());
+        assert!(
+            out.stderr.contains("target group bosar-api-tq not found")
+                && out.stderr.contains("nothing was changed"),
+            "{app}: {}",
+            out.stderr
+        );
+        let calls = moto.recorded_calls(app);
+        assert!(
+            !calls.is_empty() && calls.iter().all(|c| !c.mutating()),
+            "{app}"
+        );
+    }
+
+    // A target group that exists but is not the service's: both refuse (the wiring check).
+    moto.python(
+        r#"
+import boto3
+elb = boto3.client("elbv2")
+vpc = elb.describe_target_groups(Names=["bosar-api-tg"])["TargetGroups"][0]["VpcId"]
+elb.create_target_group(Name="other-tg", Protocol="HTTP", Port=3000, VpcId=vpc, TargetType="ip")
+"#,
+    );
+    let other = text.replacen("name = \"bosar-api-tg\"", "name = \"other-tg\"", 1);
+    let (_d3, cfg) = write_config(&other);
+    for verb in [
+        &["plan"][..],
+        &["deploy", "--image", "repo/bosar-api:7.7.7"][..],
+    ] {
+        let out = run(bosar(&moto.endpoint, "tg-wiring")
+            .arg("--config")
+            .arg(&cfg)
+            .args(verb));
+        assert_eq!(out.code, 1, "{verb:?}: {}", out.all());
+        assert!(
+            out.all()
+                .contains("not in target group other-tg: its stickiness settings would not apply"),
+            "{verb:?}: {}",
+            out.all()
+        );
+    }
+
+    // Every missing resource in one run.
+    let all_wrong = typo
+        .replacen("name = \"bosar-api-alb\"", "name = \"bosar-api-alx\"", 1)
+        .replacen(
+            "cluster = \"bosar-cluster\"",
+            "cluster = \"bosar-clustex\"",
+            1,
+        );
+    let (_d2, cfg) = write_config(&all_wrong);
+    let out = run(bosar(&moto.endpoint, "all-plan")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .arg("plan"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    for want in [
+        "target group bosar-api-tq not found",
+        "load balancer bosar-api-alx not found",
+        "ECS cluster bosar-clustex not found",
+    ] {
+        assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
+    }
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+}

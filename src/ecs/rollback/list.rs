@@ -85,7 +85,7 @@ pub async fn recent(aws: &Aws, family: &str, max: usize) -> anyhow::Result<Vec<(
         .chain(inactive?)
         .filter_map(|a| Some((revision_number(&a)?, a)))
         .collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
     all.dedup_by_key(|(n, _)| *n);
     all.truncate(max);
     Ok(all)

@@ -743,3 +743,66 @@ elb.create_target_group(Name="other-tg", Protocol="HTTP", Port=3000, VpcId=vpc, 
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_valid(&doc);
 }
+
+/// Issue 17.7: the preflight checks run on the revision `rollback` goes back to: its image
+/// deleted from ECR since it last ran stops the rollback (dry run or not) before any change;
+/// going "back" to the revision that runs changes nothing (0 even with --detailed-exitcode).
+#[test]
+fn rollback_runs_preflight_on_the_revision_it_goes_back_to() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (_d, cfg) = sandbox(&moto);
+    let out = run(bosar(&moto.endpoint, "dep")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["deploy", "--image", "repo/bosar-api:9.9.9"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    moto.python(
+        r#"
+import boto3
+boto3.client("ecr").batch_delete_image(repositoryName="bosar-api", imageIds=[{"imageTag": "1.4.0"}])
+"#,
+    );
+    moto.start_recording();
+    for (app, extra) in [("rb-pre-dry", &["--dry-run"][..]), ("rb-pre", &[][..])] {
+        let out = run(bosar(&moto.endpoint, app)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("rollback")
+            .args(extra));
+        assert_eq!(out.code, 1, "{app}: {}", out.all());
+        assert!(out.stdout.contains("FAIL image"), "{app}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("preflight failed (image)"),
+            "{app}: {}",
+            out.stderr
+        );
+        let calls = moto.recorded_calls(app);
+        assert!(
+            calls.iter().all(|c| !c.mutating()),
+            "{app}: a mutating call"
+        );
+    }
+    let state: serde_json::Value = serde_json::from_str(moto.python(TASKDEFS).trim()).unwrap();
+    assert!(state["service_td"]
+        .as_str()
+        .unwrap()
+        .ends_with("bosar-api:2"));
+    let out = run(bosar(&moto.endpoint, "rb-pre-json")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .arg("rollback"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+    assert_eq!(doc["rollback"]["result"], "refused", "{doc:#}");
+    assert_eq!(doc["rollback"]["preflight"][0]["status"], "fail", "{doc:#}");
+
+    let out = run(bosar(&moto.endpoint, "rb-same")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .args(["rollback", "--to", "2", "--dry-run", "--detailed-exitcode"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+    assert_eq!(doc["rollback"]["result"], "no_changes", "{doc:#}");
+}

@@ -261,7 +261,16 @@ pub async fn deploy_target_group(cfg: &Config, aws: &Aws) -> anyhow::Result<()> 
                 .hint("check [target_group] in deploy.toml (`bosar-deploy plan` runs every check)"),
         )
     };
-    let tg = tg.map_err(|e| nothing(crate::exit::message_of(&e)))?;
+    let tg = tg.map_err(|e| match crate::exit::hint_of(&e) {
+        // Not found: its own hint names the keys and the region.
+        Some(h) => crate::exit::Failure::failed(format!(
+            "{}; nothing was changed",
+            crate::exit::message_of(&e)
+        ))
+        .hint(format!("{h}; `bosar-deploy plan` runs every check"))
+        .into(),
+        None => nothing(crate::exit::message_of(&e)),
+    })?;
     if let Some(r) = alb::refusal_of_target_group(&tg) {
         return Err(nothing(r));
     }

@@ -66,7 +66,8 @@ pub enum Command {
     Status,
     /// Roll back to the previous (or a named) task definition revision, watched like a deploy
     #[command(after_help = "Examples:
-  bosar-deploy rollback --dry-run        # which revision it would go back to
+  bosar-deploy rollback --list           # the recent revisions, which one runs
+  bosar-deploy rollback --dry-run        # the diff and preflight of the revision it would go back to
   bosar-deploy rollback --to 41")]
     Rollback(RollbackArgs),
     /// Verify the deployed gateway: health, handshake, cookies, stickiness, auth, heartbeat
@@ -267,15 +268,24 @@ pub struct RollbackArgs {
     /// Revision number or family:revision to roll back to [default: the one before the current]
     #[arg(long)]
     pub to: Option<String>,
-    /// Show what would change; change nothing
+    /// Show what would change (the diff and the preflight of that revision); change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: exit 3 when the rollback would change the service, 0 when it runs it
+    #[arg(long, requires = "dry_run")]
+    pub detailed_exitcode: bool,
+    /// List the recent revisions (image, registration time, status, which one runs); change nothing
+    #[arg(long, conflicts_with_all = ["to", "dry_run", "no_wait", "timeout"])]
+    pub list: bool,
     /// Start the rollback and return without watching
     #[arg(long)]
     pub no_wait: bool,
     /// How long to watch (overrides [ecs] timeout; 1s to 24h)
     #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
+    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
+    #[arg(long, value_enum, value_name = "CHECK")]
+    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -45,6 +45,8 @@ pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
         );
     }
     let aws = aws::connect(&cfg.aws, g, ui).await?;
+    // Plan's target-group checks, so deploy never goes ahead where `plan` fails.
+    crate::pipeline::preflight::deploy_target_group(cfg, &aws).await?;
     match load {
         None => ecs::deploy::run(args, cfg, &aws, ui).await,
         Some(load) => under_load(args, cfg, &aws, ui, &load).await,

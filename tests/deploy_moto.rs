@@ -360,12 +360,79 @@ fn status_and_rollback() {
         .arg("status"));
     assert_eq!(out.code, 0, "{}", out.all());
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
     let doc = &doc["service"];
     assert!(doc["service"]["task_definition"]
         .as_str()
         .unwrap()
         .ends_with("bosar-api:2"));
     assert_eq!(doc["target_health"][0]["healthy"], 2);
+    // Issue 17.9: the running revision's image and the target group by name.
+    assert_eq!(doc["running"]["container"], "bosar-api");
+    let image = doc["running"]["image"].as_str().unwrap().to_string();
+    assert!(image.contains("bosar-api:"), "{doc:#}");
+    assert_eq!(doc["target_health"][0]["target_group_name"], "bosar-api-tg");
+    let out = run(bosar(&moto.endpoint, "st-text")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("status"));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains(&format!(
+            "Running bosar-api:2, container bosar-api: image {image}"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  bosar-api-tg: 2/2 healthy"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("targetgroup/"), "{}", out.stdout);
+
+    // Issue 17.7: the dry run shows the diff and the preflight of the revision it goes back
+    // to, and --detailed-exitcode says a change is pending.
+    let out = run(bosar(&moto.endpoint, "rb-dry")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["rollback", "--dry-run", "--detailed-exitcode"]));
+    assert_eq!(out.code, 3, "{}", out.all());
+    for want in [
+        "task definition bosar-api:2 -> bosar-api:1 (an existing revision), container bosar-api:",
+        "~ environment.",
+        "Preflight checks on the revision to go back to:",
+        "~ service bosar-api: bosar-api:2 -> bosar-api:1",
+        "dry run: nothing was changed",
+    ] {
+        assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
+    }
+    let out = run(bosar(&moto.endpoint, "rb-dry-json")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .args(["rollback", "--dry-run"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+    let rb = &doc["rollback"];
+    assert_eq!(rb["result"], "changes_pending", "{doc:#}");
+    assert!(
+        rb["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["change"] == "env_changed"
+                || c["change"] == "env_added"
+                || c["change"] == "env_removed"),
+        "{doc:#}"
+    );
+    let names: Vec<&str> = rb["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["image", "roles", "logs", "secrets"], "{doc:#}");
 
     let out = run(bosar(&moto.endpoint, "rb")
         .arg("--config")
@@ -394,6 +461,94 @@ fn status_and_rollback() {
         "{}",
         out.stdout
     );
+}
+
+/// Validates an envelope against schema/output.schema.json.
+fn assert_valid(doc: &serde_json::Value) {
+    let text = std::fs::read_to_string(support::repo().join("schema/output.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+}
+
+/// Issue 17.7: `rollback --list` lists the revisions newest first with the container's image
+/// and marks the running one and the rollback target; `--to` a revision that does not exist
+/// says so, lists the recent ones and points at `--list`, and changes nothing.
+#[test]
+fn rollback_lists_revisions_and_names_a_missing_one() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (_d, cfg) = sandbox(&moto);
+    let out = run(bosar(&moto.endpoint, "dep")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["deploy", "--image", "repo/bosar-api:9.9.9"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+
+    let out = run(bosar(&moto.endpoint, "list")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["rollback", "--list"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("Revisions of bosar-api"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].contains("  2  ACTIVE")
+            && lines[1].contains("repo/bosar-api:9.9.9")
+            && lines[1].ends_with("<- running"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[2].contains("  1  ACTIVE") && lines[2].ends_with("<- rollback target"),
+        "{}",
+        out.stdout
+    );
+
+    let out = run(bosar(&moto.endpoint, "list-json")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .args(["rollback", "--list"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+    let revs = doc["rollback"]["revisions"].as_array().unwrap();
+    assert_eq!(revs.len(), 2, "{doc:#}");
+    assert_eq!(revs[0]["revision"], 2);
+    assert_eq!(revs[0]["image"], "repo/bosar-api:9.9.9");
+    assert_eq!(revs[0]["running"], true);
+    assert_eq!(revs[1]["rollback_target"], true);
+    // moto records no registeredAt for task definitions (AWS does): the key is there, null.
+    assert!(
+        revs[1].as_object().unwrap().contains_key("registered_at"),
+        "{doc:#}"
+    );
+
+    moto.start_recording();
+    let out = run(bosar(&moto.endpoint, "rb-missing")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .args(["rollback", "--to", "7"]));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("revision bosar-api:7 does not exist (recent revisions of bosar-api: 2, 1)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("rollback --list"), "{}", out.stderr);
+    assert!(!out.stderr.contains("ClientException"), "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+    let calls = moto.recorded_calls("rb-missing");
+    assert!(calls.iter().all(|c| !c.mutating()), "no mutating call");
 }
 
 /// Issue 17 point 9: a plan with nothing to change is one line (terraform's "No changes."),
@@ -489,4 +644,165 @@ fn an_in_sync_plan_is_one_line_and_acknowledged_advice_stays_quiet() {
         "{}",
         out.stdout
     );
+}
+
+/// Issue 17.6: `deploy` runs plan's target-group checks, so a target group name that makes
+/// `plan` fail stops `deploy` too (exit 1, nothing changed); `plan` reports every missing
+/// resource (target group, load balancer, cluster) in one run.
+#[test]
+fn deploy_and_plan_agree_on_the_target_group_and_plan_names_every_missing_resource() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (_d, seeded) = sandbox(&moto);
+    let text = std::fs::read_to_string(&seeded).unwrap();
+    let typo = text.replacen("name = \"bosar-api-tg\"", "name = \"bosar-api-tq\"", 1);
+    assert_ne!(typo, text);
+    let (_d1, cfg) = write_config(&typo);
+    let out = run(bosar(&moto.endpoint, "tg-plan")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("plan"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all().contains("target group bosar-api-tq not found"),
+        "{}",
+        out.all()
+    );
+    moto.start_recording();
+    for (app, extra) in [
+        ("tg-deploy-dry", &["--dry-run"][..]),
+        ("tg-deploy", &[][..]),
+    ] {
+        let out = run(bosar(&moto.endpoint, app)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["deploy", "--image", "repo/bosar-api:7.7.7"])
+            .args(extra));
+        assert_eq!(out.code, 1, "{app}: {}", out.all());
+        assert!(
+            out.stderr.contains("target group bosar-api-tq not found")
+                && out.stderr.contains("nothing was changed"),
+            "{app}: {}",
+            out.stderr
+        );
+        let calls = moto.recorded_calls(app);
+        assert!(
+            !calls.is_empty() && calls.iter().all(|c| !c.mutating()),
+            "{app}"
+        );
+    }
+
+    // A target group that exists but is not the service's: both refuse (the wiring check).
+    moto.python(
+        r#"
+import boto3
+elb = boto3.client("elbv2")
+vpc = elb.describe_target_groups(Names=["bosar-api-tg"])["TargetGroups"][0]["VpcId"]
+elb.create_target_group(Name="other-tg", Protocol="HTTP", Port=3000, VpcId=vpc, TargetType="ip")
+"#,
+    );
+    let other = text.replacen("name = \"bosar-api-tg\"", "name = \"other-tg\"", 1);
+    let (_d3, cfg) = write_config(&other);
+    for verb in [
+        &["plan"][..],
+        &["deploy", "--image", "repo/bosar-api:7.7.7"][..],
+    ] {
+        let out = run(bosar(&moto.endpoint, "tg-wiring")
+            .arg("--config")
+            .arg(&cfg)
+            .args(verb));
+        assert_eq!(out.code, 1, "{verb:?}: {}", out.all());
+        assert!(
+            out.all()
+                .contains("not in target group other-tg: its stickiness settings would not apply"),
+            "{verb:?}: {}",
+            out.all()
+        );
+    }
+
+    // Every missing resource in one run.
+    let all_wrong = typo
+        .replacen("name = \"bosar-api-alb\"", "name = \"bosar-api-alx\"", 1)
+        .replacen(
+            "cluster = \"bosar-cluster\"",
+            "cluster = \"bosar-clustex\"",
+            1,
+        );
+    let (_d2, cfg) = write_config(&all_wrong);
+    let out = run(bosar(&moto.endpoint, "all-plan")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .arg("plan"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    for want in [
+        "target group bosar-api-tq not found",
+        "load balancer bosar-api-alx not found",
+        "ECS cluster bosar-clustex not found",
+    ] {
+        assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
+    }
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+}
+
+/// Issue 17.7: the preflight checks run on the revision `rollback` goes back to: its image
+/// deleted from ECR since it last ran stops the rollback (dry run or not) before any change;
+/// going "back" to the revision that runs changes nothing (0 even with --detailed-exitcode).
+#[test]
+fn rollback_runs_preflight_on_the_revision_it_goes_back_to() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (_d, cfg) = sandbox(&moto);
+    let out = run(bosar(&moto.endpoint, "dep")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["deploy", "--image", "repo/bosar-api:9.9.9"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    moto.python(
+        r#"
+import boto3
+boto3.client("ecr").batch_delete_image(repositoryName="bosar-api", imageIds=[{"imageTag": "1.4.0"}])
+"#,
+    );
+    moto.start_recording();
+    for (app, extra) in [("rb-pre-dry", &["--dry-run"][..]), ("rb-pre", &[][..])] {
+        let out = run(bosar(&moto.endpoint, app)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("rollback")
+            .args(extra));
+        assert_eq!(out.code, 1, "{app}: {}", out.all());
+        assert!(out.stdout.contains("FAIL image"), "{app}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("preflight failed (image)"),
+            "{app}: {}",
+            out.stderr
+        );
+        let calls = moto.recorded_calls(app);
+        assert!(
+            calls.iter().all(|c| !c.mutating()),
+            "{app}: a mutating call"
+        );
+    }
+    let state: serde_json::Value = serde_json::from_str(moto.python(TASKDEFS).trim()).unwrap();
+    assert!(state["service_td"]
+        .as_str()
+        .unwrap()
+        .ends_with("bosar-api:2"));
+    let out = run(bosar(&moto.endpoint, "rb-pre-json")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .arg("rollback"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+    assert_eq!(doc["rollback"]["result"], "refused", "{doc:#}");
+    assert_eq!(doc["rollback"]["preflight"][0]["status"], "fail", "{doc:#}");
+
+    let out = run(bosar(&moto.endpoint, "rb-same")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .args(["rollback", "--to", "2", "--dry-run", "--detailed-exitcode"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_valid(&doc);
+    assert_eq!(doc["rollback"]["result"], "no_changes", "{doc:#}");
 }

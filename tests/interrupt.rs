@@ -163,3 +163,88 @@ fn sigterm_during_a_probe_hold_closes_and_reports() {
         assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
     }
 }
+
+/// Issue 17.8: `wait` interrupted keeps the deployment it followed and the command that
+/// resumes it in the JSON payload (not `"wait": null, "hint": null`), as `deploy` does.
+#[test]
+fn sigterm_during_wait_keeps_the_deployment_and_the_resume_command() {
+    let moto = Moto::start();
+    let (_dir, cfg) = support::write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    let mut cmd = support::bosar(&moto.endpoint, "interrupt-wait");
+    cmd.args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .arg("wait");
+    let m = signal_when(
+        &mut cmd,
+        Duration::from_secs(60),
+        Some(("Watching deployment", libc::SIGTERM)),
+    );
+    assert_eq!(m.run.code, 130, "{}", m.run.all());
+    assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
+    let doc: serde_json::Value = serde_json::from_str(&m.run.stdout).unwrap();
+    assert_eq!(doc["status"], "interrupted", "{doc:#}");
+    let wait = &doc["wait"];
+    let id = wait["deployment_id"].as_str().expect("the deployment id");
+    assert!(id.starts_with("ecs-svc/"), "{doc:#}");
+    assert_eq!(wait["result"], "interrupted", "{doc:#}");
+    assert!(
+        wait["task_definition"]
+            .as_str()
+            .unwrap()
+            .contains("bosar-api:"),
+        "{doc:#}"
+    );
+    let resume = wait["resume"].as_str().unwrap();
+    assert!(
+        resume.starts_with("bosar-deploy --config")
+            && resume.ends_with(&format!("wait --deployment {id}")),
+        "{resume}"
+    );
+    assert!(
+        doc["error"]["hint"].as_str().unwrap().contains(resume),
+        "{doc:#}"
+    );
+    let text = std::fs::read_to_string(support::repo().join("schema/output.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+}
+
+/// An interrupted `rollback` keeps its deployment and the resume command in its payload too.
+#[test]
+fn sigterm_during_rollbacks_watch_keeps_the_resume_command() {
+    let moto = Moto::start();
+    let (_dir, cfg) = support::write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    let out = support::run(
+        support::bosar(&moto.endpoint, "interrupt-rb-dep")
+            .arg("--config")
+            .arg(&cfg)
+            .args(["deploy", "--no-wait", "--image", "repo/bosar-api:3.0.0"]),
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let mut cmd = support::bosar(&moto.endpoint, "interrupt-rb");
+    cmd.args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .arg("rollback");
+    let m = signal_when(
+        &mut cmd,
+        Duration::from_secs(60),
+        Some(("Started deployment", libc::SIGTERM)),
+    );
+    assert_eq!(m.run.code, 130, "{}", m.run.all());
+    let doc: serde_json::Value = serde_json::from_str(&m.run.stdout).unwrap();
+    let rb = &doc["rollback"];
+    assert_eq!(rb["result"], "interrupted", "{doc:#}");
+    let id = rb["deployment_id"].as_str().unwrap();
+    assert!(
+        rb["resume"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("wait --deployment {id}")),
+        "{doc:#}"
+    );
+    assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
+}

@@ -1,12 +1,15 @@
-//! `status`: the service, its deployments, recent events and target health, once.
+//! `status`: the service, the running revision's image, its deployments, recent events and
+//! target health (by target group name), once.
 
 use serde::Serialize;
 
 use super::rollout::ServiceView;
-use super::{describe_service, target_health, TargetHealth};
+use super::taskdef::revision_label;
+use super::{describe_service, describe_task_definition, target_health, TargetHealth};
 use crate::aws::Aws;
 use crate::config::Config;
 use crate::exit::Code;
+use crate::outside::Outside;
 use crate::ui::Ui;
 
 /// `status`'s payload in the JSON envelope.
@@ -14,26 +17,109 @@ use crate::ui::Ui;
 struct Status<'a> {
     identity: Option<&'a crate::aws::Identity>,
     service: &'a ServiceView,
-    target_health: &'a [TargetHealth],
+    /// The revision the service runs and the configured container's image in it.
+    running: Running,
+    target_health: Vec<NamedHealth<'a>>,
+}
+
+/// What the service runs: `image` is `null` when the revision could not be read or has no
+/// container of that name (`note` says which).
+#[derive(Serialize)]
+struct Running {
+    task_definition: String,
+    container: String,
+    image: Option<Outside>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+/// Target health with the target group's name beside its ARN.
+#[derive(Serialize)]
+struct NamedHealth<'a> {
+    target_group_name: String,
+    #[serde(flatten)]
+    health: &'a TargetHealth,
+}
+
+/// The name in a target group ARN (`…:targetgroup/NAME/ID`); the whole text if it is not one.
+pub fn target_group_name(arn: &str) -> String {
+    let name = arn
+        .split_once(":targetgroup/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(arn);
+    Outside::new(name).to_string()
+}
+
+/// The configured container's image in the running revision.
+async fn running(aws: &Aws, task_definition: &str, container: &str) -> Running {
+    let (image, note) = match describe_task_definition(aws, task_definition).await {
+        Ok((td, _)) => match td
+            .container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(container))
+        {
+            Some(c) => (c.image().map(Outside::new), None),
+            None => (
+                None,
+                Some(format!(
+                    "container {container} is not in {}",
+                    Outside::new(&revision_label(task_definition))
+                )),
+            ),
+        },
+        Err(e) => (
+            None,
+            Some(format!(
+                "the running revision could not be read: {}",
+                crate::exit::message_of(&e)
+            )),
+        ),
+    };
+    Running {
+        task_definition: task_definition.to_string(),
+        container: container.to_string(),
+        image,
+        note,
+    }
 }
 
 pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
     let ecs = cfg.ecs("status")?;
     let svc = describe_service(aws, &ecs.cluster, &ecs.service).await?;
-    let health = target_health(aws, &svc.target_group_arns).await?;
-    ui.out(render(&svc, &ecs.cluster, &health, aws));
+    let (health, running) = tokio::join!(
+        target_health(aws, &svc.target_group_arns),
+        running(aws, &svc.task_definition, &ecs.container)
+    );
+    let health = health?;
+    let named: Vec<NamedHealth> = health
+        .iter()
+        .map(|h| NamedHealth {
+            target_group_name: target_group_name(&h.target_group_arn),
+            health: h,
+        })
+        .collect();
+    ui.out(render(&svc, &ecs.cluster, &running, &named, aws));
     let doc = Status {
         identity: aws.identity.as_ref(),
         service: &svc,
-        target_health: &health,
+        running,
+        target_health: named,
     };
     ui.emit("service", &doc, Code::Success, None);
     Ok(Code::Success)
 }
 
 /// The text of `status`. ECS's free text in it (events, rolloutStateReason, target health
-/// descriptions) is [`crate::outside::Outside`]: escaped and capped; `Ui::out` cleans the lines.
-fn render(svc: &ServiceView, cluster: &str, health: &[TargetHealth], aws: &Aws) -> String {
+/// descriptions, the image) is [`crate::outside::Outside`]: escaped and capped; `Ui::out`
+/// cleans the lines.
+fn render(
+    svc: &ServiceView,
+    cluster: &str,
+    running: &Running,
+    health: &[NamedHealth],
+    aws: &Aws,
+) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     if let Some(id) = &aws.identity {
@@ -47,6 +133,17 @@ fn render(svc: &ServiceView, cluster: &str, health: &[TargetHealth], aws: &Aws) 
         out,
         "Service {} ({}) in {cluster}: {} desired, {} running, {} pending",
         svc.name, svc.status, svc.desired, svc.running, svc.pending
+    );
+    let image = match (&running.image, &running.note) {
+        (Some(i), _) => i.to_string(),
+        (None, Some(n)) => format!("unknown ({n})"),
+        (None, None) => "(none)".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Running {}, container {}: image {image}",
+        revision_label(&running.task_definition),
+        running.container
     );
     let _ = writeln!(out, "Deployments:");
     for d in &svc.deployments {
@@ -63,9 +160,9 @@ fn render(svc: &ServiceView, cluster: &str, health: &[TargetHealth], aws: &Aws) 
         let _ = writeln!(
             out,
             "  {}: {}/{} healthy",
-            h.target_group_arn, h.healthy, h.total
+            h.target_group_name, h.health.healthy, h.health.total
         );
-        for u in &h.unhealthy {
+        for u in &h.health.unhealthy {
             let _ = writeln!(out, "      {u}");
         }
     }
@@ -77,4 +174,16 @@ fn render(svc: &ServiceView, cluster: &str, health: &[TargetHealth], aws: &Aws) 
         let _ = writeln!(out, "  {} {}", e.created_at, e.message);
     }
     out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target_group_name;
+
+    #[test]
+    fn the_name_comes_out_of_the_arn() {
+        let arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/bosar-api-tg/50dc6c495c0c9188";
+        assert_eq!(target_group_name(arn), "bosar-api-tg");
+        assert_eq!(target_group_name("not-an-arn"), "not-an-arn");
+    }
 }

@@ -41,9 +41,30 @@ pub async fn run(args: &WaitArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::R
     // Show the latest few events for context, then only new ones.
     let seen: HashSet<String> = svc.events.iter().skip(3).map(|e| e.id.clone()).collect();
     let opts = super::deploy::watch_options(ecs, args.timeout);
-    let outcome = watch::watch(aws, &target, opts, ui, seen).await?;
+    let watched = watch::watch(aws, &target, opts, ui, seen).await;
     let mut payload = serde_json::Map::new();
     payload.insert("deployment_id".into(), dep.id.clone().into());
     payload.insert("task_definition".into(), dep.task_definition.clone().into());
-    watch::finish_outcome(ui, "wait", payload, &outcome)
+    match watched {
+        Ok(outcome) => watch::finish_outcome(ui, "wait", payload, &outcome),
+        Err(e) => Err(emit_interrupted(ui, "wait", payload, &target, e)),
+    }
+}
+
+/// A watch that ended in an error: when it was interrupted (Ctrl-C, SIGTERM), the payload
+/// still goes out with the deployment and the command that resumes it (the rollout goes on
+/// in AWS, so what to follow must not be lost); other errors are `main`'s to report.
+pub(crate) fn emit_interrupted(
+    ui: &Ui,
+    key: &str,
+    mut payload: serde_json::Map<String, serde_json::Value>,
+    target: &WatchTarget,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    if crate::exit::code_of(&e) == Code::Interrupted {
+        payload.insert("result".into(), "interrupted".into());
+        payload.insert("resume".into(), watch::resume_command(ui, target).into());
+        ui.emit(key, &payload, Code::Interrupted, Some(&e));
+    }
+    e
 }

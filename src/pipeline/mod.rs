@@ -2,7 +2,7 @@
 //! with one report. `plan` is `full --dry-run`: every read, no write. Each step is a named
 //! function; the report collects them.
 
-mod preflight;
+pub(crate) mod preflight;
 mod under_load_step;
 
 use std::collections::BTreeMap;

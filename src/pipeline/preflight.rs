@@ -67,22 +67,21 @@ pub async fn aws_checks(
         ));
     }
     let t = Instant::now();
-    let alb_plan = match alb::plan(aws, cfg).await {
-        Ok(p) => p,
-        Err(e) => {
-            checks.push(Check::new(
-                "target_group",
-                CheckStatus::Fail,
-                t.elapsed(),
-                e.to_string(),
-            ));
-            return Ok(None);
+    // Both sides read even when one is missing: every missing resource in one run.
+    let (alb_plan, deploy_plan) =
+        tokio::join!(alb::plan(aws, cfg), ecs_deploy::plan(aws, ecs, opts));
+    let alb_plan = match alb_plan {
+        Ok(p) => Some(p),
+        Err(_) => {
+            checks.extend(missing_alb_resources(cfg, aws, t.elapsed()).await);
+            None
         }
     };
-    target_group_checks(&alb_plan, t.elapsed(), checks);
-    let t = Instant::now();
-    let deploy_plan = match ecs_deploy::plan(aws, ecs, opts).await {
-        Ok(p) => p,
+    if let Some(p) = &alb_plan {
+        target_group_checks(p, t.elapsed(), checks);
+    }
+    let deploy_plan = match deploy_plan {
+        Ok(p) => Some(p),
         Err(e) => {
             checks.push(Check::new(
                 "service",
@@ -90,8 +89,11 @@ pub async fn aws_checks(
                 t.elapsed(),
                 e.to_string(),
             ));
-            return Ok(None);
+            None
         }
+    };
+    let (Some(alb_plan), Some(deploy_plan)) = (alb_plan, deploy_plan) else {
+        return Ok(None);
     };
     checks.push(Check::new(
         "service",
@@ -204,10 +206,88 @@ fn service_checks(plan: &DeployPlan, ecs: &EcsSection, checks: &mut Vec<Check>) 
     });
 }
 
+/// The target group and the load balancer deploy.toml names, each read alone after the plan
+/// failed: one failed check per resource that cannot be read (the plan stops at the first).
+async fn missing_alb_resources(cfg: &Config, aws: &Aws, elapsed: Duration) -> Vec<Check> {
+    let lb = async {
+        match &cfg.load_balancer {
+            Some(lb) => alb::describe_load_balancers(aws, std::slice::from_ref(&lb.id))
+                .await
+                .err(),
+            None => None,
+        }
+    };
+    let (tg, lb) = tokio::join!(alb::describe_target_group(aws, &cfg.target_group.id), lb);
+    let mut out = Vec::new();
+    if let Err(e) = tg {
+        out.push(Check::new(
+            "target_group",
+            CheckStatus::Fail,
+            elapsed,
+            e.to_string(),
+        ));
+    }
+    if let Some(e) = lb {
+        out.push(Check::new(
+            "load_balancer",
+            CheckStatus::Fail,
+            elapsed,
+            e.to_string(),
+        ));
+    }
+    if out.is_empty() {
+        // Both read alone: what failed was a later read of the plan; say so, not nothing.
+        out.push(fail(
+            "target_group",
+            "the target group and load balancer plan could not be read",
+        ));
+    }
+    out
+}
+
+/// `deploy`'s share of plan's target-group checks, so the two agree: the target group
+/// deploy.toml names exists, is of a kind this tool manages, and the service registers its
+/// tasks in it. Read calls only; a failure is the error that stops `deploy` before it
+/// changes anything. A missing service or cluster is left to the deploy plan, which says so.
+pub async fn deploy_target_group(cfg: &Config, aws: &Aws) -> anyhow::Result<()> {
+    let ecs = cfg.ecs("deploy")?;
+    let (tg, svc) = tokio::join!(
+        alb::describe_target_group(aws, &cfg.target_group.id),
+        crate::ecs::describe_service(aws, &ecs.cluster, &ecs.service)
+    );
+    let nothing = |m: String| {
+        anyhow::Error::from(
+            crate::exit::Failure::failed(format!("{m}; nothing was changed"))
+                .hint("check [target_group] in deploy.toml (`bosar-deploy plan` runs every check)"),
+        )
+    };
+    let tg = tg.map_err(|e| match crate::exit::hint_of(&e) {
+        // Not found: its own hint names the keys and the region.
+        Some(h) => crate::exit::Failure::failed(format!(
+            "{}; nothing was changed",
+            crate::exit::message_of(&e)
+        ))
+        .hint(format!("{h}; `bosar-deploy plan` runs every check"))
+        .into(),
+        None => nothing(crate::exit::message_of(&e)),
+    })?;
+    if let Some(r) = alb::refusal_of_target_group(&tg) {
+        return Err(nothing(r));
+    }
+    let Ok(svc) = svc else { return Ok(()) };
+    let c = wiring(&tg, &svc.target_group_arns, &ecs.service);
+    match c.status {
+        CheckStatus::Fail => Err(nothing(c.message)),
+        _ => Ok(()),
+    }
+}
+
 /// The service must send its traffic to this target group.
 fn wiring_check(alb: &AlbPlan, deploy: &DeployPlan, service: &str) -> Check {
-    let tg = &alb.target_group;
-    let registered = &deploy.target_group_arns;
+    wiring(&alb.target_group, &deploy.target_group_arns, service)
+}
+
+fn wiring(tg: &alb::TargetGroupInfo, registered: &[String], service: &str) -> Check {
     if registered.contains(&tg.arn) {
         return pass(
             "wiring",

@@ -109,7 +109,7 @@ fn sigterm_during_fulls_watch_writes_the_reports() {
         "{xml}"
     );
     let md = std::fs::read_to_string(&summary).expect("summary written");
-    assert!(md.contains("not run&#58; interrupted"), "{md}");
+    assert!(md.contains("not run: interrupted"), "{md}");
     assert!(m.elapsed < Duration::from_secs(15), "{:?}", m.elapsed);
 }
 

@@ -285,7 +285,7 @@ pub struct RollbackArgs {
     pub timeout: Option<std::time::Duration>,
     /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
     #[arg(long, value_enum, value_name = "CHECK")]
-    pub skip_preflight: Vec<crate::ecs::preflight::CheckName>,
+    pub skip_preflight: Vec<crate::report::CheckName>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `status` is the exit code in words, the same in every verb; what a verb concluded in its
-//! own terms (`in_sync`, `no_changes`, `pass`…) is its payload's `result`. Unknown values are
+//! one vocabulary (`no_changes`, `succeeded`, `warned`…, the schema's `$defs/result`) is its
+//! payload's `result`. Unknown values are
 //! `null`, never empty strings. The payload's key is the verb's name with `_` for `-`
 //! (`alb_update`); `plan` and `full` share `pipeline`, `verify --connections` is `probe`, and
 //! `status` (a name the envelope uses itself) is `service`.

@@ -357,6 +357,17 @@ pub fn publish(ui: &Ui, title: &str, steps: &[Step], junit: Option<&Path>) {
     }
 }
 
+/// What a run of checks concluded, in the one `result` vocabulary every payload shares
+/// (schema `$defs/result`): a passing run with warnings is `warned`, not a failure.
+pub fn result_of_checks(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::Pass => "succeeded",
+        CheckStatus::Warn => "warned",
+        CheckStatus::Fail => "failed",
+        CheckStatus::Skip => "skipped",
+    }
+}
+
 /// The preflight checks, by the name `--skip-preflight` takes and reports show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -142,7 +142,7 @@ fn dry_run_then_apply_then_in_sync() {
         serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(doc["status"], "succeeded");
     let doc = &doc["alb_update"];
-    assert_eq!(doc["result"], "in_sync");
+    assert_eq!(doc["result"], "no_changes");
     assert_eq!(doc["change_count"], 0);
     assert_eq!(doc["target_group"]["name"], "bosar-api-tg");
 }

@@ -83,7 +83,7 @@ fn full_passes_through_the_sticky_proxy_with_json_and_junit_reports() {
         serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(doc["tool"], "bosar-deploy");
     assert_eq!(doc["status"], "succeeded");
-    assert_eq!(doc["pipeline"]["result"], "pass");
+    assert_eq!(doc["pipeline"]["result"], "succeeded");
     assert_eq!(doc["region"], "us-east-1");
     assert_eq!(doc["account"], "123456789012");
     let names: Vec<&str> = doc["pipeline"]["steps"]

@@ -133,7 +133,7 @@ fn fifty_sessions_through_the_sticky_proxy_spread_over_both_replicas() {
     );
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["result"], "pass", "{report:#}");
+    assert_eq!(report["result"], "succeeded", "{report:#}");
     for c in report["checks"].as_array().unwrap() {
         assert_eq!(c["status"], "pass", "{c:#}");
     }
@@ -291,7 +291,7 @@ fn thresholds_make_it_a_ci_gate() {
     let out = probe(&cfg, &forged, &["--output", "json"], &args);
     assert_eq!(out.code, 1, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["result"], "fail");
+    assert_eq!(report["result"], "failed");
     assert_eq!(check(&report, "errors")["status"], "fail");
     assert_eq!(check(&report, "open")["status"], "fail");
     let p = &report;

@@ -326,5 +326,5 @@ fn every_replica_down_past_the_end_loses_every_session() {
     assert_eq!(check(&report, "reconnect")["status"], "fail");
     assert_eq!(u(&p["dropped"]), N, "lost sessions are the probe's drops");
     assert_eq!(report["status"], "failed");
-    assert_eq!(report["probe"]["result"], "fail");
+    assert_eq!(report["probe"]["result"], "failed");
 }

@@ -127,7 +127,7 @@ fn all_checks_pass_through_the_sticky_proxy() {
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
     assert_eq!(report["url"], proxy.url.as_str());
-    assert_eq!(report["result"], "pass", "{report:#}");
+    assert_eq!(report["result"], "succeeded", "{report:#}");
     let names: Vec<&str> = report["checks"]
         .as_array()
         .unwrap()
@@ -204,7 +204,7 @@ fn stickiness_fails_through_round_robin() {
     let out = verify(&cfg, &secret_env(), &["--output", "json"]);
     assert_eq!(out.code, 1, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["result"], "fail");
+    assert_eq!(report["result"], "failed");
     let (status, msg) = check(&report, "stickiness");
     assert_eq!(status, "fail");
     assert!(
@@ -326,7 +326,7 @@ fn direct_to_one_replica_passes_with_the_stickiness_warning() {
     let out = verify(&cfg, &secret_env(), &["--output", "json"]);
     assert_eq!(out.code, 0, "{}", out.all());
     let report = json_of(&out);
-    assert_eq!(report["result"], "warn");
+    assert_eq!(report["result"], "warned");
     let (status, msg) = check(&report, "stickiness");
     assert_eq!(status, "warn");
     assert!(

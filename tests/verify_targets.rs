@@ -169,8 +169,12 @@ fn a_fleet_with_one_broken_replica_never_passes_and_the_broken_one_is_named() {
                         msg.ends_with("1 of 2 targets passed (gw-a)"),
                         "{what}: {msg}"
                     );
-                    assert_eq!(row(&report, "gw-b")["result"], "fail", "{what}");
-                    assert_ne!(row(&report, "gw-a")["result"], "fail", "{what}: {report:#}");
+                    assert_eq!(row(&report, "gw-b")["result"], "failed", "{what}");
+                    assert_ne!(
+                        row(&report, "gw-a")["result"],
+                        "failed",
+                        "{what}: {report:#}"
+                    );
                 }
             });
         }
@@ -191,7 +195,7 @@ fn a_healthy_fleet_passes_every_run_with_2_of_2_targets_and_a_table_per_target()
         );
         assert_eq!(out.code, 0, "run {}: {}", i + 1, out.all());
         let report = payload(&out);
-        assert_eq!(report["result"], "pass", "{report:#}");
+        assert_eq!(report["result"], "succeeded", "{report:#}");
         let (status, msg) = check(&report, "targets");
         assert_eq!(status, "pass");
         assert!(
@@ -206,7 +210,7 @@ fn a_healthy_fleet_passes_every_run_with_2_of_2_targets_and_a_table_per_target()
         assert_eq!(report["targets"]["checked"], 2);
         assert_eq!(report["targets"]["expected"], 2);
         for t in ["gw-a", "gw-b"] {
-            assert_eq!(row(&report, t)["result"], "pass");
+            assert_eq!(row(&report, t)["result"], "succeeded");
         }
     }
     // JUnit: the merged suite, then one suite per target.
@@ -437,7 +441,7 @@ fn the_target_group_counts_the_targets_and_full_judges_every_one() {
     let rows = verify["detail"]["table"].as_array().unwrap();
     assert!(
         rows.iter()
-            .any(|r| r["target"] == "10.0.2.10" && r["result"] == "fail"),
+            .any(|r| r["target"] == "10.0.2.10" && r["result"] == "failed"),
         "{verify:#}"
     );
 }

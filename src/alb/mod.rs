@@ -509,7 +509,7 @@ fn confirm(
 #[derive(Serialize)]
 struct AlbUpdateReport<'a> {
     dry_run: bool,
-    /// "in_sync", "changes_pending" (dry run), "applied", "refused" or "failed".
+    /// "no_changes", "changes_pending" (dry run), "applied", "refused" or "failed".
     result: &'static str,
     change_count: usize,
     #[serde(flatten)]
@@ -542,7 +542,7 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
         return Err(err);
     }
     let result = if plan.in_sync() {
-        "in_sync"
+        "no_changes"
     } else if args.plan.dry_run {
         "changes_pending"
     } else {

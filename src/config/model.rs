@@ -171,8 +171,8 @@ impl GatewaySection {
         }
     }
 }
-/// The gateway's variables that hold milliseconds, and the `[gateway]` key each must match.
 
+/// The gateway's variables that hold milliseconds, and the `[gateway]` key each must match.
 pub const MILLISECOND_VARIABLES: [(&str, &str); 3] = [
     ("WEBSOCKET_PING_INTERVAL", "gateway.ping_interval"),
     ("WEBSOCKET_PING_TIMEOUT", "gateway.ping_timeout"),

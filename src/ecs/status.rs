@@ -15,6 +15,9 @@ use crate::ui::Ui;
 /// `status`'s payload in the JSON envelope.
 #[derive(Serialize)]
 struct Status<'a> {
+    /// The service's state in the one `result` vocabulary: `succeeded` (steady on one
+    /// deployment), `in_progress` (a rollout runs), `failed` (the primary's rollout failed).
+    result: &'static str,
     identity: Option<&'a crate::aws::Identity>,
     service: &'a ServiceView,
     /// The revision the service runs and the configured container's image in it.
@@ -101,6 +104,7 @@ pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
         .collect();
     ui.out(render(&svc, &ecs.cluster, &running, &named, aws));
     let doc = Status {
+        result: service_result(&svc),
         identity: aws.identity.as_ref(),
         service: &svc,
         running,
@@ -174,6 +178,17 @@ fn render(
         let _ = writeln!(out, "  {} {}", e.created_at, e.message);
     }
     out.trim_end().to_string()
+}
+
+/// `status`'s `result`: what the service's deployments say about it now.
+fn service_result(svc: &ServiceView) -> &'static str {
+    let primary = svc.deployments.iter().find(|d| d.status == "PRIMARY");
+    match primary.and_then(|d| d.rollout_state.as_deref()) {
+        Some("FAILED") => "failed",
+        Some("IN_PROGRESS") => "in_progress",
+        _ if svc.deployments.len() > 1 => "in_progress",
+        _ => "succeeded",
+    }
 }
 
 #[cfg(test)]

@@ -73,6 +73,15 @@ impl WatchOutcome {
     pub fn succeeded(&self) -> bool {
         matches!(self, WatchOutcome::Succeeded { .. })
     }
+    /// The payload's `result` (the one vocabulary of schema `$defs/result`).
+    pub fn result(&self) -> &'static str {
+        match self {
+            WatchOutcome::Succeeded { .. } => "succeeded",
+            WatchOutcome::Failed { .. } => "failed",
+            WatchOutcome::Superseded { .. } => "superseded",
+            WatchOutcome::TimedOut { .. } => "timed_out",
+        }
+    }
     pub fn message(&self) -> String {
         match self {
             WatchOutcome::Succeeded {
@@ -558,6 +567,7 @@ pub fn finish_outcome(
         ui.error(outcome.message(), None);
         print_outcome(ui, outcome);
     }
+    payload.insert("result".into(), outcome.result().into());
     payload.insert(
         "outcome".into(),
         serde_json::to_value(outcome).unwrap_or_default(),

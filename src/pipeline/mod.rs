@@ -48,9 +48,12 @@ pub struct PipelineReport {
     pub account: Option<String>,
     /// The principal of the credentials (STS GetCallerIdentity).
     pub caller: Option<String>,
-    /// The worst step: `pass`, `warn` or `fail`.
-    #[serde(rename = "result")]
+    /// The worst step: `pass`, `warn` or `fail` (the summary's verdict).
+    #[serde(skip)]
     pub status: CheckStatus,
+    /// What the run concluded, in the one vocabulary of every payload (schema
+    /// `$defs/result`): a plan says `no_changes` or `changes_pending`, `full` how it ended.
+    pub result: &'static str,
     #[serde(skip)]
     pub exit_code: i32,
     pub duration_ms: u64,
@@ -107,9 +110,30 @@ impl Run<'_> {
             CheckStatus::Fail
         };
         r.exit_code = code.as_i32();
+        r.result = pipeline_result(r.dry_run, r.changes_pending, r.status, code);
         r.duration_ms = self.started.elapsed().as_millis() as u64;
         r.warnings = self.ui.warnings();
         self.report
+    }
+}
+
+/// The pipeline's `result`: a dry run (plan) says whether anything would change; a real run
+/// says how it ended.
+fn pipeline_result(
+    dry_run: bool,
+    changes_pending: usize,
+    status: CheckStatus,
+    code: Code,
+) -> &'static str {
+    match code {
+        Code::Interrupted => "interrupted",
+        Code::TimedOut => "timed_out",
+        Code::Failed | Code::Usage => "failed",
+        _ if status == CheckStatus::Fail => "failed",
+        _ if dry_run && changes_pending > 0 => "changes_pending",
+        _ if dry_run => "no_changes",
+        _ if status == CheckStatus::Warn => "warned",
+        _ => "succeeded",
     }
 }
 
@@ -142,6 +166,7 @@ pub async fn run_pipeline(
             account: None,
             caller: None,
             status: CheckStatus::Pass,
+            result: "started",
             exit_code: 0,
             duration_ms: 0,
             changes_pending: 0,

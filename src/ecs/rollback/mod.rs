@@ -236,7 +236,8 @@ pub async fn run(args: &RollbackArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyho
     }
     let seen = svc.events.iter().map(|e| e.id.clone()).collect();
     let watched = watch::watch(aws, &target, watch_options(ecs, args.timeout), ui, seen).await;
-    let payload = to_map(&doc("watched", Some(&target.deployment_id)));
+    // `result` becomes the watch's outcome (`succeeded`, `failed`, …) once it ends.
+    let payload = to_map(&doc("started", Some(&target.deployment_id)));
     match watched {
         Ok(outcome) => watch::finish_outcome(ui, "rollback", payload, &outcome),
         Err(e) => Err(super::wait::emit_interrupted(

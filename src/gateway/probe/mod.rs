@@ -471,7 +471,7 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
     let error = (status == CheckStatus::Fail || report.interrupted)
         .then(|| anyhow::anyhow!("verify --connections {}: {message}", report.connections));
     let mut payload = serde_json::to_value(&report).unwrap_or_default();
-    payload["result"] = json!(status);
+    payload["result"] = json!(crate::report::result_of_checks(status));
     payload["checks"] = json!(checks);
     let step = Step {
         name: "probe".into(),

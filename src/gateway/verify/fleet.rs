@@ -33,7 +33,7 @@ impl TargetRun {
         json!({
             "target": self.label,
             "instance": self.instance,
-            "result": self.status(),
+            "result": crate::report::result_of_checks(self.status()),
             "checks": self.checks.iter().map(|c| json!({
                 "name": c.name,
                 "status": c.status,

@@ -293,7 +293,7 @@ pub async fn run(
     ui.out(format!("verify {url}: {summary}"));
     let payload = serde_json::json!({
         "url": url,
-        "result": status,
+        "result": crate::report::result_of_checks(status),
         "duration_ms": elapsed.as_millis() as u64,
         "checks": checks,
         "targets": fleet.table(),

@@ -24,6 +24,7 @@ use crate::cli::RolloutFlags;
 use crate::config::EcsSection;
 use crate::exit::{Code, Failure};
 use crate::ui::Ui;
+use register::{register, Registration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +79,8 @@ pub struct DeployPlan {
     /// Why this service cannot be rolled by this tool; a refused plan is never started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// This run's id: the value of the [`RUN_TAG`] tag on the revision it registers.
+    pub run_id: String,
     #[serde(skip)]
     pub(crate) td: aws_sdk_ecs::types::TaskDefinition,
     #[serde(skip)]
@@ -199,6 +202,7 @@ pub async fn plan(
         target_group_arns: svc.target_group_arns.clone(),
         circuit_breaker: svc.circuit_breaker,
         refused,
+        run_id: register::new_run_id(),
         td,
         tags,
         seen_events: svc.events.iter().map(|e| e.id.clone()).collect(),
@@ -207,7 +211,7 @@ pub async fn plan(
 
 /// A failure after RegisterTaskDefinition: the revision exists, the service may not use it.
 struct Orphan {
-    registered: String,
+    registered: Option<Registration>,
     points_at_it: Option<bool>,
     error: anyhow::Error,
 }
@@ -218,17 +222,25 @@ async fn start(
     aws: &Aws,
     plan: &DeployPlan,
     ui: &Ui,
-) -> Result<(WatchTarget, Option<String>), Orphan> {
+) -> Result<(WatchTarget, Option<Registration>), Orphan> {
     let no_orphan = |error| Orphan {
-        registered: String::new(),
+        registered: None,
         points_at_it: None,
         error,
     };
     let (task_definition, registered) = match plan.action {
         RolloutAction::NewRevision => {
-            let arn = register(aws, plan).await.map_err(no_orphan)?;
-            ui.line(format!("Registered {}", revision_label(&arn)));
-            (arn.clone(), Some(arn))
+            let reg = register(aws, plan, ui).await.map_err(no_orphan)?;
+            let label = revision_label(&reg.arn);
+            if reg.adopted {
+                ui.line(format!(
+                    "Adopted {label}: RegisterTaskDefinition's answer was lost, and {label} carries this run's tag {RUN_TAG}={}, so it was not registered again",
+                    plan.run_id
+                ));
+            } else {
+                ui.line(format!("Registered {label}"));
+            }
+            (reg.arn.clone(), Some(reg))
         }
         RolloutAction::ForceNewDeployment => (plan.current_task_definition.clone(), None),
         RolloutAction::None => {
@@ -249,37 +261,19 @@ async fn start(
         Ok(target) => Ok((target, registered)),
         Err(error) => match registered {
             None => Err(no_orphan(error)),
-            Some(arn) => {
+            Some(reg) => {
                 let points_at_it = describe_service(aws, &plan.cluster, &plan.service)
                     .await
                     .ok()
-                    .map(|s| s.task_definition == arn);
+                    .map(|s| s.task_definition == reg.arn);
                 Err(Orphan {
-                    registered: arn,
+                    registered: Some(reg),
                     points_at_it,
                     error,
                 })
             }
         },
     }
-}
-
-async fn register(aws: &Aws, plan: &DeployPlan) -> anyhow::Result<String> {
-    let containers = taskdef::apply_changes(&plan.td, &plan.container, &plan.changes);
-    let out = taskdef::register_input(
-        aws.ecs.register_task_definition(),
-        &plan.td,
-        &plan.tags,
-        containers,
-    )
-    .send()
-    .await
-    .map_err(|e| sdk_error("RegisterTaskDefinition", e))?;
-    Ok(out
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .ok_or_else(|| Failure::failed("RegisterTaskDefinition returned no ARN"))?
-        .to_string())
 }
 
 /// One UpdateService call.
@@ -343,6 +337,10 @@ pub struct DeployResult {
     /// The revision this run registered, also when a later step failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registered_task_definition: Option<String>,
+    /// `registered`, or `adopted`: RegisterTaskDefinition's answer was lost and the revision
+    /// carrying this run's tag was taken instead of registering again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration: Option<&'static str>,
     /// Whether the service points at the registered revision (`None`: nothing registered,
     /// or it could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -366,6 +364,7 @@ impl DeployResult {
             preflight: Vec::new(),
             plan,
             registered_task_definition: None,
+            registration: None,
             service_uses_registered: None,
             deployment_id: None,
             task_definition: None,
@@ -379,6 +378,13 @@ impl DeployResult {
             .as_ref()
             .map(|o| o.code())
             .unwrap_or(Code::Success)
+    }
+
+    fn note_registration(&mut self, reg: Option<Registration>) {
+        if let Some(reg) = reg {
+            self.registration = Some(if reg.adopted { "adopted" } else { "registered" });
+            self.registered_task_definition = Some(reg.arn);
+        }
     }
 
     /// Where the service stands after an error that came after RegisterTaskDefinition.
@@ -441,16 +447,16 @@ pub async fn execute(
     let target = match start(aws, &result.plan, ui).await {
         Ok((target, registered)) => {
             result.service_uses_registered = registered.as_ref().map(|_| true);
-            result.registered_task_definition = registered;
+            result.note_registration(registered);
             result.deployment_id = Some(target.deployment_id.clone());
             result.task_definition = Some(target.task_definition.clone());
             target
         }
         Err(o) => {
-            if !o.registered.is_empty() {
-                result.registered_task_definition = Some(o.registered);
+            if o.registered.is_some() {
                 result.service_uses_registered = o.points_at_it;
             }
+            result.note_registration(o.registered);
             let note = result.orphan_note(ui);
             return (result, Some(with_note(o.error, note)));
         }
@@ -537,5 +543,7 @@ async fn roll_back_after(
     Ok(())
 }
 
+mod register;
 mod verb;
+pub use register::RUN_TAG;
 pub use verb::{finish, prepare, run, Beside, Prepared, Ready};

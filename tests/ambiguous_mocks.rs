@@ -258,3 +258,324 @@ async fn a_refused_register_is_neither_looked_up_nor_retried() {
     assert_eq!(register.num_calls(), 1);
     assert_eq!(list.num_calls(), 0);
 }
+
+/// The service read back after a lost UpdateService answer: on :42 with the new deployment.
+fn on_42_started() -> aws_sdk_ecs::operation::describe_services::DescribeServicesOutput {
+    completed()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_update_answer_that_reached_ecs_is_watched_by_its_deployment_id() {
+    for (name, fault) in [("503", None), ("reset", Some(Fault::Reset))] {
+        let cfg = config();
+        let describe = mock!(aws_sdk_ecs::Client::describe_services)
+            .sequence()
+            .output(on_41)
+            .output(on_42_started)
+            .repeatedly()
+            .build();
+        let td = td41_rule();
+        let register = registered_42();
+        // Every attempt of the SDK's four fails (a 503, or the connection reset after sending).
+        let update = mock!(aws_sdk_ecs::Client::update_service)
+            .sequence()
+            .http_status(503, None)
+            .times(4)
+            .build();
+        let faults = match fault {
+            Some(f) => Faults::new().on("UpdateService", &[f; 4]),
+            None => Faults::new(),
+        };
+        let health = healthy_rule();
+        let aws = aws_with_faults(&[&describe, &td, &register, &update], &[&health], &faults);
+        let ui = Ui::capturing();
+        let opts = RolloutOptions::default();
+        let p = plan(&aws, ecs(&cfg), &opts).await.unwrap();
+        let (result, err) = execute(&aws, ecs(&cfg), p, &opts, &ui).await;
+        assert!(err.is_none(), "{name}: {err:?}");
+        assert_eq!(
+            result.deployment_id.as_deref(),
+            Some("ecs-svc/new"),
+            "{name}"
+        );
+        assert!(
+            result.outcome.as_ref().unwrap().succeeded(),
+            "{name}: {:?}",
+            result.outcome
+        );
+        let warned = ui.warnings().join("\n");
+        assert!(
+            warned.contains("UpdateService failed")
+                && warned.contains("the service was read back: it points at bosar-api:42 with new deployment ecs-svc/new, so the update reached ECS: watching it"),
+            "{name}: {warned}"
+        );
+        let lines = ui.captured().join("\n");
+        assert!(
+            lines.contains("Started deployment ecs-svc/new of bosar-api:42"),
+            "{name}: {lines}"
+        );
+        assert_eq!(ui.resume_hint(), None, "{name}: the watch ended");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_update_answer_that_did_not_take_effect_says_what_the_service_runs() {
+    let cfg = config();
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(on_41);
+    let td = td41_rule();
+    let register = registered_42();
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(500, None)
+        .times(4)
+        .build();
+    let aws = aws_with_faults(&[&describe, &td, &register, &update], &[], &Faults::new());
+    let opts = RolloutOptions::default();
+    let p = plan(&aws, ecs(&cfg), &opts).await.unwrap();
+    let (result, err) = execute(&aws, ecs(&cfg), p, &opts, &Ui::silent()).await;
+    let msg = bosar_deploy::exit::message_of(&err.expect("failed"));
+    assert!(msg.contains("UpdateService failed: HTTP 500"), "{msg}");
+    assert!(
+        msg.contains("the service was read back: it runs bosar-api:41 with no new deployment, so the update did not take effect"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("bosar-api:42 was registered but the service still runs bosar-api:41"),
+        "{msg}"
+    );
+    assert_eq!(result.deployment_id, None);
+}
+
+/// Revision 42 as deploy.toml describes it (`WEBSOCKET_PING_INTERVAL` 25000): nothing to change.
+fn td42_in_sync() -> DescribeTaskDefinitionOutput {
+    let mut out = td41();
+    let td = out.task_definition.take().unwrap();
+    let mut c = td.container_definitions()[0].clone();
+    c.environment = Some(vec![aws_sdk_ecs::types::KeyValuePair::builder()
+        .name("WEBSOCKET_PING_INTERVAL")
+        .value("25000")
+        .build()]);
+    DescribeTaskDefinitionOutput::builder()
+        .task_definition(
+            TaskDefinition::builder()
+                .task_definition_arn(TD42)
+                .family("bosar-api")
+                .container_definitions(c)
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_to_change_while_a_deployment_rolls_out_watches_it() {
+    let cfg = config();
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .output(in_progress)
+        .times(2)
+        .output(completed)
+        .build();
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(td42_in_sync);
+    let register = registered_42();
+    let update = update_to(TD42, "ecs-svc/other");
+    let health = healthy_rule();
+    let aws = aws_with_faults(
+        &[&describe, &td, &register, &update],
+        &[&health],
+        &Faults::new(),
+    );
+    let ui = Ui::capturing();
+    let opts = RolloutOptions::default();
+    let p = plan(&aws, ecs(&cfg), &opts).await.unwrap();
+    assert_eq!(p.action, bosar_deploy::ecs::deploy::RolloutAction::None);
+    assert!(p.render().contains("deployment ecs-svc/new of bosar-api:42 is in progress on the service: deploy watches it"), "{}", p.render());
+    let (result, err) = execute(&aws, ecs(&cfg), p, &opts, &ui).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(
+        register.num_calls() + update.num_calls(),
+        0,
+        "nothing is changed"
+    );
+    assert_eq!(result.deployment_id.as_deref(), Some("ecs-svc/new"));
+    let outcome = result.outcome.as_ref().expect("watched");
+    assert!(outcome.succeeded(), "{outcome:?}");
+    let lines = ui.captured().join("\n");
+    assert!(lines.contains("Nothing to change, but deployment ecs-svc/new of bosar-api:42 is in progress on the service (ECS does not say who started it"), "{lines}");
+    let json = serde_json::to_value(&result).unwrap();
+    assert_eq!(json["plan"]["in_progress"]["id"], "ecs-svc/new");
+    assert_eq!(json["outcome"]["outcome"], "succeeded");
+
+    // Settled: "No changes", nothing watched.
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(completed);
+    let aws = aws_with_faults(&[&describe, &td], &[], &Faults::new());
+    let p = plan(&aws, ecs(&cfg), &opts).await.unwrap();
+    assert!(p.in_progress.is_none());
+    let (result, err) = execute(&aws, ecs(&cfg), p, &opts, &Ui::silent()).await;
+    assert!(err.is_none() && result.outcome.is_none());
+    assert_eq!(describe.num_calls(), 1);
+}
+
+fn watch_for(timeout_secs: u64) -> bosar_deploy::ecs::watch::WatchOptions {
+    bosar_deploy::ecs::watch::WatchOptions {
+        poll_interval: std::time::Duration::from_secs(5),
+        timeout: std::time::Duration::from_secs(timeout_secs),
+        max_failed_tasks: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_poll_is_cancelled_at_the_watchs_deadline() {
+    use bosar_deploy::ecs::watch::{watch, WatchOutcome};
+    use std::time::Duration;
+    // The first poll never answers (no SDK timeout shorter than the watch's).
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(in_progress);
+    let faults = Faults::new().on("DescribeServices", &[Fault::Hang]);
+    let aws = aws_with_faults(&[&describe], &[], &faults);
+    let started = tokio::time::Instant::now();
+    let out = watch(
+        &aws,
+        &target(),
+        watch_for(5),
+        &Ui::silent(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(5),
+        "not the 20 s attempt timeout"
+    );
+    let WatchOutcome::TimedOut { message, state, .. } = &out else {
+        panic!("{out:?}")
+    };
+    assert!(message.starts_with("timed out after 5s waiting for deployment ecs-svc/new; no call was answered: the first was still waiting at the deadline"), "{message}");
+    assert_eq!(state, &vec!["no answer from ECS".to_string()]);
+
+    // Answers that come 8 s late, with a 20 s timeout: the poll sent at 13 s is cut at 20 s.
+    let faults = Faults::new().on(
+        "DescribeServices",
+        &[Fault::Delay(Duration::from_secs(8)); 3],
+    );
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(in_progress);
+    let aws = aws_with_faults(&[&describe], &[], &faults);
+    let started = tokio::time::Instant::now();
+    let out = watch(
+        &aws,
+        &target(),
+        watch_for(20),
+        &Ui::silent(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(started.elapsed(), Duration::from_secs(20));
+    assert!(
+        out.message()
+            .contains("; the last poll had no answer by the deadline and was cancelled"),
+        "{}",
+        out.message()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_during_which_every_poll_failed_says_what_they_saw() {
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
+    use bosar_deploy::ecs::watch::watch;
+    let throttled = || {
+        DescribeServicesError::generic(
+            ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
+        )
+    };
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .error(throttled)
+        .repeatedly()
+        .build();
+    let aws = aws_with_faults(&[&describe], &[], &Faults::new());
+    let out = watch(
+        &aws,
+        &target(),
+        watch_for(60),
+        &Ui::silent(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.message()
+            .contains("; every DescribeServices call was throttled ("),
+        "{}",
+        out.message()
+    );
+
+    // 500s: every poll failed, and the last error is named.
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .sequence()
+        .http_status(500, None)
+        .repeatedly()
+        .build();
+    let aws = aws_with_faults(&[&describe], &[], &Faults::new());
+    let out = watch(
+        &aws,
+        &target(),
+        watch_for(60),
+        &Ui::silent(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.message().contains("; every poll failed (")
+            && out
+                .message()
+                .contains("the last: DescribeServices failed: HTTP 500"),
+        "{}",
+        out.message()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupt_during_update_service_names_the_registered_revision() {
+    use bosar_deploy::exit::{code_of, message_of, Code};
+    let cfg = config();
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(on_41);
+    let td = td41_rule();
+    let register = registered_42();
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(200, Some("{}".into()))
+        .build();
+    let faults = Faults::new().on("UpdateService", &[Fault::Hang]);
+    let aws = aws_with_faults(&[&describe, &td, &register, &update], &[], &faults);
+    let ui = Ui::capturing();
+    let opts = RolloutOptions::default();
+    let p = plan(&aws, ecs(&cfg), &opts).await.unwrap();
+    let ((result, err), ()) = tokio::join!(execute(&aws, ecs(&cfg), p, &opts, &ui), async {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        assert!(
+            ui.wraps_up(),
+            "the run reports the revision instead of being dropped"
+        );
+        ui.interrupt();
+    });
+    let err = err.expect("interrupted");
+    assert_eq!(code_of(&err), Code::Interrupted);
+    let msg = message_of(&err);
+    assert!(msg.contains("interrupted during UpdateService; bosar-api:42 was registered; whether the service points at it is unknown"), "{msg}");
+    assert_eq!(result.registered_task_definition.as_deref(), Some(TD42));
+    let json = serde_json::to_value(&result).unwrap();
+    assert_eq!(json["registered_task_definition"], TD42);
+    let (note, next) = ui.interrupt_note().expect("an interrupt note");
+    assert!(
+        note.contains("interrupted after bosar-api:42 was registered"),
+        "{note}"
+    );
+    assert!(
+        next.contains("aws ecs deregister-task-definition --task-definition bosar-api:42"),
+        "{next}"
+    );
+}

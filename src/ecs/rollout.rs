@@ -109,6 +109,74 @@ impl ServiceView {
     }
 }
 
+/// What the polls saw, for the timeout's message: a watch whose every call failed says so.
+#[derive(Debug, Default)]
+pub struct PollRecord {
+    pub answered: u32,
+    failed: u32,
+    throttled: u32,
+    last_error: Option<String>,
+    /// The operation every failure named (`None`: none yet, or several).
+    operation: Option<String>,
+    mixed: bool,
+    /// The poll under way at the deadline had no answer: it was cancelled.
+    pub hung: bool,
+}
+
+impl PollRecord {
+    pub fn failure(&mut self, msg: &str) {
+        self.failed += 1;
+        if ["Throttl", "RequestLimitExceeded", "TooManyRequests"]
+            .iter()
+            .any(|t| msg.contains(t))
+        {
+            self.throttled += 1;
+        }
+        let op = msg.split(" failed").next().unwrap_or_default().to_string();
+        match &self.operation {
+            Some(o) if *o != op => self.mixed = true,
+            _ => self.operation = Some(op),
+        }
+        self.last_error = Some(msg.to_string());
+    }
+
+    /// "; every DescribeServices call was throttled (12 in all)" and the like.
+    pub fn note(&self) -> String {
+        let op = match (&self.operation, self.mixed) {
+            (Some(o), false) => format!("{o} call"),
+            _ => "call".to_string(),
+        };
+        let last = self.last_error.as_deref().unwrap_or_default();
+        let cut = if self.hung {
+            "; the last poll had no answer by the deadline and was cancelled"
+        } else {
+            ""
+        };
+        match (self.answered, self.failed) {
+            (0, 0) if self.hung => {
+                "; no call was answered: the first was still waiting at the deadline".into()
+            }
+            (0, f) if f == self.throttled => {
+                format!("; every {op} was throttled ({f} in all){cut}")
+            }
+            (0, f) => format!("; every poll failed ({f} in all), the last: {last}{cut}"),
+            (a, f) if f > 0 => format!("; {f} of {} polls failed, the last: {last}{cut}", a + f),
+            _ => cut.to_string(),
+        }
+    }
+}
+
+/// The deployment still rolling out, if any: the PRIMARY one while its rolloutState is
+/// IN_PROGRESS, or (services without rolloutState) while older deployments run beside it.
+pub fn rollout_in_progress(svc: &ServiceView) -> Option<&DeploymentView> {
+    let p = svc.primary()?;
+    let busy = match p.rollout_state.as_deref() {
+        Some(state) => state == "IN_PROGRESS",
+        None => svc.deployments.len() > 1,
+    };
+    busy.then_some(p)
+}
+
 /// Why this tool cannot roll the service, if it cannot: UpdateService with a new revision is
 /// refused for CODE_DEPLOY, EXTERNAL services take task sets, and ECS-native blue/green,
 /// linear and canary shift traffic between two target groups, so "healthy in the service's

@@ -11,8 +11,9 @@ use std::time::Duration;
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::types::{SortOrder, Tag};
 
+use super::update::answer_lost;
 use super::DeployPlan;
-use crate::aws::{is_transient, sdk_error, Aws};
+use crate::aws::{sdk_error, Aws};
 use crate::ecs::describe_task_definition;
 use crate::ecs::taskdef::{self, revision_label, revision_number};
 use crate::exit::{message_of, Failure};
@@ -100,7 +101,7 @@ async fn send(aws: &Aws, plan: &DeployPlan, tags: &[Tag]) -> Sent {
                     .into(),
             ),
         },
-        Err(e) if is_transient(&e) => Sent::Lost(sdk_error("RegisterTaskDefinition", e)),
+        Err(e) if answer_lost(&e) => Sent::Lost(sdk_error("RegisterTaskDefinition", e)),
         Err(e) => Sent::Refused(sdk_error("RegisterTaskDefinition", e)),
     }
 }

@@ -1,7 +1,9 @@
 //! Issue 22's ambiguous answers from AWS, on the SDK's mock layer with transport faults
 //! (support::faults) and tokio's paused clock: a RegisterTaskDefinition whose answer was lost
 //! (reset after sending, 500, a body cut short, no answer at all) is resolved by this run's tag
-//! and never registered twice.
+//! and never registered twice; a lost UpdateService answer by reading the service back; a
+//! deployment in progress is watched when there is nothing to change; an interrupt during
+//! UpdateService names the revision.
 
 mod support;
 
@@ -413,129 +415,6 @@ async fn nothing_to_change_while_a_deployment_rolls_out_watches_it() {
     let (result, err) = execute(&aws, ecs(&cfg), p, &opts, &Ui::silent()).await;
     assert!(err.is_none() && result.outcome.is_none());
     assert_eq!(describe.num_calls(), 1);
-}
-
-fn watch_for(timeout_secs: u64) -> bosar_deploy::ecs::watch::WatchOptions {
-    bosar_deploy::ecs::watch::WatchOptions {
-        poll_interval: std::time::Duration::from_secs(5),
-        timeout: std::time::Duration::from_secs(timeout_secs),
-        max_failed_tasks: None,
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_hanging_poll_is_cancelled_at_the_watchs_deadline() {
-    use bosar_deploy::ecs::watch::{watch, WatchOutcome};
-    use std::time::Duration;
-    // The first poll never answers (no SDK timeout shorter than the watch's).
-    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(in_progress);
-    let faults = Faults::new().on("DescribeServices", &[Fault::Hang]);
-    let aws = aws_with_faults(&[&describe], &[], &faults);
-    let started = tokio::time::Instant::now();
-    let out = watch(
-        &aws,
-        &target(),
-        watch_for(5),
-        &Ui::silent(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        started.elapsed(),
-        Duration::from_secs(5),
-        "not the 20 s attempt timeout"
-    );
-    let WatchOutcome::TimedOut { message, state, .. } = &out else {
-        panic!("{out:?}")
-    };
-    assert!(message.starts_with("timed out after 5s waiting for deployment ecs-svc/new; no call was answered: the first was still waiting at the deadline"), "{message}");
-    assert_eq!(state, &vec!["no answer from ECS".to_string()]);
-
-    // Answers that come 8 s late, with a 20 s timeout: the poll sent at 13 s is cut at 20 s.
-    let faults = Faults::new().on(
-        "DescribeServices",
-        &[Fault::Delay(Duration::from_secs(8)); 3],
-    );
-    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(in_progress);
-    let aws = aws_with_faults(&[&describe], &[], &faults);
-    let started = tokio::time::Instant::now();
-    let out = watch(
-        &aws,
-        &target(),
-        watch_for(20),
-        &Ui::silent(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(started.elapsed(), Duration::from_secs(20));
-    assert!(
-        out.message()
-            .contains("; the last poll had no answer by the deadline and was cancelled"),
-        "{}",
-        out.message()
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_timeout_during_which_every_poll_failed_says_what_they_saw() {
-    use aws_sdk_ecs::operation::describe_services::DescribeServicesError;
-    use bosar_deploy::ecs::watch::watch;
-    let throttled = || {
-        DescribeServicesError::generic(
-            ErrorMetadata::builder()
-                .code("ThrottlingException")
-                .message("Rate exceeded")
-                .build(),
-        )
-    };
-    let describe = mock!(aws_sdk_ecs::Client::describe_services)
-        .sequence()
-        .error(throttled)
-        .repeatedly()
-        .build();
-    let aws = aws_with_faults(&[&describe], &[], &Faults::new());
-    let out = watch(
-        &aws,
-        &target(),
-        watch_for(60),
-        &Ui::silent(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        out.message()
-            .contains("; every DescribeServices call was throttled ("),
-        "{}",
-        out.message()
-    );
-
-    // 500s: every poll failed, and the last error is named.
-    let describe = mock!(aws_sdk_ecs::Client::describe_services)
-        .sequence()
-        .http_status(500, None)
-        .repeatedly()
-        .build();
-    let aws = aws_with_faults(&[&describe], &[], &Faults::new());
-    let out = watch(
-        &aws,
-        &target(),
-        watch_for(60),
-        &Ui::silent(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        out.message().contains("; every poll failed (")
-            && out
-                .message()
-                .contains("the last: DescribeServices failed: HTTP 500"),
-        "{}",
-        out.message()
-    );
 }
 
 #[tokio::test(start_paused = true)]

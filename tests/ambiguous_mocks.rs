@@ -458,3 +458,31 @@ async fn an_interrupt_during_update_service_names_the_registered_revision() {
         "{next}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_forced_deployment_without_a_new_deployment_did_not_take_effect() {
+    let cfg = config();
+    // Settled on :42, which is what deploy.toml describes.
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(completed);
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(td42_in_sync);
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .sequence()
+        .http_status(500, None)
+        .times(4)
+        .build();
+    let aws = aws_with_faults(&[&describe, &td, &update], &[], &Faults::new());
+    let opts = RolloutOptions {
+        force_new_deployment: true,
+        ..Default::default()
+    };
+    let p = plan(&aws, ecs(&cfg), &opts).await.unwrap();
+    let (result, err) = execute(&aws, ecs(&cfg), p, &opts, &Ui::silent()).await;
+    let msg = bosar_deploy::exit::message_of(&err.expect("failed"));
+    assert!(
+        msg.contains(
+            "it runs bosar-api:42 with no new deployment, so the update did not take effect"
+        ),
+        "{msg}"
+    );
+    assert_eq!(result.deployment_id, None);
+}

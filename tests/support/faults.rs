@@ -156,3 +156,41 @@ pub fn aws_with_faults(ecs_rules: &[&Rule], elb_rules: &[&Rule], faults: &Faults
         sdk: None,
     }
 }
+
+/// The fault-injecting proxy (`fault_proxy.py`) in front of a moto server: `faults` as
+/// `OPERATION:FAULT:COUNT` (`reset`: moto acts, the answer is lost; `503`: moto never sees it).
+pub struct FaultProxy {
+    pub endpoint: String,
+    _peer: super::Peer,
+}
+
+impl FaultProxy {
+    pub fn start(moto: &super::Moto, faults: &[&str]) -> FaultProxy {
+        let py = super::require(&super::repo().join(".venv/bin/python"), "the venv's python");
+        let port = super::free_port();
+        let child = std::process::Command::new(py)
+            .arg(super::repo().join("tests/support/fault_proxy.py"))
+            .args([port.to_string(), moto.port.to_string()])
+            .args(faults)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn fault_proxy.py");
+        let peer = super::Peer {
+            child,
+            name: "fault proxy".into(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fault_proxy.py did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FaultProxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _peer: peer,
+        }
+    }
+}

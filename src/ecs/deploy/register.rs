@@ -23,8 +23,10 @@ use crate::ui::Ui;
 pub const RUN_TAG: &str = "bosar-deploy:run-id";
 /// ECS's limit on tags per resource (tags with the `aws:` prefix do not count).
 const MAX_TAGS: usize = 50;
-/// Newest revisions of the family read when looking for this run's.
-const LOOKUP_REVISIONS: i32 = 5;
+/// Newest revisions of the family described when looking for this run's.
+const LOOKUP_REVISIONS: usize = 5;
+/// One page of ListTaskDefinitions (its maximum): the newest are in it, sorted or not.
+const LIST_PAGE: i32 = 100;
 /// Sends of the call in all: a second one only after a lookup found nothing.
 const SENDS: usize = 2;
 /// Time given to AWS before looking: a call whose answer timed out may still be under way.
@@ -107,7 +109,7 @@ async fn send(aws: &Aws, plan: &DeployPlan, tags: &[Tag]) -> Sent {
 }
 
 /// The family's revision carrying `run_id`, among the newest [`LOOKUP_REVISIONS`] newer than
-/// `after` (the revision the plan started from).
+/// `after` (the revision the plan started from), from one page of ListTaskDefinitions.
 async fn find_ours(
     aws: &Aws,
     family: &str,
@@ -119,20 +121,20 @@ async fn find_ours(
         .list_task_definitions()
         .family_prefix(family)
         .sort(SortOrder::Desc)
-        .max_results(LOOKUP_REVISIONS)
+        .max_results(LIST_PAGE)
         .send()
         .await
         .map_err(|e| sdk_error("ListTaskDefinitions", e))?;
-    for arn in list.task_definition_arns() {
-        let label = revision_label(arn);
-        if label.rsplit_once(':').map(|(f, _)| f) != Some(family) {
-            continue;
-        }
-        if let (Some(after), Some(n)) = (after, revision_number(arn)) {
-            if n <= after {
-                break;
-            }
-        }
+    // Newest first by number, whatever order the answer came in (moto ignores `sort`).
+    let mut candidates: Vec<(i32, &String)> = list
+        .task_definition_arns()
+        .iter()
+        .filter(|arn| revision_label(arn).rsplit_once(':').map(|(f, _)| f) == Some(family))
+        .filter_map(|arn| Some((revision_number(arn)?, arn)))
+        .filter(|(n, _)| after.is_none_or(|a| *n > a))
+        .collect();
+    candidates.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    for (_, arn) in candidates.into_iter().take(LOOKUP_REVISIONS) {
         let (_, tags) = describe_task_definition(aws, arn).await?;
         if tags
             .iter()

@@ -114,13 +114,18 @@ async fn resolve_lost(
             .into());
         }
     };
-    let started = svc
-        .primary()
-        .filter(|_| svc.task_definition == r.task_definition)
-        .filter(|d| !r.known_deployments.contains(&d.id));
-    if let Some(d) = started {
+    // A new revision is ours alone: the service pointing at it means the update took effect
+    // (moto keeps the old deployment's id); a forced deployment needs a new deployment.
+    let points = svc.task_definition == r.task_definition;
+    let primary = svc.primary().filter(|_| points);
+    if let Some(d) = primary.filter(|d| !r.force || !r.known_deployments.contains(&d.id)) {
+        let which = if r.known_deployments.contains(&d.id) {
+            "primary deployment"
+        } else {
+            "new deployment"
+        };
         ui.warn(format!(
-            "{}; the service was read back: it points at {ours} with new deployment {}, so the update reached ECS: watching it",
+            "{}; the service was read back: it points at {ours} with {which} {}, so the update reached ECS: watching it",
             message_of(&lost),
             d.id
         ));

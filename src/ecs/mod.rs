@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod masking;
+mod polls;
 pub mod preflight;
 pub mod rollback;
 pub mod rollout;

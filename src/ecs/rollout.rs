@@ -109,63 +109,6 @@ impl ServiceView {
     }
 }
 
-/// What the polls saw, for the timeout's message: a watch whose every call failed says so.
-#[derive(Debug, Default)]
-pub struct PollRecord {
-    pub answered: u32,
-    failed: u32,
-    throttled: u32,
-    last_error: Option<String>,
-    /// The operation every failure named (`None`: none yet, or several).
-    operation: Option<String>,
-    mixed: bool,
-    /// The poll under way at the deadline had no answer: it was cancelled.
-    pub hung: bool,
-}
-
-impl PollRecord {
-    pub fn failure(&mut self, msg: &str) {
-        self.failed += 1;
-        if ["Throttl", "RequestLimitExceeded", "TooManyRequests"]
-            .iter()
-            .any(|t| msg.contains(t))
-        {
-            self.throttled += 1;
-        }
-        let op = msg.split(" failed").next().unwrap_or_default().to_string();
-        match &self.operation {
-            Some(o) if *o != op => self.mixed = true,
-            _ => self.operation = Some(op),
-        }
-        self.last_error = Some(msg.to_string());
-    }
-
-    /// "; every DescribeServices call was throttled (12 in all)" and the like.
-    pub fn note(&self) -> String {
-        let op = match (&self.operation, self.mixed) {
-            (Some(o), false) => format!("{o} call"),
-            _ => "call".to_string(),
-        };
-        let last = self.last_error.as_deref().unwrap_or_default();
-        let cut = if self.hung {
-            "; the last poll had no answer by the deadline and was cancelled"
-        } else {
-            ""
-        };
-        match (self.answered, self.failed) {
-            (0, 0) if self.hung => {
-                "; no call was answered: the first was still waiting at the deadline".into()
-            }
-            (0, f) if f == self.throttled => {
-                format!("; every {op} was throttled ({f} in all){cut}")
-            }
-            (0, f) => format!("; every poll failed ({f} in all), the last: {last}{cut}"),
-            (a, f) if f > 0 => format!("; {f} of {} polls failed, the last: {last}{cut}", a + f),
-            _ => cut.to_string(),
-        }
-    }
-}
-
 /// The deployment still rolling out, if any: the PRIMARY one while its rolloutState is
 /// IN_PROGRESS, or (services without rolloutState) while older deployments run beside it.
 pub fn rollout_in_progress(svc: &ServiceView) -> Option<&DeploymentView> {
@@ -373,6 +316,50 @@ pub fn assess(svc: &ServiceView, ours: &str, policy: &Policy) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rollout_is_in_progress_while_the_primary_is_or_old_deployments_run() {
+        let d = |id: &str, status: &str, state: Option<&str>| DeploymentView {
+            id: id.into(),
+            status: status.into(),
+            task_definition: format!("arn:aws:ecs:us-east-1:1:task-definition/f:{id}"),
+            desired: 2,
+            pending: 0,
+            running: 2,
+            failed_tasks: 0,
+            rollout_state: state.map(str::to_string),
+            rollout_state_reason: None,
+            created_at: String::new(),
+        };
+        let svc = |deployments| ServiceView {
+            name: "s".into(),
+            status: "ACTIVE".into(),
+            task_definition: String::new(),
+            desired: 2,
+            running: 2,
+            pending: 0,
+            deployments,
+            events: Vec::new(),
+            target_group_arns: Vec::new(),
+            deployment_controller: None,
+            strategy: None,
+            circuit_breaker: None,
+            load_balancer_containers: Vec::new(),
+        };
+        let busy = svc(vec![
+            d("2", "PRIMARY", Some("IN_PROGRESS")),
+            d("1", "ACTIVE", Some("COMPLETED")),
+        ]);
+        assert_eq!(rollout_in_progress(&busy).map(|d| d.id.as_str()), Some("2"));
+        let done = svc(vec![
+            d("2", "PRIMARY", Some("COMPLETED")),
+            d("1", "ACTIVE", Some("COMPLETED")),
+        ]);
+        assert!(rollout_in_progress(&done).is_none());
+        let old_style = svc(vec![d("2", "PRIMARY", None), d("1", "ACTIVE", None)]);
+        assert!(rollout_in_progress(&old_style).is_some());
+        assert!(rollout_in_progress(&svc(vec![d("2", "PRIMARY", None)])).is_none());
+    }
 
     pub fn dep(
         id: &str,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::rollout::{assess, DeploymentRef, Policy, PollRecord, ServiceView, Verdict};
+use super::polls::PollRecord;
+use super::rollout::{assess, DeploymentRef, Policy, ServiceView, Verdict};
 use super::taskdef::revision_label;
 use super::{describe_service, stopped_tasks, target_health, DescribeError};
 use crate::aws::Aws;

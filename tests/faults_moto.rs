@@ -1,6 +1,7 @@
 //! The fault-injecting proxy (support/fault_proxy.py) between the tool and moto: a
 //! RegisterTaskDefinition that moto carried out but whose answer was lost leaves one revision,
-//! adopted by its run tag, never a duplicate; the state left in moto is checked, and a rerun
+//! adopted by its run tag, never a duplicate; a lost UpdateService answer is watched; a half
+//! applied `alb-update` reports each change; the state left in moto is checked, and a rerun
 //! without faults converges.
 
 mod support;
@@ -111,4 +112,86 @@ fn an_update_answer_lost_after_moto_applied_it_is_watched_not_reported_as_unreac
         .args(["deploy", "--image", "repo/bosar-api:1.5.0"]));
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.contains("No changes:"), "{}", out.all());
+}
+
+const ALB_STATE: &str = r#"
+import boto3, json
+elb = boto3.client("elbv2")
+tg = elb.describe_target_groups(Names=["bosar-api-tg"])["TargetGroups"][0]
+attrs = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}
+lb = elb.describe_load_balancers(Names=["bosar-api-alb"])["LoadBalancers"][0]
+lbattrs = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]}
+print(json.dumps({"tg": attrs, "lb": lbattrs}))
+"#;
+
+#[test]
+fn alb_update_half_applied_reports_each_change_and_a_rerun_converges() {
+    let moto = Moto::start();
+    let (_d, cfg) = write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    // The target group's call goes through; the load balancer's gets 503 on every attempt.
+    let proxy = FaultProxy::start(&moto, &["ModifyLoadBalancerAttributes:503:4"]);
+    let out = run(bosar(&proxy.endpoint, "fault-alb")
+        .args(["--config"])
+        .arg(&cfg)
+        .arg("alb-update"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    for line in [
+        "What AWS holds after the failure (read back):",
+        "applied     bosar-api-tg stickiness.enabled = true",
+        "not applied bosar-api-alb idle_timeout.timeout_seconds = 120",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "missing {line:?}:\n{}",
+            out.all()
+        );
+    }
+    assert!(
+        out.stderr.contains("ModifyLoadBalancerAttributes failed: ServerException: injected by fault_proxy: the change may have been applied")
+            && out.stderr.contains("of 5 change(s): 4 applied, 1 not applied, 0 unknown"),
+        "{}",
+        out.stderr
+    );
+    let state: serde_json::Value = serde_json::from_str(moto.python(ALB_STATE).trim()).unwrap();
+    assert_eq!(state["tg"]["stickiness.enabled"], "true", "{state}");
+    assert_ne!(
+        state["lb"]["idle_timeout.timeout_seconds"], "120",
+        "{state}"
+    );
+
+    // The same fault, as JSON: each change with its status.
+    let proxy = FaultProxy::start(&moto, &["ModifyLoadBalancerAttributes:503:4"]);
+    let out = run(bosar(&proxy.endpoint, "fault-alb-json")
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .arg("alb-update"));
+    assert_eq!(out.code, 1, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    let results = doc["alb_update"]["change_results"].as_array().unwrap();
+    assert_eq!(
+        results.len(),
+        1,
+        "only the idle timeout is still planned: {doc:#}"
+    );
+    assert_eq!(results[0]["status"], "not_applied");
+    assert_eq!(results[0]["read_back"], "60");
+
+    // Without faults: only what is still different is applied, then in sync.
+    let out = run(bosar(&moto.endpoint, "fault-alb-rerun")
+        .args(["--config"])
+        .arg(&cfg)
+        .arg("alb-update"));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout
+            .contains("Applied 1 change(s); read back and confirmed."),
+        "{}",
+        out.all()
+    );
+    let state: serde_json::Value = serde_json::from_str(moto.python(ALB_STATE).trim()).unwrap();
+    assert_eq!(
+        state["lb"]["idle_timeout.timeout_seconds"], "120",
+        "{state}"
+    );
 }

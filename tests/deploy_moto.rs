@@ -102,7 +102,6 @@ fn deploy_registers_a_full_copy_with_new_env_and_image_and_succeeds() {
         "executionRoleArn",
         "taskRoleArn",
         "requiresCompatibilities",
-        "tags",
         "volumes",
         "family",
         "runtimePlatform",
@@ -114,6 +113,14 @@ fn deploy_registers_a_full_copy_with_new_env_and_image_and_succeeds() {
         !old["tags"].as_array().unwrap().is_empty(),
         "fixture has tags"
     );
+    // The tags are kept, and the run's id is added (what a lost answer is resolved by).
+    let mut new_tags = new["tags"].as_array().unwrap().clone();
+    let run_tag = new_tags
+        .iter()
+        .position(|t| t["key"] == "bosar-deploy:run-id")
+        .expect("the run's tag");
+    assert!(new_tags.remove(run_tag)["value"].as_str().unwrap().len() > 10);
+    assert_eq!(old["tags"].as_array().unwrap(), &new_tags, "tags kept");
     let containers =
         |td: &serde_json::Value| td["containerDefinitions"].as_array().unwrap().clone();
     let (oc, nc) = (containers(old), containers(new));

@@ -215,7 +215,11 @@ ecs.update_service(cluster="bosar-cluster", service="bosar-api",
         .iter()
         .map(|t| t["key"].as_str().unwrap())
         .collect();
-    assert_eq!(tags, vec!["team"], "aws: tags are not copied");
+    assert_eq!(
+        tags,
+        vec!["team", "bosar-deploy:run-id"],
+        "aws: tags are not copied; the run's tag is added"
+    );
 }
 
 const TD_COUNT: &str = r#"

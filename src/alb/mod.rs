@@ -1,13 +1,16 @@
 //! `alb-update`: the target group (and load balancer idle timeout) brought to deploy.toml's state.
 //! Reads first, plans a diff ([`plan`]), applies only changed keys, reads back to confirm.
 
+mod apply;
 pub mod plan;
+mod read;
+
+pub use apply::{apply, apply_reporting, ApplyReport, ChangeResult, ChangeStatus};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerAttribute, TargetGroupAttribute};
 use console::style;
 use serde::Serialize;
 
@@ -17,6 +20,7 @@ use crate::config::{Config, ResourceRef};
 use crate::exit::{Code, Failure};
 use crate::ui::Ui;
 use plan::{AttributeChange, NotManaged};
+use read::{read_with_retry, CompleteAnswer};
 
 /// The target group as AWS reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -175,13 +179,15 @@ pub async fn describe_target_group(aws: &Aws, id: &ResourceRef) -> anyhow::Resul
         return Err(not_found_tg(aws, id));
     };
     let arn = tg.target_group_arn().unwrap_or_default().to_string();
-    let attrs = aws
-        .elb
-        .describe_target_group_attributes()
-        .target_group_arn(&arn)
-        .send()
-        .await
-        .map_err(|e| sdk_error("DescribeTargetGroupAttributes", e))?;
+    let attrs = read_with_retry("DescribeTargetGroupAttributes", || {
+        aws.elb
+            .describe_target_group_attributes()
+            .target_group_arn(&arn)
+            .customize()
+            .interceptor(CompleteAnswer("DescribeTargetGroupAttributesResponse"))
+            .send()
+    })
+    .await?;
     Ok(TargetGroupInfo {
         name: tg.target_group_name().unwrap_or_default().to_string(),
         protocol: tg.protocol().map(|p| p.as_str().to_string()),
@@ -246,13 +252,15 @@ pub async fn describe_load_balancers(
         };
         for lb in resp.load_balancers() {
             let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-            let attrs = aws
-                .elb
-                .describe_load_balancer_attributes()
-                .load_balancer_arn(&arn)
-                .send()
-                .await
-                .map_err(|e| sdk_error("DescribeLoadBalancerAttributes", e))?;
+            let attrs = read_with_retry("DescribeLoadBalancerAttributes", || {
+                aws.elb
+                    .describe_load_balancer_attributes()
+                    .load_balancer_arn(&arn)
+                    .customize()
+                    .interceptor(CompleteAnswer("DescribeLoadBalancerAttributesResponse"))
+                    .send()
+            })
+            .await?;
             out.push(LoadBalancerInfo {
                 name: lb.load_balancer_name().unwrap_or_default().to_string(),
                 dns_name: lb.dns_name().map(str::to_string),
@@ -400,111 +408,6 @@ fn refusal_of_load_balancer(lb: &LoadBalancerInfo) -> Option<String> {
     })
 }
 
-/// Applies only the planned keys, then reads back and confirms each value stuck.
-/// The target group and each load balancer are independent and go concurrently.
-pub async fn apply(aws: &Aws, plan: &AlbPlan) -> anyhow::Result<()> {
-    plan.ensure_not_refused()?;
-    let tg = async {
-        if plan.target_group_changes.is_empty() {
-            return Ok(());
-        }
-        let attrs: Vec<TargetGroupAttribute> = plan
-            .target_group_changes
-            .iter()
-            .map(|c| {
-                TargetGroupAttribute::builder()
-                    .key(&c.key)
-                    .value(&c.desired)
-                    .build()
-            })
-            .collect();
-        aws.elb
-            .modify_target_group_attributes()
-            .target_group_arn(&plan.target_group.arn)
-            .set_attributes(Some(attrs))
-            .send()
-            .await
-            .map_err(|e| sdk_error("ModifyTargetGroupAttributes", e))?;
-        let back = aws
-            .elb
-            .describe_target_group_attributes()
-            .target_group_arn(&plan.target_group.arn)
-            .send()
-            .await
-            .map_err(|e| sdk_error("DescribeTargetGroupAttributes", e))?;
-        let back = attributes_map(back.attributes().iter().map(|a| (a.key(), a.value())));
-        confirm(&back, &plan.target_group_changes, &plan.target_group.name)
-    };
-    let lbs = plan
-        .load_balancers
-        .iter()
-        .filter(|lb| !lb.changes.is_empty())
-        .map(|lb| async move {
-            let attrs: Vec<LoadBalancerAttribute> = lb
-                .changes
-                .iter()
-                .map(|c| {
-                    LoadBalancerAttribute::builder()
-                        .key(&c.key)
-                        .value(&c.desired)
-                        .build()
-                })
-                .collect();
-            aws.elb
-                .modify_load_balancer_attributes()
-                .load_balancer_arn(&lb.arn)
-                .set_attributes(Some(attrs))
-                .send()
-                .await
-                .map_err(|e| sdk_error("ModifyLoadBalancerAttributes", e))?;
-            let back = aws
-                .elb
-                .describe_load_balancer_attributes()
-                .load_balancer_arn(&lb.arn)
-                .send()
-                .await
-                .map_err(|e| sdk_error("DescribeLoadBalancerAttributes", e))?;
-            let back = attributes_map(back.attributes().iter().map(|a| (a.key(), a.value())));
-            confirm(&back, &lb.changes, &lb.name)
-        });
-    let (tg, lbs) = tokio::join!(tg, futures_util::future::join_all(lbs));
-    tg?;
-    lbs.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-    Ok(())
-}
-
-fn confirm(
-    back: &BTreeMap<String, String>,
-    changes: &[AttributeChange],
-    what: &str,
-) -> anyhow::Result<()> {
-    let wrong: Vec<String> = changes
-        .iter()
-        .filter(|c| {
-            back.get(&c.key)
-                .map(|v| !v.eq_ignore_ascii_case(&c.desired))
-                .unwrap_or(true)
-        })
-        .map(|c| {
-            format!(
-                "{} reads back {:?}, expected {}",
-                c.key,
-                back.get(&c.key),
-                c.desired
-            )
-        })
-        .collect();
-    if wrong.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::failed(format!(
-            "{what}: AWS accepted the change but {}",
-            wrong.join("; ")
-        ))
-        .into())
-    }
-}
-
 /// `alb-update`'s payload in the JSON envelope.
 #[derive(Serialize)]
 struct AlbUpdateReport<'a> {
@@ -512,6 +415,9 @@ struct AlbUpdateReport<'a> {
     /// "no_changes", "changes_pending" (dry run), "applied", "refused" or "failed".
     result: &'static str,
     change_count: usize,
+    /// After an apply that failed: each change as applied, not applied or unknown.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    change_results: &'a [ChangeResult],
     #[serde(flatten)]
     plan: &'a AlbPlan,
 }
@@ -526,10 +432,11 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
     for w in &plan.warnings {
         ui.warn(w);
     }
-    let report = |result| AlbUpdateReport {
+    let report = |result, change_results| AlbUpdateReport {
         dry_run: args.plan.dry_run,
         result,
         change_count: plan.change_count(),
+        change_results,
         plan: &plan,
     };
     if !ui.json() {
@@ -538,7 +445,12 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
     }
     if !plan.refused.is_empty() {
         let err: anyhow::Error = plan.ensure_not_refused().unwrap_err().into();
-        ui.emit("alb_update", &report("refused"), Code::Failed, Some(&err));
+        ui.emit(
+            "alb_update",
+            &report("refused", &[]),
+            Code::Failed,
+            Some(&err),
+        );
         return Err(err);
     }
     let result = if plan.in_sync() {
@@ -547,10 +459,15 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
         "changes_pending"
     } else {
         ui.line(format!("Applying {} change(s)", plan.change_count()));
-        if let Err(err) = apply(aws, &plan).await {
+        let applied = apply_reporting(aws, &plan).await;
+        if let Some(err) = applied.error {
+            ui.out("What AWS holds after the failure (read back):");
+            for c in &applied.changes {
+                ui.out(format!("  {c}"));
+            }
             ui.emit(
                 "alb_update",
-                &report("failed"),
+                &report("failed", &applied.changes),
                 crate::exit::code_of(&err),
                 Some(&err),
             );
@@ -567,6 +484,6 @@ pub async fn run(args: &AlbUpdateArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyh
     } else {
         Code::Success
     };
-    ui.emit("alb_update", &report(result), code, None);
+    ui.emit("alb_update", &report(result, &[]), code, None);
     Ok(code)
 }

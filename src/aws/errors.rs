@@ -30,10 +30,16 @@ where
                 Some(ce) => transport_cause(ce),
                 None => transport_cause(&err),
             };
-            (
-                format!("could not connect to {}: {cause}", endpoint_note()),
-                Some(transport_hint(&cause)),
-            )
+            // A reset can come after the request went out: not "could not connect".
+            let detail = if cause == "the connection was reset" {
+                format!(
+                    "the connection to {} was reset (the request may have reached AWS)",
+                    endpoint_note()
+                )
+            } else {
+                format!("could not connect to {}: {cause}", endpoint_note())
+            };
+            (detail, Some(transport_hint(&cause)))
         }
         SdkError::ResponseError(re) => (
             format!(

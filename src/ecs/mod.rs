@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod masking;
+mod polls;
 pub mod preflight;
 pub mod rollback;
 pub mod rollout;
@@ -36,7 +37,21 @@ where
     if is_transient(&e) {
         DescribeError::Transient(sdk_error(operation, e).to_string())
     } else {
-        DescribeError::Fatal(sdk_error(operation, e))
+        let err = sdk_error(operation, e);
+        if crate::exit::hint_of(&err).is_some() {
+            return DescribeError::Fatal(err);
+        }
+        let mut f = Failure::failed(crate::exit::message_of(&err));
+        f = f.hint(read_hint(operation));
+        DescribeError::Fatal(f.into())
+    }
+}
+
+/// What to check when a read of the service or its targets fails and AWS gave no hint.
+fn read_hint(operation: &str) -> String {
+    match operation {
+        "DescribeTargetHealth" => "check that the service's target groups exist in this region (`bosar-deploy status` lists them) and that the credentials may read them (the README's \"IAM policy\")".into(),
+        _ => format!("check [ecs] cluster and service in deploy.toml, the region (--region, [aws] region) and that the credentials may call {operation} (the README's \"IAM policy\")"),
     }
 }
 
@@ -165,7 +180,9 @@ pub enum DescribeError {
 impl From<DescribeError> for anyhow::Error {
     fn from(e: DescribeError) -> Self {
         match e {
-            DescribeError::Transient(m) => Failure::failed(m).into(),
+            DescribeError::Transient(m) => Failure::failed(m)
+                .hint("AWS throttled the call, answered with a server error, or the connection failed; it is a read: run the command again in a moment")
+                .into(),
             DescribeError::Fatal(e) => e,
         }
     }

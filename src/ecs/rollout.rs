@@ -109,6 +109,17 @@ impl ServiceView {
     }
 }
 
+/// The deployment still rolling out, if any: the PRIMARY one while its rolloutState is
+/// IN_PROGRESS, or (services without rolloutState) while older deployments run beside it.
+pub fn rollout_in_progress(svc: &ServiceView) -> Option<&DeploymentView> {
+    let p = svc.primary()?;
+    let busy = match p.rollout_state.as_deref() {
+        Some(state) => state == "IN_PROGRESS",
+        None => svc.deployments.len() > 1,
+    };
+    busy.then_some(p)
+}
+
 /// Why this tool cannot roll the service, if it cannot: UpdateService with a new revision is
 /// refused for CODE_DEPLOY, EXTERNAL services take task sets, and ECS-native blue/green,
 /// linear and canary shift traffic between two target groups, so "healthy in the service's
@@ -305,6 +316,50 @@ pub fn assess(svc: &ServiceView, ours: &str, policy: &Policy) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rollout_is_in_progress_while_the_primary_is_or_old_deployments_run() {
+        let d = |id: &str, status: &str, state: Option<&str>| DeploymentView {
+            id: id.into(),
+            status: status.into(),
+            task_definition: format!("arn:aws:ecs:us-east-1:1:task-definition/f:{id}"),
+            desired: 2,
+            pending: 0,
+            running: 2,
+            failed_tasks: 0,
+            rollout_state: state.map(str::to_string),
+            rollout_state_reason: None,
+            created_at: String::new(),
+        };
+        let svc = |deployments| ServiceView {
+            name: "s".into(),
+            status: "ACTIVE".into(),
+            task_definition: String::new(),
+            desired: 2,
+            running: 2,
+            pending: 0,
+            deployments,
+            events: Vec::new(),
+            target_group_arns: Vec::new(),
+            deployment_controller: None,
+            strategy: None,
+            circuit_breaker: None,
+            load_balancer_containers: Vec::new(),
+        };
+        let busy = svc(vec![
+            d("2", "PRIMARY", Some("IN_PROGRESS")),
+            d("1", "ACTIVE", Some("COMPLETED")),
+        ]);
+        assert_eq!(rollout_in_progress(&busy).map(|d| d.id.as_str()), Some("2"));
+        let done = svc(vec![
+            d("2", "PRIMARY", Some("COMPLETED")),
+            d("1", "ACTIVE", Some("COMPLETED")),
+        ]);
+        assert!(rollout_in_progress(&done).is_none());
+        let old_style = svc(vec![d("2", "PRIMARY", None), d("1", "ACTIVE", None)]);
+        assert!(rollout_in_progress(&old_style).is_some());
+        assert!(rollout_in_progress(&svc(vec![d("2", "PRIMARY", None)])).is_none());
+    }
 
     pub fn dep(
         id: &str,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::polls::PollRecord;
 use super::rollout::{assess, DeploymentRef, Policy, ServiceView, Verdict};
 use super::taskdef::revision_label;
 use super::{describe_service, stopped_tasks, target_health, DescribeError};
@@ -252,6 +253,7 @@ struct Watch<'a> {
     start: Instant,
     last_svc: Option<ServiceView>,
     last_health: String,
+    record: PollRecord,
 }
 
 impl Watch<'_> {
@@ -363,11 +365,15 @@ impl Watch<'_> {
         if !self.last_health.is_empty() {
             state.push(self.last_health.clone());
         }
+        if self.last_svc.is_none() {
+            state.push("no answer from ECS".to_string());
+        }
         WatchOutcome::TimedOut {
             message: format!(
-                "timed out after {} waiting for deployment {}; the rollout goes on in AWS",
+                "timed out after {} waiting for deployment {}{}; the rollout goes on in AWS",
                 crate::duration::format(timeout),
-                self.target.deployment_id
+                self.target.deployment_id,
+                self.record.note()
             ),
             state,
             resume: resume_command(ui, self.target),
@@ -460,22 +466,30 @@ pub async fn watch(
         start,
         last_svc: None,
         last_health: String::new(),
+        record: PollRecord::default(),
     };
     let outcome = loop {
+        // The deadline bounds every call of the poll: one that hangs is cancelled at it.
         let polled = tokio::select! {
-            p = w.poll(&mut display) => p,
+            p = tokio::time::timeout_at(deadline, w.poll(&mut display)) => p,
             () = ui.interrupted() => {
                 display.finish();
                 return Err(interrupted(ui, target));
             }
         };
+        let Ok(polled) = polled else {
+            w.record.hung = true;
+            break w.timed_out(ui, opts.timeout);
+        };
         let wait = match polled {
             Ok(Poll::Done(outcome)) => break outcome,
             Ok(Poll::Waiting) => {
+                w.record.answered += 1;
                 backoff.reset();
                 opts.poll_interval
             }
             Err(DescribeError::Transient(msg)) => {
+                w.record.failure(&msg);
                 let wait = backoff.failed();
                 display.println(&format!(
                     "{msg}; retrying in {}",
@@ -490,12 +504,20 @@ pub async fn watch(
             }
         };
         let now = Instant::now();
-        if now >= deadline {
+        // A poll at the deadline would be cancelled at once: the last one is before it.
+        if now + wait >= deadline {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = ui.interrupted() => {
+                    display.finish();
+                    return Err(interrupted(ui, target));
+                }
+            }
             break w.timed_out(ui, opts.timeout);
         }
         display.still_waiting(&target.deployment_id);
         tokio::select! {
-            () = tokio::time::sleep(wait.min(deadline - now)) => {}
+            () = tokio::time::sleep(wait) => {}
             () = ui.interrupted() => {
                 display.finish();
                 return Err(interrupted(ui, target));

@@ -672,8 +672,66 @@ pub async fn run(
         .iter()
         .find(|s| s.status == CheckStatus::Fail)
         .filter(|_| !matches!(code, Code::Success | Code::ChangesPending))
-        .map(|s| anyhow::anyhow!("{} failed: {}", s.name, s.message));
+        .map(step_error);
     // After the reports: a report that cannot be written is a warning the document carries.
     ui.emit("pipeline", &report, code, error.as_ref());
     Ok(code)
+}
+
+/// A failed step as the envelope's error: "NAME failed: " and why, which is its first failed
+/// check when it has one (a step's own message may already say "NAME failed").
+fn step_error(s: &Step) -> anyhow::Error {
+    let check = s
+        .checks
+        .iter()
+        .find(|c| c.status == CheckStatus::Fail)
+        .map(|c| format!("{}: {}", c.name, c.message));
+    match check {
+        Some(why) => anyhow::anyhow!("{} failed: {why}", s.name),
+        None if s.message.starts_with(&format!("{} failed", s.name)) => {
+            anyhow::anyhow!("{}", s.message)
+        }
+        None => anyhow::anyhow!("{} failed: {}", s.name, s.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_steps_error_says_why_once() {
+        let checks = vec![
+            Check::new("config", CheckStatus::Pass, Duration::ZERO, "ok"),
+            Check::new(
+                "service",
+                CheckStatus::Fail,
+                Duration::ZERO,
+                "ECS service bosar-api not found in cluster c (MISSING)",
+            ),
+        ];
+        let step = Step::new(
+            "preflight",
+            CheckStatus::Fail,
+            Duration::ZERO,
+            "preflight failed; nothing was changed",
+        )
+        .with_checks(checks);
+        assert_eq!(
+            step_error(&step).to_string(),
+            "preflight failed: service: ECS service bosar-api not found in cluster c (MISSING)"
+        );
+        let bare = Step::new(
+            "preflight",
+            CheckStatus::Fail,
+            Duration::ZERO,
+            "preflight failed; nothing was changed",
+        );
+        assert_eq!(
+            step_error(&bare).to_string(),
+            "preflight failed; nothing was changed"
+        );
+        let deploy = Step::new("deploy", CheckStatus::Fail, Duration::ZERO, "timed out");
+        assert_eq!(step_error(&deploy).to_string(), "deploy failed: timed out");
+    }
 }

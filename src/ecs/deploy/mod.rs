@@ -14,16 +14,17 @@ use std::time::Duration;
 use console::style;
 use serde::Serialize;
 
-use super::rollout::{rollout_refusal, CircuitBreaker};
+use super::rollout::{rollout_in_progress, rollout_refusal, CircuitBreaker, DeploymentView};
 use super::taskdef::{self, revision_label, ContainerChange, DesiredContainer};
 use super::watch::{self, WatchOptions, WatchOutcome, WatchTarget};
 use super::{describe_service, describe_task_definition};
-use crate::aws::{sdk_error, Aws};
+use crate::aws::Aws;
 use crate::cli::RolloutFlags;
 use crate::config::EcsSection;
 use crate::exit::{Code, Failure};
 use crate::report::CheckName;
 use crate::ui::Ui;
+use register::{register, Registration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,12 +79,21 @@ pub struct DeployPlan {
     /// Why this service cannot be rolled by this tool; a refused plan is never started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// With nothing to change, the deployment rolling out on the service (someone else's, or
+    /// an earlier run's): `deploy` watches it instead of ending on "No changes".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<DeploymentView>,
+    /// This run's id: the value of the [`RUN_TAG`] tag on the revision it registers.
+    pub run_id: String,
     #[serde(skip)]
     pub(crate) td: aws_sdk_ecs::types::TaskDefinition,
     #[serde(skip)]
     pub(crate) tags: Vec<aws_sdk_ecs::types::Tag>,
     #[serde(skip)]
     pub(crate) seen_events: HashSet<String>,
+    /// The service's deployments when the plan was made.
+    #[serde(skip)]
+    pub(crate) deployment_ids: Vec<String>,
 }
 
 impl DeployPlan {
@@ -132,6 +142,15 @@ impl DeployPlan {
                     "    {}",
                     style("(task definition in sync: nothing to deploy)").dim()
                 );
+                if let Some(d) = &self.in_progress {
+                    let _ = writeln!(
+                        out,
+                        "  deployment {} of {}{} is in progress on the service: deploy watches it",
+                        d.id,
+                        d.revision(),
+                        started(d)
+                    );
+                }
             }
         }
         if let Some(r) = &self.refused {
@@ -199,15 +218,20 @@ pub async fn plan(
         target_group_arns: svc.target_group_arns.clone(),
         circuit_breaker: svc.circuit_breaker,
         refused,
+        in_progress: (action == RolloutAction::None)
+            .then(|| rollout_in_progress(&svc).cloned())
+            .flatten(),
+        run_id: register::new_run_id(),
         td,
         tags,
         seen_events: svc.events.iter().map(|e| e.id.clone()).collect(),
+        deployment_ids: svc.deployments.iter().map(|d| d.id.clone()).collect(),
     })
 }
 
 /// A failure after RegisterTaskDefinition: the revision exists, the service may not use it.
 struct Orphan {
-    registered: String,
+    registered: Option<Registration>,
     points_at_it: Option<bool>,
     error: anyhow::Error,
 }
@@ -218,17 +242,25 @@ async fn start(
     aws: &Aws,
     plan: &DeployPlan,
     ui: &Ui,
-) -> Result<(WatchTarget, Option<String>), Orphan> {
+) -> Result<(WatchTarget, Option<Registration>), Orphan> {
     let no_orphan = |error| Orphan {
-        registered: String::new(),
+        registered: None,
         points_at_it: None,
         error,
     };
     let (task_definition, registered) = match plan.action {
         RolloutAction::NewRevision => {
-            let arn = register(aws, plan).await.map_err(no_orphan)?;
-            ui.line(format!("Registered {}", revision_label(&arn)));
-            (arn.clone(), Some(arn))
+            let reg = register(aws, plan, ui).await.map_err(no_orphan)?;
+            let label = revision_label(&reg.arn);
+            if reg.adopted {
+                ui.line(format!(
+                    "Adopted {label}: RegisterTaskDefinition's answer was lost, and {label} carries this run's tag {RUN_TAG}={}, so it was not registered again",
+                    plan.run_id
+                ));
+            } else {
+                ui.line(format!("Registered {label}"));
+            }
+            (reg.arn.clone(), Some(reg))
         }
         RolloutAction::ForceNewDeployment => (plan.current_task_definition.clone(), None),
         RolloutAction::None => {
@@ -244,96 +276,58 @@ async fn start(
         task_definition: &task_definition,
         previous: Some(&plan.current_task_definition),
         force,
+        known_deployments: &plan.deployment_ids,
     };
-    match update_service(aws, &update, ui).await {
-        Ok(target) => Ok((target, registered)),
+    // Once a revision exists, an interrupt lets the run report it (not drop it unsaid).
+    let _wrap_up = registered.as_ref().map(|reg| {
+        let label = revision_label(&reg.arn);
+        ui.set_interrupt_note(
+            format!("interrupted after {label} was registered; whether the service points at it is unknown"),
+            format!("`{}` shows what the service runs; deploy again, or remove {label}: aws ecs deregister-task-definition --task-definition {label}", ui.command("status")),
+        );
+        ui.wrap_up_on_interrupt()
+    });
+    let updated = tokio::select! {
+        r = update_service(aws, &update, ui) => r,
+        () = ui.interrupted(), if registered.is_some() => Err(Failure::new(
+            Code::Interrupted,
+            "interrupted during UpdateService",
+        )
+        .into()),
+    };
+    match updated {
+        Ok(target) => {
+            if let Some(reg) = &registered {
+                ui.set_interrupt_note(
+                    format!(
+                        "interrupted after {} was registered and deployment {} started; the rollout goes on in AWS",
+                        revision_label(&reg.arn),
+                        target.deployment_id
+                    ),
+                    format!("follow it with: {}", watch::resume_command(ui, &target)),
+                );
+            }
+            Ok((target, registered))
+        }
         Err(error) => match registered {
             None => Err(no_orphan(error)),
-            Some(arn) => {
-                let points_at_it = describe_service(aws, &plan.cluster, &plan.service)
-                    .await
-                    .ok()
-                    .map(|s| s.task_definition == arn);
+            Some(reg) => {
+                let interrupted = crate::exit::code_of(&error) == Code::Interrupted;
+                let points_at_it = match interrupted {
+                    true => None,
+                    false => describe_service(aws, &plan.cluster, &plan.service)
+                        .await
+                        .ok()
+                        .map(|s| s.task_definition == reg.arn),
+                };
                 Err(Orphan {
-                    registered: arn,
+                    registered: Some(reg),
                     points_at_it,
                     error,
                 })
             }
         },
     }
-}
-
-async fn register(aws: &Aws, plan: &DeployPlan) -> anyhow::Result<String> {
-    let containers = taskdef::apply_changes(&plan.td, &plan.container, &plan.changes);
-    let out = taskdef::register_input(
-        aws.ecs.register_task_definition(),
-        &plan.td,
-        &plan.tags,
-        containers,
-    )
-    .send()
-    .await
-    .map_err(|e| sdk_error("RegisterTaskDefinition", e))?;
-    Ok(out
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .ok_or_else(|| Failure::failed("RegisterTaskDefinition returned no ARN"))?
-        .to_string())
-}
-
-/// One UpdateService call.
-pub(crate) struct UpdateRequest<'a> {
-    pub cluster: &'a str,
-    pub service: &'a str,
-    pub task_definition: &'a str,
-    /// What the service ran before (a circuit-breaker rollback returns to it).
-    pub previous: Option<&'a str>,
-    pub force: bool,
-}
-
-pub(crate) async fn update_service(
-    aws: &Aws,
-    r: &UpdateRequest<'_>,
-    ui: &Ui,
-) -> anyhow::Result<WatchTarget> {
-    let mut req = aws
-        .ecs
-        .update_service()
-        .cluster(r.cluster)
-        .service(r.service)
-        .task_definition(r.task_definition);
-    if r.force {
-        req = req.force_new_deployment(true);
-    }
-    let out = req
-        .send()
-        .await
-        .map_err(|e| sdk_error("UpdateService", e))?;
-    // UpdateService returns the service with the new deployment as PRIMARY.
-    let deployment_id = out
-        .service()
-        .and_then(|s| {
-            s.deployments()
-                .iter()
-                .find(|d| d.status() == Some("PRIMARY"))
-        })
-        .and_then(|d| d.id())
-        .ok_or_else(|| Failure::failed("UpdateService returned no primary deployment"))?
-        .to_string();
-    ui.line(format!(
-        "Started deployment {deployment_id} of {}",
-        revision_label(r.task_definition)
-    ));
-    let target = WatchTarget {
-        cluster: r.cluster.to_string(),
-        service: r.service.to_string(),
-        deployment_id,
-        task_definition: r.task_definition.to_string(),
-        previous_task_definition: r.previous.map(str::to_string),
-    };
-    ui.set_resume_hint(watch::resume_command(ui, &target));
-    Ok(target)
 }
 
 /// Result of `deploy` for reports.
@@ -343,6 +337,10 @@ pub struct DeployResult {
     /// The revision this run registered, also when a later step failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registered_task_definition: Option<String>,
+    /// `registered`, or `adopted`: RegisterTaskDefinition's answer was lost and the revision
+    /// carrying this run's tag was taken instead of registering again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration: Option<&'static str>,
     /// Whether the service points at the registered revision (`None`: nothing registered,
     /// or it could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -366,6 +364,7 @@ impl DeployResult {
             preflight: Vec::new(),
             plan,
             registered_task_definition: None,
+            registration: None,
             service_uses_registered: None,
             deployment_id: None,
             task_definition: None,
@@ -379,6 +378,13 @@ impl DeployResult {
             .as_ref()
             .map(|o| o.code())
             .unwrap_or(Code::Success)
+    }
+
+    fn note_registration(&mut self, reg: Option<Registration>) {
+        if let Some(reg) = reg {
+            self.registration = Some(if reg.adopted { "adopted" } else { "registered" });
+            self.registered_task_definition = Some(reg.arn);
+        }
     }
 
     /// Where the service stands after an error that came after RegisterTaskDefinition.
@@ -436,21 +442,24 @@ pub async fn execute(
         return (result, Some(f.into()));
     }
     if result.plan.action == RolloutAction::None {
-        return (result, None);
+        return match result.plan.in_progress.clone() {
+            Some(d) => follow_in_progress(aws, ecs, result, d, opts, ui).await,
+            None => (result, None),
+        };
     }
     let target = match start(aws, &result.plan, ui).await {
         Ok((target, registered)) => {
             result.service_uses_registered = registered.as_ref().map(|_| true);
-            result.registered_task_definition = registered;
+            result.note_registration(registered);
             result.deployment_id = Some(target.deployment_id.clone());
             result.task_definition = Some(target.task_definition.clone());
             target
         }
         Err(o) => {
-            if !o.registered.is_empty() {
-                result.registered_task_definition = Some(o.registered);
+            if o.registered.is_some() {
                 result.service_uses_registered = o.points_at_it;
             }
+            result.note_registration(o.registered);
             let note = result.orphan_note(ui);
             return (result, Some(with_note(o.error, note)));
         }
@@ -481,6 +490,53 @@ pub async fn execute(
     };
     result.outcome = Some(outcome);
     (result, error)
+}
+
+/// ", started T" when ECS says when the deployment was created.
+fn started(d: &DeploymentView) -> String {
+    if d.created_at.is_empty() {
+        String::new()
+    } else {
+        format!(", started {}", d.created_at)
+    }
+}
+
+/// Nothing to change, but a deployment is rolling out: say so and watch it (unless
+/// `no_wait`), so a rerun after a lost UpdateService answer never ends on "No changes" while
+/// the rollout it started runs unobserved.
+async fn follow_in_progress(
+    aws: &Aws,
+    ecs: &EcsSection,
+    mut result: DeployResult,
+    d: DeploymentView,
+    opts: &RolloutOptions,
+    ui: &Ui,
+) -> (DeployResult, Option<anyhow::Error>) {
+    let target = WatchTarget {
+        cluster: ecs.cluster.clone(),
+        service: ecs.service.clone(),
+        deployment_id: d.id.clone(),
+        task_definition: d.task_definition.clone(),
+        previous_task_definition: None,
+    };
+    result.deployment_id = Some(d.id.clone());
+    result.task_definition = Some(d.task_definition.clone());
+    ui.line(format!(
+        "Nothing to change, but deployment {} of {}{} is in progress on the service (ECS does not say who started it; CloudTrail's UpdateService events do)",
+        d.id,
+        d.revision(),
+        started(&d)
+    ));
+    if opts.no_wait {
+        return (result, None);
+    }
+    ui.set_resume_hint(watch::resume_command(ui, &target));
+    let seen = result.plan.seen_events.clone();
+    match watch::watch(aws, &target, watch_options(ecs, opts.timeout), ui, seen).await {
+        Ok(o) => result.outcome = Some(o),
+        Err(e) => return (result, Some(e)),
+    }
+    (result, None)
 }
 
 /// `--rollback-on-failure` after `outcome`.
@@ -525,6 +581,7 @@ async fn roll_back_after(
                 task_definition: &result.plan.current_task_definition,
                 previous: None,
                 force: false,
+                known_deployments: &result.plan.deployment_ids,
             };
             update_service(aws, &update, ui).await?
         }
@@ -537,5 +594,9 @@ async fn roll_back_after(
     Ok(())
 }
 
+mod register;
+mod update;
 mod verb;
+pub use register::RUN_TAG;
+pub(crate) use update::{update_service, UpdateRequest};
 pub use verb::{finish, prepare, run, Beside, Prepared, Ready};

@@ -230,7 +230,19 @@ pub fn finish(
     err: Option<anyhow::Error>,
     beside: Option<Beside>,
 ) -> anyhow::Result<Code> {
-    if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
+    let in_progress = result.plan.in_progress.as_ref();
+    if let (Some(d), true, None) = (in_progress, opts.no_wait, &err) {
+        ui.out(format!(
+            "No changes to deploy; deployment {} is in progress; not watching. Follow it with: {}",
+            d.id,
+            ui.command(&format!(
+                "wait --deployment {}",
+                crate::ui::shell_quote(&d.id)
+            ))
+        ));
+    } else if in_progress.is_some() {
+        // The watched deployment's outcome is printed below.
+    } else if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
         ui.out(format!(
             "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
             cfg.path.display()
@@ -248,6 +260,12 @@ pub fn finish(
         Some(e) => crate::exit::code_of(e),
         None => result.code(),
     };
+    // `main` prints only the interrupt's own message: the registered revision is named here.
+    if let (Code::Interrupted, Some(e)) = (code, &err) {
+        if result.registered_task_definition.is_some() {
+            ui.err(crate::exit::message_of(e));
+        }
+    }
     if code == Code::Success {
         if let Some(b) = &beside {
             code = b.code;

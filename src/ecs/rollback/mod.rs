@@ -221,12 +221,14 @@ pub async fn run(args: &RollbackArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyho
             ),
         ));
     }
+    let known: Vec<String> = svc.deployments.iter().map(|d| d.id.clone()).collect();
     let update = UpdateRequest {
         cluster: &ecs.cluster,
         service: &ecs.service,
         task_definition: &to,
         previous: Some(&svc.task_definition),
         force: false,
+        known_deployments: &known,
     };
     let target = update_service(aws, &update, ui).await?;
     if args.no_wait {

@@ -480,11 +480,27 @@ async fn rollback_picks_the_previous_revision_by_number_across_pages() {
                 .build()
         })
         .build();
+    // The target (:2) is described for the diff, then the running revision (:3).
+    let revision = |arn: &'static str| {
+        move || {
+            let mut out = td41();
+            if let Some(td) = out.task_definition.as_mut() {
+                td.task_definition_arn = Some(arn.to_string());
+            }
+            out
+        }
+    };
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition)
+        .sequence()
+        .output(revision(td2))
+        .output(revision(td3))
+        .build();
     let update = update_to(td2, "ecs-svc/back");
-    let aws = aws(&[&describe, &list, &update], &[]);
+    let aws = aws(&[&describe, &list, &td, &update], &[]);
     let cfg = config();
     let args = bosar_deploy::cli::RollbackArgs {
         no_wait: true,
+        skip_preflight: bosar_deploy::report::CheckName::ALL.to_vec(),
         ..Default::default()
     };
     let code = bosar_deploy::ecs::rollback::run(&args, &cfg, &aws, &Ui::silent())

@@ -31,7 +31,7 @@ pub mod ui;
 pub mod under_load;
 pub mod verify_cmd;
 
-/// The layers (README "Layout"): the shared base never imports `cli` or a domain, and `cli`
+/// The layers (docs/development.md "Layout"): the shared base never imports `cli` or a domain, and `cli`
 /// imports no domain. Read from the sources on disk, so a new file is covered without a list.
 #[cfg(test)]
 mod layers {

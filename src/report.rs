@@ -395,7 +395,7 @@ impl CheckName {
         }
     }
 
-    /// The IAM permission the check's calls need (README "IAM permissions").
+    /// The IAM permission the check's calls need (docs/ci.md "IAM policy").
     pub fn permissions(self) -> &'static str {
         match self {
             CheckName::Image => "ecr:DescribeImages",

@@ -1,4 +1,4 @@
-//! The README's IAM policy lists exactly the actions the code calls (issue 12): every SDK
+//! The IAM policy in docs/ci.md lists exactly the actions the code calls (issue 12): every SDK
 //! operation called in `src/` is in the policy, and every action of the policy is called (or
 //! is implied by a call: `ecs:TagResource` by registering a tagged revision, `iam:PassRole` by
 //! naming the task's roles).
@@ -135,17 +135,17 @@ fn called() -> BTreeSet<String> {
 }
 
 fn policy() -> Value {
-    let readme = std::fs::read_to_string(support::repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(support::repo().join("docs/ci.md")).unwrap();
     let start = readme
         .find("<!-- iam-policy -->")
-        .expect("the README marks its IAM policy with <!-- iam-policy -->");
+        .expect("docs/ci.md marks its IAM policy with <!-- iam-policy -->");
     let block = &readme[start..];
     let open = block
         .find("```json")
         .expect("a json block after the marker")
         + "```json".len();
     let close = block[open..].find("```").expect("the block's end") + open;
-    serde_json::from_str(&block[open..close]).expect("the README's IAM policy is JSON")
+    serde_json::from_str(&block[open..close]).expect("the IAM policy in docs/ci.md is JSON")
 }
 
 fn actions_of(policy: &Value) -> BTreeSet<String> {
@@ -189,7 +189,7 @@ fn the_readme_policy_allows_exactly_what_the_code_calls() {
     let missing: Vec<&String> = called.iter().filter(|a| !covered(a)).collect();
     assert!(
         missing.is_empty(),
-        "called but not in the README's IAM policy: {missing:?}"
+        "called but not in the IAM policy of docs/ci.md: {missing:?}"
     );
     let unused: Vec<&String> = allowed
         .iter()

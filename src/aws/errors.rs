@@ -67,7 +67,7 @@ where
 fn service_hint(operation: &str, code: &str, status: u16) -> Option<String> {
     Some(match code {
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => format!(
-            "the credentials in use lack permission for {operation}; the README's \"IAM policy\" lists every action bosar-deploy calls"
+            "the credentials in use lack permission for {operation}; the IAM policy in docs/ci.md lists every action bosar-deploy calls"
         ),
         "ExpiredToken" | "ExpiredTokenException" | "UnrecognizedClientException"
         | "InvalidClientTokenId" | "InvalidSignatureException" => {

@@ -268,9 +268,9 @@ impl Config {
                 self.path.display()
             ))
             .hint(if command == "full" {
-                "add [gateway] with url = \"https://…\" (README \"Configuration\"), pass --url, or pass --skip-verify to deploy without verifying; nothing was called on AWS"
+                "add [gateway] with url = \"https://…\" (docs/config.md), pass --url, or pass --skip-verify to deploy without verifying; nothing was called on AWS"
             } else {
-                "add [gateway] with url = \"https://…\" (README \"Configuration\"), or pass --url; nothing was called on AWS"
+                "add [gateway] with url = \"https://…\" (docs/config.md), or pass --url; nothing was called on AWS"
             })),
         }
     }

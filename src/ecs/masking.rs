@@ -6,7 +6,7 @@
 use crate::outside::Outside;
 
 /// Words in a variable's name that say its value is a credential (matched anywhere in the
-/// upper-cased name). README's Security section lists the same words.
+/// upper-cased name). docs/security.md lists the same words.
 const CREDENTIAL_WORDS: &[&str] = &[
     "SECRET",
     "TOKEN",
@@ -179,22 +179,23 @@ mod tests {
         assert_eq!(shown(redis, true), "(sensitive)");
     }
 
-    /// README's Security section lists the same words and parts as the code.
+    /// docs/security.md lists the same words and parts as the code.
     #[test]
     fn the_readme_lists_the_words_and_parts() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md"))
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
         let between = |from: &str, to: &str| -> Vec<String> {
             let start = readme
                 .find(from)
-                .unwrap_or_else(|| panic!("{from:?} not in README"));
+                .unwrap_or_else(|| panic!("{from:?} not in docs/security.md"));
             let rest = &readme[start + from.len()..];
             let end = rest
                 .find(to)
-                .unwrap_or_else(|| panic!("{to:?} not in README"));
+                .unwrap_or_else(|| panic!("{to:?} not in docs/security.md"));
             let mut list: Vec<String> = rest[..end].split(", ").map(str::to_string).collect();
             list.sort();
             list

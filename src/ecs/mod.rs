@@ -50,8 +50,8 @@ where
 /// What to check when a read of the service or its targets fails and AWS gave no hint.
 fn read_hint(operation: &str) -> String {
     match operation {
-        "DescribeTargetHealth" => "check that the service's target groups exist in this region (`bosar-deploy status` lists them) and that the credentials may read them (the README's \"IAM policy\")".into(),
-        _ => format!("check [ecs] cluster and service in deploy.toml, the region (--region, [aws] region) and that the credentials may call {operation} (the README's \"IAM policy\")"),
+        "DescribeTargetHealth" => "check that the service's target groups exist in this region (`bosar-deploy status` lists them) and that the credentials may read them (the IAM policy in docs/ci.md)".into(),
+        _ => format!("check [ecs] cluster and service in deploy.toml, the region (--region, [aws] region) and that the credentials may call {operation} (the IAM policy in docs/ci.md)"),
     }
 }
 

@@ -172,7 +172,7 @@ pub fn file(d: &Discovered) -> Layout {
             "line; a `# key = value` line is a key not managed today: uncomment it to manage it.",
             "Review with `bosar-deploy plan`, apply with `bosar-deploy alb-update` (or `full`).",
             "A key you delete is not managed: bosar-deploy leaves it as it is on AWS.",
-            "Reference: README.md \"Configuration\".",
+            "Reference: docs/config.md.",
         ]
         .map(fixed),
     );

@@ -7,12 +7,17 @@
 //! which downloads the manifest and counts as a pull (it moves `lastRecordedPullTime`, which
 //! lifecycle rules read). The registry id is always sent (cross-account images) and the
 //! client is the image's region (cross-region images).
+//!
+//! A repository under a pull-through cache rule's prefix (`…/docker-hub/library/nginx:1.27`)
+//! is created, and a tag fetched from upstream, on the first pull: when DescribeImages finds
+//! no repository or no image there, the rule (DescribePullThroughCacheRules) makes it
+//! information, not a failure.
 
 use aws_sdk_ecr::types::ImageIdentifier;
 use aws_sdk_ecs::types::TaskDefinition;
 use serde_json::json;
 
-use super::{call_error, clip, containers, unanswered, CheckName, Clients, Finding};
+use super::{call_error, clip, containers, unanswered, CallError, CheckName, Clients, Finding};
 
 /// An image reference split for ECR.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,15 +241,27 @@ async fn check_one(clients: &Clients, container: &str, image: &str) -> Finding {
         Ok(o) => o,
         Err(e) => {
             let se = e.as_service_error();
-            if se.is_some_and(|s| s.is_repository_not_found_exception()) {
+            let no_repo = se.is_some_and(|s| s.is_repository_not_found_exception());
+            let no_image = se.is_some_and(|s| s.is_image_not_found_exception());
+            if no_repo || no_image {
+                let cached = pull_through(clients, &ecr).await;
+                if let Ok(Some(rule)) = &cached {
+                    return cached_on_first_pull(container, &wanted, &where_, rule, evidence);
+                }
+                let rules = match cached {
+                    Err(why) => format!(" (its pull-through cache rules could not be read: {why})"),
+                    _ => String::new(),
+                };
+                if no_image {
+                    let mut f = not_found(container, &wanted, &where_, evidence);
+                    f.message.push_str(&rules);
+                    return f;
+                }
                 return Finding::fail(
                     container,
-                    format!("{where_} does not exist; fix the image name (--image or [ecs] image), or create the repository and push {wanted}. A pull-through cache repository is created on first pull: then pass --skip-preflight image"),
+                    format!("{where_} does not exist{rules}; fix the image name (--image or [ecs] image), or create the repository and push {wanted}"),
                 )
                 .with(evidence);
-            }
-            if se.is_some_and(|s| s.is_image_not_found_exception()) {
-                return not_found(container, &wanted, &where_, evidence);
             }
             return unanswered(
                 CheckName::Image,
@@ -261,6 +278,78 @@ async fn check_one(clients: &Clients, container: &str, image: &str) -> Finding {
         Some(d) => found(container, &wanted, &where_, evidence, d),
         None => not_found(container, &wanted, &where_, evidence),
     }
+}
+
+/// A pull-through cache rule of the image's registry: its repository prefix and upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRule {
+    pub prefix: String,
+    pub upstream: String,
+}
+
+/// The rule whose prefix holds `repository`: `prefix` itself or below `prefix/`; `ROOT`
+/// holds every repository. The longest prefix wins, as ECR matches.
+pub fn rule_for<'a>(rules: &'a [CacheRule], repository: &str) -> Option<&'a CacheRule> {
+    rules
+        .iter()
+        .filter(|r| {
+            let p = r.prefix.trim_end_matches('/');
+            p == "ROOT"
+                || repository == p
+                || repository
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .max_by_key(|r| {
+            if r.prefix == "ROOT" {
+                0
+            } else {
+                r.prefix.len()
+            }
+        })
+}
+
+/// The pull-through cache rule that covers the image's repository, read from the image's
+/// registry and region (every page); an error says why the rules could not be read.
+async fn pull_through(clients: &Clients, ecr: &EcrImage) -> Result<Option<CacheRule>, String> {
+    let mut rules = Vec::new();
+    let mut pages = clients
+        .ecr(&ecr.region)
+        .describe_pull_through_cache_rules()
+        .registry_id(&ecr.registry_id)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| match call_error(&e) {
+            CallError::Denied(m) => format!("ecr:DescribePullThroughCacheRules denied: {m}"),
+            CallError::Other(m) => m,
+        })?;
+        rules.extend(page.pull_through_cache_rules().iter().map(|r| CacheRule {
+            prefix: r.ecr_repository_prefix().unwrap_or_default().to_string(),
+            upstream: r.upstream_registry_url().unwrap_or_default().to_string(),
+        }));
+    }
+    Ok(rule_for(&rules, &ecr.repository).cloned())
+}
+
+fn cached_on_first_pull(
+    container: &str,
+    wanted: &str,
+    where_: &str,
+    rule: &CacheRule,
+    mut evidence: serde_json::Value,
+) -> Finding {
+    evidence["pull_through_prefix"] = json!(rule.prefix);
+    evidence["upstream"] = json!(rule.upstream);
+    Finding::info(
+        container,
+        format!(
+            "{wanted} is not in {where_} yet: the pull-through cache rule {} ({}) fetches it on the first pull; the upstream image is not checked",
+            clip(&rule.prefix, 40),
+            clip(&rule.upstream, 200)
+        ),
+    )
+    .with(evidence)
 }
 
 /// The image was found: it passes unless its storage class keeps it from being pulled.
@@ -385,6 +474,38 @@ mod tests {
         ] {
             assert_eq!(ecr_registry(host), None, "{host}");
         }
+    }
+
+    #[test]
+    fn a_pull_through_prefix_holds_its_repositories_and_no_others() {
+        let rule = |p: &str| CacheRule {
+            prefix: p.into(),
+            upstream: format!("{p}.example"),
+        };
+        let rules = [rule("docker-hub"), rule("docker-hub/library"), rule("ghcr")];
+        let hit = |repo: &str| rule_for(&rules, repo).map(|r| r.prefix.clone());
+        assert_eq!(
+            hit("docker-hub/library/nginx").as_deref(),
+            Some("docker-hub/library")
+        );
+        assert_eq!(
+            hit("docker-hub/bitnami/redis").as_deref(),
+            Some("docker-hub")
+        );
+        assert_eq!(hit("ghcr").as_deref(), Some("ghcr"));
+        assert_eq!(
+            hit("docker-hubx/nginx"),
+            None,
+            "a prefix is a path, not a string start"
+        );
+        assert_eq!(hit("bosar-api"), None);
+        let root = [rule("ROOT"), rule("ghcr")];
+        assert_eq!(rule_for(&root, "anything/at/all").unwrap().prefix, "ROOT");
+        assert_eq!(
+            rule_for(&root, "ghcr/x").unwrap().prefix,
+            "ghcr",
+            "a named prefix beats ROOT"
+        );
     }
 
     #[test]

@@ -94,6 +94,12 @@ impl Clients {
     regional!(ssm, ssm, aws_sdk_ssm);
     regional!(secrets, secrets, aws_sdk_secretsmanager);
 
+    /// The same clients with another ECR client (tests: a mocked one).
+    pub fn with_ecr(mut self, ecr: aws_sdk_ecr::Client) -> Clients {
+        self.ecr = ecr;
+        self
+    }
+
     pub(crate) fn iam(&self) -> &aws_sdk_iam::Client {
         &self.iam
     }

@@ -2,7 +2,7 @@
 //! serves no DescribePullThroughCacheRules. A repository under a rule's prefix is created on
 //! the first pull, so its absence is information; under no rule it stays a failure.
 
-use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
 use aws_sdk_ecr::operation::describe_pull_through_cache_rules::{
     DescribePullThroughCacheRulesError, DescribePullThroughCacheRulesOutput,
 };

@@ -195,3 +195,112 @@ fn alb_update_half_applied_reports_each_change_and_a_rerun_converges() {
         "{state}"
     );
 }
+
+/// Read calls ride out server errors and lost answers (the SDK retries them): `status` and
+/// `plan` through 503s and resets print what they print without faults, as one JSON
+/// document with the same exit code.
+#[test]
+fn read_verbs_through_503s_and_resets_answer_as_without_faults() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (_d, cfg) = write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    let json = |endpoint: &str, app: &str, verb: &str| {
+        let out = run(bosar(endpoint, app)
+            .args(["--output", "json", "--config"])
+            .arg(&cfg)
+            .arg(verb));
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{verb}: one JSON document ({e}): {}", out.all()));
+        (out.code, doc)
+    };
+    let (status_code, status) = json(&moto.endpoint, "fault-status-clean", "status");
+    let (plan_code, plan) = json(&moto.endpoint, "fault-plan-clean", "plan");
+    let proxy = FaultProxy::start(
+        &moto,
+        &[
+            "DescribeServices:503:2",
+            "DescribeTaskDefinition:reset:1",
+            "DescribeTargetHealth:reset:1",
+        ],
+    );
+    // The faults were met: -vvv logs each failed attempt before its retry.
+    let out = run(bosar(&proxy.endpoint, "fault-status-vvv")
+        .args(["-vvv", "--config"])
+        .arg(&cfg)
+        .arg("status"));
+    assert_eq!(out.code, status_code, "{}", out.all());
+    assert!(
+        out.stderr.contains("DescribeServices") && out.stderr.contains("503"),
+        "{}",
+        out.stderr
+    );
+    let proxy = FaultProxy::start(
+        &moto,
+        &[
+            "DescribeServices:503:2",
+            "DescribeTaskDefinition:reset:1",
+            "DescribeTargetHealth:reset:1",
+        ],
+    );
+    let (code, doc) = json(&proxy.endpoint, "fault-status", "status");
+    assert_eq!(code, status_code, "{doc:#}");
+    assert_eq!(
+        doc["service"]["result"], status["service"]["result"],
+        "{doc:#}"
+    );
+    assert_eq!(
+        doc["service"]["task_definition"], status["service"]["task_definition"],
+        "{doc:#}"
+    );
+    let proxy = FaultProxy::start(
+        &moto,
+        &[
+            "DescribeServices:503:1",
+            "DescribeTargetGroupAttributes:503:2",
+            "DescribeLoadBalancerAttributes:reset:1",
+        ],
+    );
+    let (code, doc) = json(&proxy.endpoint, "fault-plan", "plan");
+    assert_eq!(code, plan_code, "{doc:#}");
+    assert_eq!(
+        doc["pipeline"]["result"], plan["pipeline"]["result"],
+        "{doc:#}"
+    );
+    assert!(doc["error"].is_null(), "{doc:#}");
+}
+
+/// `rollback` shares deploy's UpdateService: an answer lost after moto applied it is
+/// resolved by reading the service back and watching, and the service ends on the revision
+/// asked for, with no extra revision registered.
+#[test]
+fn a_rollback_whose_update_answer_is_lost_is_watched_to_its_end() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2")]);
+    let (_d, cfg) = write_config(&support::sandbox_config());
+    moto.seed(&cfg, &[]);
+    let out = run(bosar(&moto.endpoint, "fault-rb-deploy")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["deploy", "--image", "repo/bosar-api:1.5.0"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let proxy = FaultProxy::start(&moto, &["UpdateService:reset:4"]);
+    let out = run(bosar(&proxy.endpoint, "fault-rollback")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["rollback", "--skip-preflight", "image"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("the service was read back: it points at bosar-api:1"),
+        "{}",
+        out.stderr
+    );
+    let state: serde_json::Value = serde_json::from_str(moto.python(STATE).trim()).unwrap();
+    assert!(
+        state["service_td"]
+            .as_str()
+            .unwrap()
+            .ends_with("bosar-api:1"),
+        "{state}"
+    );
+    assert_eq!(state["revisions"], serde_json::json!(["1", "2"]), "{state}");
+}

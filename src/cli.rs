@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub use crate::global::{GlobalArgs, OutputFormat};
-use crate::report::CheckName;
+use crate::report::PreflightSkip;
 
 const ABOUT: &str = "Deploy a Socket.IO gateway on ECS behind an Application Load Balancer: \
 the target group in the sticky-WebSocket state, rollouts watched to real success, and a \
@@ -125,9 +125,10 @@ pub struct RolloutFlags {
     /// Restart the tasks even when the task definition has nothing to change
     #[arg(long)]
     pub force_new_deployment: bool,
-    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
-    #[arg(long, value_enum, value_name = "CHECK")]
-    pub skip_preflight: Vec<CheckName>,
+    /// Skip one preflight check (image, roles, logs, secrets), or one container's part of it
+    /// (image:sidecar; repeatable): no call, a warning
+    #[arg(long, value_parser = PreflightSkip::parse, value_name = "CHECK[:CONTAINER]")]
+    pub skip_preflight: Vec<PreflightSkip>,
 }
 
 /// How dropped sessions come back, and the thresholds on what that cost
@@ -283,9 +284,10 @@ pub struct RollbackArgs {
     /// How long to watch (overrides [ecs] timeout; 1s to 24h)
     #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
-    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
-    #[arg(long, value_enum, value_name = "CHECK")]
-    pub skip_preflight: Vec<crate::report::CheckName>,
+    /// Skip one preflight check (image, roles, logs, secrets), or one container's part of it
+    /// (image:sidecar; repeatable): no call, a warning
+    #[arg(long, value_parser = PreflightSkip::parse, value_name = "CHECK[:CONTAINER]")]
+    pub skip_preflight: Vec<PreflightSkip>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -368,9 +370,10 @@ pub struct PlanArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
-    /// Skip one preflight check (image, roles, logs, secrets; repeatable): no call, a warning
-    #[arg(long, value_enum, value_name = "CHECK")]
-    pub skip_preflight: Vec<CheckName>,
+    /// Skip one preflight check (image, roles, logs, secrets), or one container's part of it
+    /// (image:sidecar; repeatable): no call, a warning
+    #[arg(long, value_parser = PreflightSkip::parse, value_name = "CHECK[:CONTAINER]")]
+    pub skip_preflight: Vec<PreflightSkip>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -368,6 +368,72 @@ pub fn result_of_checks(status: CheckStatus) -> &'static str {
     }
 }
 
+/// One `--skip-preflight` value: a whole check (`image`), or one container's part of a
+/// per-container check (`image:sidecar`), so a sidecar from a registry the check cannot
+/// judge does not take the check away from every other container.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PreflightSkip {
+    pub check: CheckName,
+    pub container: Option<String>,
+}
+
+impl PreflightSkip {
+    /// The whole check.
+    pub fn whole(check: CheckName) -> PreflightSkip {
+        PreflightSkip {
+            check,
+            container: None,
+        }
+    }
+
+    /// `CHECK` or `CHECK:CONTAINER` (image, logs, secrets: `roles` is about the task).
+    pub fn parse(s: &str) -> Result<PreflightSkip, String> {
+        let (name, container) = match s.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (s, None),
+        };
+        let check = CheckName::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .ok_or_else(|| {
+                format!("{name:?} is not a check; allowed: image, roles, logs, secrets, or CHECK:CONTAINER for image, logs and secrets")
+            })?;
+        match container {
+            None => Ok(PreflightSkip::whole(check)),
+            Some("") => Err(format!("{s:?}: name the container after the colon ({name}:CONTAINER)")),
+            Some(_) if check == CheckName::Roles => Err(
+                "roles is about the task's roles, not a container: skip it whole (--skip-preflight roles)".into(),
+            ),
+            Some(c) => Ok(PreflightSkip {
+                check,
+                container: Some(c.to_string()),
+            }),
+        }
+    }
+
+    /// As given on the command line.
+    pub fn flag(&self) -> String {
+        match &self.container {
+            Some(c) => format!("{}:{c}", self.check),
+            None => self.check.to_string(),
+        }
+    }
+}
+
+/// Whether `--skip-preflight` skips `check` for every container.
+pub fn skips_whole(skip: &[PreflightSkip], check: CheckName) -> bool {
+    skip.iter()
+        .any(|s| s.check == check && s.container.is_none())
+}
+
+/// The containers `--skip-preflight CHECK:CONTAINER` takes out of `check`.
+pub fn skipped_containers(skip: &[PreflightSkip], check: CheckName) -> Vec<&str> {
+    skip.iter()
+        .filter(|s| s.check == check)
+        .filter_map(|s| s.container.as_deref())
+        .collect()
+}
+
 /// The preflight checks, by the name `--skip-preflight` takes and reports show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -414,6 +480,27 @@ impl std::fmt::Display for CheckName {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_skip_names_a_whole_check_or_one_containers_part() {
+        let p = |s: &str| PreflightSkip::parse(s);
+        assert_eq!(p("image").unwrap(), PreflightSkip::whole(CheckName::Image));
+        let one = p("image:sidecar").unwrap();
+        assert_eq!(one.container.as_deref(), Some("sidecar"));
+        assert_eq!(one.flag(), "image:sidecar");
+        assert!(p("logs:web").is_ok() && p("secrets:web").is_ok());
+        assert!(p("roles:web").unwrap_err().contains("skip it whole"));
+        assert!(p("image:").unwrap_err().contains("name the container"));
+        assert!(p("imagez").unwrap_err().contains("not a check"));
+        let skip = [one, PreflightSkip::whole(CheckName::Logs)];
+        assert!(
+            !skips_whole(&skip, CheckName::Image),
+            "one container is not the check"
+        );
+        assert!(skips_whole(&skip, CheckName::Logs));
+        assert_eq!(skipped_containers(&skip, CheckName::Image), vec!["sidecar"]);
+        assert!(skipped_containers(&skip, CheckName::Secrets).is_empty());
+    }
     use super::*;
 
     #[test]

@@ -140,3 +140,56 @@ async fn rules_that_cannot_be_read_keep_the_failure_and_say_why() {
         "{f:?}"
     );
 }
+
+/// `--skip-preflight image:sidecar` leaves the sidecar out of the image check and no other
+/// container: the web container's missing image still fails it, and no call is made for the
+/// sidecar's.
+#[tokio::test(start_paused = true)]
+async fn a_skipped_container_leaves_the_check_to_the_others() {
+    use bosar_deploy::ecs::preflight::{check_revision, PreflightSkip};
+    let (describe, rules) = (no_image(), rules());
+    let sdk = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let clients = Clients::new(&sdk).with_ecr(mock_client!(
+        aws_sdk_ecr,
+        RuleMode::MatchAny,
+        [&describe, &rules]
+    ));
+    let revision = TaskDefinition::builder()
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("web")
+                .image(OWN)
+                .build(),
+        )
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("sidecar")
+                .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:7")
+                .build(),
+        )
+        .build();
+    let skip = [
+        PreflightSkip::parse("image:sidecar").unwrap(),
+        PreflightSkip::parse("roles").unwrap(),
+        PreflightSkip::parse("logs").unwrap(),
+        PreflightSkip::parse("secrets").unwrap(),
+    ];
+    let checks = check_revision(&clients, &revision, &skip).await;
+    let image = checks.iter().find(|c| c.name == "image").unwrap();
+    assert_eq!(image.status, CheckStatus::Fail, "{image:?}");
+    assert!(image.message.starts_with("web:"), "{image:?}");
+    assert_eq!(
+        describe.num_calls(),
+        1,
+        "the sidecar's image is not looked up"
+    );
+    let findings = image.evidence["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["subject"] == "sidecar"
+            && f["message"] == "not checked (--skip-preflight image:sidecar)"),
+        "{findings:?}"
+    );
+}

@@ -500,7 +500,9 @@ async fn rollback_picks_the_previous_revision_by_number_across_pages() {
     let cfg = config();
     let args = bosar_deploy::cli::RollbackArgs {
         no_wait: true,
-        skip_preflight: bosar_deploy::report::CheckName::ALL.to_vec(),
+        skip_preflight: bosar_deploy::report::CheckName::ALL
+            .map(bosar_deploy::report::PreflightSkip::whole)
+            .to_vec(),
         ..Default::default()
     };
     let code = bosar_deploy::ecs::rollback::run(&args, &cfg, &aws, &Ui::silent())

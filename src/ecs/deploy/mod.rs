@@ -22,7 +22,7 @@ use crate::aws::Aws;
 use crate::cli::RolloutFlags;
 use crate::config::EcsSection;
 use crate::exit::{Code, Failure};
-use crate::report::CheckName;
+use crate::report::PreflightSkip;
 use crate::ui::Ui;
 use register::{register, Registration};
 
@@ -45,7 +45,7 @@ pub struct RolloutOptions {
     pub rollback_on_failure: bool,
     pub force_new_deployment: bool,
     pub no_wait: bool,
-    pub skip_preflight: Vec<CheckName>,
+    pub skip_preflight: Vec<PreflightSkip>,
 }
 
 impl RolloutOptions {

@@ -310,27 +310,43 @@ pub fn rule_for<'a>(rules: &'a [CacheRule], repository: &str) -> Option<&'a Cach
 }
 
 /// The pull-through cache rule that covers the image's repository, read from the image's
-/// registry and region (every page); an error says why the rules could not be read.
+/// registry and region (every page); an error says why the rules could not be read. One
+/// attempt per page: the answer only softens a failure, so a slow or failing lookup keeps
+/// the failure instead of retrying for seconds.
 async fn pull_through(clients: &Clients, ecr: &EcrImage) -> Result<Option<CacheRule>, String> {
     let mut rules = Vec::new();
-    let mut pages = clients
-        .ecr(&ecr.region)
-        .describe_pull_through_cache_rules()
-        .registry_id(&ecr.registry_id)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| match call_error(&e) {
-            CallError::Denied(m) => format!("ecr:DescribePullThroughCacheRules denied: {m}"),
-            CallError::Other(m) => m,
-        })?;
+    let mut token: Option<String> = None;
+    for _ in 0..PAGES_MAX {
+        let page = clients
+            .ecr(&ecr.region)
+            .describe_pull_through_cache_rules()
+            .registry_id(&ecr.registry_id)
+            .set_next_token(token.take())
+            .customize()
+            .config_override(
+                aws_sdk_ecr::config::Builder::default()
+                    .retry_config(aws_smithy_types::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .map_err(|e| match call_error(&e) {
+                CallError::Denied(m) => format!("ecr:DescribePullThroughCacheRules denied: {m}"),
+                CallError::Other(m) => m,
+            })?;
         rules.extend(page.pull_through_cache_rules().iter().map(|r| CacheRule {
             prefix: r.ecr_repository_prefix().unwrap_or_default().to_string(),
             upstream: r.upstream_registry_url().unwrap_or_default().to_string(),
         }));
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
     }
     Ok(rule_for(&rules, &ecr.repository).cloned())
 }
+
+/// A bound on the rule pages read (a registry holds at most a few dozen rules).
+const PAGES_MAX: usize = 20;
 
 fn cached_on_first_pull(
     container: &str,

@@ -31,8 +31,9 @@ use serde::Serialize;
 use super::taskdef::{self, ContainerChange};
 use crate::report::{Check, CheckStatus};
 
+use crate::report::{skipped_containers, skips_whole};
 /// The check names live in the shared base (the command line parses them).
-pub use crate::report::CheckName;
+pub use crate::report::{CheckName, PreflightSkip};
 
 /// The clients the checks use, built from the same loaded `SdkConfig` as [`crate::aws::Aws`]
 /// (same credentials, retries, timeouts and endpoint overrides). Resources in another region
@@ -246,19 +247,52 @@ pub fn skip_warning(name: CheckName) -> String {
 }
 
 /// Runs the four checks on `revision` (the task definition after the changes are applied)
-/// concurrently; those named in `skip` are reported as skipped. Read calls only.
+/// concurrently; those named in `skip` are reported as skipped, and a container named with
+/// `CHECK:CONTAINER` is left out of that check (an information finding says so). Read
+/// calls only.
 pub async fn check_revision(
     clients: &Clients,
     revision: &TaskDefinition,
-    skip: &[CheckName],
+    skip: &[PreflightSkip],
 ) -> Vec<Check> {
+    let image_td = without_containers(revision, &skipped_containers(skip, CheckName::Image));
+    let logs_td = without_containers(revision, &skipped_containers(skip, CheckName::Logs));
+    let secrets_td = without_containers(revision, &skipped_containers(skip, CheckName::Secrets));
     let (a, b, c, d) = tokio::join!(
-        timed(CheckName::Image, skip, image::check(clients, revision)),
+        timed(CheckName::Image, skip, image::check(clients, &image_td)),
         timed(CheckName::Roles, skip, roles::check(clients, revision)),
-        timed(CheckName::Logs, skip, logs::check(clients, revision)),
-        timed(CheckName::Secrets, skip, secrets::check(clients, revision)),
+        timed(CheckName::Logs, skip, logs::check(clients, &logs_td)),
+        timed(
+            CheckName::Secrets,
+            skip,
+            secrets::check(clients, &secrets_td)
+        ),
     );
     vec![a, b, c, d]
+}
+
+/// The revision without the named containers (for one check's look at it).
+fn without_containers(td: &TaskDefinition, names: &[&str]) -> TaskDefinition {
+    let mut td = td.clone();
+    if !names.is_empty() {
+        if let Some(cs) = td.container_definitions.as_mut() {
+            cs.retain(|c| !names.contains(&c.name().unwrap_or_default()));
+        }
+    }
+    td
+}
+
+/// Information findings for the containers `CHECK:CONTAINER` took out of a check.
+fn skipped_findings(name: CheckName, skip: &[PreflightSkip]) -> Vec<Finding> {
+    skipped_containers(skip, name)
+        .into_iter()
+        .map(|c| {
+            Finding::info(
+                c,
+                format!("not checked (--skip-preflight {name}:{})", clip(c, 100)),
+            )
+        })
+        .collect()
 }
 
 /// The checks on the revision `deploy` would register for `plan` (for a forced redeploy,
@@ -266,7 +300,7 @@ pub async fn check_revision(
 pub async fn check_plan(
     clients: &Clients,
     plan: &super::deploy::DeployPlan,
-    skip: &[CheckName],
+    skip: &[PreflightSkip],
 ) -> Vec<Check> {
     let revision = revision_after(&plan.td, &plan.container, &plan.changes);
     check_revision(clients, &revision, skip).await
@@ -274,9 +308,19 @@ pub async fn check_plan(
 
 /// One warning per check named by `--skip-preflight` (stderr, the JSON report's warnings,
 /// GitHub annotations).
-pub fn warn_skipped(ui: &crate::ui::Ui, skip: &[CheckName]) {
-    for name in CheckName::ALL.into_iter().filter(|n| skip.contains(n)) {
-        ui.warn(skip_warning(name));
+pub fn warn_skipped(ui: &crate::ui::Ui, skip: &[PreflightSkip]) {
+    for name in CheckName::ALL {
+        if skips_whole(skip, name) {
+            ui.warn(skip_warning(name));
+            continue;
+        }
+        for c in skipped_containers(skip, name) {
+            ui.warn(format!(
+                "preflight check {name} skips container {} (--skip-preflight {name}:{}): the other containers are checked",
+                crate::outside::Outside::new(c),
+                crate::outside::Outside::new(c)
+            ));
+        }
     }
 }
 
@@ -312,14 +356,15 @@ pub fn stop(checks: &[Check]) -> Option<anyhow::Error> {
 /// Runs one check unless skipped (futures are lazy: a skipped check makes no call).
 async fn timed(
     name: CheckName,
-    skip: &[CheckName],
+    skip: &[PreflightSkip],
     findings: impl std::future::Future<Output = Vec<Finding>>,
 ) -> Check {
-    if skip.contains(&name) {
+    if skips_whole(skip, name) {
         return skipped(name);
     }
     let t = Instant::now();
-    let findings = findings.await;
+    let mut findings = findings.await;
+    findings.extend(skipped_findings(name, skip));
     to_check(name, t.elapsed(), findings)
 }
 

@@ -253,7 +253,7 @@ pub async fn run(args: &RollbackArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyho
 async fn check_target(
     aws: &Aws,
     target: &aws_sdk_ecs::types::TaskDefinition,
-    skip: &[preflight::CheckName],
+    skip: &[crate::report::PreflightSkip],
     ui: &Ui,
 ) -> Vec<Check> {
     let Some(clients) = preflight::clients_for(aws) else {

@@ -10,6 +10,11 @@
 //   WEBSOCKET_PING_INTERVAL (25000)  WEBSOCKET_PING_TIMEOUT (60000)
 //   WEBSOCKET_HEARTBEAT_INTERVAL (30000)  HTTP_KEEPALIVE_TIMEOUT (65000)
 //   HTTP_BACKLOG (4096, listen backlog; Node's default 511 drops SYNs under load)
+//   GATEWAY_ON_SIGTERM (close): what SIGTERM does first. `close` closes the server
+//     (io.close(), through app.close()): clients see "transport close" and reconnect.
+//     `disconnect-sockets` first calls disconnectSockets() on /chat (a namespace
+//     DISCONNECT, "io server disconnect": socket.io-client does not reconnect), then
+//     closes the server 500 ms later.
 import 'reflect-metadata';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Controller, Get, HttpCode, Injectable, Module } from '@nestjs/common';
@@ -56,6 +61,10 @@ const HEARTBEAT_INTERVAL = intEnv('WEBSOCKET_HEARTBEAT_INTERVAL', 30000, 1);
 const KEEPALIVE_TIMEOUT = intEnv('HTTP_KEEPALIVE_TIMEOUT', 65000, 1);
 const BACKLOG = intEnv('HTTP_BACKLOG', 4096, 1);
 const HEALTH_STATUS = intEnv('HEALTH_STATUS', 200, 200);
+const ON_SIGTERM = (process.env.GATEWAY_ON_SIGTERM || 'close').trim();
+if (!['close', 'disconnect-sockets'].includes(ON_SIGTERM)) {
+  fail(`GATEWAY_ON_SIGTERM must be close or disconnect-sockets, got ${JSON.stringify(ON_SIGTERM)}`);
+}
 if (HEALTH_STATUS > 599) fail(`HEALTH_STATUS out of range: ${HEALTH_STATUS}`);
 
 // ------------------------------------------------------------------- JWT ---
@@ -278,11 +287,20 @@ let stopping = false;
 function shutdown() {
   if (stopping) return;
   stopping = true;
-  setTimeout(() => process.exit(0), 1500).unref();
-  app.close().then(
-    () => process.exit(0),
-    () => process.exit(0),
-  );
+  const close = () => {
+    setTimeout(() => process.exit(0), 1500).unref();
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
+  };
+  if (ON_SIGTERM === 'disconnect-sockets' && state.namespace) {
+    // What a gateway does in a shutdown hook that "says goodbye" to its clients.
+    state.namespace.disconnectSockets();
+    setTimeout(close, 500);
+  } else {
+    close();
+  }
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);

@@ -96,10 +96,15 @@ impl Polling {
 
     /// The Engine.IO endpoint with `EIO=4`, the transport and the session id.
     pub fn engine_url(&self, transport: &str, sid: Option<&str>) -> Url {
+        self.engine_url_eio("4", transport, sid)
+    }
+
+    /// [`Polling::engine_url`] for another protocol revision (`3`: socket.io 2.x clients).
+    pub fn engine_url_eio(&self, eio: &str, transport: &str, sid: Option<&str>) -> Url {
         let mut url = self.engine.clone();
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("EIO", "4")
+            q.append_pair("EIO", eio)
                 .append_pair("transport", transport);
             if transport == "polling" {
                 q.append_pair("t", &cache_buster());

@@ -10,6 +10,7 @@
 //   WEBSOCKET_PING_INTERVAL (25000)  WEBSOCKET_PING_TIMEOUT (60000)
 //   WEBSOCKET_HEARTBEAT_INTERVAL (30000)  HTTP_KEEPALIVE_TIMEOUT (65000)
 //   HTTP_BACKLOG (4096, listen backlog; Node's default 511 drops SYNs under load)
+//   ALLOW_EIO3 (off): `on` serves Engine.IO v3 (socket.io 2.x) clients (allowEIO3).
 //   GATEWAY_ON_SIGTERM (close): what SIGTERM does first. `close` closes the server
 //     (io.close(), through app.close()): clients see "transport close" and reconnect.
 //     `disconnect-sockets` first calls disconnectSockets() on /chat (a namespace
@@ -61,6 +62,7 @@ const HEARTBEAT_INTERVAL = intEnv('WEBSOCKET_HEARTBEAT_INTERVAL', 30000, 1);
 const KEEPALIVE_TIMEOUT = intEnv('HTTP_KEEPALIVE_TIMEOUT', 65000, 1);
 const BACKLOG = intEnv('HTTP_BACKLOG', 4096, 1);
 const HEALTH_STATUS = intEnv('HEALTH_STATUS', 200, 200);
+const ALLOW_EIO3 = /^(on|1|true|yes)$/i.test((process.env.ALLOW_EIO3 ?? '').trim());
 const ON_SIGTERM = (process.env.GATEWAY_ON_SIGTERM || 'close').trim();
 if (!['close', 'disconnect-sockets'].includes(ON_SIGTERM)) {
   fail(`GATEWAY_ON_SIGTERM must be close or disconnect-sockets, got ${JSON.stringify(ON_SIGTERM)}`);
@@ -206,6 +208,7 @@ Reflect.decorate(
       cookie: false,
       pingInterval: PING_INTERVAL,
       pingTimeout: PING_TIMEOUT,
+      allowEIO3: ALLOW_EIO3,
     }),
     Reflect.metadata('design:paramtypes', [GatewayState]),
   ],

@@ -66,6 +66,7 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
         heartbeat_interval: heartbeat_interval?,
         stickiness_rounds: stickiness_rounds?,
         targets: targets?,
+        eio3: g.eio3.as_ref().map(|v| *v.get_ref()),
     })
 }
 

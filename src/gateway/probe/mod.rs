@@ -594,6 +594,7 @@ mod tests {
             heartbeat_interval: Duration::from_secs(30),
             stickiness_rounds: 20,
             token: None,
+            eio3: None,
         };
         let args = |f: &dyn Fn(&mut VerifyArgs)| {
             let mut a = VerifyArgs {

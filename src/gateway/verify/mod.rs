@@ -39,6 +39,7 @@ use crate::ui::Ui;
 
 mod auth;
 mod cookies;
+mod eio3;
 mod fleet;
 mod handshake;
 mod health;
@@ -52,6 +53,7 @@ pub use crate::gateway::token::Secret;
 pub use crate::gateway::VerifySettings;
 pub use auth::{auth_verdict, AuthTry};
 pub use cookies::{cookies_verdict, AlbCookies, CookieFacts};
+pub use eio3::{eio3_verdict, Eio3Facts, V3Open};
 pub use fleet::{merge, targets_verdict, TargetRun};
 pub use runner::{run_all, status_word, Sink};
 pub use stickiness::{stickiness_verdict, Control, Rounds};
@@ -228,6 +230,7 @@ async fn run_targets(
     outs.into_iter()
         .map(|out| {
             settle(
+                &names(settings),
                 out.into_inner().unwrap_or_else(|e| e.into_inner()),
                 &stopped,
             )
@@ -235,9 +238,22 @@ async fn run_targets(
         .collect()
 }
 
-/// The checks in [`NAMES`] order, those missing filled in as `stopped` says (or skipped).
-fn settle(mut got: Vec<Check>, stopped: &Option<(CheckStatus, String)>) -> Vec<Check> {
-    NAMES
+/// The checks of a run: [`NAMES`], then `eio3` when `[gateway] eio3` is set.
+pub fn names(s: &VerifySettings) -> Vec<&'static str> {
+    let mut v = NAMES.to_vec();
+    if s.eio3.is_some() {
+        v.push("eio3");
+    }
+    v
+}
+
+/// The checks in [`names`] order, those missing filled in as `stopped` says (or skipped).
+fn settle(
+    names: &[&str],
+    mut got: Vec<Check>,
+    stopped: &Option<(CheckStatus, String)>,
+) -> Vec<Check> {
+    names
         .iter()
         .map(|name| {
             let c = match got.iter().position(|c| c.name == *name) {

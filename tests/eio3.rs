@@ -123,6 +123,7 @@ fn a_gateway_with_allow_eio3_serves_v2_clients_as_the_official_client_sees() {
     let (_dir, cfg) = config(&proxy.url, true);
     let (out, report) = verify(&cfg);
     let (status, msg) = eio3(&report);
+    eprintln!("eio3: {status} {msg}");
     assert_eq!(status, "pass", "{msg}\n{}", out.all());
     assert!(
         msg.contains("/chat joined with the token in the query, upgraded to websocket"),
@@ -136,6 +137,7 @@ fn a_gateway_with_allow_eio3_serves_v2_clients_as_the_official_client_sees() {
     let (_dir, cfg) = config(&proxy.url, false);
     let (out, report) = verify(&cfg);
     let (status, msg) = eio3(&report);
+    eprintln!("eio3: {status} {msg}");
     assert_eq!(status, "fail", "{msg}");
     assert!(msg.contains("allowEIO3 is on"), "{msg}");
     assert_eq!(out.code, 1);
@@ -154,12 +156,14 @@ fn a_gateway_without_allow_eio3_refuses_v2_clients_as_the_official_client_sees()
     let (_dir, cfg) = config(&proxy.url, true);
     let (out, report) = verify(&cfg);
     let (status, msg) = eio3(&report);
+    eprintln!("eio3: {status} {msg}");
     assert_eq!(status, "fail", "{msg}");
     assert!(msg.contains("set allowEIO3: true"), "{msg}");
     assert_eq!(out.code, 1);
     let (_dir, cfg) = config(&proxy.url, false);
     let (out, report) = verify(&cfg);
     let (status, msg) = eio3(&report);
+    eprintln!("eio3: {status} {msg}");
     assert_eq!(status, "pass", "{msg}");
     assert!(msg.contains("refuses Engine.IO v3"), "{msg}");
     assert_eq!(out.code, 0, "{}", out.all());
@@ -176,6 +180,7 @@ fn a_forged_token_accepted_on_the_v2_path_fails_as_the_official_client_gets_in()
     let (_dir, cfg) = config(&proxy.url, true);
     let (out, report) = verify(&cfg);
     let (status, msg) = eio3(&report);
+    eprintln!("eio3: {status} {msg}");
     assert_eq!(status, "fail", "{msg}");
     assert!(
         msg.contains("auth not enforced for socket.io 2.x clients: /chat accepted a forged token"),

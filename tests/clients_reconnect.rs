@@ -419,3 +419,36 @@ fn refused_on_reconnect_is_lost_as_the_official_client_gives_up() {
         "{msg}"
     );
 }
+
+#[test]
+fn reconnect_like_always_brings_back_the_sessions_told_to_leave() {
+    // The app that calls connect() again after "io server disconnect": the same stop now
+    // costs nothing, and the report says whose rules it counted by.
+    let mut ga = gateway("gw-a", &[("GATEWAY_ON_SIGTERM", "disconnect-sockets")]);
+    let gc = gateway("gw-c", &[]);
+    let proxy = SlotProxy::start(&[&ga, &gc]);
+    let (_dir, cfg) = config(&proxy.url);
+    let probe = Probe::start(&cfg, &["--hold", "7s", "--reconnect-like", "always"]);
+    wait_all_open(&[&ga, &gc], N);
+    let held_a = connections(&ga);
+    assert!(held_a > 0, "gw-a holds none");
+    let c_before = u(&gc.stats()["totalConnections"]);
+    ga.terminate();
+    wait_exited(&mut ga);
+    let (code, report, stderr) = probe.finish();
+    let d = &report["probe"]["disruption"];
+    assert_eq!(code, 0, "{d:#}\n{stderr}");
+    assert_eq!(d["reconnect_like"], "always");
+    assert_eq!(u(&d["lost"]), 0, "{d:#}");
+    assert_eq!(u(&d["reconnected"]), held_a, "{d:#}");
+    // Told to leave once each; a reconnect may land on gw-a again in the 500 ms before it
+    // closes, and drop again with the transport.
+    let drops = by_cause(&d["dropped"]["by_cause"]);
+    assert!(
+        drops.contains(&("server_disconnect".to_string(), held_a)),
+        "{drops:?}"
+    );
+    assert_eq!(u(&d["dropped"]["sessions"]), held_a, "{d:#}");
+    assert_eq!(moved(d, "gw-a", "gw-c"), held_a, "{d:#}");
+    assert_eq!(u(&gc.stats()["totalConnections"]), c_before + held_a);
+}

@@ -44,6 +44,8 @@ fn cases() -> Vec<(
         ("namespace without slash", r("namespace = \"/chat\"", "namespace = \"chat\""), "31:13", "gateway.namespace", "must start with /"),
         ("no targets", r("namespace = \"/chat\"", "namespace = \"/chat\"\ntargets = 0"), "32:11", "gateway.targets", "out of range"),
         ("targets as text", r("namespace = \"/chat\"", "namespace = \"/chat\"\ntargets = \"2\""), "32:11", "gateway.targets", "invalid type"),
+        ("origin with a path", r("namespace = \"/chat\"", "namespace = \"/chat\"\norigins = [\"https://app.bosar.click/\"]"), "32:12", "gateway.origins", "is not an origin"),
+        ("origin without scheme", r("namespace = \"/chat\"", "namespace = \"/chat\"\norigins = [\"https://a.b\", \"app.bosar.click\"]"), "32:27", "gateway.origins", "is not an origin"),
         ("eio3 as text", r("namespace = \"/chat\"", "namespace = \"/chat\"\neio3 = \"yes\""), "32:8", "gateway.eio3", "true or false"),
         ("token_env holding a value", r("token_env = \"BOSAR_GATEWAY_TOKEN\"", "token_env = \"eyJhbGciOi.x.y\""), "33:13", "gateway.token_env", "not an environment variable name"),
         ("bad environment name", r("WEBSOCKET_PING_TIMEOUT = \"60000\"", "\"WEBSOCKET PING\" = \"60000\""), "25:1", "ecs.environment.WEBSOCKET PING", "not an environment variable name"),

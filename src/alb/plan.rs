@@ -496,6 +496,7 @@ mod tests {
             stickiness_rounds: 20,
             targets: None,
             eio3: None,
+            origins: Vec::new(),
         };
         // longest 30 s -> floor 50 s
         assert!(idle_timeout_warning(Duration::from_secs(60), &gw).is_none());

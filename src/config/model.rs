@@ -145,6 +145,9 @@ pub struct GatewaySection {
     /// `eio3` check that connects as one, `false` one that passes when EIO=3 is refused
     /// (`None`: not checked).
     pub eio3: Option<bool>,
+    /// `origins`: the web app's origins (`https://app.bosar.click`); each gets a `cors` check
+    /// as a browser on it would connect (empty: no browser checks).
+    pub origins: Vec<String>,
 }
 
 /// `[gateway]`'s defaults: BoSar's gateway, and socket.io's own ping settings.
@@ -173,6 +176,7 @@ impl GatewaySection {
             stickiness_rounds: GATEWAY_DEFAULT_STICKINESS_ROUNDS,
             targets: None,
             eio3: None,
+            origins: Vec::new(),
         }
     }
 }

@@ -79,6 +79,7 @@ pub(super) struct RawGateway {
     pub(super) stickiness_rounds: Option<S<i64>>,
     pub(super) targets: Option<S<i64>>,
     pub(super) eio3: Option<S<bool>>,
+    pub(super) origins: Option<S<Vec<S<String>>>>,
 }
 
 /// One `[environments.NAME]` table.
@@ -128,7 +129,7 @@ const ECS: [&str; 11] = [
     "acknowledge",
     "environment",
 ];
-const GATEWAY: [&str; 12] = [
+const GATEWAY: [&str; 13] = [
     "url",
     "namespace",
     "health_path",
@@ -141,6 +142,7 @@ const GATEWAY: [&str; 12] = [
     "stickiness_rounds",
     "targets",
     "eio3",
+    "origins",
 ];
 
 /// A table being read: its dotted path and its items.
@@ -448,6 +450,7 @@ fn read_gateway(g: &Table, errs: &mut Errors) -> RawGateway {
         stickiness_rounds: g.int("stickiness_rounds", errs),
         targets: g.int("targets", errs),
         eio3: g.bool("eio3", errs),
+        origins: g.strings("origins", errs),
     }
 }
 
@@ -535,6 +538,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             stickiness_rounds: o.stickiness_rounds.or(b.stickiness_rounds),
             targets: o.targets.or(b.targets),
             eio3: o.eio3.or(b.eio3),
+            origins: o.origins.or(b.origins),
         }),
     }
 }

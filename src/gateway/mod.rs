@@ -193,6 +193,7 @@ mod tests {
             ("verify/fleet.rs", include_str!("verify/fleet.rs")),
             ("verify/table.rs", include_str!("verify/table.rs")),
             ("verify/eio3.rs", include_str!("verify/eio3.rs")),
+            ("verify/cors.rs", include_str!("verify/cors.rs")),
         ];
         let probe = [
             ("probe/mod.rs", include_str!("probe/mod.rs")),

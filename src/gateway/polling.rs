@@ -30,6 +30,10 @@ pub struct Reply {
     /// Names of the cookies this response set (values are not kept here).
     pub set_cookies: Vec<String>,
     pub elapsed: Duration,
+    /// `Access-Control-Allow-Origin` and `Access-Control-Allow-Credentials`, as sent (what a
+    /// browser on another origin reads).
+    pub allow_origin: Option<String>,
+    pub allow_credentials: Option<String>,
 }
 
 impl Reply {
@@ -138,6 +142,42 @@ impl Polling {
         r
     }
 
+    /// GET as a page on `origin` sends it (an `Origin` header; the jar's cookies as a browser
+    /// with `withCredentials` sends them).
+    pub async fn get_from(
+        &self,
+        url: Url,
+        origin: &str,
+        timeout: Duration,
+    ) -> Result<Reply, Error> {
+        let started = Instant::now();
+        let req = self.client.get(url.clone()).header("origin", origin);
+        let r = self.request(req, "GET", timeout).await;
+        super::log_request("GET", &url, &r, started);
+        r
+    }
+
+    /// POST as a page on `origin` sends it (socket.io-client's `text/plain`, a simple request:
+    /// no preflight).
+    pub async fn post_from(
+        &self,
+        url: Url,
+        origin: &str,
+        body: String,
+        timeout: Duration,
+    ) -> Result<Reply, Error> {
+        let started = Instant::now();
+        let req = self
+            .client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
+            .header("origin", origin)
+            .body(body);
+        let r = self.request(req, "POST", timeout).await;
+        super::log_request("POST", &url, &r, started);
+        r
+    }
+
     async fn request(
         &self,
         req: reqwest::RequestBuilder,
@@ -166,6 +206,14 @@ impl Polling {
                 .filter_map(|v| v.to_str().ok())
                 .filter_map(|v| v.split_once('=').map(|(n, _)| n.trim().to_string()))
                 .collect();
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let allow_origin = header("access-control-allow-origin");
+            let allow_credentials = header("access-control-allow-credentials");
             let body = read_body(&mut resp, BODY_LIMIT, &what, timeout).await?;
             Ok(Reply {
                 status,
@@ -173,6 +221,8 @@ impl Polling {
                 body,
                 set_cookies,
                 elapsed: started.elapsed(),
+                allow_origin,
+                allow_credentials,
             })
         };
         // reqwest's timeout covers connect, headers and body; this outer bound is a backstop.

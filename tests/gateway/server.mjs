@@ -10,6 +10,9 @@
 //   WEBSOCKET_PING_INTERVAL (25000)  WEBSOCKET_PING_TIMEOUT (60000)
 //   WEBSOCKET_HEARTBEAT_INTERVAL (30000)  HTTP_KEEPALIVE_TIMEOUT (65000)
 //   HTTP_BACKLOG (4096, listen backlog; Node's default 511 drops SYNs under load)
+//   GATEWAY_CORS (credentials): `credentials` answers every Origin exactly with
+//     Access-Control-Allow-Credentials: true (what browsers with withCredentials need);
+//     `wildcard` answers `*` without credentials (browsers then drop the cookies).
 //   ALLOW_EIO3 (off): `on` serves Engine.IO v3 (socket.io 2.x) clients (allowEIO3).
 //   GATEWAY_ON_SIGTERM (close): what SIGTERM does first. `close` closes the server
 //     (io.close(), through app.close()): clients see "transport close" and reconnect.
@@ -62,6 +65,11 @@ const HEARTBEAT_INTERVAL = intEnv('WEBSOCKET_HEARTBEAT_INTERVAL', 30000, 1);
 const KEEPALIVE_TIMEOUT = intEnv('HTTP_KEEPALIVE_TIMEOUT', 65000, 1);
 const BACKLOG = intEnv('HTTP_BACKLOG', 4096, 1);
 const HEALTH_STATUS = intEnv('HEALTH_STATUS', 200, 200);
+const CORS_MODE = (process.env.GATEWAY_CORS || 'credentials').trim();
+if (!['credentials', 'wildcard'].includes(CORS_MODE)) {
+  fail(`GATEWAY_CORS must be credentials or wildcard, got ${JSON.stringify(CORS_MODE)}`);
+}
+const CORS = CORS_MODE === 'credentials' ? { origin: true, credentials: true } : { origin: '*' };
 const ALLOW_EIO3 = /^(on|1|true|yes)$/i.test((process.env.ALLOW_EIO3 ?? '').trim());
 const ON_SIGTERM = (process.env.GATEWAY_ON_SIGTERM || 'close').trim();
 if (!['close', 'disconnect-sockets'].includes(ON_SIGTERM)) {
@@ -204,7 +212,7 @@ Reflect.decorate(
     WebSocketGateway({
       namespace: '/chat',
       transports: ['polling', 'websocket'],
-      cors: { origin: true, credentials: true },
+      cors: CORS,
       cookie: false,
       pingInterval: PING_INTERVAL,
       pingTimeout: PING_TIMEOUT,
@@ -269,7 +277,7 @@ Reflect.decorate(
 
 const app = await NestFactory.create(AppModule, { logger: ['error'], abortOnError: false });
 app.useWebSocketAdapter(new IoAdapter(app));
-app.enableCors({ origin: true, credentials: true });
+app.enableCors(CORS);
 
 const httpServer = app.getHttpServer();
 httpServer.keepAliveTimeout = KEEPALIVE_TIMEOUT;

@@ -595,6 +595,7 @@ mod tests {
             stickiness_rounds: 20,
             token: None,
             eio3: None,
+            origins: Vec::new(),
         };
         let args = |f: &dyn Fn(&mut VerifyArgs)| {
             let mut a = VerifyArgs {

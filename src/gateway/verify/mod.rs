@@ -39,6 +39,7 @@ use crate::ui::Ui;
 
 mod auth;
 mod cookies;
+mod cors;
 mod eio3;
 mod fleet;
 mod handshake;
@@ -53,6 +54,7 @@ pub use crate::gateway::token::Secret;
 pub use crate::gateway::VerifySettings;
 pub use auth::{auth_verdict, AuthTry};
 pub use cookies::{cookies_verdict, AlbCookies, CookieFacts};
+pub use cors::{cors_verdict, site_of, Allow, OriginFacts};
 pub use eio3::{eio3_verdict, Eio3Facts, V3Open};
 pub use fleet::{merge, targets_verdict, TargetRun};
 pub use runner::{run_all, status_word, Sink};
@@ -238,11 +240,18 @@ async fn run_targets(
         .collect()
 }
 
-/// The checks of a run: [`NAMES`], then `eio3` when `[gateway] eio3` is set.
+/// Checks run only when the config asks for them, in report order after [`NAMES`].
+pub const OPTIONAL: [&str; 2] = ["eio3", "cors"];
+
+/// The checks of a run: [`NAMES`], then `eio3` when `[gateway] eio3` is set and `cors` when
+/// `[gateway] origins` is.
 pub fn names(s: &VerifySettings) -> Vec<&'static str> {
     let mut v = NAMES.to_vec();
     if s.eio3.is_some() {
         v.push("eio3");
+    }
+    if !s.origins.is_empty() {
+        v.push("cors");
     }
     v
 }

@@ -104,6 +104,9 @@ pub async fn run_all(s: &VerifySettings, sink: &Sink<'_>, jar: Jar, spread: usiz
         }
         None => rest.await,
     }
+    if !s.origins.is_empty() {
+        run.cors().await;
+    }
 }
 
 /// One run: the settings, where results go, and the HTTP client with the cookie jar that the
@@ -249,6 +252,15 @@ impl<'a, 's> Run<'a, 's> {
         });
         self.sink
             .push(super::eio3::eio3(&self.http, self.s, expect).await);
+    }
+
+    /// `cors` (`[gateway] origins`): a browser page on each origin, with the cookies.
+    async fn cors(&self) {
+        self.sink.line(format_args!(
+            "as a browser on {}: polling with Origin and credentials, then the upgrade",
+            self.s.origins.join(", ")
+        ));
+        self.sink.push(super::cors::cors(&self.http, self.s).await);
     }
 
     /// `upgrade` of the main session to websocket, with the cookies.

@@ -41,12 +41,11 @@ impl FleetReport {
         targets = crate::gateway::redact(targets);
         let mut checks = vec![targets];
         checks.extend(NAMES.iter().map(|n| fleet::merge(n, &runs, not_run)));
-        // `eio3` runs only when `[gateway] eio3` is set: then every run has it.
-        if runs
-            .iter()
-            .any(|r| r.checks.iter().any(|c| c.name == "eio3"))
-        {
-            checks.push(fleet::merge("eio3", &runs, not_run));
+        // `eio3` and `cors` run only when the config asks: then every run has them.
+        for name in super::OPTIONAL {
+            if runs.iter().any(|r| r.checks.iter().any(|c| c.name == name)) {
+                checks.push(fleet::merge(name, &runs, not_run));
+            }
         }
         FleetReport {
             checks,

@@ -73,7 +73,9 @@ impl Probe {
                 "--connections",
                 &N.to_string(),
             ])
-            .args(["--concurrency", "12", "--reconnect"])
+            // Every session starts at once: the open phase's budget is N / 100 per second, which
+            // sessions waiting for a handshake slot can miss on a loaded machine.
+            .args(["--concurrency", &N.to_string(), "--reconnect"])
             .args(["--reconnect-delay", "200ms..1s"])
             .args(extra)
             .stdin(Stdio::null())
@@ -186,6 +188,18 @@ impl Drop for Official {
 
 fn connections(g: &Gateway) -> u64 {
     g.stats()["connections"].as_u64().unwrap()
+}
+
+/// Whether the replicas come to hold `want` sessions between them within 30 s.
+fn all_open(gws: &[&Gateway], want: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if gws.iter().map(|g| connections(g)).sum::<u64>() == want {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 fn wait_all_open(gws: &[&Gateway], want: u64) {
@@ -373,7 +387,13 @@ fn refused_on_reconnect_is_lost_as_the_official_client_gives_up() {
     let probe = Probe::start(&cfg, &["--hold", "8s"]);
     let official = Official::start(&proxy.url);
     official.ready();
-    wait_all_open(&[&ga], 2 * N);
+    if !all_open(&[&ga], 2 * N) {
+        let (code, report, stderr) = probe.finish();
+        panic!(
+            "not all open: gw-a {}; probe exit {code}: {report:#}\n{stderr}",
+            connections(&ga)
+        );
+    }
     // The new task registers; then the old one stops.
     proxy.command("set server gateways/task2 state ready; set weight gateways/task2 1");
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -112,7 +112,7 @@ fn a_wildcard_without_credentials_fails() {
     let (status, msg) = cors(&report);
     assert_eq!(status, "fail", "{msg}");
     assert!(
-        msg.contains("the polling handshake: Access-Control-Allow-Origin is *, which browsers refuse with credentials"),
+        msg.contains("the polling handshake, the CONNECT POST and the poll: Access-Control-Allow-Origin is *, which browsers refuse with credentials"),
         "{msg}"
     );
     assert!(

@@ -76,29 +76,54 @@ pub fn site_of(host: &str) -> String {
     labels[n.saturating_sub(keep)..].join(".")
 }
 
+/// What is wrong with one request's answer for a page on `o`.
+fn request_problems(o: &str, r: &Result<Allow, String>) -> Vec<String> {
+    let a = match r {
+        Err(e) => return vec![format!("failed: {e}")],
+        Ok(a) => a,
+    };
+    let mut out = Vec::new();
+    match a.origin.as_deref() {
+        Some(v) if v == o => {}
+        Some("*") => out.push("Access-Control-Allow-Origin is *, which browsers refuse with credentials: answer the exact origin".to_string()),
+        Some(v) => out.push(format!("Access-Control-Allow-Origin is {v:?}, not {o}")),
+        None => out.push("no Access-Control-Allow-Origin: the browser drops the answer".into()),
+    }
+    if a.credentials.as_deref() != Some("true") {
+        out.push(format!(
+            "Access-Control-Allow-Credentials is {}, not true: the browser drops the answer and its cookies, so polling loses its target",
+            a.credentials.as_deref().map_or("absent".to_string(), |c| format!("{c:?}"))
+        ));
+    }
+    out
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// The problems of one origin (each fails the check) and its warnings.
 fn origin_verdict(f: &OriginFacts, https: bool) -> (Vec<String>, Vec<String>) {
     let o = &f.origin;
     let mut fail = Vec::new();
     let mut warn = Vec::new();
+    // Each problem once, with the requests that had it: "the polling handshake and the poll: …".
+    let mut by_problem: Vec<(String, Vec<&str>)> = Vec::new();
     for (what, r) in &f.requests {
-        match r {
-            Err(e) => fail.push(format!("{what} failed: {e}")),
-            Ok(a) => {
-                match a.origin.as_deref() {
-                    Some(v) if v == o => {}
-                    Some("*") => fail.push(format!("{what}: Access-Control-Allow-Origin is *, which browsers refuse with credentials: answer the exact origin")),
-                    Some(v) => fail.push(format!("{what}: Access-Control-Allow-Origin is {v:?}, not {o}")),
-                    None => fail.push(format!("{what}: no Access-Control-Allow-Origin: the browser drops the answer")),
-                }
-                if a.credentials.as_deref() != Some("true") {
-                    fail.push(format!(
-                        "{what}: Access-Control-Allow-Credentials is {}, not true: the browser drops the answer and its cookies, so polling loses its target",
-                        a.credentials.as_deref().map_or("absent".to_string(), |c| format!("{c:?}"))
-                    ));
-                }
+        for problem in request_problems(o, r) {
+            match by_problem.iter_mut().find(|(p, _)| *p == problem) {
+                Some((_, whats)) => whats.push(what),
+                None => by_problem.push((problem, vec![what])),
             }
         }
+    }
+    for (problem, whats) in by_problem {
+        fail.push(format!("{}: {problem}", and_list(&whats)));
     }
     if let Err(e) = &f.upgrade {
         fail.push(format!(
@@ -337,7 +362,7 @@ mod tests {
         cases.push((f, "Access-Control-Allow-Credentials is \"false\""));
         let mut f = good();
         f.requests[0].1 = Err("HTTP 403".into());
-        cases.push((f, "the polling handshake failed: HTTP 403"));
+        cases.push((f, "the polling handshake: failed: HTTP 403"));
         let mut f = good();
         f.upgrade = Err("unexpected HTTP 400".into());
         cases.push((f, "the websocket upgrade with this Origin failed"));
@@ -357,6 +382,25 @@ mod tests {
         let mut f = good();
         f.awsalbcors = Some(cookie(Some("Lax"), false));
         assert_eq!(cors_verdict(&[f], false).0, CheckStatus::Pass);
+    }
+
+    #[test]
+    fn a_problem_is_named_once_with_every_request_that_had_it() {
+        let mut f = good();
+        for r in &mut f.requests {
+            r.1 = allow(Some("*"), None);
+        }
+        let (st, msg) = cors_verdict(&[f], true);
+        assert_eq!(st, CheckStatus::Fail);
+        assert_eq!(
+            msg.matches("Access-Control-Allow-Origin is *").count(),
+            1,
+            "{msg}"
+        );
+        assert!(
+            msg.contains("the polling handshake, the CONNECT POST and the poll: Access-Control-Allow-Origin is *"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `bosar-deploy verify`: proves from outside that the deployed gateway works, on every
 //! healthy target behind the load balancer. Nine checks per target, in the order they are
 //! reported ([`NAMES`]): health, handshake, cookies, stickiness, auth, upgrade, heartbeat, ping,
-//! disconnect; before them `targets`, whether every healthy target was reached.
+//! disconnect; before them `targets`, whether every healthy target was reached; after them the
+//! checks the config asks for ([`OPTIONAL`]): `eio3` (`[gateway] eio3`: socket.io 2.x
+//! clients) and `cors` (`[gateway] origins`: browsers on the web app's origins).
 //!
 //! `targets` finds the targets from outside (health GETs with fresh cookie jars, bounded) and
 //! keeps each one's stickiness cookie; the checks then run on every target at once, each

@@ -148,6 +148,22 @@ pub struct ReconnectFlags {
     /// Fail when the reconnect time p99 (drop to the namespace answer) exceeds this, e.g. 5s
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub max_reconnect_p99: Option<std::time::Duration>,
+    /// Whose reconnect rules dropped sessions follow [default: browser]
+    #[arg(long, value_enum, value_name = "CLIENT")]
+    pub reconnect_like: Option<ReconnectLike>,
+}
+
+/// `--reconnect-like`: which client's reconnect rules the probe's sessions follow.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconnectLike {
+    /// socket.io-client's defaults: no reconnect after a namespace DISCONNECT ("io server
+    /// disconnect"), give up on a CONNECT_ERROR; reconnect after anything else
+    #[default]
+    Browser,
+    /// An app that calls connect() again whatever happened: reconnect after every drop and
+    /// retry after a CONNECT_ERROR
+    Always,
 }
 
 impl ReconnectFlags {
@@ -158,6 +174,7 @@ impl ReconnectFlags {
             (self.max_lost.is_some(), "--max-lost"),
             (self.max_drop_rate.is_some(), "--max-drop-rate"),
             (self.max_reconnect_p99.is_some(), "--max-reconnect-p99"),
+            (self.reconnect_like.is_some(), "--reconnect-like"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
@@ -494,6 +511,38 @@ mod tests {
             ))
         );
         assert_eq!(v.comeback.max_lost, Some(3));
+        assert_eq!(
+            v.comeback.reconnect_like, None,
+            "browser by default, applied later"
+        );
+        for (word, like) in [
+            ("browser", ReconnectLike::Browser),
+            ("always", ReconnectLike::Always),
+        ] {
+            let cli = parse(&[
+                "verify",
+                "--connections",
+                "1",
+                "--reconnect",
+                "--reconnect-like",
+                word,
+            ])
+            .unwrap();
+            let Command::Verify(v) = cli.command else {
+                panic!()
+            };
+            assert_eq!(v.comeback.reconnect_like, Some(like));
+        }
+        let e = parse(&[
+            "verify",
+            "--connections",
+            "1",
+            "--reconnect",
+            "--reconnect-like",
+            "curl",
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue, "{e}");
         // --reconnect needs --connections.
         assert!(parse(&["verify", "--reconnect"]).is_err());
         for bad in ["5s..1s", "0ms..1s", "1s..11m", "1s", "1s..", "x..5s"] {

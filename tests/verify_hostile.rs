@@ -141,6 +141,8 @@ fn settings(port: u16) -> VerifySettings {
         heartbeat_interval: Duration::from_secs(1),
         stickiness_rounds: 3,
         token: Some(Secret::new(TOKEN)),
+        eio3: None,
+        origins: Vec::new(),
     }
 }
 

@@ -495,6 +495,8 @@ mod tests {
             heartbeat_interval: Duration::from_secs(30),
             stickiness_rounds: 20,
             targets: None,
+            eio3: None,
+            origins: Vec::new(),
         };
         // longest 30 s -> floor 50 s
         assert!(idle_timeout_warning(Duration::from_secs(60), &gw).is_none());

@@ -141,6 +141,13 @@ pub struct GatewaySection {
     pub stickiness_rounds: u32,
     /// Healthy targets `verify` expects to reach when it cannot ask AWS (`None`: unknown).
     pub targets: Option<u32>,
+    /// Whether the gateway must serve Engine.IO v3 (socket.io 2.x) clients: `true` adds an
+    /// `eio3` check that connects as one, `false` one that passes when EIO=3 is refused
+    /// (`None`: not checked).
+    pub eio3: Option<bool>,
+    /// `origins`: the web app's origins (`https://app.bosar.click`); each gets a `cors` check
+    /// as a browser on it would connect (empty: no browser checks).
+    pub origins: Vec<String>,
 }
 
 /// `[gateway]`'s defaults: BoSar's gateway, and socket.io's own ping settings.
@@ -168,6 +175,8 @@ impl GatewaySection {
             heartbeat_interval: Duration::from_secs(GATEWAY_DEFAULT_HEARTBEAT_INTERVAL_S),
             stickiness_rounds: GATEWAY_DEFAULT_STICKINESS_ROUNDS,
             targets: None,
+            eio3: None,
+            origins: Vec::new(),
         }
     }
 }

@@ -78,6 +78,8 @@ pub(super) struct RawGateway {
     pub(super) heartbeat_interval: Option<S<String>>,
     pub(super) stickiness_rounds: Option<S<i64>>,
     pub(super) targets: Option<S<i64>>,
+    pub(super) eio3: Option<S<bool>>,
+    pub(super) origins: Option<S<Vec<S<String>>>>,
 }
 
 /// One `[environments.NAME]` table.
@@ -127,7 +129,7 @@ const ECS: [&str; 11] = [
     "acknowledge",
     "environment",
 ];
-const GATEWAY: [&str; 11] = [
+const GATEWAY: [&str; 13] = [
     "url",
     "namespace",
     "health_path",
@@ -139,6 +141,8 @@ const GATEWAY: [&str; 11] = [
     "heartbeat_interval",
     "stickiness_rounds",
     "targets",
+    "eio3",
+    "origins",
 ];
 
 /// A table being read: its dotted path and its items.
@@ -445,6 +449,8 @@ fn read_gateway(g: &Table, errs: &mut Errors) -> RawGateway {
         heartbeat_interval: g.str("heartbeat_interval", errs),
         stickiness_rounds: g.int("stickiness_rounds", errs),
         targets: g.int("targets", errs),
+        eio3: g.bool("eio3", errs),
+        origins: g.strings("origins", errs),
     }
 }
 
@@ -531,6 +537,8 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             heartbeat_interval: o.heartbeat_interval.or(b.heartbeat_interval),
             stickiness_rounds: o.stickiness_rounds.or(b.stickiness_rounds),
             targets: o.targets.or(b.targets),
+            eio3: o.eio3.or(b.eio3),
+            origins: o.origins.or(b.origins),
         }),
     }
 }

@@ -51,6 +51,8 @@ pub enum CodecError {
         kind: SioKind,
         reason: &'static str,
     },
+    /// An Engine.IO v3 record is malformed (length prefix, binary type).
+    V3Frame(String),
     /// A packet inside a batched polling body failed; `index` counts from 0.
     InBatch {
         index: usize,
@@ -80,6 +82,7 @@ impl fmt::Display for CodecError {
             CodecError::InvalidPayload { kind, reason } => {
                 write!(f, "invalid {} payload: {reason}", kind.name())
             }
+            CodecError::V3Frame(s) => write!(f, "bad Engine.IO v3 record: {s}"),
             CodecError::InBatch { index, error } => write!(f, "packet {} of the body: {error}", index + 1),
         }
     }

@@ -27,6 +27,7 @@ use crate::outside::{self, Outside};
 use crate::report::Check;
 
 pub mod codec;
+pub mod codec_v3;
 mod error;
 pub mod polling;
 pub mod probe;
@@ -191,6 +192,8 @@ mod tests {
             ("verify/targets.rs", include_str!("verify/targets.rs")),
             ("verify/fleet.rs", include_str!("verify/fleet.rs")),
             ("verify/table.rs", include_str!("verify/table.rs")),
+            ("verify/eio3.rs", include_str!("verify/eio3.rs")),
+            ("verify/cors.rs", include_str!("verify/cors.rs")),
         ];
         let probe = [
             ("probe/mod.rs", include_str!("probe/mod.rs")),
@@ -218,6 +221,7 @@ mod tests {
             ("error.rs", include_str!("error.rs")),
             ("settings.rs", include_str!("settings.rs")),
             ("codec.rs", include_str!("codec.rs")),
+            ("codec_v3.rs", include_str!("codec_v3.rs")),
             ("polling.rs", include_str!("polling.rs")),
             ("ws.rs", include_str!("ws.rs")),
             ("session.rs", include_str!("session.rs")),

@@ -30,6 +30,10 @@ pub struct Reply {
     /// Names of the cookies this response set (values are not kept here).
     pub set_cookies: Vec<String>,
     pub elapsed: Duration,
+    /// `Access-Control-Allow-Origin` and `Access-Control-Allow-Credentials`, as sent (what a
+    /// browser on another origin reads).
+    pub allow_origin: Option<String>,
+    pub allow_credentials: Option<String>,
 }
 
 impl Reply {
@@ -96,10 +100,15 @@ impl Polling {
 
     /// The Engine.IO endpoint with `EIO=4`, the transport and the session id.
     pub fn engine_url(&self, transport: &str, sid: Option<&str>) -> Url {
+        self.engine_url_eio("4", transport, sid)
+    }
+
+    /// [`Polling::engine_url`] for another protocol revision (`3`: socket.io 2.x clients).
+    pub fn engine_url_eio(&self, eio: &str, transport: &str, sid: Option<&str>) -> Url {
         let mut url = self.engine.clone();
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("EIO", "4")
+            q.append_pair("EIO", eio)
                 .append_pair("transport", transport);
             if transport == "polling" {
                 q.append_pair("t", &cache_buster());
@@ -127,6 +136,42 @@ impl Polling {
             .client
             .post(url.clone())
             .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
+            .body(body);
+        let r = self.request(req, "POST", timeout).await;
+        super::log_request("POST", &url, &r, started);
+        r
+    }
+
+    /// GET as a page on `origin` sends it (an `Origin` header; the jar's cookies as a browser
+    /// with `withCredentials` sends them).
+    pub async fn get_from(
+        &self,
+        url: Url,
+        origin: &str,
+        timeout: Duration,
+    ) -> Result<Reply, Error> {
+        let started = Instant::now();
+        let req = self.client.get(url.clone()).header("origin", origin);
+        let r = self.request(req, "GET", timeout).await;
+        super::log_request("GET", &url, &r, started);
+        r
+    }
+
+    /// POST as a page on `origin` sends it (socket.io-client's `text/plain`, a simple request:
+    /// no preflight).
+    pub async fn post_from(
+        &self,
+        url: Url,
+        origin: &str,
+        body: String,
+        timeout: Duration,
+    ) -> Result<Reply, Error> {
+        let started = Instant::now();
+        let req = self
+            .client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
+            .header("origin", origin)
             .body(body);
         let r = self.request(req, "POST", timeout).await;
         super::log_request("POST", &url, &r, started);
@@ -161,6 +206,14 @@ impl Polling {
                 .filter_map(|v| v.to_str().ok())
                 .filter_map(|v| v.split_once('=').map(|(n, _)| n.trim().to_string()))
                 .collect();
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let allow_origin = header("access-control-allow-origin");
+            let allow_credentials = header("access-control-allow-credentials");
             let body = read_body(&mut resp, BODY_LIMIT, &what, timeout).await?;
             Ok(Reply {
                 status,
@@ -168,6 +221,8 @@ impl Polling {
                 body,
                 set_cookies,
                 elapsed: started.elapsed(),
+                allow_origin,
+                allow_credentials,
             })
         };
         // reqwest's timeout covers connect, headers and body; this outer bound is a backstop.

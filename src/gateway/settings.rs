@@ -31,6 +31,10 @@ pub struct VerifySettings {
     pub stickiness_rounds: u32,
     /// Debug prints `***`.
     pub token: Option<Secret>,
+    /// `[gateway] eio3`: the `eio3` check and what it expects (`None`: not run).
+    pub eio3: Option<bool>,
+    /// `[gateway] origins`: a `cors` check as a browser on each would connect (empty: none).
+    pub origins: Vec<String>,
 }
 
 fn env_value(name: &str) -> Option<String> {
@@ -188,6 +192,8 @@ impl VerifySettings {
             heartbeat_interval: gw.heartbeat_interval,
             stickiness_rounds: gw.stickiness_rounds,
             token,
+            eio3: gw.eio3,
+            origins: gw.origins.clone(),
         })
     }
 
@@ -239,7 +245,14 @@ pub fn slack(interval: Duration) -> Duration {
 /// requests; 20 rounds; heartbeat 30 s): 13 min 45 s. Checks still running then fail.
 pub fn verify_deadline(s: &VerifySettings) -> Duration {
     let request = request_timeout(s);
-    request * (3 * s.stickiness_rounds + 12)
+    // `eio3` runs beside the main session's heartbeat wait; its own requests (two handshakes,
+    // two CONNECTs with their polls, the upgrade) come on top.
+    let eio3 = if s.eio3.is_some() { 8 } else { 0 };
+    // `cors`: per origin a handshake, a POST, the upgrade and its close; the poll is bounded
+    // by pingInterval.
+    let cors = 6 * s.origins.len() as u32;
+    request * (3 * s.stickiness_rounds + 12 + eio3 + cors)
+        + s.ping_interval * s.origins.len() as u32
         + (s.ping_interval + slack(s.ping_interval)) * 2
         + s.heartbeat_interval
         + slack(s.heartbeat_interval)
@@ -263,6 +276,8 @@ mod tests {
             heartbeat_interval: Duration::from_secs(30),
             stickiness_rounds: 20,
             targets: None,
+            eio3: None,
+            origins: Vec::new(),
         }
     }
 

@@ -62,6 +62,16 @@ pub fn ws_url(polling: &Polling, sid: Option<&str>) -> Url {
 impl Ws {
     /// Opens the websocket (sending the jar's cookies, keeping the cookies the 101 sets).
     pub async fn connect(url: &Url, jar: Option<&Jar>, timeout: Duration) -> Result<Ws, Error> {
+        Ws::connect_from(url, jar, timeout, None).await
+    }
+
+    /// [`Ws::connect`] as a page on `origin` opens it (an `Origin` header, as browsers send).
+    pub async fn connect_from(
+        url: &Url,
+        jar: Option<&Jar>,
+        timeout: Duration,
+        origin: Option<&str>,
+    ) -> Result<Ws, Error> {
         let http_url = cookie_url(url);
         let mut request = url
             .as_str()
@@ -83,6 +93,9 @@ impl Ws {
                     request.headers_mut().insert(COOKIE, v);
                 }
             }
+        }
+        if let Some(o) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+            request.headers_mut().insert("origin", o);
         }
         request.headers_mut().insert(
             USER_AGENT,

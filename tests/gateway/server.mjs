@@ -10,6 +10,15 @@
 //   WEBSOCKET_PING_INTERVAL (25000)  WEBSOCKET_PING_TIMEOUT (60000)
 //   WEBSOCKET_HEARTBEAT_INTERVAL (30000)  HTTP_KEEPALIVE_TIMEOUT (65000)
 //   HTTP_BACKLOG (4096, listen backlog; Node's default 511 drops SYNs under load)
+//   GATEWAY_CORS (credentials): `credentials` answers every Origin exactly with
+//     Access-Control-Allow-Credentials: true (what browsers with withCredentials need);
+//     `wildcard` answers `*` without credentials (browsers then drop the cookies).
+//   ALLOW_EIO3 (off): `on` serves Engine.IO v3 (socket.io 2.x) clients (allowEIO3).
+//   GATEWAY_ON_SIGTERM (close): what SIGTERM does first. `close` closes the server
+//     (io.close(), through app.close()): clients see "transport close" and reconnect.
+//     `disconnect-sockets` first calls disconnectSockets() on /chat (a namespace
+//     DISCONNECT, "io server disconnect": socket.io-client does not reconnect), then
+//     closes the server 500 ms later.
 import 'reflect-metadata';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Controller, Get, HttpCode, Injectable, Module } from '@nestjs/common';
@@ -56,6 +65,16 @@ const HEARTBEAT_INTERVAL = intEnv('WEBSOCKET_HEARTBEAT_INTERVAL', 30000, 1);
 const KEEPALIVE_TIMEOUT = intEnv('HTTP_KEEPALIVE_TIMEOUT', 65000, 1);
 const BACKLOG = intEnv('HTTP_BACKLOG', 4096, 1);
 const HEALTH_STATUS = intEnv('HEALTH_STATUS', 200, 200);
+const CORS_MODE = (process.env.GATEWAY_CORS || 'credentials').trim();
+if (!['credentials', 'wildcard'].includes(CORS_MODE)) {
+  fail(`GATEWAY_CORS must be credentials or wildcard, got ${JSON.stringify(CORS_MODE)}`);
+}
+const CORS = CORS_MODE === 'credentials' ? { origin: true, credentials: true } : { origin: '*' };
+const ALLOW_EIO3 = /^(on|1|true|yes)$/i.test((process.env.ALLOW_EIO3 ?? '').trim());
+const ON_SIGTERM = (process.env.GATEWAY_ON_SIGTERM || 'close').trim();
+if (!['close', 'disconnect-sockets'].includes(ON_SIGTERM)) {
+  fail(`GATEWAY_ON_SIGTERM must be close or disconnect-sockets, got ${JSON.stringify(ON_SIGTERM)}`);
+}
 if (HEALTH_STATUS > 599) fail(`HEALTH_STATUS out of range: ${HEALTH_STATUS}`);
 
 // ------------------------------------------------------------------- JWT ---
@@ -193,10 +212,11 @@ Reflect.decorate(
     WebSocketGateway({
       namespace: '/chat',
       transports: ['polling', 'websocket'],
-      cors: { origin: true, credentials: true },
+      cors: CORS,
       cookie: false,
       pingInterval: PING_INTERVAL,
       pingTimeout: PING_TIMEOUT,
+      allowEIO3: ALLOW_EIO3,
     }),
     Reflect.metadata('design:paramtypes', [GatewayState]),
   ],
@@ -257,7 +277,7 @@ Reflect.decorate(
 
 const app = await NestFactory.create(AppModule, { logger: ['error'], abortOnError: false });
 app.useWebSocketAdapter(new IoAdapter(app));
-app.enableCors({ origin: true, credentials: true });
+app.enableCors(CORS);
 
 const httpServer = app.getHttpServer();
 httpServer.keepAliveTimeout = KEEPALIVE_TIMEOUT;
@@ -278,11 +298,20 @@ let stopping = false;
 function shutdown() {
   if (stopping) return;
   stopping = true;
-  setTimeout(() => process.exit(0), 1500).unref();
-  app.close().then(
-    () => process.exit(0),
-    () => process.exit(0),
-  );
+  const close = () => {
+    setTimeout(() => process.exit(0), 1500).unref();
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
+  };
+  if (ON_SIGTERM === 'disconnect-sockets' && state.namespace) {
+    // What a gateway does in a shutdown hook that "says goodbye" to its clients.
+    state.namespace.disconnectSockets();
+    setTimeout(close, 500);
+  } else {
+    close();
+  }
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);

@@ -24,6 +24,8 @@ pub struct GatewayOpts {
     pub heartbeat_interval_ms: u64,
     /// Status of `GET /health/websocket` (503: a sick task).
     pub health_status: u16,
+    /// More environment for server.mjs (e.g. `GATEWAY_ON_SIGTERM`), set last.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for GatewayOpts {
@@ -38,6 +40,7 @@ impl Default for GatewayOpts {
             ping_timeout_ms: 3000,
             heartbeat_interval_ms: 1000,
             health_status: 200,
+            env: Vec::new(),
         }
     }
 }
@@ -124,6 +127,9 @@ impl Gateway {
         }
         if opts.health_status != 200 {
             cmd.env("HEALTH_STATUS", opts.health_status.to_string());
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn node tests/gateway/server.mjs");
         let stdout = child.stdout.take().unwrap();

@@ -66,7 +66,56 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
         heartbeat_interval: heartbeat_interval?,
         stickiness_rounds: stickiness_rounds?,
         targets: targets?,
+        eio3: g.eio3.as_ref().map(|v| *v.get_ref()),
+        origins: origins(errs, &g.origins)?,
     })
+}
+
+/// Most `origins`: each is a `cors` check's worth of requests.
+const MAX_ORIGINS: usize = 20;
+
+/// `origins`: each exactly an origin as a browser sends it (`https://host[:port]`: no path,
+/// query, user info or trailing slash), at most [`MAX_ORIGINS`].
+fn origins(errs: &mut Errors, v: &Option<S<Vec<S<String>>>>) -> Option<Vec<String>> {
+    let Some(list) = v else {
+        return Some(Vec::new());
+    };
+    if list.get_ref().len() > MAX_ORIGINS {
+        errs.at(
+            list.span(),
+            "gateway.origins",
+            format!("{} origins is too many", list.get_ref().len()),
+            Some("at most 20 origins"),
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for o in list.get_ref() {
+        let text = o.get_ref();
+        let parsed = url::Url::parse(text).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.path() == "/"
+        });
+        match parsed {
+            Some(u) if u.origin().ascii_serialization() == *text => out.push(text.clone()),
+            _ => {
+                ok = false;
+                errs.at(
+                    o.span(),
+                    "gateway.origins",
+                    format!("\"{text}\" is not an origin"),
+                    Some("scheme://host[:port] exactly as the browser sends it, like \"https://app.bosar.click\" (no path, no trailing slash)"),
+                );
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// `url`: required, http or https with a host; kept without a trailing slash (a path is a

@@ -3,13 +3,14 @@
 //! (socket.io-client 4.8's `Backoff` in `lib/contrib/backo2.ts`, with the Manager's defaults
 //! `reconnectionDelay` 1000, `reconnectionDelayMax` 5000, `randomizationFactor` 0.5), and
 //! [`come_back`], the loop that tries on that schedule until an attempt succeeds or it is told
-//! to stop. Both are free of I/O: the delay is a function of the attempt number and a random
+//! to stop, or an attempt fails in a way the client gives up on (a CONNECT_ERROR, for
+//! socket.io-client: [`super::rules`]). Both are free of I/O: the delay is a function of the attempt number and a random
 //! draw, and the loop takes the attempt as a closure, so tokio's paused clock tests them.
 
 use std::future::Future;
 use std::time::Duration;
 
-use super::timeline::{AttemptCause, ATTEMPT_CAUSES};
+use super::timeline::{AttemptCause, LostCause, ATTEMPT_CAUSES};
 
 /// socket.io-client's `reconnectionDelay`.
 pub const DEFAULT_MIN: Duration = Duration::from_secs(1);
@@ -70,6 +71,8 @@ pub enum ComeBack<T> {
     Back(T),
     /// Told to stop first (the probe is closing): the session is lost.
     Stopped,
+    /// An attempt failed in a way the client does not retry: the session is lost.
+    GaveUp(LostCause),
 }
 
 /// What the attempts of one [`come_back`] cost.
@@ -83,12 +86,14 @@ pub struct Attempts {
 
 /// Tries `attempt` on `backoff`'s schedule (the first try one delay after the call, as
 /// socket.io-client does) until one succeeds, or until `stop` resolves (an attempt in flight
-/// is then dropped). `rand` draws the jitter; each failure is counted in `tally` by its cause.
+/// is then dropped), or until `gives_up` says a failure ends the trying. `rand` draws the
+/// jitter; each failure is counted in `tally` by its cause.
 pub async fn come_back<T, F, Fut>(
     backoff: &Backoff,
     mut rand: impl FnMut() -> f64,
     stop: impl Future<Output = ()>,
     tally: &mut Attempts,
+    gives_up: impl Fn(AttemptCause) -> Option<LostCause>,
     mut attempt: F,
 ) -> ComeBack<T>
 where
@@ -115,6 +120,9 @@ where
             Err(cause) => {
                 let slot = &mut tally.failed[cause as usize];
                 *slot = slot.saturating_add(1);
+                if let Some(lost) = gives_up(cause) {
+                    return ComeBack::GaveUp(lost);
+                }
             }
         }
         n = n.saturating_add(1);
@@ -187,6 +195,7 @@ mod tests {
             || draws.next().unwrap_or(0.0),
             std::future::pending::<()>(),
             &mut tally,
+            |_| None,
             |n| {
                 tried.borrow_mut().push(start.elapsed());
                 async move {
@@ -232,6 +241,7 @@ mod tests {
             || 0.0,
             tokio::time::sleep(ms(14_000)),
             &mut tally,
+            |_| None,
             |_| async {
                 tokio::time::sleep(ms(10)).await;
                 Err(AttemptCause::Timeout)
@@ -251,6 +261,7 @@ mod tests {
             || 0.0,
             tokio::time::sleep(ms(1_500)),
             &mut tally,
+            |_| None,
             |_| async {
                 tokio::time::sleep(ms(60_000)).await;
                 Ok(())
@@ -261,5 +272,50 @@ mod tests {
         assert_eq!(start.elapsed(), ms(1_500));
         assert_eq!(tally.made, 1);
         assert_eq!(tally.failed, [0; ATTEMPT_CAUSES]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connect_error_ends_the_trying_as_socket_io_client_does() {
+        let b = Backoff {
+            jitter: 0.0,
+            ..Backoff::default()
+        };
+        let start = Instant::now();
+        let mut tally = Attempts::default();
+        // A 503 is retried (2 s later); the CONNECT_ERROR of the second attempt ends it.
+        let result: ComeBack<()> = come_back(
+            &b,
+            || 0.0,
+            std::future::pending::<()>(),
+            &mut tally,
+            |c| super::super::rules::after_attempt(crate::cli::ReconnectLike::Browser, c),
+            |n| async move {
+                Err(if n == 0 {
+                    AttemptCause::Http503
+                } else {
+                    AttemptCause::ConnectError
+                })
+            },
+        )
+        .await;
+        assert!(matches!(result, ComeBack::GaveUp(LostCause::ConnectError)));
+        assert_eq!(start.elapsed(), ms(3_000));
+        assert_eq!(tally.made, 2);
+        assert_eq!(tally.failed[AttemptCause::ConnectError as usize], 1);
+        // `always` keeps trying through CONNECT_ERRORs until the stop.
+        let mut tally = Attempts::default();
+        let result: ComeBack<()> = come_back(
+            &b,
+            || 0.0,
+            tokio::time::sleep(ms(10_000)),
+            &mut tally,
+            |c| super::super::rules::after_attempt(crate::cli::ReconnectLike::Always, c),
+            |_| async { Err(AttemptCause::ConnectError) },
+        )
+        .await;
+        assert!(matches!(result, ComeBack::Stopped));
+        // Tries at 1, 3 and 7 s; the next would be at 12 s.
+        assert_eq!(tally.made, 3);
+        assert_eq!(tally.failed[AttemptCause::ConnectError as usize], 3);
     }
 }

@@ -14,7 +14,7 @@ use super::disruption::{self, DisruptionReport, DropLine, Limits, SessionLine, W
 use super::session::Record;
 use super::shared::Shared;
 use super::timeline::{Timeline, NO_TARGET};
-use crate::cli::ReconnectFlags;
+use crate::cli::{ReconnectFlags, ReconnectLike};
 use crate::exit::Failure;
 use crate::gateway::fmt_duration;
 use crate::outside::Outside;
@@ -41,6 +41,8 @@ const MAX_P99_LIMIT: Duration = Duration::from_secs(24 * 3600);
 pub struct ReconnectSettings {
     pub backoff: Backoff,
     pub limits: Limits,
+    /// `--reconnect-like`: whose reconnect rules the sessions follow.
+    pub like: ReconnectLike,
 }
 
 impl ReconnectSettings {
@@ -73,6 +75,7 @@ impl ReconnectSettings {
             None => Backoff::default(),
         };
         Ok(ReconnectSettings {
+            like: f.reconnect_like.unwrap_or_default(),
             backoff,
             limits: Limits {
                 max_lost: f.max_lost.unwrap_or(0),
@@ -238,6 +241,7 @@ fn line_of<'a>(
                 back_ms: d.back(),
                 attempts: d.attempts,
                 failed: d.failed,
+                lost: d.lost,
             })
             .collect(),
         max_gap_ms: tl.max_gap_ms,
@@ -266,7 +270,7 @@ pub(super) fn disruption_of(
         old_and_new: g.since.is_some(),
         rollout_succeeded: g.succeeded,
     };
-    disruption::disruption(&lines, connections, window, limits)
+    disruption::disruption(&lines, connections, window, limits, sh.reconnect_like)
 }
 
 #[cfg(test)]
@@ -279,17 +283,24 @@ mod tests {
         assert_eq!(ok.backoff, Backoff::default());
         assert_eq!(ok.limits.max_lost, 0);
         assert_eq!(ok.limits.max_drop_rate, None);
+        assert_eq!(
+            ok.like,
+            ReconnectLike::Browser,
+            "the default is the browser's rules"
+        );
         let f = ReconnectFlags {
             reconnect_delay: Some((Duration::from_millis(200), Duration::from_secs(2))),
             max_lost: Some(5),
             max_drop_rate: Some(0.5),
             max_reconnect_p99: Some(Duration::from_secs(3)),
+            reconnect_like: Some(ReconnectLike::Always),
         };
         let s = ReconnectSettings::from_flags(&f).unwrap();
         assert_eq!(s.backoff.min, Duration::from_millis(200));
         assert_eq!(s.backoff.max, Duration::from_secs(2));
         assert_eq!(s.backoff.jitter, 0.5);
         assert_eq!(s.limits.max_reconnect_p99_ms, Some(3000));
+        assert_eq!(s.like, ReconnectLike::Always);
         for bad in [
             ReconnectFlags {
                 max_drop_rate: Some(1.5),

@@ -79,6 +79,7 @@ mod limits;
 mod load;
 mod reconnect;
 mod report;
+mod rules;
 mod session;
 mod shared;
 mod spawn;
@@ -404,6 +405,7 @@ fn shared_state(
         cookie_name: OnceLock::new(),
         lateness: Mutex::new(Histogram::new()),
         reconnect: ps.reconnect.map(|r| r.backoff),
+        reconnect_like: ps.reconnect.map(|r| r.like).unwrap_or_default(),
     }
 }
 
@@ -592,6 +594,8 @@ mod tests {
             heartbeat_interval: Duration::from_secs(30),
             stickiness_rounds: 20,
             token: None,
+            eio3: None,
+            origins: Vec::new(),
         };
         let args = |f: &dyn Fn(&mut VerifyArgs)| {
             let mut a = VerifyArgs {

@@ -6,8 +6,10 @@
 //! an older interval). Then it reconnects on socket.io-client's schedule ([`super::backoff`]):
 //! a new Engine.IO session over websocket through the load balancer, sending the stickiness
 //! cookie its last connection was given (its own jar, as a browser keeps it), the namespace
-//! joined again with the token, heartbeats acked again. Every drop goes into the session's
-//! [`Timeline`].
+//! joined again with the token, heartbeats acked again. Whether it tries at all, and whether a
+//! failed attempt ends the trying, is socket.io-client's rule by default ([`super::rules`]:
+//! told to leave or refused on reconnect, the session is lost). Every drop goes into the
+//! session's [`Timeline`].
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -17,9 +19,10 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::backoff::{come_back, Attempts, ComeBack};
+use super::rules;
 use super::session::{closed_cause, handle, open, Jar, Live};
 use super::shared::{CookieSeen, Phase, Shared, Stream};
-use super::timeline::{AttemptCause, DropCause, DropEvent, Timeline, NO_TARGET};
+use super::timeline::{AttemptCause, DropCause, DropEvent, LostCause, Timeline, NO_TARGET};
 use super::HANDSHAKE_TIMEOUT;
 use crate::gateway::{fmt_duration, slack, ws};
 
@@ -114,7 +117,9 @@ fn cause_of_error(e: &tungstenite::Error) -> DropCause {
 
 /// The cause of a failure `handle` reported for a message that arrived.
 fn cause_of_text(text: &str) -> DropCause {
-    if text.contains("Engine.IO close packet") || text.contains("the server disconnected") {
+    if text.contains("the server disconnected") {
+        DropCause::ServerDisconnect
+    } else if text.contains("Engine.IO close packet") {
         DropCause::ServerClose
     } else if text.contains("reset") || text.contains("Broken pipe") {
         DropCause::Reset
@@ -252,6 +257,16 @@ async fn attempt(
     }
 }
 
+/// The words a lost session's error carries: what socket.io-client did.
+fn lost_words(lost: LostCause) -> &'static str {
+    match lost {
+        LostCause::ServerDisconnect | LostCause::ConnectError => {
+            "the server told the client to leave; socket.io-client does not reconnect"
+        }
+        LostCause::StillTrying => "still trying at the end",
+    }
+}
+
 fn closing(phase: &watch::Receiver<Phase>) -> bool {
     matches!(*phase.borrow(), Phase::Closing { .. })
 }
@@ -312,7 +327,12 @@ async fn hold_on(
             from_cookie,
         ));
         if closing(phase) {
+            tl.drops.last_mut().expect("pushed above").lost = Some(LostCause::StillTrying);
             return Err(text);
+        }
+        if let Err(lost) = rules::after_drop(sh.reconnect_like, cause) {
+            tl.drops.last_mut().expect("pushed above").lost = Some(lost);
+            return Err(format!("{text}: {}", lost_words(lost)));
         }
         sh.counters.reconnecting.fetch_add(1, Relaxed);
         let mut tally = Attempts::default();
@@ -321,9 +341,15 @@ async fn hold_on(
                 let _ = phase.wait_for(|p| matches!(p, Phase::Closing { .. })).await;
             };
             let sent = held.jar.clone();
-            come_back(&backoff, rand::random::<f64>, stop, &mut tally, |_| {
-                attempt(sh, held.i, sent.clone())
-            })
+            let like = sh.reconnect_like;
+            come_back(
+                &backoff,
+                rand::random::<f64>,
+                stop,
+                &mut tally,
+                |c| rules::after_attempt(like, c),
+                |_| attempt(sh, held.i, sent.clone()),
+            )
             .await
         };
         sh.counters.reconnecting.fetch_sub(1, Relaxed);
@@ -331,7 +357,14 @@ async fn hold_on(
         last.attempts = tally.made;
         last.failed = tally.failed;
         match came {
-            ComeBack::Stopped => return Err(text),
+            ComeBack::Stopped => {
+                last.lost = Some(LostCause::StillTrying);
+                return Err(text);
+            }
+            ComeBack::GaveUp(lost) => {
+                last.lost = Some(lost);
+                return Err(format!("{text}: {}", lost_words(lost)));
+            }
             ComeBack::Back((stream, cookie, ping_window, jar)) => {
                 let now = Instant::now();
                 last.back_ms = now
@@ -364,7 +397,7 @@ mod tests {
         );
         assert_eq!(
             cause_of_text("the server disconnected /chat"),
-            DropCause::ServerClose
+            DropCause::ServerDisconnect
         );
         assert_eq!(
             cause_of_text("acking a heartbeat: connection failed: websocket: IO error: Connection reset by peer (os error 104)"),

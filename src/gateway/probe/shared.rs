@@ -135,6 +135,8 @@ pub(super) struct Shared {
     pub(super) lateness: Mutex<Histogram>,
     /// `--reconnect`: dropped sessions come back on this schedule (`None`: they stay lost).
     pub(super) reconnect: Option<Backoff>,
+    /// `--reconnect-like`: whose rules decide whether a dropped session comes back.
+    pub(super) reconnect_like: crate::cli::ReconnectLike,
 }
 
 /// The stickiness cookie among `Set-Cookie` values: `AWSALB` (lb_cookie), `AWSALBTG`, or an

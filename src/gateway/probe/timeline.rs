@@ -27,14 +27,18 @@ pub enum DropCause {
     PingTimeout,
     /// No heartbeat within the interval (the connection's own, when longer) plus slack.
     HeartbeatSilence,
-    /// The server closed the session itself: Engine.IO close packet or Socket.IO DISCONNECT.
+    /// The server closed the Engine.IO session itself (close packet): socket.io-client sees
+    /// "transport close" and reconnects.
     ServerClose,
     /// Anything else (a send that failed, an undecodable packet).
     Other,
+    /// The server sent a namespace DISCONNECT (`41/chat,`: "io server disconnect", e.g.
+    /// `disconnectSockets()` on SIGTERM): socket.io-client does not reconnect.
+    ServerDisconnect,
 }
 
 impl DropCause {
-    pub const ALL: [DropCause; 7] = [
+    pub const ALL: [DropCause; 8] = [
         DropCause::CloseFrame,
         DropCause::Reset,
         DropCause::Eof,
@@ -42,6 +46,7 @@ impl DropCause {
         DropCause::HeartbeatSilence,
         DropCause::ServerClose,
         DropCause::Other,
+        DropCause::ServerDisconnect,
     ];
 
     pub fn text(self) -> &'static str {
@@ -53,6 +58,30 @@ impl DropCause {
             DropCause::HeartbeatSilence => "heartbeat silence",
             DropCause::ServerClose => "server closed the session",
             DropCause::Other => "other",
+            DropCause::ServerDisconnect => "io server disconnect",
+        }
+    }
+}
+
+/// Why a dropped session never came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LostCause {
+    /// Still trying when the run ended (no target took it in time).
+    StillTrying,
+    /// The server told it to leave (namespace DISCONNECT): socket.io-client does not
+    /// reconnect.
+    ServerDisconnect,
+    /// A reconnect attempt got CONNECT_ERROR from the namespace: socket.io-client gives up.
+    ConnectError,
+}
+
+impl LostCause {
+    pub fn text(self) -> &'static str {
+        match self {
+            LostCause::StillTrying => "still trying at the end",
+            LostCause::ServerDisconnect => "told to leave (io server disconnect)",
+            LostCause::ConnectError => "refused on reconnect (CONNECT_ERROR)",
         }
     }
 }
@@ -149,6 +178,9 @@ pub(super) struct DropEvent {
     pub(super) back_ms: u32,
     /// Failed attempts, counted per [`AttemptCause`] (in `AttemptCause::ALL` order).
     pub(super) failed: [u16; ATTEMPT_CAUSES],
+    /// Why it never came back (`None` while it is back or still trying); one byte, in what
+    /// was padding.
+    pub(super) lost: Option<LostCause>,
 }
 
 impl DropEvent {
@@ -162,6 +194,7 @@ impl DropEvent {
             attempts: 0,
             back_ms: NOT_BACK,
             failed: [0; ATTEMPT_CAUSES],
+            lost: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! `bosar-deploy verify`: proves from outside that the deployed gateway works, on every
 //! healthy target behind the load balancer. Nine checks per target, in the order they are
 //! reported ([`NAMES`]): health, handshake, cookies, stickiness, auth, upgrade, heartbeat, ping,
-//! disconnect; before them `targets`, whether every healthy target was reached.
+//! disconnect; before them `targets`, whether every healthy target was reached; after them the
+//! checks the config asks for ([`OPTIONAL`]): `eio3` (`[gateway] eio3`: socket.io 2.x
+//! clients) and `cors` (`[gateway] origins`: browsers on the web app's origins).
 //!
 //! `targets` finds the targets from outside (health GETs with fresh cookie jars, bounded) and
 //! keeps each one's stickiness cookie; the checks then run on every target at once, each
@@ -39,6 +41,8 @@ use crate::ui::Ui;
 
 mod auth;
 mod cookies;
+mod cors;
+mod eio3;
 mod fleet;
 mod handshake;
 mod health;
@@ -52,6 +56,8 @@ pub use crate::gateway::token::Secret;
 pub use crate::gateway::VerifySettings;
 pub use auth::{auth_verdict, AuthTry};
 pub use cookies::{cookies_verdict, AlbCookies, CookieFacts};
+pub use cors::{cors_verdict, site_of, Allow, OriginFacts};
+pub use eio3::{eio3_verdict, Eio3Facts, V3Open};
 pub use fleet::{merge, targets_verdict, TargetRun};
 pub use runner::{run_all, status_word, Sink};
 pub use stickiness::{stickiness_verdict, Control, Rounds};
@@ -228,6 +234,7 @@ async fn run_targets(
     outs.into_iter()
         .map(|out| {
             settle(
+                &names(settings),
                 out.into_inner().unwrap_or_else(|e| e.into_inner()),
                 &stopped,
             )
@@ -235,9 +242,29 @@ async fn run_targets(
         .collect()
 }
 
-/// The checks in [`NAMES`] order, those missing filled in as `stopped` says (or skipped).
-fn settle(mut got: Vec<Check>, stopped: &Option<(CheckStatus, String)>) -> Vec<Check> {
-    NAMES
+/// Checks run only when the config asks for them, in report order after [`NAMES`].
+pub const OPTIONAL: [&str; 2] = ["eio3", "cors"];
+
+/// The checks of a run: [`NAMES`], then `eio3` when `[gateway] eio3` is set and `cors` when
+/// `[gateway] origins` is.
+pub fn names(s: &VerifySettings) -> Vec<&'static str> {
+    let mut v = NAMES.to_vec();
+    if s.eio3.is_some() {
+        v.push("eio3");
+    }
+    if !s.origins.is_empty() {
+        v.push("cors");
+    }
+    v
+}
+
+/// The checks in [`names`] order, those missing filled in as `stopped` says (or skipped).
+fn settle(
+    names: &[&str],
+    mut got: Vec<Check>,
+    stopped: &Option<(CheckStatus, String)>,
+) -> Vec<Check> {
+    names
         .iter()
         .map(|name| {
             let c = match got.iter().position(|c| c.name == *name) {

@@ -89,12 +89,24 @@ pub async fn run_all(s: &VerifySettings, sink: &Sink<'_>, jar: Jar, spread: usiz
     run.stickiness_and_cookies(&mut main, &reply, health_instance.is_some(), spread)
         .await;
     run.auth().await;
-    run.upgrade(&mut main).await;
-    let Some((mut main, note)) = run.usable_session(main).await else {
-        return;
+    let rest = async {
+        run.upgrade(&mut main).await;
+        let Some((mut main, note)) = run.usable_session(main).await else {
+            return;
+        };
+        let joined = run.heartbeat_and_ping(&mut main, &note).await;
+        run.disconnect(&mut main, joined, &note).await;
     };
-    let joined = run.heartbeat_and_ping(&mut main, &note).await;
-    run.disconnect(&mut main, joined, &note).await;
+    // The socket.io 2.x client waits for a heartbeat too: beside the main session.
+    match s.eio3 {
+        Some(expect) => {
+            tokio::join!(rest, run.eio3(expect));
+        }
+        None => rest.await,
+    }
+    if !s.origins.is_empty() {
+        run.cors().await;
+    }
 }
 
 /// One run: the settings, where results go, and the HTTP client with the cookie jar that the
@@ -229,6 +241,26 @@ impl<'a, 's> Run<'a, 's> {
             self.s.namespace
         ));
         self.sink.push(auth(&self.http, self.s).await);
+    }
+
+    /// `eio3` (`[gateway] eio3`), on its own sessions with the cookies.
+    async fn eio3(&self, expect: bool) {
+        self.sink.line(if expect {
+            "connect as a socket.io 2.x client (EIO=3), and with a forged token"
+        } else {
+            "EIO=3 handshake, expecting a refusal"
+        });
+        self.sink
+            .push(super::eio3::eio3(&self.http, self.s, expect).await);
+    }
+
+    /// `cors` (`[gateway] origins`): a browser page on each origin, with the cookies.
+    async fn cors(&self) {
+        self.sink.line(format_args!(
+            "as a browser on {}: polling with Origin and credentials, then the upgrade",
+            self.s.origins.join(", ")
+        ));
+        self.sink.push(super::cors::cors(&self.http, self.s).await);
     }
 
     /// `upgrade` of the main session to websocket, with the cookies.

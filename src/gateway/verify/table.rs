@@ -41,6 +41,12 @@ impl FleetReport {
         targets = crate::gateway::redact(targets);
         let mut checks = vec![targets];
         checks.extend(NAMES.iter().map(|n| fleet::merge(n, &runs, not_run)));
+        // `eio3` and `cors` run only when the config asks: then every run has them.
+        for name in super::OPTIONAL {
+            if runs.iter().any(|r| r.checks.iter().any(|c| c.name == name)) {
+                checks.push(fleet::merge(name, &runs, not_run));
+            }
+        }
         FleetReport {
             checks,
             runs,

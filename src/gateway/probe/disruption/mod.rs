@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::timeline::{AttemptCause, DropCause, ATTEMPT_CAUSES};
+use super::timeline::{AttemptCause, DropCause, LostCause, ATTEMPT_CAUSES};
+use crate::cli::ReconnectLike;
 use crate::gateway::stats::percentile;
 use crate::outside::Outside;
 
@@ -36,6 +37,8 @@ pub struct DropLine<'a> {
     pub back_ms: Option<u32>,
     pub attempts: u16,
     pub failed: [u16; ATTEMPT_CAUSES],
+    /// Why it never came back (`None`: back, or not known: counted as still trying).
+    pub lost: Option<LostCause>,
 }
 
 impl DropLine<'_> {
@@ -179,6 +182,11 @@ pub struct DisruptionReport {
     pub reconnected: u64,
     /// Dropped sessions that were not.
     pub lost: u64,
+    /// The lost sessions by why they never came back: still trying at the end, told to leave
+    /// (namespace DISCONNECT), refused on a reconnect (CONNECT_ERROR).
+    pub lost_by_cause: Vec<CauseCount>,
+    /// Whose reconnect rules the sessions followed (`--reconnect-like`).
+    pub reconnect_like: ReconnectLike,
     /// From each drop to the namespace CONNECT answer of the new session.
     pub reconnect: Option<ReconnectTimes>,
     pub attempts: AttemptReport,
@@ -256,6 +264,7 @@ struct Tally {
     dropped_before: u64,
     reconnected: u64,
     lost: u64,
+    lost_by: Vec<(LostCause, u64)>,
     events: u64,
     causes: Vec<(DropCause, u64)>,
     back_ms: Vec<u32>,
@@ -285,6 +294,9 @@ impl Tally {
         let from = s.drops[first_in].from;
         let to = if s.lost() {
             self.lost += 1;
+            let why = s.drops.last().and_then(|d| d.lost);
+            self.lost_by
+                .push((why.unwrap_or(LostCause::StillTrying), 1));
             marker(LOST)
         } else {
             self.reconnected += 1;
@@ -364,6 +376,7 @@ pub fn disruption(
     connections: u32,
     window: Window,
     limits: Limits,
+    like: ReconnectLike,
 ) -> DisruptionReport {
     let mut t = Tally::default();
     for s in sessions {
@@ -383,6 +396,8 @@ pub fn disruption(
         },
         reconnected: t.reconnected,
         lost: t.lost,
+        lost_by_cause: counts(t.lost_by, |c| (snake(c), c.text())),
+        reconnect_like: like,
         reconnect: reconnect_times(t.back_ms),
         attempts: AttemptReport {
             made: t.made,
@@ -509,6 +524,7 @@ mod tests {
                 f[AttemptCause::Http503 as usize] = 3;
                 f
             },
+            lost: back.is_none().then_some(LostCause::StillTrying),
         }
     }
 
@@ -562,7 +578,7 @@ mod tests {
         }
         s[4].max_gap_ms = 1_000;
         s[0].max_gap_ms = 2_700;
-        let r = disruption(&s, 10, window(0), LIMITS);
+        let r = disruption(&s, 10, window(0), LIMITS, ReconnectLike::Browser);
         assert_eq!(r.opened, 10);
         assert_eq!(r.dropped.sessions, 4);
         assert_eq!(r.dropped.events, 4);
@@ -624,7 +640,7 @@ mod tests {
         assert_eq!(c.status, CheckStatus::Fail, "{}", c.message);
         assert!(
             c.message.starts_with(
-                "4 of 10 sessions dropped (40%: 3 × close frame, 1 × EOF); 3 reconnected, 1 lost; 3 moved"
+                "4 of 10 sessions dropped (40%: 3 × close frame, 1 × EOF); 3 reconnected, 1 lost (1 × still trying at the end); 3 moved"
             ),
             "{}",
             c.message
@@ -642,6 +658,7 @@ mod tests {
                 max_lost: 1,
                 ..LIMITS
             },
+            ReconnectLike::Browser,
         );
         assert_eq!(disruption_check(&r1).status, CheckStatus::Pass);
         let rc = reconnect_check(&r1);
@@ -669,7 +686,7 @@ mod tests {
             max_drop_rate: Some(0.3),
             max_reconnect_p99_ms: Some(1_000),
         };
-        let r2 = disruption(&s, 10, window(0), strict);
+        let r2 = disruption(&s, 10, window(0), strict, ReconnectLike::Browser);
         let c = disruption_check(&r2);
         assert_eq!(c.status, CheckStatus::Fail);
         assert!(
@@ -700,7 +717,7 @@ mod tests {
     #[test]
     fn nothing_dropped_and_everything_lost() {
         let s = vec![session("gw-a", vec![]), session("gw-b", vec![])];
-        let r = disruption(&s, 2, window(0), LIMITS);
+        let r = disruption(&s, 2, window(0), LIMITS, ReconnectLike::Browser);
         assert_eq!(r.dropped.sessions, 0);
         assert_eq!(r.dropped.percent, 0.0);
         assert!(r.reconnect.is_none());
@@ -714,7 +731,7 @@ mod tests {
             session("gw-a", vec![drop_at(100, "gw-a", None, None)]),
             session("gw-b", vec![drop_at(120, "gw-b", None, None)]),
         ];
-        let r = disruption(&s, 2, window(0), LIMITS);
+        let r = disruption(&s, 2, window(0), LIMITS, ReconnectLike::Browser);
         assert_eq!((r.dropped.sessions, r.reconnected, r.lost), (2, 0, 2));
         assert_eq!(r.moved, 0);
         assert_eq!(disruption_check(&r).status, CheckStatus::Fail);
@@ -728,7 +745,7 @@ mod tests {
             rc.message
         );
         // Empty run.
-        let r = disruption(&[], 5, window(0), LIMITS);
+        let r = disruption(&[], 5, window(0), LIMITS, ReconnectLike::Browser);
         assert_eq!(r.opened, 0);
         assert_eq!(r.dropped.percent, 0.0);
     }
@@ -772,7 +789,7 @@ mod tests {
             old_and_new: true,
             rollout_succeeded: Some(true),
         };
-        let r = disruption(&s, 6, w, LIMITS);
+        let r = disruption(&s, 6, w, LIMITS, ReconnectLike::Browser);
         assert_eq!(r.dropped.sessions, 4);
         assert_eq!(r.dropped.events, 5);
         assert_eq!(r.dropped_before_window, 1);
@@ -858,6 +875,7 @@ mod tests {
                 ..w
             },
             LIMITS,
+            ReconnectLike::Browser,
         );
         assert_eq!(disruption_check(&r).status, CheckStatus::Pass);
     }

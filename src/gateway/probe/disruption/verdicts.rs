@@ -39,6 +39,31 @@ fn drop_rate_exceeded(r: &DisruptionReport) -> Option<f64> {
     (rate > max).then_some(max)
 }
 
+/// For sessions the server sent away: what it means for their users and what to change in
+/// the gateway (empty when none was).
+fn what_lost_means(r: &DisruptionReport) -> String {
+    let count = |cause: &str| {
+        r.lost_by_cause
+            .iter()
+            .find(|c| c.cause == cause)
+            .map_or(0, |c| c.count)
+    };
+    let mut out = String::new();
+    let told = count("server_disconnect");
+    if told > 0 {
+        out += &format!(
+            "; {told} told to leave by the server (namespace DISCONNECT, \"io server disconnect\"): socket.io-client does not reconnect, so these users stay offline until they reload the page; close the server on SIGTERM (io.close()) instead of calling disconnectSockets(), so clients see a transport close and come back"
+        );
+    }
+    let refused = count("connect_error");
+    if refused > 0 {
+        out += &format!(
+            "; {refused} refused on reconnect (CONNECT_ERROR from the namespace): socket.io-client gives up, so these users stay offline until they reload the page; make the new tasks accept the tokens the old ones did"
+        );
+    }
+    out
+}
+
 /// `disruption`: drops, reconnected, lost, moved, the longest heartbeat gap, and for a rollout
 /// where the sessions ended. Fails past `--max-lost` (default 0) or `--max-drop-rate`; warns
 /// when sessions sit on an old target after a rollout that succeeded.
@@ -48,16 +73,22 @@ pub fn disruption_check(r: &DisruptionReport) -> Check {
         format!("no session of {} dropped", r.opened)
     } else {
         format!(
-            "{} of {} sessions dropped ({}: {}); {} reconnected, {} lost; {} moved to another target",
+            "{} of {} sessions dropped ({}: {}); {} reconnected, {} lost{}; {} moved to another target",
             d.sessions,
             r.opened,
             percent_text(d.percent),
             cause_list(&d.by_cause, 3),
             r.reconnected,
             r.lost,
+            if r.lost_by_cause.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", cause_list(&r.lost_by_cause, 3))
+            },
             r.moved
         )
     };
+    msg += &what_lost_means(r);
     if let Some(g) = r.longest_heartbeat_gap_ms {
         msg += &format!("; longest heartbeat gap {}", ms(g));
     }
@@ -236,4 +267,128 @@ pub fn render_table(r: &DisruptionReport) -> String {
         let _ = writeln!(out, "new targets: {}", list(&t.new));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{disruption, DropLine, Limits, SessionLine, Window};
+    use super::*;
+    use crate::cli::ReconnectLike;
+    use crate::gateway::probe::timeline::{AttemptCause, DropCause, LostCause, ATTEMPT_CAUSES};
+    use crate::report::CheckStatus;
+
+    fn o(name: &str) -> &'static Outside {
+        Box::leak(Box::new(Outside::new(name)))
+    }
+
+    /// A session that dropped once from `gw-a` for `cause` and ended `lost` (or back on gw-c).
+    fn one(cause: DropCause, lost: Option<LostCause>) -> SessionLine<'static> {
+        let mut failed = [0; ATTEMPT_CAUSES];
+        if lost == Some(LostCause::ConnectError) {
+            failed[AttemptCause::ConnectError as usize] = 1;
+        }
+        SessionLine {
+            first: Some(o("gw-a")),
+            drops: vec![DropLine {
+                at_ms: 1_000,
+                cause,
+                from: Some(o("gw-a")),
+                to: lost.is_none().then(|| o("gw-c")),
+                back_ms: lost.is_none().then_some(400),
+                attempts: match lost {
+                    Some(LostCause::ServerDisconnect) => 0,
+                    _ => 1,
+                },
+                failed,
+                lost,
+            }],
+            max_gap_ms: 0,
+            spacing_ms: None,
+        }
+    }
+
+    const WINDOW: Window = Window {
+        since_ms: 0,
+        until_ms: 10_000,
+        old_and_new: false,
+        rollout_succeeded: None,
+    };
+
+    fn limits(max_lost: u64) -> Limits {
+        Limits {
+            max_lost,
+            max_drop_rate: None,
+            max_reconnect_p99_ms: None,
+        }
+    }
+
+    #[test]
+    fn lost_sessions_are_counted_by_why_and_the_check_says_what_to_change() {
+        let s = vec![
+            one(
+                DropCause::ServerDisconnect,
+                Some(LostCause::ServerDisconnect),
+            ),
+            one(
+                DropCause::ServerDisconnect,
+                Some(LostCause::ServerDisconnect),
+            ),
+            one(DropCause::CloseFrame, Some(LostCause::ConnectError)),
+            one(DropCause::Eof, Some(LostCause::StillTrying)),
+            // Not known why (an older record): counted as still trying.
+            one(DropCause::Reset, None),
+            one(DropCause::ServerClose, None),
+        ];
+        let mut s = s;
+        s[4].drops[0].back_ms = None;
+        s[4].drops[0].to = None;
+        let r = disruption(&s, 6, WINDOW, limits(0), ReconnectLike::Browser);
+        assert_eq!((r.reconnected, r.lost), (1, 5));
+        let by: Vec<(String, u64)> = r
+            .lost_by_cause
+            .iter()
+            .map(|c| (c.cause.clone(), c.count))
+            .collect();
+        assert_eq!(
+            by,
+            [
+                ("server_disconnect".to_string(), 2),
+                ("still_trying".to_string(), 2),
+                ("connect_error".to_string(), 1)
+            ]
+        );
+        assert_eq!(r.reconnect_like, ReconnectLike::Browser);
+        let c = disruption_check(&r);
+        assert_eq!(c.status, CheckStatus::Fail);
+        for part in [
+            "1 reconnected, 5 lost (2 × told to leave (io server disconnect), 2 × still trying at the end, 1 × refused on reconnect (CONNECT_ERROR))",
+            "2 told to leave by the server (namespace DISCONNECT, \"io server disconnect\"): socket.io-client does not reconnect, so these users stay offline until they reload the page; close the server on SIGTERM (io.close()) instead of calling disconnectSockets()",
+            "1 refused on reconnect (CONNECT_ERROR from the namespace): socket.io-client gives up",
+            "5 lost, more than --max-lost 0",
+        ] {
+            assert!(c.message.contains(part), "{part}\n{}", c.message);
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["reconnect_like"], "browser");
+        assert_eq!(json["lost_by_cause"][0]["cause"], "server_disconnect");
+    }
+
+    #[test]
+    fn no_advice_when_nobody_was_sent_away() {
+        let s = vec![
+            one(DropCause::ServerClose, None),
+            one(DropCause::Eof, Some(LostCause::StillTrying)),
+        ];
+        let r = disruption(&s, 2, WINDOW, limits(1), ReconnectLike::Always);
+        let c = disruption_check(&r);
+        assert_eq!(c.status, CheckStatus::Pass, "{}", c.message);
+        assert!(c
+            .message
+            .contains("1 reconnected, 1 lost (1 × still trying at the end)"));
+        assert!(!c.message.contains("reload"), "{}", c.message);
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["reconnect_like"],
+            "always"
+        );
+    }
 }

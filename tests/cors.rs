@@ -1,0 +1,123 @@
+//! `[gateway] origins` against the real gateway (tests/gateway) behind the ALB-shaped sticky
+//! HAProxy, configured with CORS credentials on (every Origin answered exactly, with
+//! credentials) and off (`*` without credentials): the `cors` check passes, warns or fails as a
+//! browser on each origin would fare.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::peers::{Gateway, GatewayOpts, Haproxy};
+use support::{run, Run};
+
+const SECRET: &str = "verify-test-secret";
+const TOKEN_ENV: &str = "BOSAR_CORS_TEST_TOKEN";
+
+fn config(url: &str, origins: &str) -> (tempfile::TempDir, PathBuf) {
+    support::write_config(&format!(
+        r#"
+[target_group]
+name = "bosar-api-tg"
+
+[gateway]
+url = "{url}"
+namespace = "/chat"
+health_path = "/health/websocket"
+token_env = "{TOKEN_ENV}"
+ping_interval = "2s"
+ping_timeout = "3s"
+heartbeat_event = "heartbeat"
+heartbeat_interval = "1s"
+stickiness_rounds = 3
+origins = {origins}
+"#
+    ))
+}
+
+fn gateway(cors: &str) -> Gateway {
+    Gateway::start(&GatewayOpts {
+        env: vec![("GATEWAY_CORS".into(), cors.into())],
+        ..GatewayOpts::default()
+    })
+}
+
+fn verify(cfg: &Path) -> (Run, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CI", "true")
+        .env(TOKEN_ENV, support::signed_token(SECRET, "cors-test"))
+        .stdin(Stdio::null())
+        .arg("--config")
+        .arg(cfg)
+        .args(["--output", "json", "verify"]);
+    let out = run(&mut cmd);
+    let doc: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.all()));
+    let report = doc["verify"].clone();
+    (out, report)
+}
+
+fn cors(report: &Value) -> (String, String) {
+    let c = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cors")
+        .unwrap_or_else(|| panic!("no cors check in {report:#}"));
+    let (status, msg) = (
+        c["status"].as_str().unwrap().to_string(),
+        c["message"].as_str().unwrap().to_string(),
+    );
+    eprintln!("cors: {status} {msg}");
+    (status, msg)
+}
+
+#[test]
+fn credentials_on_a_same_site_origin_passes_and_another_site_warns() {
+    let g = gateway("credentials");
+    let proxy = Haproxy::start("sticky", [&g, &g]);
+    // Same site as the gateway (127.0.0.1): nothing to warn about.
+    let (_dir, cfg) = config(&proxy.url, r#"["http://127.0.0.1:5173"]"#);
+    let (out, report) = verify(&cfg);
+    let (status, msg) = cors(&report);
+    assert_eq!(status, "pass", "{msg}\n{}", out.all());
+    assert!(
+        msg.contains("http://127.0.0.1:5173: exact Access-Control-Allow-Origin and credentials"),
+        "{msg}"
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    // Another site: the cookie is third-party there.
+    let (_dir, cfg) = config(
+        &proxy.url,
+        r#"["http://127.0.0.1:5173", "https://app.bosar.click"]"#,
+    );
+    let (_, report) = verify(&cfg);
+    let (status, msg) = cors(&report);
+    assert_eq!(status, "warn", "{msg}");
+    assert!(
+        msg.contains("https://app.bosar.click: works, but bosar.click and the gateway's 127.0.0.1 are different sites"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_wildcard_without_credentials_fails() {
+    let g = gateway("wildcard");
+    let proxy = Haproxy::start("sticky", [&g, &g]);
+    let (_dir, cfg) = config(&proxy.url, r#"["http://127.0.0.1:5173"]"#);
+    let (out, report) = verify(&cfg);
+    let (status, msg) = cors(&report);
+    assert_eq!(status, "fail", "{msg}");
+    assert!(
+        msg.contains("the polling handshake, the CONNECT POST and the poll: Access-Control-Allow-Origin is *, which browsers refuse with credentials"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("Access-Control-Allow-Credentials is absent, not true"),
+        "{msg}"
+    );
+    assert_eq!(out.code, 1);
+}

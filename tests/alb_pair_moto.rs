@@ -183,3 +183,28 @@ fn a_rule_ecs_cannot_shift_is_refused_before_any_change() {
         "nothing changed: {calls:?}"
     );
 }
+
+#[test]
+fn without_the_service_there_is_no_pair_and_the_one_group_is_managed() {
+    let moto = Moto::start();
+    let (_seed_dir, seed_cfg) = write_config(&support::sandbox_config());
+    moto.seed(&seed_cfg, &[]);
+    let text =
+        support::sandbox_config().replacen("service = \"bosar-api\"", "service = \"not-yet\"", 1);
+    let (_dir, cfg) = write_config(&text);
+    let out = run(bosar(&moto.endpoint, "pair-none")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["alb-update", "--dry-run"]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("Target group bosar-api-tg"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("Alternate target group"),
+        "{}",
+        out.stdout
+    );
+}

@@ -60,7 +60,9 @@ pub struct ListenerRuleView {
 }
 
 /// The pair and the rules from the service's load balancer entry for `tg_arn` (as its
-/// target group or as its alternate). `None`: no `[ecs]`, or no alternate target group.
+/// target group or as its alternate). `None`: no `[ecs]`, no such service or cluster (then
+/// there is no pair: `alb-update` may run before the service exists), or no alternate
+/// target group. Any other failure is an error: the pair is not guessed.
 pub async fn read_advanced(
     aws: &Aws,
     cfg: &Config,
@@ -69,12 +71,40 @@ pub async fn read_advanced(
     let Some(ecs) = &cfg.ecs else {
         return Ok(None);
     };
-    let (_, service) = crate::ecs::describe_service_full(aws, &ecs.cluster, &ecs.service)
+    let out = match aws
+        .ecs
+        .describe_services()
+        .cluster(&ecs.cluster)
+        .services(&ecs.service)
+        .send()
         .await
-        .map_err(anyhow::Error::from)?;
+    {
+        Ok(o) => o,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_cluster_not_found_exception()) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => {
+            let f = Failure::failed(format!(
+                "{}; whether service {} has a second (alternate) target group is unknown, so no target group is changed",
+                crate::exit::message_of(&sdk_error("DescribeServices", e)),
+                ecs.service
+            ));
+            return Err(f.hint("run again once AWS answers; the credentials need ecs:DescribeServices (README \"IAM policy\")").into());
+        }
+    };
+    let Some(service) = out
+        .services()
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+    else {
+        return Ok(None);
+    };
     let current = service.deployment_configuration();
     let strategy = crate::ecs::strategy::effective_strategy(ecs.deployment.as_ref(), current);
-    Ok(advanced_of(&service, tg_arn, strategy))
+    Ok(advanced_of(service, tg_arn, strategy))
 }
 
 /// [`read_advanced`]'s pure part.

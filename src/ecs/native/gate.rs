@@ -66,9 +66,21 @@ pub struct Decision {
     pub action: Action,
     /// RFC 3339.
     pub at: String,
+    /// Why the action could not be sent, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Decision {
+    /// "3 checks, 1 failed" and the like.
+    pub fn summary(&self) -> String {
+        let failed = self
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .count();
+        format!("{} check(s), {failed} failed", self.checks.len())
+    }
     pub fn passed(&self) -> bool {
         matches!(self.action, Action::Continue | Action::None)
     }
@@ -159,6 +171,7 @@ mod tests {
             checks: fail,
             action: Action::Rollback,
             at: "t".into(),
+            error: None,
         };
         assert!(!d.passed());
         assert_eq!(

@@ -5,4 +5,7 @@
 
 pub mod gate;
 pub mod hook;
+pub mod read;
+mod show;
 pub mod stages;
+pub mod watch;

@@ -66,6 +66,8 @@ pub struct Observation {
     pub hooks: Vec<HookView>,
     /// The share of production traffic asked of green (`requestedProductionTrafficWeight`).
     pub production_weight: Option<f64>,
+    /// Green's running tasks (`targetServiceRevision.runningTaskCount`).
+    pub running: Option<i32>,
     /// `rollback.reason`, once ECS rolls back.
     pub rollback_reason: Option<Outside>,
     /// A deployment of the service created after ours (ListServiceDeployments), by ARN.

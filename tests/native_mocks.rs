@@ -26,7 +26,7 @@ use aws_smithy_mocks::{mock, Rule};
 use aws_smithy_types::error::ErrorMetadata;
 use aws_smithy_types::DateTime;
 
-use bosar_deploy::ecs::native::gate::{Action, Audience, Judge};
+use bosar_deploy::ecs::native::gate::{Action, Audience, Judge, Judged};
 use bosar_deploy::ecs::native::stages::GateStage;
 use bosar_deploy::ecs::native::watch::{watch, NativeOptions, NativeReport};
 use bosar_deploy::ecs::watch::WatchOutcome;
@@ -59,7 +59,13 @@ impl Scripted {
 }
 
 impl Judge for Scripted {
-    async fn judge(&self, audience: Audience) -> anyhow::Result<Vec<Check>> {
+    fn judge<'a>(&'a self, audience: Audience, _: &'a Ui) -> Judged<'a> {
+        Box::pin(self.answer(audience))
+    }
+}
+
+impl Scripted {
+    async fn answer(&self, audience: Audience) -> anyhow::Result<Vec<Check>> {
         self.asked.lock().unwrap().push(audience);
         let mut a = self.answers.lock().unwrap();
         let next = if a.len() > 1 {
@@ -200,7 +206,7 @@ async fn run(
 ) -> (WatchOutcome, NativeReport, Vec<String>) {
     let aws = aws(rules, &[]);
     let ui = Ui::capturing();
-    let (outcome, report) = watch(&aws, &native_target(), &o, Some(judge), &ui)
+    let (outcome, report) = watch(&aws, &native_target(), &o, Some(judge as &dyn Judge), &ui)
         .await
         .unwrap();
     (outcome, report, ui.captured())
@@ -369,8 +375,8 @@ async fn a_judge_that_errs_rolls_back() {
 struct Panicking;
 
 impl Judge for Panicking {
-    async fn judge(&self, _: Audience) -> anyhow::Result<Vec<Check>> {
-        panic!("the judge died")
+    fn judge<'a>(&'a self, _: Audience, _: &'a Ui) -> Judged<'a> {
+        Box::pin(async { panic!("the judge died") })
     }
 }
 
@@ -390,7 +396,7 @@ async fn a_judge_that_panics_rolls_back() {
         &aws,
         &native_target(),
         &opts(true, "BLUE_GREEN"),
-        Some(&Panicking),
+        Some(&Panicking as &dyn Judge),
         &Ui::silent(),
     )
     .await

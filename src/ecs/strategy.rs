@@ -9,7 +9,9 @@ use aws_sdk_ecs::types::{
     LinearConfiguration,
 };
 
-use crate::config::{whole_minutes, DeploymentSection, Strategy};
+use serde::Serialize;
+
+use crate::config::{whole_minutes, DeploymentSection, Strategy, Tenths};
 
 /// The members `section` names, and only those, as the SDK's type: what a service without a
 /// deploymentConfiguration of its own would be sent. `None` when the section names no member
@@ -131,6 +133,146 @@ fn overlay(section: &DeploymentSection, mut c: DeploymentConfiguration) -> Deplo
     c
 }
 
+/// One member of deploymentConfiguration that `deploy` would change, keyed as deploy.toml
+/// names it, with both values as text (`(unset)`: the service reports none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigurationChange {
+    pub key: &'static str,
+    pub current: String,
+    pub desired: String,
+}
+
+impl std::fmt::Display for ConfigurationChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "~ {}: {} -> {}", self.key, self.current, self.desired)
+    }
+}
+
+const UNSET: &str = "(unset)";
+
+fn minutes_text(m: Option<i32>) -> String {
+    m.map_or(UNSET.into(), |m| format!("{m}m"))
+}
+
+fn percent_text(p: Option<f64>) -> String {
+    p.and_then(Tenths::from_f64)
+        .map_or(UNSET.into(), |t| t.to_string())
+}
+
+fn int_text(p: Option<i32>) -> String {
+    p.map_or(UNSET.into(), |p| p.to_string())
+}
+
+fn bool_text(b: Option<bool>) -> String {
+    b.map_or(UNSET.into(), |b| b.to_string())
+}
+
+/// Each member `section` names whose value differs from the service's `current` one, in the
+/// order deploy.toml lists them. Strategies are shown as deploy.toml spells them.
+pub fn plan_changes(
+    section: &DeploymentSection,
+    current: Option<&DeploymentConfiguration>,
+) -> Vec<ConfigurationChange> {
+    let c = current
+        .cloned()
+        .unwrap_or_else(|| DeploymentConfiguration::builder().build());
+    let canary = c.canary_configuration();
+    let linear = c.linear_configuration();
+    let breaker = c.deployment_circuit_breaker();
+    let strategy_text = |s: Option<&DeploymentStrategy>| {
+        s.map_or(UNSET.into(), |s| {
+            Strategy::from_aws(s.as_str()).map_or(s.as_str().to_string(), |k| k.as_config().into())
+        })
+    };
+    let rows: [(&'static str, Option<String>, String); 10] = [
+        (
+            "strategy",
+            section.strategy.map(|s| s.as_config().to_string()),
+            strategy_text(c.strategy()),
+        ),
+        (
+            "bake_time",
+            section
+                .bake_time
+                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            minutes_text(c.bake_time_in_minutes()),
+        ),
+        (
+            "canary_percent",
+            section.canary_percent.map(|p| p.to_string()),
+            percent_text(canary.and_then(|x| x.canary_percent())),
+        ),
+        (
+            "canary_bake_time",
+            section
+                .canary_bake_time
+                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            minutes_text(canary.and_then(|x| x.canary_bake_time_in_minutes())),
+        ),
+        (
+            "step_percent",
+            section.step_percent.map(|p| p.to_string()),
+            percent_text(linear.and_then(|x| x.step_percent())),
+        ),
+        (
+            "step_bake_time",
+            section
+                .step_bake_time
+                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            minutes_text(linear.and_then(|x| x.step_bake_time_in_minutes())),
+        ),
+        (
+            "circuit_breaker",
+            section.circuit_breaker.map(|b| b.to_string()),
+            bool_text(breaker.map(|b| b.enable())),
+        ),
+        (
+            "rollback",
+            section.rollback.map(|b| b.to_string()),
+            bool_text(breaker.map(|b| b.rollback())),
+        ),
+        (
+            "minimum_healthy_percent",
+            section.minimum_healthy_percent.map(|p| p.to_string()),
+            int_text(c.minimum_healthy_percent()),
+        ),
+        (
+            "maximum_percent",
+            section.maximum_percent.map(|p| p.to_string()),
+            int_text(c.maximum_percent()),
+        ),
+    ];
+    rows.into_iter()
+        .filter_map(|(key, desired, current)| {
+            let desired = desired?;
+            (desired != current).then_some(ConfigurationChange {
+                key,
+                current,
+                desired,
+            })
+        })
+        .collect()
+}
+
+/// Why `[ecs.deployment]` cannot be applied to a service with deployment controller
+/// `controller` (`None`: ECS): blue/green, canary and linear exist only under the ECS
+/// controller. Says what to change.
+pub fn controller_refusal(
+    section: Option<&DeploymentSection>,
+    service: &str,
+    controller: Option<&str>,
+) -> Option<String> {
+    let strategy = section?.strategy.filter(|s| s.shifts_traffic())?;
+    match controller {
+        None | Some("ECS") => None,
+        Some(other) => Some(format!(
+            "[ecs.deployment] strategy = \"{}\" needs the ECS deployment controller, and service {service} uses {other}: ECS offers {} only to services with deploymentController ECS; move the service to the ECS controller (a new service, or UpdateService's deploymentController where ECS allows it), or remove strategy from [ecs.deployment]",
+            strategy.as_config(),
+            strategy.as_aws()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +281,66 @@ mod tests {
 
     fn min(m: u64) -> Option<Duration> {
         Some(Duration::from_secs(m * 60))
+    }
+
+    #[test]
+    fn the_plan_lists_named_members_that_differ() {
+        let current = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::Rolling)
+            .maximum_percent(200)
+            .minimum_healthy_percent(100)
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(true)
+                    .build(),
+            )
+            .build();
+        let s = DeploymentSection {
+            strategy: Some(Strategy::Canary),
+            canary_percent: Some(Tenths(50)),
+            bake_time: min(10),
+            maximum_percent: Some(200),
+            rollback: Some(false),
+            ..Default::default()
+        };
+        let lines: Vec<String> = plan_changes(&s, Some(&current))
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "~ strategy: rolling -> canary",
+                "~ bake_time: (unset) -> 10m",
+                "~ canary_percent: (unset) -> 5.0",
+                "~ rollback: true -> false",
+            ]
+        );
+        assert!(plan_changes(&DeploymentSection::default(), Some(&current)).is_empty());
+    }
+
+    #[test]
+    fn shifting_strategies_need_the_ecs_controller() {
+        let s = DeploymentSection {
+            strategy: Some(Strategy::BlueGreen),
+            bake_time: min(5),
+            ..Default::default()
+        };
+        let r = controller_refusal(Some(&s), "api", Some("CODE_DEPLOY")).unwrap();
+        assert!(r.contains("needs the ECS deployment controller"), "{r}");
+        assert!(r.contains("uses CODE_DEPLOY"), "{r}");
+        assert_eq!(controller_refusal(Some(&s), "api", Some("ECS")), None);
+        assert_eq!(controller_refusal(Some(&s), "api", None), None);
+        let rolling = DeploymentSection {
+            strategy: Some(Strategy::Rolling),
+            ..Default::default()
+        };
+        assert_eq!(
+            controller_refusal(Some(&rolling), "api", Some("EXTERNAL")),
+            None
+        );
+        assert_eq!(controller_refusal(None, "api", Some("EXTERNAL")), None);
     }
 
     #[test]

@@ -77,7 +77,9 @@ fn result_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str 
         (Some(WatchOutcome::Superseded { .. }), _) => "superseded",
         (Some(WatchOutcome::TimedOut { .. }), _) => "timed_out",
         _ if error => "failed",
-        (None, RolloutAction::None) => "no_changes",
+        (None, RolloutAction::None) if result.configuration_updated => "succeeded",
+        (None, RolloutAction::None) if !dry_run || result.plan.changes_nothing() => "no_changes",
+        (None, RolloutAction::None) => "changes_pending",
         (None, _) if dry_run => "changes_pending",
         (None, _) => "started",
     }
@@ -191,15 +193,16 @@ pub async fn prepare<'a>(
         let err = result.plan.refusal().map(anyhow::Error::from).or(stopped);
         let code = match &err {
             Some(e) => crate::exit::code_of(e),
-            None if args.plan.detailed_exitcode && result.plan.action != RolloutAction::None => {
+            None if args.plan.detailed_exitcode && !result.plan.changes_nothing() => {
                 Code::ChangesPending
             }
             None => Code::Success,
         };
         if args.plan.dry_run && err.is_none() {
-            ui.out(match result.plan.action {
-                RolloutAction::None => "dry run: nothing to deploy, nothing was changed",
-                _ => "dry run: nothing was changed (run without --dry-run to deploy)",
+            ui.out(if result.plan.changes_nothing() {
+                "dry run: nothing to deploy, nothing was changed"
+            } else {
+                "dry run: nothing was changed (run without --dry-run to deploy)"
             });
         }
         emit_json(ui, args.plan.dry_run, &result, err.as_ref(), code, None);
@@ -242,7 +245,7 @@ pub fn finish(
         ));
     } else if in_progress.is_some() {
         // The watched deployment's outcome is printed below.
-    } else if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
+    } else if result.plan.changes_nothing() && result.plan.refused.is_none() {
         ui.out(format!(
             "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
             cfg.path.display()
@@ -300,6 +303,10 @@ fn deploy_step(
         (Some(e), _) => (CheckStatus::Fail, crate::exit::message_of(e)),
         (None, Some(o)) if o.succeeded() => (CheckStatus::Pass, o.message()),
         (None, Some(o)) => (CheckStatus::Fail, o.message()),
+        (None, None) if result.configuration_updated => (
+            CheckStatus::Pass,
+            "deploymentConfiguration updated; no deployment was started".into(),
+        ),
         (None, None) if result.plan.action == RolloutAction::None => {
             (CheckStatus::Pass, "no changes: nothing was deployed".into())
         }

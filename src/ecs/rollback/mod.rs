@@ -229,6 +229,7 @@ pub async fn run(args: &RollbackArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyho
         previous: Some(&svc.task_definition),
         force: false,
         known_deployments: &known,
+        deployment_configuration: None,
     };
     let target = update_service(aws, &update, ui).await?;
     if args.no_wait {

@@ -102,6 +102,36 @@ pub fn with_gate(
     Ok((Some(&c) != current).then_some(c))
 }
 
+/// The plan's line for the hooks, when UpdateService would change them.
+pub fn plan_line(
+    current: Option<&DeploymentConfiguration>,
+    send: Option<&DeploymentConfiguration>,
+) -> Option<crate::ecs::strategy::ConfigurationChange> {
+    let before = current.map(|c| c.lifecycle_hooks()).unwrap_or_default();
+    let after = send?.lifecycle_hooks();
+    (before != after).then(|| crate::ecs::strategy::ConfigurationChange {
+        key: "lifecycleHooks",
+        current: describe_hooks(before),
+        desired: describe_hooks(after),
+    })
+}
+
+/// "1 hook(s), bosar-deploy's: PAUSE at POST_SCALE_UP, 60 min then ROLLBACK".
+fn describe_hooks(hooks: &[DeploymentLifecycleHook]) -> String {
+    let ours = hooks.iter().find(|h| is_owned(h)).map(|h| {
+        let stages: Vec<&str> = h.lifecycle_stages().iter().map(|s| s.as_str()).collect();
+        let minutes = h
+            .timeout_configuration()
+            .and_then(|t| t.timeout_in_minutes())
+            .unwrap_or_default();
+        format!(
+            ", bosar-deploy's: PAUSE at {}, {minutes} min then ROLLBACK",
+            stages.join("+")
+        )
+    });
+    format!("{} hook(s){}", hooks.len(), ours.unwrap_or_default())
+}
+
 /// Whether a load balancer of the service names a test listener rule
 /// (`advancedConfiguration.testListenerRule`): then green can be judged after the test
 /// traffic shift, through the test listener.

@@ -72,14 +72,18 @@ struct Clock {
     start: Instant,
 }
 
+/// Now, in epoch seconds (when a run starts a deployment: ours is created after it).
+pub fn wall_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
 impl Clock {
     fn new() -> Clock {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
         Clock {
-            wall,
+            wall: wall_secs(),
             start: Instant::now(),
         }
     }

@@ -704,3 +704,166 @@ async fn a_pause_nobody_answers_times_out_with_the_hooks_expiry() {
     );
     assert!(resume.contains(ARN), "{resume}");
 }
+
+fn lambda_hook() -> aws_sdk_ecs::types::DeploymentLifecycleHook {
+    aws_sdk_ecs::types::DeploymentLifecycleHook::builder()
+        .target_type(DeploymentLifecycleHookTargetType::AwsLambda)
+        .hook_target_arn("arn:aws:lambda:us-east-1:123456789012:function:smoke")
+        .role_arn("arn:aws:iam::123456789012:role/hooks")
+        .lifecycle_stages(aws_sdk_ecs::types::DeploymentLifecycleHookStage::PostScaleUp)
+        .build()
+}
+
+/// Revision 41 on a blue/green service with a Lambda hook of its own.
+fn blue_green_on_41() -> aws_sdk_ecs::operation::describe_services::DescribeServicesOutput {
+    let mut out = on_41();
+    let s = &mut out.services.as_mut().unwrap()[0];
+    s.deployment_configuration = Some(
+        aws_sdk_ecs::types::DeploymentConfiguration::builder()
+            .strategy(aws_sdk_ecs::types::DeploymentStrategy::BlueGreen)
+            .bake_time_in_minutes(10)
+            .lifecycle_hooks(lambda_hook())
+            .build(),
+    );
+    out
+}
+
+fn gated_config(section: &str) -> bosar_deploy::config::Config {
+    let text = "[target_group]\nname = \"bosar-api-tg\"\n\
+         [ecs]\ncluster = \"bosar-cluster\"\nservice = \"bosar-api\"\ncontainer = \"bosar-api\"\npoll_interval = \"5s\"\ntimeout = \"60m\"\n\
+         [ecs.environment]\nWEBSOCKET_PING_INTERVAL = \"25000\"\n"
+        .to_string()
+        + section;
+    bosar_deploy::config::parse(std::path::Path::new("deploy.toml"), &text).unwrap()
+}
+
+/// UpdateService to 42, answering the PRIMARY deployment `ecs-svc/new`, when `check` holds.
+fn update_checked(
+    check: impl Fn(&aws_sdk_ecs::operation::update_service::UpdateServiceInput) -> bool
+        + Send
+        + Sync
+        + 'static,
+) -> Rule {
+    mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(move |r| r.task_definition() == Some(TD42) && check(r))
+        .then_output(|| {
+            aws_sdk_ecs::operation::update_service::UpdateServiceOutput::builder()
+                .service(
+                    aws_sdk_ecs::types::Service::builder()
+                        .deployments(
+                            aws_sdk_ecs::types::Deployment::builder()
+                                .id("ecs-svc/new")
+                                .status("PRIMARY")
+                                .task_definition(TD42)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gated_deploy_sends_exactly_one_owned_hook_and_judges_at_it() {
+    use bosar_deploy::ecs::deploy::{execute, plan, RolloutOptions};
+    use bosar_deploy::ecs::native::gate::GateJudge;
+    use bosar_deploy::ecs::native::hook::is_owned;
+    let cfg = gated_config(
+        "[ecs.deployment]\nstrategy = \"blue_green\"\nbake_time = \"10m\"\ngate = \"verify\"\ngate_timeout = \"30m\"\n",
+    );
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(blue_green_on_41);
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(td41);
+    let register = registered_42();
+    let update = update_checked(|r| {
+        let Some(c) = r.deployment_configuration() else {
+            return false;
+        };
+        let hooks = c.lifecycle_hooks();
+        let ours: Vec<_> = hooks.iter().filter(|h| is_owned(h)).collect();
+        ours.len() == 1
+            && hooks.len() == 2
+            && hooks.contains(&lambda_hook())
+            && ours[0].lifecycle_stages()
+                == [aws_sdk_ecs::types::DeploymentLifecycleHookStage::PostScaleUp]
+            && ours[0]
+                .timeout_configuration()
+                .and_then(|t| t.timeout_in_minutes())
+                == Some(30)
+            && ours[0].timeout_configuration().and_then(|t| t.action())
+                == Some(&DeploymentLifecycleHookAction::Rollback)
+            && c.bake_time_in_minutes() == Some(10)
+    });
+    let describe_deps = describes(blue_green_success());
+    let cont = continue_with(DeploymentLifecycleHookAction::Continue);
+    let aws = aws(
+        &[
+            &describe,
+            &td,
+            &register,
+            &update,
+            &listed(),
+            &describe_deps,
+            &cont,
+        ],
+        &[],
+    );
+    let judge = std::sync::Arc::new(Scripted::new(&[Ok(CheckStatus::Pass)]));
+    let opts = RolloutOptions {
+        judge: Some(GateJudge(judge.clone())),
+        ..Default::default()
+    };
+    let ecs = cfg.ecs.as_ref().unwrap();
+    let p = plan(&aws, ecs, &opts).await.unwrap();
+    assert_eq!(p.refused, None);
+    assert_eq!(p.strategy.as_deref(), Some("BLUE_GREEN"));
+    let (result, err) = execute(&aws, ecs, p, &opts, &Ui::silent()).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(
+        update.num_calls(),
+        1,
+        "the hook went out with the deployment"
+    );
+    assert!(result.outcome.as_ref().unwrap().succeeded());
+    assert_eq!(cont.num_calls(), 1);
+    assert_eq!(judge.asked()[0], Audience::Green);
+    // The payload carries strategy, stages and the gate's decisions.
+    let json = serde_json::to_value(&result).unwrap();
+    assert_eq!(json["strategy"], "BLUE_GREEN");
+    assert_eq!(json["stages"][0]["name"], "SCALE_UP");
+    assert_eq!(json["gate"][0]["action"], "CONTINUE");
+    assert!(json.get("rollback").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_section_hooks_and_configuration_are_untouched_and_the_watch_is_native() {
+    use bosar_deploy::ecs::deploy::{execute, plan, RolloutOptions};
+    let cfg = gated_config("");
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(blue_green_on_41);
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(td41);
+    let register = registered_42();
+    let update = update_checked(|r| r.deployment_configuration().is_none());
+    let describe_deps = describes(blue_green_success());
+    let cont = continue_with(DeploymentLifecycleHookAction::Continue);
+    let aws = aws(
+        &[
+            &describe,
+            &td,
+            &register,
+            &update,
+            &listed(),
+            &describe_deps,
+            &cont,
+        ],
+        &[],
+    );
+    let opts = RolloutOptions::default();
+    let ecs = cfg.ecs.as_ref().unwrap();
+    let p = plan(&aws, ecs, &opts).await.unwrap();
+    assert!(p.deployment_configuration.is_empty());
+    let (result, err) = execute(&aws, ecs, p, &opts, &Ui::silent()).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(update.num_calls(), 1);
+    assert!(result.outcome.unwrap().succeeded());
+    assert_eq!(cont.num_calls(), 0, "no gate: the pause is someone else's");
+    assert_eq!(result.native.unwrap().stages.len(), 5);
+}

@@ -145,8 +145,14 @@ pub struct Ready<'a> {
 }
 
 /// The `deploy` verb.
-pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
-    let ready = match prepare(args, cfg, aws, ui).await? {
+pub async fn run(
+    args: &DeployArgs,
+    cfg: &Config,
+    aws: &Aws,
+    ui: &Ui,
+    judge: Option<crate::ecs::native::gate::GateJudge>,
+) -> anyhow::Result<Code> {
+    let ready = match prepare(args, cfg, aws, ui, judge).await? {
         Prepared::Done(code) => return Ok(code),
         Prepared::Ready(r) => r,
     };
@@ -162,10 +168,12 @@ pub async fn prepare<'a>(
     cfg: &'a Config,
     aws: &Aws,
     ui: &Ui,
+    judge: Option<crate::ecs::native::gate::GateJudge>,
 ) -> anyhow::Result<Prepared<'a>> {
     let started = std::time::Instant::now();
     let ecs = cfg.ecs("deploy")?;
-    let opts = RolloutOptions::from_flags(&args.rollout, args.no_wait);
+    let mut opts = RolloutOptions::from_flags(&args.rollout, args.no_wait);
+    opts.judge = judge;
     ui.line(format!(
         "Reading service {} in cluster {}",
         ecs.service, ecs.cluster

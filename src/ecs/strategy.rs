@@ -133,6 +133,63 @@ fn overlay(section: &DeploymentSection, mut c: DeploymentConfiguration) -> Deplo
     c
 }
 
+/// The section that describes what the service uses today (`init` writes it): every member
+/// ECS reports, as deploy.toml spells it, left out where the file could not say it (a
+/// strategy's own keys under another strategy, a value outside deploy.toml's ranges, rollback
+/// on with the breaker off, blue/green without its bake time), so the section validates and
+/// plans no change.
+pub fn section_of(current: &DeploymentConfiguration) -> DeploymentSection {
+    use crate::config::{
+        BAKE_TIME_MAX_MINUTES, CANARY_PERCENT_RANGE, MAXIMUM_PERCENT_RANGE,
+        MINIMUM_HEALTHY_PERCENT_RANGE, STEP_PERCENT_RANGE,
+    };
+    let mut strategy = current_strategy(Some(current));
+    let minutes = |m: Option<i32>| {
+        m.and_then(|m| u64::try_from(m).ok())
+            .filter(|m| *m <= BAKE_TIME_MAX_MINUTES)
+            .map(|m| std::time::Duration::from_secs(m * 60))
+    };
+    let pct = |p: Option<f64>, (lo, hi): (Tenths, Tenths)| {
+        p.filter(|p| (p * 10.0 - (p * 10.0).round()).abs() < 1e-6)
+            .and_then(Tenths::from_f64)
+            .filter(|t| (lo..=hi).contains(t))
+    };
+    let whole = |p: Option<i32>, (lo, hi): (u32, u32)| {
+        p.and_then(|p| u32::try_from(p).ok())
+            .filter(|p| (lo..=hi).contains(p))
+    };
+    let bake_time = minutes(current.bake_time_in_minutes())
+        .filter(|_| strategy.is_some_and(|s| s.shifts_traffic()));
+    if strategy == Some(Strategy::BlueGreen) && bake_time.is_none() {
+        strategy = None;
+    }
+    let canary = current
+        .canary_configuration()
+        .filter(|_| strategy == Some(Strategy::Canary));
+    let linear = current
+        .linear_configuration()
+        .filter(|_| strategy == Some(Strategy::Linear));
+    let breaker = current.deployment_circuit_breaker();
+    DeploymentSection {
+        strategy,
+        bake_time,
+        canary_percent: canary.and_then(|c| pct(c.canary_percent(), CANARY_PERCENT_RANGE)),
+        canary_bake_time: canary.and_then(|c| minutes(c.canary_bake_time_in_minutes())),
+        step_percent: linear.and_then(|c| pct(c.step_percent(), STEP_PERCENT_RANGE)),
+        step_bake_time: linear.and_then(|c| minutes(c.step_bake_time_in_minutes())),
+        circuit_breaker: breaker.map(|b| b.enable()),
+        rollback: breaker
+            .filter(|b| b.enable() || !b.rollback())
+            .map(|b| b.rollback()),
+        minimum_healthy_percent: whole(
+            current.minimum_healthy_percent(),
+            MINIMUM_HEALTHY_PERCENT_RANGE,
+        ),
+        maximum_percent: whole(current.maximum_percent(), MAXIMUM_PERCENT_RANGE),
+        gate: None,
+    }
+}
+
 /// One member of deploymentConfiguration that `deploy` would change, keyed as deploy.toml
 /// names it, with both values as text (`(unset)`: the service reports none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -341,6 +398,51 @@ mod tests {
             None
         );
         assert_eq!(controller_refusal(None, "api", Some("EXTERNAL")), None);
+    }
+
+    #[test]
+    fn the_section_of_a_service_plans_no_change_and_leaves_out_what_the_file_cannot_say() {
+        let canary = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::Canary)
+            .bake_time_in_minutes(5)
+            .canary_configuration(
+                CanaryConfiguration::builder()
+                    .canary_percent(12.5)
+                    .canary_bake_time_in_minutes(10)
+                    .build(),
+            )
+            // Left over from an earlier linear configuration: not the canary's key.
+            .linear_configuration(LinearConfiguration::builder().step_percent(10.0).build())
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(false)
+                    .rollback(true)
+                    .build(),
+            )
+            .maximum_percent(200)
+            .minimum_healthy_percent(100)
+            .build();
+        let s = section_of(&canary);
+        assert_eq!(s.strategy, Some(Strategy::Canary));
+        assert_eq!(s.canary_percent, Some(Tenths(125)));
+        assert_eq!(s.canary_bake_time, min(10));
+        assert_eq!(s.bake_time, min(5));
+        assert_eq!(s.step_percent, None);
+        assert_eq!((s.circuit_breaker, s.rollback), (Some(false), None));
+        assert_eq!(
+            (s.minimum_healthy_percent, s.maximum_percent),
+            (Some(100), Some(200))
+        );
+        assert!(plan_changes(&s, Some(&canary)).is_empty());
+        // Blue/green without its required bake time: the strategy is left unmanaged.
+        let bg = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::BlueGreen)
+            .maximum_percent(5000)
+            .build();
+        let s = section_of(&bg);
+        assert_eq!(s.strategy, None);
+        assert_eq!(s.maximum_percent, None, "outside deploy.toml's range");
+        assert!(!s.names_configuration());
     }
 
     #[test]

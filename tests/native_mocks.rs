@@ -952,3 +952,23 @@ async fn the_text_report_and_summary_show_stages_gate_and_the_way_back() {
         "BLUE_GREEN, 2 stage(s), gate: 1 decision(s) ROLLBACK, rolled back in 10s (by bosar-deploy)"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn status_shows_the_newest_service_deployment_and_its_waiting_hook() {
+    let cfg = gated_config("");
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(blue_green_on_41);
+    let td = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(td41);
+    let describe_deps = describes(vec![paused(
+        Stage::PostScaleUp,
+        DeploymentLifecycleHookStatus::AwaitingAction,
+    )]);
+    let health = healthy_rule();
+    let list = listed();
+    let aws = aws(&[&describe, &td, &list, &describe_deps], &[&health]);
+    let code = bosar_deploy::ecs::status::run(&cfg, &aws, &Ui::silent())
+        .await
+        .unwrap();
+    assert_eq!(code, Code::Success);
+    // The text and payload are unit-tested in status.rs; here: the service deployment is read.
+    assert_eq!((list.num_calls(), describe_deps.num_calls()), (1, 1));
+}

@@ -198,38 +198,46 @@ async fn a_configuration_change_alone_is_sent_without_a_deployment() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_strategy_the_watch_cannot_follow_is_refused_before_any_update() {
-    // Named in the config, on a rolling service.
+async fn traffic_shifting_strategies_are_deployed_and_followed_natively() {
+    // Named in the config, on a rolling service: sent, and the plan names the strategy the
+    // ECS-native watch follows (issue 18 lifted the refusal).
     let cfg = config(
         NEW_ENV,
         "[ecs.deployment]\nstrategy = \"canary\"\ncanary_percent = 10\n",
     );
     let r = deploy(&cfg, on_41_with(Some(services_own()), None)).await;
-    let refused = r.plan.refused.clone().expect("refused");
-    assert!(
-        refused.contains("[ecs.deployment] names the ECS CANARY deployment strategy"),
-        "{refused}"
-    );
-    assert!(r.err.is_some());
-    assert!(r.sent.is_empty() && r.registered == 0, "nothing changed");
-    // The plan still shows what would change.
+    assert_eq!(r.plan.refused, None);
+    assert_eq!(r.plan.strategy.as_deref(), Some("CANARY"));
     assert_eq!(lines(&r.plan)[0], "~ strategy: rolling -> canary");
+    assert_eq!(r.sent.len(), 1);
 
-    // The service's own blue/green, with a section that names no strategy: refused as today.
+    // The service's own blue/green, with a section that names no strategy.
     let mut bg = services_own();
     bg.strategy = Some(DeploymentStrategy::BlueGreen);
     let cfg = config(NEW_ENV, "[ecs.deployment]\ncircuit_breaker = true\n");
     let r = deploy(&cfg, on_41_with(Some(bg.clone()), None)).await;
-    let refused = r.plan.refused.clone().expect("refused");
-    assert!(
-        refused.contains("uses the ECS BLUE_GREEN deployment strategy"),
-        "{refused}"
+    assert_eq!(r.plan.refused, None);
+    assert_eq!(r.plan.strategy.as_deref(), Some("BLUE_GREEN"));
+
+    // A gate with --no-wait would leave the pause to its timeout: refused, nothing sent.
+    let cfg = config(
+        NEW_ENV,
+        "[ecs.deployment]\nstrategy = \"blue_green\"\nbake_time = \"10m\"\ngate = \"verify\"\n",
     );
+    let r = deploy(&cfg, on_41_with(Some(bg.clone()), None)).await;
+    let err = r.err.expect("refused");
     assert!(
-        refused.contains("strategy = \"rolling\""),
-        "says what to change: {refused}"
+        format!("{err:#}").contains("--no-wait leaves nobody to answer it"),
+        "{err:#}"
     );
-    assert!(r.sent.is_empty());
+    assert!(r.sent.is_empty() && r.registered == 0, "nothing changed");
+    assert!(
+        lines(&r.plan)
+            .iter()
+            .any(|l| l.contains("bosar-deploy's: PAUSE at POST_SCALE_UP, 60 min then ROLLBACK")),
+        "{:?}",
+        lines(&r.plan)
+    );
 
     // Naming rolling moves it back, and is sent.
     let cfg = config(NEW_ENV, "[ecs.deployment]\nstrategy = \"rolling\"\n");

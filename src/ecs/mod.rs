@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod masking;
+pub mod native;
 mod polls;
 pub mod preflight;
 pub mod rollback;

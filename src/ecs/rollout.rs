@@ -149,21 +149,19 @@ pub fn controller_refusal(svc: &ServiceView) -> Option<String> {
 
 /// The strategy half of [`rollout_refusal`], for the strategy a deployment started now would
 /// use (`strategy`, ECS's spelling; `None` is ROLLING). `from_config`: the strategy is
-/// `[ecs.deployment] strategy`, not (only) the service's. While the watch follows rolling
-/// deployments only, blue/green, canary and linear are refused here; the watch of ECS-native
-/// deployments lifts this refusal (issue 18.3-18.4).
+/// `[ecs.deployment] strategy`, not (only) the service's. Blue/green, canary and linear are
+/// followed by the ECS-native watch (`ecs::native`); only a strategy this tool does not know
+/// is refused.
 pub fn strategy_refusal(
     service: &str,
     strategy: Option<&str>,
     from_config: bool,
 ) -> Option<String> {
+    let _ = from_config;
     match strategy {
-        None | Some("ROLLING") => None,
-        Some(s) if from_config => Some(format!(
-            "[ecs.deployment] names the ECS {s} deployment strategy for service {service}, and this version of bosar-deploy follows ROLLING deployments only (it would judge success on one target group while traffic shifts between two); nothing was changed: remove strategy from [ecs.deployment] or set it to \"rolling\""
-        )),
+        None | Some("ROLLING" | "BLUE_GREEN" | "CANARY" | "LINEAR") => None,
         Some(s) => Some(format!(
-            "service {service} uses the ECS {s} deployment strategy: traffic shifts between its production and alternate target groups, and bosar-deploy judges success on one target group (ROLLING only); deploy it with `aws ecs update-service` and follow it with `aws ecs describe-service-deployments`, or switch the service's deploymentConfiguration.strategy to ROLLING ([ecs.deployment] strategy = \"rolling\")"
+            "service {service} uses the ECS deployment strategy {s}, which bosar-deploy does not know; deploy it with `aws ecs update-service`, or set [ecs.deployment] strategy"
         )),
     }
 }
@@ -574,10 +572,15 @@ mod tests {
         s.deployment_controller = Some("EXTERNAL".into());
         assert!(rollout_refusal(&s).unwrap().contains("task sets"));
         s.deployment_controller = Some("ECS".into());
-        s.strategy = Some("BLUE_GREEN".into());
+        // Traffic-shifting strategies are followed by the ECS-native watch (issue 18).
+        for known in ["BLUE_GREEN", "CANARY", "LINEAR", "ROLLING"] {
+            s.strategy = Some(known.into());
+            assert_eq!(rollout_refusal(&s), None, "{known}");
+        }
+        s.strategy = Some("TELEPORT".into());
         assert!(rollout_refusal(&s)
             .unwrap()
-            .contains("BLUE_GREEN deployment strategy"));
+            .contains("deployment strategy TELEPORT, which bosar-deploy does not know"));
         s.strategy = Some("ROLLING".into());
         assert_eq!(rollout_refusal(&s), None);
     }

@@ -23,6 +23,63 @@ struct Status<'a> {
     /// The revision the service runs and the configured container's image in it.
     running: Running,
     target_health: Vec<NamedHealth<'a>>,
+    /// A blue/green, canary or linear service's newest service deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_deployment: Option<DeploymentNow>,
+}
+
+/// The newest service deployment (ListServiceDeployments, DescribeServiceDeployments): its
+/// status, stage and the hooks that await an action; `note` when it could not be read.
+#[derive(Serialize, Default)]
+struct DeploymentNow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    waiting: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+async fn deployment_now(aws: &Aws, cluster: &str, service: &str) -> DeploymentNow {
+    use super::native::read;
+    let read_it = async {
+        let briefs = read::list(aws, cluster, service).await?;
+        let Some(newest) = briefs.first() else {
+            return Ok(DeploymentNow {
+                note: Some("ECS lists no service deployment".into()),
+                ..Default::default()
+            });
+        };
+        let o = read::describe(aws, &newest.arn).await?;
+        Ok::<_, super::DescribeError>(DeploymentNow {
+            arn: Some(newest.arn.clone()),
+            status: Some(o.status.clone()),
+            stage: o.stage.clone(),
+            waiting: o
+                .hooks
+                .iter()
+                .filter(|h| h.status == "AWAITING_ACTION")
+                .map(|h| {
+                    format!(
+                        "hook {} ({}) awaits an action until {}",
+                        h.hook_id, h.target_type, h.expires_at
+                    )
+                })
+                .collect(),
+            note: None,
+        })
+    };
+    read_it.await.unwrap_or_else(|e| DeploymentNow {
+        note: Some(format!(
+            "the service deployments could not be read: {}",
+            crate::exit::message_of(&anyhow::Error::from(e))
+        )),
+        ..Default::default()
+    })
 }
 
 /// What the service runs: `image` is `null` when the revision could not be read or has no
@@ -102,13 +159,21 @@ pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
             health: h,
         })
         .collect();
+    let native = match svc.strategy.as_deref() {
+        Some(s) if s != "ROLLING" => Some(deployment_now(aws, &ecs.cluster, &ecs.service).await),
+        _ => None,
+    };
     ui.out(render(&svc, &ecs.cluster, &running, &named, aws));
+    if let Some(n) = &native {
+        ui.out(render_now(svc.strategy.as_deref().unwrap_or_default(), n));
+    }
     let doc = Status {
         result: service_result(&svc),
         identity: aws.identity.as_ref(),
         service: &svc,
         running,
         target_health: named,
+        service_deployment: native,
     };
     ui.emit("service", &doc, Code::Success, None);
     Ok(Code::Success)
@@ -180,6 +245,26 @@ fn render(
     out.trim_end().to_string()
 }
 
+/// The newest service deployment of a blue/green, canary or linear service, as text.
+fn render_now(strategy: &str, n: &DeploymentNow) -> String {
+    let mut out = format!("Service deployment ({strategy}):");
+    match (&n.arn, &n.note) {
+        (Some(arn), _) => {
+            out.push_str(&format!(
+                "\n  {arn} {} at {}",
+                n.status.as_deref().unwrap_or("?"),
+                n.stage.as_deref().unwrap_or("no stage yet")
+            ));
+            for w in &n.waiting {
+                out.push_str(&format!("\n  {w}"));
+            }
+        }
+        (None, Some(note)) => out.push_str(&format!("\n  ({note})")),
+        (None, None) => {}
+    }
+    out
+}
+
 /// `status`'s `result`: what the service's deployments say about it now.
 fn service_result(svc: &ServiceView) -> &'static str {
     let primary = svc.deployments.iter().find(|d| d.status == "PRIMARY");
@@ -193,7 +278,28 @@ fn service_result(svc: &ServiceView) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::target_group_name;
+    use super::{render_now, target_group_name, DeploymentNow};
+
+    #[test]
+    fn a_native_service_shows_its_newest_deployment_or_why_not() {
+        let n = DeploymentNow {
+            arn: Some("arn:sd/1".into()),
+            status: Some("IN_PROGRESS".into()),
+            stage: Some("POST_SCALE_UP".into()),
+            waiting: vec!["hook h (PAUSE) awaits an action until T".into()],
+            note: None,
+        };
+        assert_eq!(
+            render_now("BLUE_GREEN", &n),
+            "Service deployment (BLUE_GREEN):\n  arn:sd/1 IN_PROGRESS at POST_SCALE_UP\n  hook h (PAUSE) awaits an action until T"
+        );
+        let n = DeploymentNow {
+            note: Some("the service deployments could not be read: AccessDenied".into()),
+            ..Default::default()
+        };
+        assert!(render_now("CANARY", &n)
+            .ends_with("(the service deployments could not be read: AccessDenied)"));
+    }
 
     #[test]
     fn the_name_comes_out_of_the_arn() {

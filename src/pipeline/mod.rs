@@ -175,7 +175,7 @@ pub async fn run_pipeline(
             target_suites: Vec::new(),
         },
     };
-    let opts = RolloutOptions::from_flags(&args.rollout, false);
+    let mut opts = RolloutOptions::from_flags(&args.rollout, false);
     // Resolve the verify token early: a missing secret is a usage error before any change.
     // `full` verifies: without [gateway] (or --url) it refuses, rather than pass unverified.
     let gateway = match args.skip_verify {
@@ -190,6 +190,14 @@ pub async fn run_pipeline(
         )?),
         _ => None,
     };
+    if !args.plan.dry_run {
+        opts.judge = crate::gate_judge::for_config(
+            cfg,
+            command,
+            args.url.as_deref(),
+            args.allow_insecure_token,
+        )?;
+    }
     let load = under_load_step::load_settings(args, cfg)?;
     let (aws, pre) = match preflight_step(&mut run, cfg, g, &opts).await? {
         Ok(x) => x,

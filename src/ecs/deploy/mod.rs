@@ -14,6 +14,7 @@ use std::time::Duration;
 use console::style;
 use serde::Serialize;
 
+use super::native;
 use super::rollout::{
     controller_refusal, rollout_in_progress, strategy_refusal, CircuitBreaker, DeploymentView,
 };
@@ -28,6 +29,7 @@ use crate::exit::{Code, Failure};
 use crate::report::PreflightSkip;
 use crate::ui::Ui;
 use register::{register, Registration};
+use traffic_shift::{follow_native, gate_of, gate_refusal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +51,9 @@ pub struct RolloutOptions {
     pub force_new_deployment: bool,
     pub no_wait: bool,
     pub skip_preflight: Vec<PreflightSkip>,
+    /// What judges a gated deployment (`[ecs.deployment] gate`): the verify checks, given by
+    /// the verb that knows the gateway. `None` with a gate refuses before any change.
+    pub judge: Option<native::gate::GateJudge>,
 }
 
 impl RolloutOptions {
@@ -60,6 +65,7 @@ impl RolloutOptions {
             force_new_deployment: f.force_new_deployment,
             no_wait,
             skip_preflight: f.skip_preflight.clone(),
+            judge: None,
         }
     }
 }
@@ -92,6 +98,13 @@ pub struct DeployPlan {
     pub in_progress: Option<DeploymentView>,
     /// This run's id: the value of the [`RUN_TAG`] tag on the revision it registers.
     pub run_id: String,
+    /// The strategy ECS shifts traffic with (`BLUE_GREEN`, `CANARY`, `LINEAR`): followed by
+    /// the ECS-native watch. `None`: ROLLING.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Where bosar-deploy's gate pauses the deployment (`[ecs.deployment] gate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::ecs::native::stages::GateStage>,
     /// What UpdateService's deploymentConfiguration would be (`None`: not sent at all).
     #[serde(skip)]
     pub(crate) send_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
@@ -239,14 +252,25 @@ pub async fn plan(
     let section = ecs.deployment.as_ref();
     let current = raw.deployment_configuration();
     let send_configuration = section.and_then(|s| strategy::merged_configuration(s, current));
-    let deployment_configuration = match (section, &send_configuration) {
+    let mut deployment_configuration = match (section, &send_configuration) {
         (Some(s), Some(_)) => strategy::plan_changes(s, current),
         _ => Vec::new(),
     };
+    let effective = strategy::effective_strategy(section, current);
+    let gate = gate_of(section, effective, &raw);
+    let (send_configuration, hook_refusal) =
+        match native::hook::with_gate(send_configuration, current, gate) {
+            Ok(c) => (c, None),
+            Err(e) => (None, Some(format!("service {}: {e}", svc.name))),
+        };
+    if let Some(c) = native::hook::plan_line(current, send_configuration.as_ref()) {
+        deployment_configuration.push(c);
+    }
     let controller = svc.deployment_controller.as_deref();
     let refused = strategy::controller_refusal(section, &svc.name, controller)
         .or_else(|| controller_refusal(&svc))
         .or_else(|| strategy_refusal_of(&svc, section, current))
+        .or(hook_refusal)
         .or_else(|| {
             (action == RolloutAction::NewRevision)
                 .then(|| taskdef::unknown_union_variant(&td))
@@ -264,6 +288,10 @@ pub async fn plan(
         target_group_arns: svc.target_group_arns.clone(),
         circuit_breaker: svc.circuit_breaker,
         deployment_configuration,
+        strategy: effective
+            .shifts_traffic()
+            .then(|| effective.as_aws().to_string()),
+        gate: gate.map(|(stage, _)| stage),
         send_configuration,
         refused,
         in_progress: (action == RolloutAction::None)
@@ -422,6 +450,9 @@ pub struct DeployResult {
     /// The preflight checks run on the revision before it was registered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub preflight: Vec<crate::report::Check>,
+    /// An ECS-native deployment's strategy, stages, gate decisions and rollback.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub native: Option<native::watch::NativeReport>,
     /// UpdateService changed the service's deploymentConfiguration (`[ecs.deployment]`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub configuration_updated: bool,
@@ -439,6 +470,7 @@ impl DeployResult {
             task_definition: None,
             outcome: None,
             rollback: None,
+            native: None,
             configuration_updated: false,
         }
     }
@@ -521,6 +553,10 @@ pub async fn execute(
             None => (result, None),
         };
     }
+    if let Some(e) = gate_refusal(&result.plan, opts) {
+        return (result, Some(e));
+    }
+    let since_secs = native::watch::wall_secs();
     let target = match start(aws, &result.plan, ui).await {
         Ok((target, registered)) => {
             result.service_uses_registered = registered.as_ref().map(|_| true);
@@ -540,6 +576,9 @@ pub async fn execute(
     };
     if opts.no_wait {
         return (result, None);
+    }
+    if let Some(strategy) = result.plan.strategy.clone() {
+        return follow_native(aws, ecs, result, &target, strategy, since_secs, opts, ui).await;
     }
     let wo = watch_options(ecs, opts.timeout);
     let outcome = match watch::watch(aws, &target, wo, ui, result.plan.seen_events.clone()).await {
@@ -681,6 +720,7 @@ async fn roll_back_after(
 }
 
 mod register;
+mod traffic_shift;
 mod update;
 mod verb;
 pub use register::RUN_TAG;

@@ -25,6 +25,11 @@ fn print_result(ui: &Ui, result: &DeployResult) {
             watch::print_outcome(ui, o);
         }
     }
+    if let Some(n) = result.native.as_ref().filter(|_| !ui.json()) {
+        for line in n.lines() {
+            ui.out(line);
+        }
+    }
     if let Some(rb) = &result.rollback {
         let msg = format!(
             "rollback to {}: {}",
@@ -145,8 +150,14 @@ pub struct Ready<'a> {
 }
 
 /// The `deploy` verb.
-pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
-    let ready = match prepare(args, cfg, aws, ui).await? {
+pub async fn run(
+    args: &DeployArgs,
+    cfg: &Config,
+    aws: &Aws,
+    ui: &Ui,
+    judge: Option<crate::ecs::native::gate::GateJudge>,
+) -> anyhow::Result<Code> {
+    let ready = match prepare(args, cfg, aws, ui, judge).await? {
         Prepared::Done(code) => return Ok(code),
         Prepared::Ready(r) => r,
     };
@@ -162,10 +173,12 @@ pub async fn prepare<'a>(
     cfg: &'a Config,
     aws: &Aws,
     ui: &Ui,
+    judge: Option<crate::ecs::native::gate::GateJudge>,
 ) -> anyhow::Result<Prepared<'a>> {
     let started = std::time::Instant::now();
     let ecs = cfg.ecs("deploy")?;
-    let opts = RolloutOptions::from_flags(&args.rollout, args.no_wait);
+    let mut opts = RolloutOptions::from_flags(&args.rollout, args.no_wait);
+    opts.judge = judge;
     ui.line(format!(
         "Reading service {} in cluster {}",
         ecs.service, ecs.cluster
@@ -311,6 +324,10 @@ fn deploy_step(
             (CheckStatus::Pass, "no changes: nothing was deployed".into())
         }
         (None, None) => (CheckStatus::Pass, "rollout started; not watched".into()),
+    };
+    let message = match &result.native {
+        Some(n) => format!("{message}; {}", n.summary()),
+        None => message,
     };
     Step::new("deploy", status, took, message).with_detail(result)
 }

@@ -114,7 +114,166 @@ pub struct EcsSection {
     pub show_values: Vec<String>,
     /// Advice the user has read and accepted (`[ecs] acknowledge`): it no longer warns.
     pub acknowledge: Vec<String>,
+    /// `[ecs.deployment]`: `None` leaves the service's deploymentConfiguration as it is.
+    pub deployment: Option<DeploymentSection>,
 }
+
+/// ECS's deployment strategies (`deploymentConfiguration.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Rolling,
+    BlueGreen,
+    Canary,
+    Linear,
+}
+
+impl Strategy {
+    /// As `deploy.toml` spells them.
+    pub const ALL: [&'static str; 4] = ["rolling", "blue_green", "canary", "linear"];
+
+    pub fn from_config(v: &str) -> Option<Strategy> {
+        match v {
+            "rolling" => Some(Strategy::Rolling),
+            "blue_green" => Some(Strategy::BlueGreen),
+            "canary" => Some(Strategy::Canary),
+            "linear" => Some(Strategy::Linear),
+            _ => None,
+        }
+    }
+    /// ECS's spelling, which is also what DescribeServices returns.
+    pub fn from_aws(v: &str) -> Option<Strategy> {
+        match v {
+            "ROLLING" => Some(Strategy::Rolling),
+            "BLUE_GREEN" => Some(Strategy::BlueGreen),
+            "CANARY" => Some(Strategy::Canary),
+            "LINEAR" => Some(Strategy::Linear),
+            _ => None,
+        }
+    }
+    pub fn as_config(self) -> &'static str {
+        Strategy::ALL[self as usize]
+    }
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            Strategy::Rolling => "ROLLING",
+            Strategy::BlueGreen => "BLUE_GREEN",
+            Strategy::Canary => "CANARY",
+            Strategy::Linear => "LINEAR",
+        }
+    }
+    /// Blue/green, canary and linear shift traffic between two target groups.
+    pub fn shifts_traffic(self) -> bool {
+        self != Strategy::Rolling
+    }
+}
+
+/// A percentage in tenths of a percent (`50` is 5.0 %): ECS takes multiples of 0.1, and a
+/// whole number of tenths compares exactly where a float would not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tenths(pub u16);
+
+impl Tenths {
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 10.0
+    }
+    /// The nearest tenths of an API value (ECS answers with a double).
+    pub fn from_f64(v: f64) -> Option<Tenths> {
+        let t = (v * 10.0).round();
+        (0.0..=f64::from(u16::MAX))
+            .contains(&t)
+            .then_some(Tenths(t as u16))
+    }
+}
+
+impl fmt::Display for Tenths {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
+    }
+}
+
+/// What judges a gated deployment. `verify` is the only judge for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateKind {
+    /// bosar-deploy owns a PAUSE lifecycle hook and answers it with `verify`'s verdict.
+    Verify,
+}
+
+/// `gate` and `gate_timeout`: present only when `[ecs.deployment] gate` is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateSection {
+    pub kind: GateKind,
+    /// The PAUSE hook's `timeoutConfiguration.timeoutInMinutes` (its action is ROLLBACK), so
+    /// a CI job that dies never leaves a deployment half-shifted. Whole minutes.
+    pub timeout: Duration,
+}
+
+/// `[ecs.deployment]`, validated. Every member is optional: what the file leaves out stays
+/// as the service has it (a strategy's own keys are only accepted with that strategy named).
+/// Durations are whole minutes, as ECS stores them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeploymentSection {
+    pub strategy: Option<Strategy>,
+    /// `bakeTimeInMinutes`: blue/green, canary, linear (required for blue/green).
+    pub bake_time: Option<Duration>,
+    pub canary_percent: Option<Tenths>,
+    pub canary_bake_time: Option<Duration>,
+    pub step_percent: Option<Tenths>,
+    pub step_bake_time: Option<Duration>,
+    /// `deploymentCircuitBreaker.enable` and `.rollback`.
+    pub circuit_breaker: Option<bool>,
+    pub rollback: Option<bool>,
+    pub minimum_healthy_percent: Option<u32>,
+    pub maximum_percent: Option<u32>,
+    /// `None`: no gate (ECS shifts traffic on its own; bosar-deploy watches).
+    pub gate: Option<GateSection>,
+}
+
+impl DeploymentSection {
+    /// Whether the section names any member of deploymentConfiguration (the gate aside).
+    pub fn names_configuration(&self) -> bool {
+        let DeploymentSection {
+            strategy,
+            bake_time,
+            canary_percent,
+            canary_bake_time,
+            step_percent,
+            step_bake_time,
+            circuit_breaker,
+            rollback,
+            minimum_healthy_percent,
+            maximum_percent,
+            gate: _,
+        } = self;
+        strategy.is_some()
+            || bake_time.is_some()
+            || canary_percent.is_some()
+            || canary_bake_time.is_some()
+            || step_percent.is_some()
+            || step_bake_time.is_some()
+            || circuit_breaker.is_some()
+            || rollback.is_some()
+            || minimum_healthy_percent.is_some()
+            || maximum_percent.is_some()
+    }
+}
+
+/// Whole minutes of a validated duration (bake times and the gate's timeout).
+pub fn whole_minutes(d: Duration) -> i32 {
+    i32::try_from(d.as_secs() / 60).unwrap_or(i32::MAX)
+}
+
+/// Ranges of `[ecs.deployment]`, from the ECS API model (botocore `ecs/2014-11-13`).
+pub const BAKE_TIME_MAX_MINUTES: u64 = 1440;
+pub const CANARY_PERCENT_RANGE: (Tenths, Tenths) = (Tenths(1), Tenths(1000));
+pub const STEP_PERCENT_RANGE: (Tenths, Tenths) = (Tenths(30), Tenths(1000));
+/// `DeploymentLifecycleHookDuration`: 1 to 20160 minutes.
+pub const GATE_TIMEOUT_RANGE_MINUTES: (u64, u64) = (1, 20_160);
+pub const GATE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60 * 60);
+/// The model gives no range for these two; their documented meaning does: at most all of the
+/// desired tasks may be required healthy, and at least all of them may run. The upper bound
+/// of `maximum_percent` is this tool's, to catch a stray digit.
+pub const MINIMUM_HEALTHY_PERCENT_RANGE: (u32, u32) = (0, 100);
+pub const MAXIMUM_PERCENT_RANGE: (u32, u32) = (100, 1000);
 
 /// The advice `[ecs] acknowledge` can silence, each a standing property of the service that
 /// would otherwise be repeated on every plan and deploy.

@@ -63,6 +63,24 @@ pub(super) struct RawEcs {
     pub(super) show_values: Option<S<Vec<S<String>>>>,
     pub(super) acknowledge: Option<S<Vec<S<String>>>>,
     pub(super) environment: Option<S<RawEnvironment>>,
+    pub(super) deployment: Option<S<RawDeployment>>,
+}
+
+/// `[ecs.deployment]`: the service's deployment strategy, as written.
+#[derive(Default)]
+pub(super) struct RawDeployment {
+    pub(super) strategy: Option<S<String>>,
+    pub(super) bake_time: Option<S<String>>,
+    pub(super) canary_percent: Option<S<f64>>,
+    pub(super) canary_bake_time: Option<S<String>>,
+    pub(super) step_percent: Option<S<f64>>,
+    pub(super) step_bake_time: Option<S<String>>,
+    pub(super) circuit_breaker: Option<S<bool>>,
+    pub(super) rollback: Option<S<bool>>,
+    pub(super) minimum_healthy_percent: Option<S<i64>>,
+    pub(super) maximum_percent: Option<S<i64>>,
+    pub(super) gate: Option<S<String>>,
+    pub(super) gate_timeout: Option<S<String>>,
 }
 
 #[derive(Default)]
@@ -114,7 +132,7 @@ const TARGET_GROUP: [&str; 9] = [
     "slow_start",
     "anomaly_mitigation",
 ];
-const ECS: [&str; 11] = [
+const ECS: [&str; 12] = [
     "cluster",
     "service",
     "container",
@@ -126,6 +144,21 @@ const ECS: [&str; 11] = [
     "show_values",
     "acknowledge",
     "environment",
+    "deployment",
+];
+const DEPLOYMENT: [&str; 12] = [
+    "strategy",
+    "bake_time",
+    "canary_percent",
+    "canary_bake_time",
+    "step_percent",
+    "step_bake_time",
+    "circuit_breaker",
+    "rollback",
+    "minimum_healthy_percent",
+    "maximum_percent",
+    "gate",
+    "gate_timeout",
 ];
 const GATEWAY: [&str; 11] = [
     "url",
@@ -198,6 +231,7 @@ impl<'a> Table<'a> {
             Some(match expected {
                 "a string" => "a quoted string (durations carry units: \"30s\", \"24h\")",
                 "an integer" => "a whole number without quotes",
+                "a number" => "a number without quotes, like 5 or 12.5",
                 "true or false" => "true or false, without quotes",
                 "an environment value" => {
                     "a string, a whole number or true/false (ECS passes every value as text; the gateway's WEBSOCKET_*_INTERVAL/TIMEOUT are milliseconds: 30000)"
@@ -227,6 +261,20 @@ impl<'a> Table<'a> {
                 None
             }
         }
+    }
+
+    /// A number written either way (`5` or `5.0`): percentages ECS takes in steps of 0.1.
+    fn number(&self, key: &str, errs: &mut Errors) -> Option<S<f64>> {
+        let item = self.item(key)?;
+        let v = match item.as_value() {
+            Some(toml_edit::Value::Integer(i)) => *i.value() as f64,
+            Some(toml_edit::Value::Float(f)) => *f.value(),
+            _ => {
+                self.wrong_type(errs, key, item, "a number");
+                return None;
+            }
+        };
+        Some(Spanned::new(span_of(item), v))
     }
 
     /// An environment variable's value: ECS passes every value as text, so a number or a
@@ -339,15 +387,33 @@ pub(super) fn read(source: &str, errs: &mut Errors) -> Option<RawFile> {
             let Some(table) = envs.table(name, errs) else {
                 continue;
             };
-            let _ = item;
             environments.push(RawOverlay {
                 name: name.to_string(),
-                span: table.span.clone(),
+                span: covering_span(item),
                 config: read_config(&table, &TOP[..5], errs),
             });
         }
     }
     Some(RawFile { base, environments })
+}
+
+/// Where an environment's values are: its own span, or (a table only implied by dotted
+/// headers like `[environments.staging.ecs]` has none) the range its values cover, so their
+/// errors still name the environment.
+fn covering_span(item: &Item) -> Range<usize> {
+    let mut span: Option<Range<usize>> = item.span();
+    if let Some(t) = item.as_table_like() {
+        for (_, child) in t.iter() {
+            let c = covering_span(child);
+            if c.start < c.end {
+                span = Some(match span {
+                    Some(s) => s.start.min(c.start)..s.end.max(c.end),
+                    None => c,
+                });
+            }
+        }
+    }
+    span.unwrap_or(0..0)
 }
 
 fn spanned<T>(t: &Table, v: T) -> S<T> {
@@ -428,6 +494,27 @@ fn read_ecs(e: &Table, errs: &mut Errors) -> RawEcs {
         show_values: e.strings("show_values", errs),
         acknowledge: e.strings("acknowledge", errs),
         environment,
+        deployment: e
+            .table("deployment", errs)
+            .map(|d| spanned(&d, read_deployment(&d, errs))),
+    }
+}
+
+fn read_deployment(d: &Table, errs: &mut Errors) -> RawDeployment {
+    d.check_keys(&DEPLOYMENT, errs);
+    RawDeployment {
+        strategy: d.str("strategy", errs),
+        bake_time: d.str("bake_time", errs),
+        canary_percent: d.number("canary_percent", errs),
+        canary_bake_time: d.str("canary_bake_time", errs),
+        step_percent: d.number("step_percent", errs),
+        step_bake_time: d.str("step_bake_time", errs),
+        circuit_breaker: d.bool("circuit_breaker", errs),
+        rollback: d.bool("rollback", errs),
+        minimum_healthy_percent: d.int("minimum_healthy_percent", errs),
+        maximum_percent: d.int("maximum_percent", errs),
+        gate: d.str("gate", errs),
+        gate_timeout: d.str("gate_timeout", errs),
     }
 }
 
@@ -518,6 +605,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
                 }
                 b
             }),
+            deployment: table(b.deployment, o.deployment, overlay_deployment),
         }),
         gateway: table(base.gateway, over.gateway, |b, o| RawGateway {
             url: o.url.or(b.url),
@@ -532,5 +620,28 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             stickiness_rounds: o.stickiness_rounds.or(b.stickiness_rounds),
             targets: o.targets.or(b.targets),
         }),
+    }
+}
+
+/// The strategy's own keys belong to the strategy they were written with: an environment that
+/// names `strategy` takes none of them from the base (a base canary's `canary_percent` would
+/// be an error under an environment's `linear`). The gate and the service-wide keys layer.
+fn overlay_deployment(b: RawDeployment, o: RawDeployment) -> RawDeployment {
+    let own = o.strategy.is_some();
+    let base = |v: Option<S<String>>| v.filter(|_| !own);
+    let base_pct = |v: Option<S<f64>>| v.filter(|_| !own);
+    RawDeployment {
+        strategy: o.strategy.or(b.strategy),
+        bake_time: o.bake_time.or(base(b.bake_time)),
+        canary_percent: o.canary_percent.or(base_pct(b.canary_percent)),
+        canary_bake_time: o.canary_bake_time.or(base(b.canary_bake_time)),
+        step_percent: o.step_percent.or(base_pct(b.step_percent)),
+        step_bake_time: o.step_bake_time.or(base(b.step_bake_time)),
+        circuit_breaker: o.circuit_breaker.or(b.circuit_breaker),
+        rollback: o.rollback.or(b.rollback),
+        minimum_healthy_percent: o.minimum_healthy_percent.or(b.minimum_healthy_percent),
+        maximum_percent: o.maximum_percent.or(b.maximum_percent),
+        gate: o.gate.or(b.gate),
+        gate_timeout: o.gate_timeout.or(b.gate_timeout),
     }
 }

@@ -10,6 +10,7 @@ pub mod preflight;
 pub mod rollback;
 pub mod rollout;
 pub mod status;
+pub mod strategy;
 pub mod taskdef;
 pub mod wait;
 pub mod watch;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::super::diagnostics::Errors;
 use super::super::model::*;
 use super::super::raw::{RawEcs, S};
+use super::deployment::validate_deployment;
 use super::{container_env_name, dur, non_empty, req};
 
 pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSection> {
@@ -83,7 +84,12 @@ pub(super) fn validate_ecs(errs: &mut Errors, e_s: &S<RawEcs>) -> Option<EcsSect
                 .collect()
         })
         .unwrap_or_default();
+    let deployment = match &e.deployment {
+        None => Some(None),
+        Some(d) => validate_deployment(errs, d).map(Some),
+    };
     Some(EcsSection {
+        deployment: deployment?,
         show_values,
         acknowledge,
         cluster: cluster?,

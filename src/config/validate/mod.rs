@@ -1,6 +1,7 @@
 //! The second pass: every value checked against what AWS accepts (the emulator stores values
 //! real AWS rejects), and the validated [`Config`] built. One file per section.
 
+mod deployment;
 mod ecs;
 mod gateway;
 mod target_group;

@@ -867,3 +867,53 @@ async fn without_the_section_hooks_and_configuration_are_untouched_and_the_watch
     assert_eq!(cont.num_calls(), 0, "no gate: the pause is someone else's");
     assert_eq!(result.native.unwrap().stages.len(), 5);
 }
+
+#[tokio::test(start_paused = true)]
+async fn wait_follows_a_blue_green_service_through_service_deployments() {
+    let cfg = gated_config("");
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(blue_green_on_41);
+    let describe_deps = describes(blue_green_success());
+    let aws = aws(&[&describe, &listed(), &describe_deps], &[]);
+    let args = bosar_deploy::cli::WaitArgs {
+        deployment: None,
+        timeout: None,
+    };
+    let ui = Ui::capturing();
+    let code = bosar_deploy::ecs::wait::run(&args, &cfg, &aws, &ui)
+        .await
+        .unwrap();
+    assert_eq!(code, Code::Success);
+    assert!(describe_deps.num_calls() >= blue_green_success().len());
+    assert!(ui.captured().join("\n").contains("stage BAKE_TIME started"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_of_a_running_blue_green_deployment_is_stop_service_deployment() {
+    let cfg = gated_config("");
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(blue_green_on_41);
+    let describe_deps = describes(vec![
+        at(Status::InProgress, Stage::BakeTime, 100.0),
+        rolled(Status::RollbackInProgress, "stopped"),
+        rolled(Status::RollbackSuccessful, "StopServiceDeployment"),
+    ]);
+    let stop = stop_rollback();
+    let update = mock!(aws_sdk_ecs::Client::update_service).then_output(|| {
+        aws_sdk_ecs::operation::update_service::UpdateServiceOutput::builder().build()
+    });
+    let aws = aws(&[&describe, &listed(), &describe_deps, &stop, &update], &[]);
+    let args = bosar_deploy::cli::RollbackArgs {
+        to: None,
+        dry_run: false,
+        detailed_exitcode: false,
+        list: false,
+        no_wait: false,
+        timeout: None,
+        skip_preflight: Vec::new(),
+    };
+    let code = bosar_deploy::ecs::rollback::run(&args, &cfg, &aws, &Ui::silent())
+        .await
+        .unwrap();
+    assert_eq!(code, Code::Success);
+    assert_eq!(stop.num_calls(), 1, "StopServiceDeployment ROLLBACK");
+    assert_eq!(update.num_calls(), 0, "no new deployment");
+}

@@ -44,12 +44,18 @@ pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
                 .into(),
         );
     }
+    // The gate's judge (with `[ecs.deployment] gate`): a missing token is a usage error now.
+    let judge = if args.plan.dry_run {
+        None
+    } else {
+        crate::gate_judge::for_config(cfg, "deploy", None, args.allow_insecure_token)?
+    };
     let aws = aws::connect(&cfg.aws, g, ui).await?;
     // Plan's target-group checks, so deploy never goes ahead where `plan` fails.
     crate::pipeline::preflight::deploy_target_group(cfg, &aws).await?;
     match load {
-        None => ecs::deploy::run(args, cfg, &aws, ui).await,
-        Some(load) => under_load(args, cfg, &aws, ui, &load).await,
+        None => ecs::deploy::run(args, cfg, &aws, ui, judge).await,
+        Some(load) => under_load(args, cfg, &aws, ui, &load, judge).await,
     }
 }
 
@@ -60,8 +66,9 @@ async fn under_load(
     aws: &aws::Aws,
     ui: &Ui,
     load: &LoadSettings,
+    judge: Option<ecs::native::gate::GateJudge>,
 ) -> anyhow::Result<Code> {
-    let ready = match deploy::prepare(args, cfg, aws, ui).await? {
+    let ready = match deploy::prepare(args, cfg, aws, ui, judge).await? {
         Prepared::Done(code) => return Ok(code),
         Prepared::Ready(r) => r,
     };

@@ -20,6 +20,7 @@ pub mod ecs;
 pub mod envelope;
 pub mod exit;
 pub mod files;
+pub mod gate_judge;
 pub mod gateway;
 pub mod global;
 pub mod image;
@@ -52,7 +53,7 @@ mod layers {
         "global.rs",
         "lib.rs",
     ];
-    const ABOVE_BASE: [&str; 9] = [
+    const ABOVE_BASE: [&str; 10] = [
         "cli",
         "ecs",
         "alb",
@@ -60,6 +61,7 @@ mod layers {
         "pipeline",
         "init",
         "deploy_cmd",
+        "gate_judge",
         "verify_cmd",
         "under_load",
     ];

@@ -250,7 +250,7 @@ ecs.update_service(cluster="bosar-cluster", service="bg-api",
     for (service, words) in [
         ("cd-api", "uses the CODE_DEPLOY deployment controller"),
         ("ext-api", "uses the EXTERNAL deployment controller"),
-        ("bg-api", "uses the ECS BLUE_GREEN deployment strategy"),
+        // bg-api (BLUE_GREEN) is no longer refused: the ECS-native watch follows it (issue 18).
     ] {
         let (_d, c) = write_config(&text.replacen(
             "service = \"bosar-api\"",

@@ -484,6 +484,7 @@ mod tests {
     #[test]
     fn idle_timeout_warning_threshold() {
         let gw = GatewaySection {
+            test_url: None,
             url: "https://x".into(),
             namespace: "/chat".into(),
             health_path: "/health".into(),

@@ -288,6 +288,9 @@ impl EcsSection {
 #[derive(Debug, Clone)]
 pub struct GatewaySection {
     pub url: String,
+    /// `test_url`: where green answers before production traffic (the test listener of a
+    /// blue/green, canary or linear service); the gate judges green there. `None`: `url`.
+    pub test_url: Option<String>,
     pub namespace: String,
     pub health_path: String,
     pub token_env: Option<String>,
@@ -316,6 +319,7 @@ impl GatewaySection {
     /// without a `[gateway]` section): what `--url` "overrides [gateway] url" promises.
     pub fn with_url(url: &str) -> GatewaySection {
         GatewaySection {
+            test_url: None,
             url: url.trim_end_matches('/').to_string(),
             namespace: GATEWAY_DEFAULT_NAMESPACE.into(),
             health_path: GATEWAY_DEFAULT_HEALTH_PATH.into(),

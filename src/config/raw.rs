@@ -86,6 +86,7 @@ pub(super) struct RawDeployment {
 #[derive(Default)]
 pub(super) struct RawGateway {
     pub(super) url: Option<S<String>>,
+    pub(super) test_url: Option<S<String>>,
     pub(super) namespace: Option<S<String>>,
     pub(super) health_path: Option<S<String>>,
     pub(super) token_env: Option<S<String>>,
@@ -160,8 +161,9 @@ const DEPLOYMENT: [&str; 12] = [
     "gate",
     "gate_timeout",
 ];
-const GATEWAY: [&str; 11] = [
+const GATEWAY: [&str; 12] = [
     "url",
+    "test_url",
     "namespace",
     "health_path",
     "token_env",
@@ -522,6 +524,7 @@ fn read_gateway(g: &Table, errs: &mut Errors) -> RawGateway {
     g.check_keys(&GATEWAY, errs);
     RawGateway {
         url: g.str("url", errs),
+        test_url: g.str("test_url", errs),
         namespace: g.str("namespace", errs),
         health_path: g.str("health_path", errs),
         token_env: g.str("token_env", errs),
@@ -609,6 +612,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
         }),
         gateway: table(base.gateway, over.gateway, |b, o| RawGateway {
             url: o.url.or(b.url),
+            test_url: o.test_url.or(b.test_url),
             namespace: o.namespace.or(b.namespace),
             health_path: o.health_path.or(b.health_path),
             token_env: o.token_env.or(b.token_env),

@@ -63,6 +63,18 @@ pub async fn describe_service(
     cluster: &str,
     service: &str,
 ) -> Result<ServiceView, DescribeError> {
+    describe_service_full(aws, cluster, service)
+        .await
+        .map(|(view, _)| view)
+}
+
+/// [`describe_service`] with the service as ECS answered it, for what the view leaves out
+/// (the whole deploymentConfiguration, the load balancers' advancedConfiguration).
+pub async fn describe_service_full(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+) -> Result<(ServiceView, aws_sdk_ecs::types::Service), DescribeError> {
     let out = match aws
         .ecs
         .describe_services()
@@ -103,7 +115,7 @@ pub async fn describe_service(
                 .into(),
         ));
     };
-    Ok(service_view(s, service))
+    Ok((service_view(s, service), s.clone()))
 }
 
 /// What the tool reads of a service, from DescribeServices' answer.

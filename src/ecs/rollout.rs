@@ -125,32 +125,43 @@ pub fn rollout_in_progress(svc: &ServiceView) -> Option<&DeploymentView> {
 /// linear and canary shift traffic between two target groups, so "healthy in the service's
 /// target group" would be judged on the wrong one.
 pub fn rollout_refusal(svc: &ServiceView) -> Option<String> {
+    controller_refusal(svc).or_else(|| strategy_refusal(&svc.name, svc.strategy.as_deref(), false))
+}
+
+/// The deployment controller half of [`rollout_refusal`]: only ECS's own is rolled.
+pub fn controller_refusal(svc: &ServiceView) -> Option<String> {
     match svc.deployment_controller.as_deref() {
-        None | Some("ECS") => {}
-        Some("CODE_DEPLOY") => {
-            return Some(format!(
-                "service {} uses the CODE_DEPLOY deployment controller: ECS refuses UpdateService with a new task definition for it; deploy it with CodeDeploy (`aws deploy create-deployment` with an AppSpec naming the new revision), or move the service to the ECS controller with the ROLLING strategy",
-                svc.name
-            ))
-        }
-        Some("EXTERNAL") => {
-            return Some(format!(
-                "service {} uses the EXTERNAL deployment controller: it is rolled with task sets (CreateTaskSet, UpdateServicePrimaryTaskSet), which bosar-deploy does not drive; use the controller that owns it",
-                svc.name
-            ))
-        }
-        Some(other) => {
-            return Some(format!(
-                "service {} uses deployment controller {other}, which bosar-deploy does not know",
-                svc.name
-            ))
-        }
-    }
-    match svc.strategy.as_deref() {
-        None | Some("ROLLING") => None,
-        Some(s) => Some(format!(
-            "service {} uses the ECS {s} deployment strategy: traffic shifts between its production and alternate target groups, and bosar-deploy judges success on one target group (ROLLING only); deploy it with `aws ecs update-service` and follow it with `aws ecs describe-service-deployments`, or switch the service's deploymentConfiguration.strategy to ROLLING",
+        None | Some("ECS") => None,
+        Some("CODE_DEPLOY") => Some(format!(
+            "service {} uses the CODE_DEPLOY deployment controller: ECS refuses UpdateService with a new task definition for it; deploy it with CodeDeploy (`aws deploy create-deployment` with an AppSpec naming the new revision), or move the service to the ECS controller with the ROLLING strategy",
             svc.name
+        )),
+        Some("EXTERNAL") => Some(format!(
+            "service {} uses the EXTERNAL deployment controller: it is rolled with task sets (CreateTaskSet, UpdateServicePrimaryTaskSet), which bosar-deploy does not drive; use the controller that owns it",
+            svc.name
+        )),
+        Some(other) => Some(format!(
+            "service {} uses deployment controller {other}, which bosar-deploy does not know",
+            svc.name
+        )),
+    }
+}
+
+/// The strategy half of [`rollout_refusal`], for the strategy a deployment started now would
+/// use (`strategy`, ECS's spelling; `None` is ROLLING). `from_config`: the strategy is
+/// `[ecs.deployment] strategy`, not (only) the service's. Blue/green, canary and linear are
+/// followed by the ECS-native watch (`ecs::native`); only a strategy this tool does not know
+/// is refused.
+pub fn strategy_refusal(
+    service: &str,
+    strategy: Option<&str>,
+    from_config: bool,
+) -> Option<String> {
+    let _ = from_config;
+    match strategy {
+        None | Some("ROLLING" | "BLUE_GREEN" | "CANARY" | "LINEAR") => None,
+        Some(s) => Some(format!(
+            "service {service} uses the ECS deployment strategy {s}, which bosar-deploy does not know; deploy it with `aws ecs update-service`, or set [ecs.deployment] strategy"
         )),
     }
 }

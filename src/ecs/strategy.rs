@@ -9,7 +9,9 @@ use aws_sdk_ecs::types::{
     LinearConfiguration,
 };
 
-use crate::config::{whole_minutes, DeploymentSection, Strategy};
+use serde::Serialize;
+
+use crate::config::{whole_minutes, DeploymentSection, Strategy, Tenths};
 
 /// The members `section` names, and only those, as the SDK's type: what a service without a
 /// deploymentConfiguration of its own would be sent. `None` when the section names no member
@@ -131,6 +133,203 @@ fn overlay(section: &DeploymentSection, mut c: DeploymentConfiguration) -> Deplo
     c
 }
 
+/// The section that describes what the service uses today (`init` writes it): every member
+/// ECS reports, as deploy.toml spells it, left out where the file could not say it (a
+/// strategy's own keys under another strategy, a value outside deploy.toml's ranges, rollback
+/// on with the breaker off, blue/green without its bake time), so the section validates and
+/// plans no change.
+pub fn section_of(current: &DeploymentConfiguration) -> DeploymentSection {
+    use crate::config::{
+        BAKE_TIME_MAX_MINUTES, CANARY_PERCENT_RANGE, MAXIMUM_PERCENT_RANGE,
+        MINIMUM_HEALTHY_PERCENT_RANGE, STEP_PERCENT_RANGE,
+    };
+    let mut strategy = current_strategy(Some(current));
+    let minutes = |m: Option<i32>| {
+        m.and_then(|m| u64::try_from(m).ok())
+            .filter(|m| *m <= BAKE_TIME_MAX_MINUTES)
+            .map(|m| std::time::Duration::from_secs(m * 60))
+    };
+    let pct = |p: Option<f64>, (lo, hi): (Tenths, Tenths)| {
+        p.filter(|p| (p * 10.0 - (p * 10.0).round()).abs() < 1e-6)
+            .and_then(Tenths::from_f64)
+            .filter(|t| (lo..=hi).contains(t))
+    };
+    let whole = |p: Option<i32>, (lo, hi): (u32, u32)| {
+        p.and_then(|p| u32::try_from(p).ok())
+            .filter(|p| (lo..=hi).contains(p))
+    };
+    let bake_time = minutes(current.bake_time_in_minutes())
+        .filter(|_| strategy.is_some_and(|s| s.shifts_traffic()));
+    if strategy == Some(Strategy::BlueGreen) && bake_time.is_none() {
+        strategy = None;
+    }
+    let canary = current
+        .canary_configuration()
+        .filter(|_| strategy == Some(Strategy::Canary));
+    let linear = current
+        .linear_configuration()
+        .filter(|_| strategy == Some(Strategy::Linear));
+    let breaker = current.deployment_circuit_breaker();
+    DeploymentSection {
+        strategy,
+        bake_time,
+        canary_percent: canary.and_then(|c| pct(c.canary_percent(), CANARY_PERCENT_RANGE)),
+        canary_bake_time: canary.and_then(|c| minutes(c.canary_bake_time_in_minutes())),
+        step_percent: linear.and_then(|c| pct(c.step_percent(), STEP_PERCENT_RANGE)),
+        step_bake_time: linear.and_then(|c| minutes(c.step_bake_time_in_minutes())),
+        circuit_breaker: breaker.map(|b| b.enable()),
+        rollback: breaker
+            .filter(|b| b.enable() || !b.rollback())
+            .map(|b| b.rollback()),
+        minimum_healthy_percent: whole(
+            current.minimum_healthy_percent(),
+            MINIMUM_HEALTHY_PERCENT_RANGE,
+        ),
+        maximum_percent: whole(current.maximum_percent(), MAXIMUM_PERCENT_RANGE),
+        gate: None,
+    }
+}
+
+/// One member of deploymentConfiguration that `deploy` would change, keyed as deploy.toml
+/// names it, with both values as text (`(unset)`: the service reports none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigurationChange {
+    pub key: &'static str,
+    pub current: String,
+    pub desired: String,
+}
+
+impl std::fmt::Display for ConfigurationChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "~ {}: {} -> {}", self.key, self.current, self.desired)
+    }
+}
+
+const UNSET: &str = "(unset)";
+
+fn minutes_text(m: Option<i32>) -> String {
+    m.map_or(UNSET.into(), |m| format!("{m}m"))
+}
+
+fn percent_text(p: Option<f64>) -> String {
+    p.and_then(Tenths::from_f64)
+        .map_or(UNSET.into(), |t| t.to_string())
+}
+
+fn int_text(p: Option<i32>) -> String {
+    p.map_or(UNSET.into(), |p| p.to_string())
+}
+
+fn bool_text(b: Option<bool>) -> String {
+    b.map_or(UNSET.into(), |b| b.to_string())
+}
+
+/// Each member `section` names whose value differs from the service's `current` one, in the
+/// order deploy.toml lists them. Strategies are shown as deploy.toml spells them.
+pub fn plan_changes(
+    section: &DeploymentSection,
+    current: Option<&DeploymentConfiguration>,
+) -> Vec<ConfigurationChange> {
+    let c = current
+        .cloned()
+        .unwrap_or_else(|| DeploymentConfiguration::builder().build());
+    let canary = c.canary_configuration();
+    let linear = c.linear_configuration();
+    let breaker = c.deployment_circuit_breaker();
+    let strategy_text = |s: Option<&DeploymentStrategy>| {
+        s.map_or(UNSET.into(), |s| {
+            Strategy::from_aws(s.as_str()).map_or(s.as_str().to_string(), |k| k.as_config().into())
+        })
+    };
+    let rows: [(&'static str, Option<String>, String); 10] = [
+        (
+            "strategy",
+            section.strategy.map(|s| s.as_config().to_string()),
+            strategy_text(c.strategy()),
+        ),
+        (
+            "bake_time",
+            section
+                .bake_time
+                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            minutes_text(c.bake_time_in_minutes()),
+        ),
+        (
+            "canary_percent",
+            section.canary_percent.map(|p| p.to_string()),
+            percent_text(canary.and_then(|x| x.canary_percent())),
+        ),
+        (
+            "canary_bake_time",
+            section
+                .canary_bake_time
+                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            minutes_text(canary.and_then(|x| x.canary_bake_time_in_minutes())),
+        ),
+        (
+            "step_percent",
+            section.step_percent.map(|p| p.to_string()),
+            percent_text(linear.and_then(|x| x.step_percent())),
+        ),
+        (
+            "step_bake_time",
+            section
+                .step_bake_time
+                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            minutes_text(linear.and_then(|x| x.step_bake_time_in_minutes())),
+        ),
+        (
+            "circuit_breaker",
+            section.circuit_breaker.map(|b| b.to_string()),
+            bool_text(breaker.map(|b| b.enable())),
+        ),
+        (
+            "rollback",
+            section.rollback.map(|b| b.to_string()),
+            bool_text(breaker.map(|b| b.rollback())),
+        ),
+        (
+            "minimum_healthy_percent",
+            section.minimum_healthy_percent.map(|p| p.to_string()),
+            int_text(c.minimum_healthy_percent()),
+        ),
+        (
+            "maximum_percent",
+            section.maximum_percent.map(|p| p.to_string()),
+            int_text(c.maximum_percent()),
+        ),
+    ];
+    rows.into_iter()
+        .filter_map(|(key, desired, current)| {
+            let desired = desired?;
+            (desired != current).then_some(ConfigurationChange {
+                key,
+                current,
+                desired,
+            })
+        })
+        .collect()
+}
+
+/// Why `[ecs.deployment]` cannot be applied to a service with deployment controller
+/// `controller` (`None`: ECS): blue/green, canary and linear exist only under the ECS
+/// controller. Says what to change.
+pub fn controller_refusal(
+    section: Option<&DeploymentSection>,
+    service: &str,
+    controller: Option<&str>,
+) -> Option<String> {
+    let strategy = section?.strategy.filter(|s| s.shifts_traffic())?;
+    match controller {
+        None | Some("ECS") => None,
+        Some(other) => Some(format!(
+            "[ecs.deployment] strategy = \"{}\" needs the ECS deployment controller, and service {service} uses {other}: ECS offers {} only to services with deploymentController ECS; move the service to the ECS controller (a new service, or UpdateService's deploymentController where ECS allows it), or remove strategy from [ecs.deployment]",
+            strategy.as_config(),
+            strategy.as_aws()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +338,111 @@ mod tests {
 
     fn min(m: u64) -> Option<Duration> {
         Some(Duration::from_secs(m * 60))
+    }
+
+    #[test]
+    fn the_plan_lists_named_members_that_differ() {
+        let current = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::Rolling)
+            .maximum_percent(200)
+            .minimum_healthy_percent(100)
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(true)
+                    .build(),
+            )
+            .build();
+        let s = DeploymentSection {
+            strategy: Some(Strategy::Canary),
+            canary_percent: Some(Tenths(50)),
+            bake_time: min(10),
+            maximum_percent: Some(200),
+            rollback: Some(false),
+            ..Default::default()
+        };
+        let lines: Vec<String> = plan_changes(&s, Some(&current))
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "~ strategy: rolling -> canary",
+                "~ bake_time: (unset) -> 10m",
+                "~ canary_percent: (unset) -> 5.0",
+                "~ rollback: true -> false",
+            ]
+        );
+        assert!(plan_changes(&DeploymentSection::default(), Some(&current)).is_empty());
+    }
+
+    #[test]
+    fn shifting_strategies_need_the_ecs_controller() {
+        let s = DeploymentSection {
+            strategy: Some(Strategy::BlueGreen),
+            bake_time: min(5),
+            ..Default::default()
+        };
+        let r = controller_refusal(Some(&s), "api", Some("CODE_DEPLOY")).unwrap();
+        assert!(r.contains("needs the ECS deployment controller"), "{r}");
+        assert!(r.contains("uses CODE_DEPLOY"), "{r}");
+        assert_eq!(controller_refusal(Some(&s), "api", Some("ECS")), None);
+        assert_eq!(controller_refusal(Some(&s), "api", None), None);
+        let rolling = DeploymentSection {
+            strategy: Some(Strategy::Rolling),
+            ..Default::default()
+        };
+        assert_eq!(
+            controller_refusal(Some(&rolling), "api", Some("EXTERNAL")),
+            None
+        );
+        assert_eq!(controller_refusal(None, "api", Some("EXTERNAL")), None);
+    }
+
+    #[test]
+    fn the_section_of_a_service_plans_no_change_and_leaves_out_what_the_file_cannot_say() {
+        let canary = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::Canary)
+            .bake_time_in_minutes(5)
+            .canary_configuration(
+                CanaryConfiguration::builder()
+                    .canary_percent(12.5)
+                    .canary_bake_time_in_minutes(10)
+                    .build(),
+            )
+            // Left over from an earlier linear configuration: not the canary's key.
+            .linear_configuration(LinearConfiguration::builder().step_percent(10.0).build())
+            .deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(false)
+                    .rollback(true)
+                    .build(),
+            )
+            .maximum_percent(200)
+            .minimum_healthy_percent(100)
+            .build();
+        let s = section_of(&canary);
+        assert_eq!(s.strategy, Some(Strategy::Canary));
+        assert_eq!(s.canary_percent, Some(Tenths(125)));
+        assert_eq!(s.canary_bake_time, min(10));
+        assert_eq!(s.bake_time, min(5));
+        assert_eq!(s.step_percent, None);
+        assert_eq!((s.circuit_breaker, s.rollback), (Some(false), None));
+        assert_eq!(
+            (s.minimum_healthy_percent, s.maximum_percent),
+            (Some(100), Some(200))
+        );
+        assert!(plan_changes(&s, Some(&canary)).is_empty());
+        // Blue/green without its required bake time: the strategy is left unmanaged.
+        let bg = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::BlueGreen)
+            .maximum_percent(5000)
+            .build();
+        let s = section_of(&bg);
+        assert_eq!(s.strategy, None);
+        assert_eq!(s.maximum_percent, None, "outside deploy.toml's range");
+        assert!(!s.names_configuration());
     }
 
     #[test]

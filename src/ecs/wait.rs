@@ -15,6 +15,9 @@ use crate::ui::Ui;
 pub async fn run(args: &WaitArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
     let ecs = cfg.ecs("wait")?;
     let svc: ServiceView = describe_service(aws, &ecs.cluster, &ecs.service).await?;
+    if let Some(strategy) = svc.strategy.clone().filter(|s| s != "ROLLING") {
+        return wait_native(args, ecs, aws, ui, strategy).await;
+    }
     let dep = match &args.deployment {
         Some(id) => svc.deployment(id).cloned().ok_or_else(|| {
             Failure::failed(format!("deployment {id} is not on service {}", ecs.service))
@@ -67,4 +70,52 @@ pub(crate) fn emit_interrupted(
         ui.emit(key, &payload, Code::Interrupted, Some(&e));
     }
     e
+}
+
+/// `wait` on a blue/green, canary or linear service: the deployment named (its id or service
+/// deployment ARN), else the newest, followed through its stages (no gate: watching only).
+async fn wait_native(
+    args: &WaitArgs,
+    ecs: &crate::config::EcsSection,
+    aws: &Aws,
+    ui: &Ui,
+    strategy: String,
+) -> anyhow::Result<Code> {
+    let target = WatchTarget {
+        cluster: ecs.cluster.clone(),
+        service: ecs.service.clone(),
+        deployment_id: args.deployment.clone().unwrap_or_default(),
+        task_definition: String::new(),
+        previous_task_definition: None,
+    };
+    ui.line(format!(
+        "Watching the {} deployment of service {} ({strategy})",
+        if target.deployment_id.is_empty() {
+            "newest"
+        } else {
+            target.deployment_id.as_str()
+        },
+        ecs.service
+    ));
+    let opts = super::native::watch::NativeOptions {
+        poll_interval: ecs.poll_interval,
+        timeout: args.timeout.unwrap_or(ecs.timeout),
+        gate: None,
+        strategy,
+        since_secs: 0,
+    };
+    let watched = super::native::watch::watch(aws, &target, &opts, None, ui).await;
+    let mut payload = serde_json::Map::new();
+    match watched {
+        Ok((outcome, report)) => {
+            payload.insert("deployment_id".into(), report.deployment_arn.clone().into());
+            // ECS-native deployments name a service revision, not a task definition.
+            payload.insert("task_definition".into(), "".into());
+            if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&report) {
+                payload.extend(m);
+            }
+            watch::finish_outcome(ui, "wait", payload, &outcome)
+        }
+        Err(e) => Err(emit_interrupted(ui, "wait", payload, &target, e)),
+    }
 }

@@ -252,6 +252,7 @@ mod tests {
 
     fn gw() -> GatewaySection {
         GatewaySection {
+            test_url: None,
             url: "http://127.0.0.1:1".into(),
             namespace: "/chat".into(),
             health_path: "/health/websocket".into(),

@@ -18,7 +18,7 @@ use crate::alb;
 use crate::aws::Aws;
 use crate::cli::InitArgs;
 use crate::config::{self, ResourceRef};
-use crate::ecs::{describe_service, describe_task_definition};
+use crate::ecs::{describe_service_full, describe_task_definition};
 use crate::exit::{Code, Failure};
 use crate::ui::Ui;
 use sections::{Discovered, Layout, LoadBalancerFacts, TargetGroupFacts};
@@ -129,7 +129,7 @@ async fn classic_load_balancers(aws: &Aws, cluster: &str, service: &str) -> Vec<
 
 /// Reads what runs today. Read calls only.
 async fn discover(aws: &Aws, args: &InitArgs) -> anyhow::Result<Discovered> {
-    let svc = describe_service(aws, &args.cluster, &args.service).await?;
+    let (svc, raw) = describe_service_full(aws, &args.cluster, &args.service).await?;
     let (td, _) = describe_task_definition(aws, &svc.task_definition).await?;
     let containers: Vec<String> = td
         .container_definitions()
@@ -168,6 +168,9 @@ async fn discover(aws: &Aws, args: &InitArgs) -> anyhow::Result<Discovered> {
         container,
         environment,
         gateway_url: args.gateway_url.clone(),
+        deployment: raw
+            .deployment_configuration()
+            .map(crate::ecs::strategy::section_of),
         ..Default::default()
     };
     {

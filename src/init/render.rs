@@ -62,6 +62,8 @@ fn value_repr(v: &Val) -> String {
     match v {
         Val::Str(s) => basic_string(s),
         Val::Bool(b) => b.to_string(),
+        Val::Int(i) => i.to_string(),
+        Val::Tenths(t) => t.to_string(),
     }
 }
 
@@ -313,6 +315,8 @@ pub fn expected(sections: &[Section]) -> toml::Table {
                 let v = match value {
                     Val::Str(s) => toml::Value::String(s.clone()),
                     Val::Bool(b) => toml::Value::Boolean(*b),
+                    Val::Int(i) => toml::Value::Integer(*i),
+                    Val::Tenths(t) => toml::Value::Float(t.as_f64()),
                 };
                 t.insert(key.clone(), v);
             }
@@ -364,6 +368,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
             gateway_url: None,
+            deployment: None,
         }
     }
 

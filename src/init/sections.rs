@@ -26,6 +26,9 @@ pub struct Discovered {
     pub environment: BTreeMap<String, String>,
     /// `--gateway-url`, when given.
     pub gateway_url: Option<String>,
+    /// The service's deploymentConfiguration as deploy.toml says it
+    /// (`crate::ecs::strategy::section_of`); `None` when the service reports none.
+    pub deployment: Option<crate::config::DeploymentSection>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -47,6 +50,9 @@ pub struct LoadBalancerFacts {
 pub enum Val {
     Str(String),
     Bool(bool),
+    Int(i64),
+    /// A percentage in tenths, written as a decimal (`12.5`).
+    Tenths(crate::config::Tenths),
 }
 
 fn s(v: impl Into<String>) -> Val {
@@ -204,6 +210,7 @@ fn body(d: &Discovered) -> Layout {
     sections.push(ecs(d));
     let (environment, refused_names) = environment_section(d);
     sections.push(environment);
+    sections.push(deployment(d.deployment.as_ref()));
     sections.push(gateway(d));
     Layout {
         intro: vec![],
@@ -389,6 +396,94 @@ fn environment_section(d: &Discovered) -> (Section, Vec<String>) {
         t.set(k, s(v), vec![]);
     }
     (t, refused)
+}
+
+/// Whole minutes as deploy.toml writes a bake time or timeout.
+fn minutes(d: Duration) -> Val {
+    s(format!("{}m", d.as_secs() / 60))
+}
+
+/// `[ecs.deployment]`: the members of deploymentConfiguration the service reports, each as it
+/// is today (so `plan` shows no change), or, commented out, the keys to start from.
+fn deployment(today: Option<&crate::config::DeploymentSection>) -> Section {
+    use crate::config::Strategy;
+    let mut t = Section::new(&["ecs", "deployment"]);
+    let d = today.cloned().unwrap_or_default();
+    if !d.names_configuration() {
+        t.active = false;
+        t.intro = [
+            "absent: deploy never changes the service's deploymentConfiguration (the service",
+            "reports none). With it, the keys named are set; docs/strategies.md lists them.",
+        ]
+        .map(fixed)
+        .to_vec();
+        t.offer(
+            "strategy",
+            s("rolling"),
+            "rolling | blue_green | canary | linear",
+        );
+        t.offer(
+            "circuit_breaker",
+            Val::Bool(true),
+            "fail a deployment whose tasks keep failing",
+        );
+        t.offer(
+            "rollback",
+            Val::Bool(true),
+            "and roll back to what ran before",
+        );
+        return t;
+    }
+    t.intro = [
+        "The service's deploymentConfiguration today. deploy sets the keys named here and",
+        "leaves the rest as the service has it; delete a key to leave it alone, the table to",
+        "leave the configuration alone. Keys and ranges: docs/strategies.md.",
+    ]
+    .map(fixed)
+    .to_vec();
+    if let Some(st) = d.strategy {
+        t.today("strategy", s(st.as_config()), None);
+    }
+    if let Some(b) = d.bake_time {
+        t.today("bake_time", minutes(b), None);
+    }
+    if let Some(p) = d.canary_percent {
+        t.today("canary_percent", Val::Tenths(p), None);
+    }
+    if let Some(b) = d.canary_bake_time {
+        t.today("canary_bake_time", minutes(b), None);
+    }
+    if let Some(p) = d.step_percent {
+        t.today("step_percent", Val::Tenths(p), None);
+    }
+    if let Some(b) = d.step_bake_time {
+        t.today("step_bake_time", minutes(b), None);
+    }
+    if let Some(b) = d.circuit_breaker {
+        let why = "a failing deployment fails instead of retrying tasks forever";
+        t.today(
+            "circuit_breaker",
+            Val::Bool(b),
+            (!b).then_some((Val::Bool(true), why)),
+        );
+    }
+    if let Some(r) = d.rollback {
+        t.today("rollback", Val::Bool(r), None);
+    }
+    if let Some(p) = d.minimum_healthy_percent {
+        t.today("minimum_healthy_percent", Val::Int(i64::from(p)), None);
+    }
+    if let Some(p) = d.maximum_percent {
+        t.today("maximum_percent", Val::Int(i64::from(p)), None);
+    }
+    if d.strategy.is_some_and(Strategy::shifts_traffic) {
+        t.offer(
+            "gate",
+            s("verify"),
+            "bosar-deploy pauses before production traffic and judges green with verify",
+        );
+    }
+    t
 }
 
 /// `20000` (ms, as the gateway reads it) as a duration key's value.

@@ -175,7 +175,7 @@ pub async fn run_pipeline(
             target_suites: Vec::new(),
         },
     };
-    let opts = RolloutOptions::from_flags(&args.rollout, false);
+    let mut opts = RolloutOptions::from_flags(&args.rollout, false);
     // Resolve the verify token early: a missing secret is a usage error before any change.
     // `full` verifies: without [gateway] (or --url) it refuses, rather than pass unverified.
     let gateway = match args.skip_verify {
@@ -190,6 +190,14 @@ pub async fn run_pipeline(
         )?),
         _ => None,
     };
+    if !args.plan.dry_run {
+        opts.judge = crate::gate_judge::for_config(
+            cfg,
+            command,
+            args.url.as_deref(),
+            args.allow_insecure_token,
+        )?;
+    }
     let load = under_load_step::load_settings(args, cfg)?;
     let (aws, pre) = match preflight_step(&mut run, cfg, g, &opts).await? {
         Ok(x) => x,
@@ -287,7 +295,10 @@ async fn preflight_step(
 /// The plan in one view (text), and its warnings.
 fn show_plan(run: &mut Run<'_>, cfg: &Config, pre: &Preflight) {
     let forced = usize::from(pre.deploy.action == RolloutAction::ForceNewDeployment);
-    run.report.changes_pending = pre.alb.change_count() + pre.deploy.changes.len() + forced;
+    run.report.changes_pending = pre.alb.change_count()
+        + pre.deploy.changes.len()
+        + pre.deploy.deployment_configuration.len()
+        + forced;
     for w in &pre.alb.warnings {
         run.ui.warn(w);
     }
@@ -338,6 +349,11 @@ fn deploy_summary(pre: &Preflight, config: &str) -> String {
         ),
         RolloutAction::ForceNewDeployment => format!(
             "would force a new deployment of {} (--force-new-deployment)",
+            d.current_revision
+        ),
+        RolloutAction::None if !d.deployment_configuration.is_empty() => format!(
+            "would update the service's deploymentConfiguration ({} change(s)); {} matches {config}, no new deployment",
+            d.deployment_configuration.len(),
             d.current_revision
         ),
         RolloutAction::None => {
@@ -420,10 +436,24 @@ async fn deploy_step(
     let t = Instant::now();
     let ecs = cfg.ecs("full").map_err(|_| Code::Usage)?;
     if pre.deploy.action == RolloutAction::None {
-        let msg = format!(
-            "{}; the service was not touched",
-            deploy_summary(&pre, &run.report.config)
-        );
+        // Only the deploymentConfiguration may change: ECS starts no deployment for it.
+        let msg = match ecs_deploy::apply_configuration(aws, &pre.deploy, run.ui).await {
+            Ok(false) => format!(
+                "{}; the service was not touched",
+                deploy_summary(&pre, &run.report.config)
+            ),
+            Ok(true) => "deploymentConfiguration updated; no deployment was started".to_string(),
+            Err(e) => {
+                let step = Step::new(
+                    "deploy",
+                    CheckStatus::Fail,
+                    t.elapsed(),
+                    crate::exit::message_of(&e),
+                );
+                run.push(step.with_detail(&pre.deploy));
+                return Err(crate::exit::code_of(&e));
+            }
+        };
         run.push(Step::new("deploy", CheckStatus::Pass, t.elapsed(), msg).with_detail(&pre.deploy));
         if load.is_some() {
             run.push(Step::skipped(

@@ -10,6 +10,10 @@ use super::{dur, env_name, non_empty, req};
 pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<GatewaySection> {
     let g = g_s.get_ref();
     let url = gateway_url(errs, g_s);
+    let test_url = g
+        .test_url
+        .as_ref()
+        .map(|v| http_url(errs, v, "gateway.test_url"));
     let namespace = path_key(
         errs,
         &g.namespace,
@@ -56,6 +60,10 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
     let targets = targets(errs, &g.targets);
     Some(GatewaySection {
         url: url?,
+        test_url: match test_url {
+            Some(u) => Some(u?),
+            None => None,
+        },
         namespace: namespace?,
         health_path: health_path?,
         token_env,
@@ -79,14 +87,19 @@ fn gateway_url(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<String> {
         "gateway.url",
         "the gateway's base URL, like \"https://api.bosar.click\"",
     )
-    .and_then(|v| match url::Url::parse(v.get_ref()) {
+    .and_then(|v| http_url(errs, v, "gateway.url"))
+}
+
+/// An http(s) URL with a host (`url`, `test_url`), without its trailing slash.
+fn http_url(errs: &mut Errors, v: &S<String>, key: &str) -> Option<String> {
+    match url::Url::parse(v.get_ref()) {
         Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
             Some(v.get_ref().trim_end_matches('/').to_string())
         }
         _ => {
             errs.at(
                 v.span(),
-                "gateway.url",
+                key,
                 format!(
                     "\"{}\" is not an http(s) URL",
                     crate::outside::shown_url(v.get_ref())
@@ -95,7 +108,7 @@ fn gateway_url(errs: &mut Errors, g_s: &S<RawGateway>) -> Option<String> {
             );
             None
         }
-    })
+    }
 }
 
 /// A path key (`namespace`, `health_path`): starts with `/`, no whitespace; `default` when

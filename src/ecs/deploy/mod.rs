@@ -14,10 +14,14 @@ use std::time::Duration;
 use console::style;
 use serde::Serialize;
 
-use super::rollout::{rollout_in_progress, rollout_refusal, CircuitBreaker, DeploymentView};
+use super::native;
+use super::rollout::{
+    controller_refusal, rollout_in_progress, strategy_refusal, CircuitBreaker, DeploymentView,
+};
+use super::strategy::{self, ConfigurationChange};
 use super::taskdef::{self, revision_label, ContainerChange, DesiredContainer};
 use super::watch::{self, WatchOptions, WatchOutcome, WatchTarget};
-use super::{describe_service, describe_task_definition};
+use super::{describe_service, describe_service_full, describe_task_definition};
 use crate::aws::Aws;
 use crate::cli::RolloutFlags;
 use crate::config::EcsSection;
@@ -46,6 +50,9 @@ pub struct RolloutOptions {
     pub force_new_deployment: bool,
     pub no_wait: bool,
     pub skip_preflight: Vec<CheckName>,
+    /// What judges a gated deployment (`[ecs.deployment] gate`): the verify checks, given by
+    /// the verb that knows the gateway. `None` with a gate refuses before any change.
+    pub judge: Option<native::gate::GateJudge>,
 }
 
 impl RolloutOptions {
@@ -57,6 +64,7 @@ impl RolloutOptions {
             force_new_deployment: f.force_new_deployment,
             no_wait,
             skip_preflight: f.skip_preflight.clone(),
+            judge: None,
         }
     }
 }
@@ -76,6 +84,10 @@ pub struct DeployPlan {
     pub target_group_arns: Vec<String>,
     /// The service's deployment circuit breaker (`None`: off).
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// `[ecs.deployment]` members whose value differs from the service's (empty without the
+    /// section): sent with UpdateService, merged over what the service has.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deployment_configuration: Vec<ConfigurationChange>,
     /// Why this service cannot be rolled by this tool; a refused plan is never started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
@@ -85,6 +97,16 @@ pub struct DeployPlan {
     pub in_progress: Option<DeploymentView>,
     /// This run's id: the value of the [`RUN_TAG`] tag on the revision it registers.
     pub run_id: String,
+    /// The strategy ECS shifts traffic with (`BLUE_GREEN`, `CANARY`, `LINEAR`): followed by
+    /// the ECS-native watch. `None`: ROLLING.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Where bosar-deploy's gate pauses the deployment (`[ecs.deployment] gate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::ecs::native::stages::GateStage>,
+    /// What UpdateService's deploymentConfiguration would be (`None`: not sent at all).
+    #[serde(skip)]
+    pub(crate) send_configuration: Option<aws_sdk_ecs::types::DeploymentConfiguration>,
     #[serde(skip)]
     pub(crate) td: aws_sdk_ecs::types::TaskDefinition,
     #[serde(skip)]
@@ -97,6 +119,30 @@ pub struct DeployPlan {
 }
 
 impl DeployPlan {
+    /// Nothing to send: no new revision, no forced deployment, no deploymentConfiguration.
+    pub fn changes_nothing(&self) -> bool {
+        self.action == RolloutAction::None && self.send_configuration.is_none()
+    }
+
+    /// The deploymentConfiguration lines of the plan.
+    fn render_configuration(&self, out: &mut String) {
+        if self.deployment_configuration.is_empty() {
+            return;
+        }
+        let how = match self.action {
+            RolloutAction::None => "no new deployment",
+            _ => "with the deployment",
+        };
+        let _ = writeln!(
+            out,
+            "  ~ service {}: deploymentConfiguration ([ecs.deployment], {how}):",
+            self.service
+        );
+        for c in &self.deployment_configuration {
+            let _ = writeln!(out, "    {}", style(c.to_string()).yellow());
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -153,6 +199,7 @@ impl DeployPlan {
                 }
             }
         }
+        self.render_configuration(&mut out);
         if let Some(r) = &self.refused {
             let _ = writeln!(out, "{} {r}", style("refused:").red().bold());
         }
@@ -185,7 +232,7 @@ pub async fn plan(
     ecs: &EcsSection,
     opts: &RolloutOptions,
 ) -> anyhow::Result<DeployPlan> {
-    let svc = describe_service(aws, &ecs.cluster, &ecs.service).await?;
+    let (svc, raw) = describe_service_full(aws, &ecs.cluster, &ecs.service).await?;
     let (td, tags) = describe_task_definition(aws, &svc.task_definition).await?;
     let want = DesiredContainer {
         name: &ecs.container,
@@ -201,11 +248,33 @@ pub async fn plan(
         (true, true) => RolloutAction::ForceNewDeployment,
         (true, false) => RolloutAction::None,
     };
-    let refused = rollout_refusal(&svc).or_else(|| {
-        (action == RolloutAction::NewRevision)
-            .then(|| taskdef::unknown_union_variant(&td))
-            .flatten()
-    });
+    let section = ecs.deployment.as_ref();
+    let current = raw.deployment_configuration();
+    let send_configuration = section.and_then(|s| strategy::merged_configuration(s, current));
+    let mut deployment_configuration = match (section, &send_configuration) {
+        (Some(s), Some(_)) => strategy::plan_changes(s, current),
+        _ => Vec::new(),
+    };
+    let effective = strategy::effective_strategy(section, current);
+    let gate = gate_of(section, effective, &raw);
+    let (send_configuration, hook_refusal) =
+        match native::hook::with_gate(send_configuration, current, gate) {
+            Ok(c) => (c, None),
+            Err(e) => (None, Some(format!("service {}: {e}", svc.name))),
+        };
+    if let Some(c) = native::hook::plan_line(current, send_configuration.as_ref()) {
+        deployment_configuration.push(c);
+    }
+    let controller = svc.deployment_controller.as_deref();
+    let refused = strategy::controller_refusal(section, &svc.name, controller)
+        .or_else(|| controller_refusal(&svc))
+        .or_else(|| strategy_refusal_of(&svc, section, current))
+        .or(hook_refusal)
+        .or_else(|| {
+            (action == RolloutAction::NewRevision)
+                .then(|| taskdef::unknown_union_variant(&td))
+                .flatten()
+        });
     Ok(DeployPlan {
         cluster: ecs.cluster.clone(),
         service: ecs.service.clone(),
@@ -217,6 +286,12 @@ pub async fn plan(
         desired_count: svc.desired,
         target_group_arns: svc.target_group_arns.clone(),
         circuit_breaker: svc.circuit_breaker,
+        deployment_configuration,
+        strategy: effective
+            .shifts_traffic()
+            .then(|| effective.as_aws().to_string()),
+        gate: gate.map(|(stage, _)| stage),
+        send_configuration,
         refused,
         in_progress: (action == RolloutAction::None)
             .then(|| rollout_in_progress(&svc).cloned())
@@ -227,6 +302,39 @@ pub async fn plan(
         seen_events: svc.events.iter().map(|e| e.id.clone()).collect(),
         deployment_ids: svc.deployments.iter().map(|d| d.id.clone()).collect(),
     })
+}
+
+/// Where the gate pauses, and its settings: only with `[ecs.deployment] gate` and a strategy
+/// that shifts traffic (after the test traffic shift when a test listener rule exists).
+fn gate_of(
+    section: Option<&crate::config::DeploymentSection>,
+    effective: crate::config::Strategy,
+    raw: &aws_sdk_ecs::types::Service,
+) -> Option<(native::stages::GateStage, native::gate::GateSettings)> {
+    let g = section?.gate.as_ref()?;
+    effective.shifts_traffic().then(|| {
+        (
+            native::stages::GateStage::for_service(native::hook::has_test_listener_rule(raw)),
+            native::gate::GateSettings::from(g),
+        )
+    })
+}
+
+/// [`strategy_refusal`] for the strategy the next deployment would use: `[ecs.deployment]`'s
+/// when it names one, else the service's.
+fn strategy_refusal_of(
+    svc: &super::rollout::ServiceView,
+    section: Option<&crate::config::DeploymentSection>,
+    current: Option<&aws_sdk_ecs::types::DeploymentConfiguration>,
+) -> Option<String> {
+    let named = section.and_then(|s| s.strategy).is_some();
+    let effective = strategy::effective_strategy(section, current);
+    let aws_name = match (named, svc.strategy.as_deref()) {
+        // A strategy ECS reports that this tool does not know is refused as ECS spells it.
+        (false, Some(s)) if crate::config::Strategy::from_aws(s).is_none() => s,
+        _ => effective.as_aws(),
+    };
+    strategy_refusal(&svc.name, Some(aws_name), named)
 }
 
 /// A failure after RegisterTaskDefinition: the revision exists, the service may not use it.
@@ -277,6 +385,7 @@ async fn start(
         previous: Some(&plan.current_task_definition),
         force,
         known_deployments: &plan.deployment_ids,
+        deployment_configuration: plan.send_configuration.as_ref(),
     };
     // Once a revision exists, an interrupt lets the run report it (not drop it unsaid).
     let _wrap_up = registered.as_ref().map(|reg| {
@@ -356,6 +465,12 @@ pub struct DeployResult {
     /// The preflight checks run on the revision before it was registered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub preflight: Vec<crate::report::Check>,
+    /// An ECS-native deployment's strategy, stages, gate decisions and rollback.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub native: Option<native::watch::NativeReport>,
+    /// UpdateService changed the service's deploymentConfiguration (`[ecs.deployment]`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub configuration_updated: bool,
 }
 
 impl DeployResult {
@@ -370,6 +485,8 @@ impl DeployResult {
             task_definition: None,
             outcome: None,
             rollback: None,
+            native: None,
+            configuration_updated: false,
         }
     }
 
@@ -442,11 +559,19 @@ pub async fn execute(
         return (result, Some(f.into()));
     }
     if result.plan.action == RolloutAction::None {
+        match apply_configuration(aws, &result.plan, ui).await {
+            Ok(updated) => result.configuration_updated = updated,
+            Err(e) => return (result, Some(e)),
+        }
         return match result.plan.in_progress.clone() {
             Some(d) => follow_in_progress(aws, ecs, result, d, opts, ui).await,
             None => (result, None),
         };
     }
+    if let Some(e) = gate_refusal(&result.plan, opts) {
+        return (result, Some(e));
+    }
+    let since_secs = native::watch::wall_secs();
     let target = match start(aws, &result.plan, ui).await {
         Ok((target, registered)) => {
             result.service_uses_registered = registered.as_ref().map(|_| true);
@@ -466,6 +591,9 @@ pub async fn execute(
     };
     if opts.no_wait {
         return (result, None);
+    }
+    if let Some(strategy) = result.plan.strategy.clone() {
+        return follow_native(aws, ecs, result, &target, strategy, since_secs, opts, ui).await;
     }
     let wo = watch_options(ecs, opts.timeout);
     let outcome = match watch::watch(aws, &target, wo, ui, result.plan.seen_events.clone()).await {
@@ -490,6 +618,77 @@ pub async fn execute(
     };
     result.outcome = Some(outcome);
     (result, error)
+}
+
+/// With no deployment to start, the plan's deploymentConfiguration alone (UpdateService
+/// without a task definition); `Ok(false)` when there is none to send.
+pub async fn apply_configuration(aws: &Aws, plan: &DeployPlan, ui: &Ui) -> anyhow::Result<bool> {
+    match plan.send_configuration.clone() {
+        None => Ok(false),
+        Some(c) => update::update_configuration(aws, plan, c, ui)
+            .await
+            .map(|()| true),
+    }
+}
+
+/// A gate nobody would answer is refused before any change: without a judge (no
+/// `[gateway]`) or with `--no-wait`, the pause would end only at its timeout.
+fn gate_refusal(plan: &DeployPlan, opts: &RolloutOptions) -> Option<anyhow::Error> {
+    let stage = plan.gate?;
+    let why = match (&opts.judge, opts.no_wait) {
+        (_, true) => "--no-wait leaves nobody to answer it",
+        (None, _) => "this command has no gateway to judge green with",
+        (Some(_), false) => return None,
+    };
+    Some(
+        Failure::usage(format!(
+            "[ecs.deployment] gate pauses the deployment at {} for bosar-deploy's verdict, and {why}; nothing was changed",
+            stage.as_str()
+        ))
+        .hint("run it with [gateway] url (or --url) in deploy.toml and without --no-wait, or remove gate from [ecs.deployment]")
+        .into(),
+    )
+}
+
+/// Follows an ECS-native deployment (and, with a gate, judges it); ECS rolls it back itself,
+/// so `--rollback-on-failure` starts nothing here.
+#[allow(clippy::too_many_arguments)]
+async fn follow_native(
+    aws: &Aws,
+    ecs: &EcsSection,
+    mut result: DeployResult,
+    target: &WatchTarget,
+    strategy: String,
+    since_secs: i64,
+    opts: &RolloutOptions,
+    ui: &Ui,
+) -> (DeployResult, Option<anyhow::Error>) {
+    let no = native::watch::NativeOptions {
+        poll_interval: ecs.poll_interval,
+        timeout: opts.timeout.unwrap_or(ecs.timeout),
+        gate: result.plan.gate,
+        strategy,
+        since_secs,
+    };
+    let judge = opts
+        .judge
+        .as_ref()
+        .map(|j| &*j.0 as &dyn native::gate::Judge);
+    match native::watch::watch(aws, target, &no, judge, ui).await {
+        Ok((outcome, report)) => {
+            result.native = Some(report);
+            result.outcome = Some(outcome);
+            (result, None)
+        }
+        Err(e) => {
+            let note = Some(format!(
+                "deployment {} goes on in AWS; follow it with: {}",
+                target.deployment_id,
+                watch::resume_command(ui, target)
+            ));
+            (result, Some(with_note(e, note)))
+        }
+    }
 }
 
 /// ", started T" when ECS says when the deployment was created.
@@ -582,6 +781,7 @@ async fn roll_back_after(
                 previous: None,
                 force: false,
                 known_deployments: &result.plan.deployment_ids,
+                deployment_configuration: None,
             };
             update_service(aws, &update, ui).await?
         }

@@ -25,6 +25,8 @@ pub(crate) struct UpdateRequest<'a> {
     /// The service's deployments before the call: after a lost answer, a PRIMARY deployment
     /// not among them is the one the call started.
     pub known_deployments: &'a [String],
+    /// `[ecs.deployment]` merged over the service's (`None`: not sent).
+    pub deployment_configuration: Option<&'a aws_sdk_ecs::types::DeploymentConfiguration>,
 }
 
 /// Whether an error leaves open that the call took effect: no answer, a connection cut, a
@@ -50,6 +52,7 @@ pub(crate) async fn update_service(
     if r.force {
         req = req.force_new_deployment(true);
     }
+    req = req.set_deployment_configuration(r.deployment_configuration.cloned());
     let deployment_id = match req.send().await {
         Ok(out) => match primary_of(&out) {
             Some(id) => id,
@@ -138,4 +141,45 @@ async fn resolve_lost(
     ));
     f.hint = hint_of(&lost).map(str::to_string);
     Err(f.into())
+}
+
+/// UpdateService with the deploymentConfiguration alone (`[ecs.deployment]` changed, nothing
+/// else): ECS starts no deployment for it. Not retried: a lost answer is reported as such,
+/// and the next plan shows whether it took effect.
+pub(crate) async fn update_configuration(
+    aws: &Aws,
+    plan: &super::DeployPlan,
+    configuration: aws_sdk_ecs::types::DeploymentConfiguration,
+    ui: &Ui,
+) -> anyhow::Result<()> {
+    let sent = aws
+        .ecs
+        .update_service()
+        .cluster(&plan.cluster)
+        .service(&plan.service)
+        .deployment_configuration(configuration)
+        .send()
+        .await;
+    if let Err(e) = sent {
+        let lost = answer_lost(&e);
+        let err = sdk_error("UpdateService", e);
+        if !lost {
+            return Err(err);
+        }
+        let mut f = Failure::failed(format!(
+            "{}; whether the deploymentConfiguration change reached ECS is unknown",
+            message_of(&err)
+        ));
+        f.hint = Some(format!(
+            "`{}` compares the service's deploymentConfiguration with [ecs.deployment]",
+            ui.command("plan")
+        ));
+        return Err(f.into());
+    }
+    ui.line(format!(
+        "Updated the deploymentConfiguration of service {} ({} change(s)); no deployment was started",
+        plan.service,
+        plan.deployment_configuration.len()
+    ));
+    Ok(())
 }

@@ -77,7 +77,9 @@ fn result_of(result: &DeployResult, dry_run: bool, error: bool) -> &'static str 
         (Some(WatchOutcome::Superseded { .. }), _) => "superseded",
         (Some(WatchOutcome::TimedOut { .. }), _) => "timed_out",
         _ if error => "failed",
-        (None, RolloutAction::None) => "no_changes",
+        (None, RolloutAction::None) if result.configuration_updated => "succeeded",
+        (None, RolloutAction::None) if !dry_run || result.plan.changes_nothing() => "no_changes",
+        (None, RolloutAction::None) => "changes_pending",
         (None, _) if dry_run => "changes_pending",
         (None, _) => "started",
     }
@@ -143,8 +145,14 @@ pub struct Ready<'a> {
 }
 
 /// The `deploy` verb.
-pub async fn run(args: &DeployArgs, cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
-    let ready = match prepare(args, cfg, aws, ui).await? {
+pub async fn run(
+    args: &DeployArgs,
+    cfg: &Config,
+    aws: &Aws,
+    ui: &Ui,
+    judge: Option<crate::ecs::native::gate::GateJudge>,
+) -> anyhow::Result<Code> {
+    let ready = match prepare(args, cfg, aws, ui, judge).await? {
         Prepared::Done(code) => return Ok(code),
         Prepared::Ready(r) => r,
     };
@@ -160,10 +168,12 @@ pub async fn prepare<'a>(
     cfg: &'a Config,
     aws: &Aws,
     ui: &Ui,
+    judge: Option<crate::ecs::native::gate::GateJudge>,
 ) -> anyhow::Result<Prepared<'a>> {
     let started = std::time::Instant::now();
     let ecs = cfg.ecs("deploy")?;
-    let opts = RolloutOptions::from_flags(&args.rollout, args.no_wait);
+    let mut opts = RolloutOptions::from_flags(&args.rollout, args.no_wait);
+    opts.judge = judge;
     ui.line(format!(
         "Reading service {} in cluster {}",
         ecs.service, ecs.cluster
@@ -191,15 +201,16 @@ pub async fn prepare<'a>(
         let err = result.plan.refusal().map(anyhow::Error::from).or(stopped);
         let code = match &err {
             Some(e) => crate::exit::code_of(e),
-            None if args.plan.detailed_exitcode && result.plan.action != RolloutAction::None => {
+            None if args.plan.detailed_exitcode && !result.plan.changes_nothing() => {
                 Code::ChangesPending
             }
             None => Code::Success,
         };
         if args.plan.dry_run && err.is_none() {
-            ui.out(match result.plan.action {
-                RolloutAction::None => "dry run: nothing to deploy, nothing was changed",
-                _ => "dry run: nothing was changed (run without --dry-run to deploy)",
+            ui.out(if result.plan.changes_nothing() {
+                "dry run: nothing to deploy, nothing was changed"
+            } else {
+                "dry run: nothing was changed (run without --dry-run to deploy)"
             });
         }
         emit_json(ui, args.plan.dry_run, &result, err.as_ref(), code, None);
@@ -242,7 +253,7 @@ pub fn finish(
         ));
     } else if in_progress.is_some() {
         // The watched deployment's outcome is printed below.
-    } else if result.plan.action == RolloutAction::None && result.plan.refused.is_none() {
+    } else if result.plan.changes_nothing() && result.plan.refused.is_none() {
         ui.out(format!(
             "No changes: the service already runs what {} describes; nothing was deployed (--force-new-deployment restarts its tasks).",
             cfg.path.display()
@@ -300,6 +311,10 @@ fn deploy_step(
         (Some(e), _) => (CheckStatus::Fail, crate::exit::message_of(e)),
         (None, Some(o)) if o.succeeded() => (CheckStatus::Pass, o.message()),
         (None, Some(o)) => (CheckStatus::Fail, o.message()),
+        (None, None) if result.configuration_updated => (
+            CheckStatus::Pass,
+            "deploymentConfiguration updated; no deployment was started".into(),
+        ),
         (None, None) if result.plan.action == RolloutAction::None => {
             (CheckStatus::Pass, "no changes: nothing was deployed".into())
         }

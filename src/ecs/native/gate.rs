@@ -3,6 +3,8 @@
 //! so green never reaches production on a judgement that was not made.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -17,10 +19,24 @@ pub enum Audience {
     Production,
 }
 
+/// What a judgement returns.
+pub type Judged<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Check>>> + 'a>>;
+
 /// Runs the checks. The verify code implements it above `ecs` (which never imports the
-/// gateway client); tests inject their verdicts.
+/// gateway client); tests inject their verdicts. Object-safe, so the rollout options carry
+/// one without making every verb generic.
 pub trait Judge {
-    fn judge(&self, audience: Audience) -> impl Future<Output = anyhow::Result<Vec<Check>>>;
+    fn judge<'a>(&'a self, audience: Audience, ui: &'a crate::ui::Ui) -> Judged<'a>;
+}
+
+/// The judge a gated rollout uses, shared and printable with the rollout options.
+#[derive(Clone)]
+pub struct GateJudge(pub Arc<dyn Judge + Send + Sync>);
+
+impl std::fmt::Debug for GateJudge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GateJudge")
+    }
 }
 
 /// The gate's settings, as the config's `[ecs.deployment] gate` maps into them.
@@ -28,6 +44,14 @@ pub trait Judge {
 pub struct GateSettings {
     /// The owned hook's timeout (1-20160 minutes, the API's range); its action is ROLLBACK.
     pub timeout_minutes: u32,
+}
+
+impl From<&crate::config::GateSection> for GateSettings {
+    fn from(g: &crate::config::GateSection) -> Self {
+        GateSettings {
+            timeout_minutes: crate::config::whole_minutes(g.timeout).max(0) as u32,
+        }
+    }
 }
 
 /// What the gate sent to ECS.

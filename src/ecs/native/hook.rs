@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_ecs::types::{
-    DeploymentLifecycleHook, DeploymentLifecycleHookAction, DeploymentLifecycleHookStage,
-    DeploymentLifecycleHookTargetType, DeploymentLifecycleHookTimeoutConfiguration,
+    DeploymentConfiguration, DeploymentLifecycleHook, DeploymentLifecycleHookAction,
+    DeploymentLifecycleHookStage, DeploymentLifecycleHookTargetType,
+    DeploymentLifecycleHookTimeoutConfiguration,
 };
 use aws_smithy_types::Document;
 
@@ -79,6 +80,67 @@ pub fn hooks_for(
     let mut hooks = others;
     hooks.push(owned_hook(stage, settings));
     Ok(Some(hooks))
+}
+
+/// UpdateService's deploymentConfiguration with the gate's hooks: `send` (what
+/// `[ecs.deployment]` merged over the service's, `None` when it names nothing) or else the
+/// service's `current` one, with [`hooks_for`]'s hooks. `Ok(send)` unchanged when the hooks
+/// stay as they are, so a service without a gate gets no change from this.
+pub fn with_gate(
+    send: Option<DeploymentConfiguration>,
+    current: Option<&DeploymentConfiguration>,
+    gate: Option<(GateStage, GateSettings)>,
+) -> Result<Option<DeploymentConfiguration>, String> {
+    let existing = current.map(|c| c.lifecycle_hooks()).unwrap_or_default();
+    let Some(hooks) = hooks_for(existing, gate)? else {
+        return Ok(send);
+    };
+    let mut c = send
+        .or_else(|| current.cloned())
+        .unwrap_or_else(|| DeploymentConfiguration::builder().build());
+    c.lifecycle_hooks = Some(hooks);
+    Ok((Some(&c) != current).then_some(c))
+}
+
+/// The plan's line for the hooks, when UpdateService would change them.
+pub fn plan_line(
+    current: Option<&DeploymentConfiguration>,
+    send: Option<&DeploymentConfiguration>,
+) -> Option<crate::ecs::strategy::ConfigurationChange> {
+    let before = current.map(|c| c.lifecycle_hooks()).unwrap_or_default();
+    let after = send?.lifecycle_hooks();
+    (before != after).then(|| crate::ecs::strategy::ConfigurationChange {
+        key: "lifecycleHooks",
+        current: describe_hooks(before),
+        desired: describe_hooks(after),
+    })
+}
+
+/// "1 hook(s), bosar-deploy's: PAUSE at POST_SCALE_UP, 60 min then ROLLBACK".
+fn describe_hooks(hooks: &[DeploymentLifecycleHook]) -> String {
+    let ours = hooks.iter().find(|h| is_owned(h)).map(|h| {
+        let stages: Vec<&str> = h.lifecycle_stages().iter().map(|s| s.as_str()).collect();
+        let minutes = h
+            .timeout_configuration()
+            .and_then(|t| t.timeout_in_minutes())
+            .unwrap_or_default();
+        format!(
+            ", bosar-deploy's: PAUSE at {}, {minutes} min then ROLLBACK",
+            stages.join("+")
+        )
+    });
+    format!("{} hook(s){}", hooks.len(), ours.unwrap_or_default())
+}
+
+/// Whether a load balancer of the service names a test listener rule
+/// (`advancedConfiguration.testListenerRule`): then green can be judged after the test
+/// traffic shift, through the test listener.
+pub fn has_test_listener_rule(service: &aws_sdk_ecs::types::Service) -> bool {
+    service.load_balancers().iter().any(|l| {
+        l.advanced_configuration()
+            .and_then(|a| a.test_listener_rule())
+            .is_some_and(|r| !r.is_empty())
+    })
 }
 
 #[cfg(test)]
@@ -185,5 +247,33 @@ mod tests {
             .unwrap_err();
             assert!(e.contains("1 to 20160"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_configuration_sent_carries_our_hook_and_nothing_else_changes() {
+        let current = DeploymentConfiguration::builder()
+            .bake_time_in_minutes(10)
+            .lifecycle_hooks(lambda())
+            .build();
+        let gate = Some((GateStage::PostScaleUp, GATE));
+        let sent = with_gate(None, Some(&current), gate).unwrap().unwrap();
+        assert_eq!(
+            sent.bake_time_in_minutes(),
+            Some(10),
+            "the service's own kept"
+        );
+        assert_eq!(sent.lifecycle_hooks().len(), 2);
+        assert_eq!(sent.lifecycle_hooks()[0], lambda());
+        // Already gated the same way: nothing to send.
+        assert_eq!(with_gate(None, Some(&sent), gate).unwrap(), None);
+        // No gate: `send` goes through untouched (and `None` stays `None`).
+        assert_eq!(with_gate(None, Some(&current), None).unwrap(), None);
+        let named = DeploymentConfiguration::builder()
+            .bake_time_in_minutes(5)
+            .build();
+        assert_eq!(
+            with_gate(Some(named.clone()), Some(&current), None).unwrap(),
+            Some(named)
+        );
     }
 }

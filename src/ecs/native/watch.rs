@@ -72,14 +72,18 @@ struct Clock {
     start: Instant,
 }
 
+/// Now, in epoch seconds (when a run starts a deployment: ours is created after it).
+pub fn wall_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
 impl Clock {
     fn new() -> Clock {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
         Clock {
-            wall,
+            wall: wall_secs(),
             start: Instant::now(),
         }
     }
@@ -93,11 +97,11 @@ impl Clock {
     }
 }
 
-struct Native<'a, J: Judge> {
+struct Native<'a> {
     aws: &'a Aws,
     target: &'a WatchTarget,
     opts: &'a NativeOptions,
-    judge: Option<&'a J>,
+    judge: Option<&'a dyn Judge>,
     ui: &'a Ui,
     clock: Clock,
     tracker: Tracker,
@@ -113,11 +117,11 @@ struct Native<'a, J: Judge> {
 /// judge is given and the options name the gate's stage. Transient errors are waited out
 /// with backoff within the timeout; an interrupt stops the watch (exit 130), and the hook's
 /// timeout (action ROLLBACK) decides a pause nobody answers.
-pub async fn watch<J: Judge>(
+pub async fn watch(
     aws: &Aws,
     target: &WatchTarget,
     opts: &NativeOptions,
-    judge: Option<&J>,
+    judge: Option<&dyn Judge>,
     ui: &Ui,
 ) -> anyhow::Result<(WatchOutcome, NativeReport)> {
     let _wrap_up = ui.wrap_up_on_interrupt();
@@ -194,7 +198,7 @@ pub async fn watch<J: Judge>(
     Ok((outcome, w.report))
 }
 
-impl<J: Judge> Native<'_, J> {
+impl Native<'_> {
     /// One poll: find ours (once), describe it, act on what changed.
     async fn poll(
         &mut self,
@@ -259,7 +263,7 @@ impl<J: Judge> Native<'_, J> {
             "gate: judging {} at {stage}",
             audience_word(audience)
         ));
-        let judged = std::panic::AssertUnwindSafe(judge.judge(audience))
+        let judged = std::panic::AssertUnwindSafe(judge.judge(audience, self.ui))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the judge panicked")));

@@ -448,8 +448,13 @@ def seed(args: argparse.Namespace) -> dict:
             )
     else:
         idle_timeout = parse_duration(cfg["load_balancer"].get("idle_timeout", "60s"))
-        for arn in filter(None, (tg_arn, alt_tg_arn)):
-            elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=target_group_attributes(cfg))
+        elbv2.modify_target_group_attributes(TargetGroupArn=tg_arn, Attributes=target_group_attributes(cfg))
+    if alt_tg_arn:
+        # The alternate target group as an operator set it up beside the production one: the
+        # config's attributes in either state (a 300 s deregistration delay would make every
+        # sandbox rollback drain green for five minutes while `alb-update` manages only
+        # [target_group] name; issue 18 item 2 makes it manage both).
+        elbv2.modify_target_group_attributes(TargetGroupArn=alt_tg_arn, Attributes=target_group_attributes(cfg))
     elbv2.modify_load_balancer_attributes(
         LoadBalancerArn=lb_arn,
         Attributes=[{"Key": "idle_timeout.timeout_seconds", "Value": str(idle_timeout)}],

@@ -362,3 +362,66 @@ fn the_schema_refuses_what_the_envelope_must_not_be() {
     two["deploy"] = Value::Null;
     assert!(!v.is_valid(&two), "two payloads were accepted");
 }
+
+/// An ECS-native deploy payload (issue 18): strategy, stages, the gate's decisions and the way
+/// back, as the types serialize them, is what `$defs/deploy` accepts; a rollback without its
+/// reason, an unknown action and an unknown strategy are refused.
+#[test]
+fn the_native_deploy_payload_matches_the_schema() {
+    use bosar_deploy::ecs::native::gate::{Action, Audience, CheckLine, Decision};
+    use bosar_deploy::ecs::native::stages::StageSpan;
+    use bosar_deploy::ecs::native::watch::{NativeReport, RollbackReport};
+    use bosar_deploy::report::CheckStatus;
+    let text = std::fs::read_to_string(support::repo().join("schema/output.schema.json")).unwrap();
+    let root: Value = serde_json::from_str(&text).unwrap();
+    let schema = serde_json::json!({ "$ref": "#/$defs/deploy", "$defs": root["$defs"] });
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let report = NativeReport {
+        strategy: "CANARY".into(),
+        deployment_arn: "arn:aws:ecs:us-east-1:1:service-deployment/c/s/x".into(),
+        stages: vec![StageSpan {
+            name: "BAKE_TIME".into(),
+            started: "2026-12-05T07:00:00Z".into(),
+            ended: Some("2026-12-05T07:01:00Z".into()),
+        }],
+        gate: vec![Decision {
+            stage: "BAKE_TIME".into(),
+            weight: Some(5.0),
+            audience: Audience::Production,
+            checks: vec![CheckLine {
+                name: "auth".into(),
+                status: CheckStatus::Fail,
+                message: "rejected".into(),
+            }],
+            action: Action::StopRollback,
+            at: "2026-12-05T07:00:30Z".into(),
+            error: None,
+        }],
+        rollback: Some(RollbackReport {
+            reason: "the gate's checks failed at BAKE_TIME: auth: rejected".into(),
+            by: "bosar-deploy".into(),
+            requested: Some("2026-12-05T07:00:30Z".into()),
+            completed: Some("2026-12-05T07:01:00Z".into()),
+            took_ms: Some(30_000),
+            succeeded: true,
+        }),
+    };
+    let mut doc = serde_json::to_value(&report).unwrap();
+    doc["dry_run"] = false.into();
+    doc["result"] = "failed".into();
+    doc["plan"] = serde_json::json!({"cluster": "c", "service": "s", "action": "new_revision", "changes": []});
+    let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+    for (path, bad) in [
+        ("/rollback/reason", Value::Null),
+        ("/gate/0/action", "SHIFT".into()),
+        ("/strategy", "ROLLING".into()),
+    ] {
+        let mut d = doc.clone();
+        *d.pointer_mut(path).unwrap() = bad;
+        if path == "/rollback/reason" {
+            d["rollback"].as_object_mut().unwrap().remove("reason");
+        }
+        assert!(!v.is_valid(&d), "{path} accepted");
+    }
+}

@@ -169,40 +169,12 @@ pub async fn apply_reporting(aws: &Aws, plan: &AlbPlan) -> ApplyReport {
             error: Some(f.into()),
         };
     }
-    let tg = async {
-        let changes = &plan.target_group_changes;
-        if changes.is_empty() {
-            return (Vec::new(), None);
+    let tg = apply_target_group(aws, &plan.target_group, &plan.target_group_changes);
+    let alt = async {
+        match &plan.alternate {
+            Some(a) => apply_target_group(aws, &a.target_group, &a.changes).await,
+            None => (Vec::new(), None),
         }
-        let attrs: Vec<TargetGroupAttribute> = changes
-            .iter()
-            .map(|c| {
-                TargetGroupAttribute::builder()
-                    .key(&c.key)
-                    .value(&c.desired)
-                    .build()
-            })
-            .collect();
-        let sent = aws
-            .elb
-            .modify_target_group_attributes()
-            .target_group_arn(&plan.target_group.arn)
-            .set_attributes(Some(attrs))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| modify_error("ModifyTargetGroupAttributes", e));
-        let back = read_with_retry("DescribeTargetGroupAttributes", || {
-            aws.elb
-                .describe_target_group_attributes()
-                .target_group_arn(&plan.target_group.arn)
-                .customize()
-                .interceptor(CompleteAnswer("DescribeTargetGroupAttributesResponse"))
-                .send()
-        })
-        .await
-        .map(|out| attributes_map(out.attributes().iter().map(|a| (a.key(), a.value()))));
-        settle(&plan.target_group.name, changes, sent, back).await
     };
     let lbs = plan
         .load_balancers
@@ -240,10 +212,10 @@ pub async fn apply_reporting(aws: &Aws, plan: &AlbPlan) -> ApplyReport {
             .map(|out| attributes_map(out.attributes().iter().map(|a| (a.key(), a.value()))));
             settle(&lb.name, &lb.changes, sent, back).await
         });
-    let (tg, lbs) = tokio::join!(tg, futures_util::future::join_all(lbs));
+    let (tg, alt, lbs) = tokio::join!(tg, alt, futures_util::future::join_all(lbs));
     let mut changes = Vec::new();
     let mut errors = Vec::new();
-    for (c, e) in std::iter::once(tg).chain(lbs) {
+    for (c, e) in [tg, alt].into_iter().chain(lbs) {
         changes.extend(c);
         errors.extend(e);
     }
@@ -251,6 +223,46 @@ pub async fn apply_reporting(aws: &Aws, plan: &AlbPlan) -> ApplyReport {
         error: combined(errors, &changes),
         changes,
     }
+}
+
+/// One target group's changes, then its attributes read back.
+async fn apply_target_group(
+    aws: &Aws,
+    tg: &super::TargetGroupInfo,
+    changes: &[AttributeChange],
+) -> (Vec<ChangeResult>, Option<anyhow::Error>) {
+    if changes.is_empty() {
+        return (Vec::new(), None);
+    }
+    let attrs: Vec<TargetGroupAttribute> = changes
+        .iter()
+        .map(|c| {
+            TargetGroupAttribute::builder()
+                .key(&c.key)
+                .value(&c.desired)
+                .build()
+        })
+        .collect();
+    let sent = aws
+        .elb
+        .modify_target_group_attributes()
+        .target_group_arn(&tg.arn)
+        .set_attributes(Some(attrs))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| modify_error("ModifyTargetGroupAttributes", e));
+    let back = read_with_retry("DescribeTargetGroupAttributes", || {
+        aws.elb
+            .describe_target_group_attributes()
+            .target_group_arn(&tg.arn)
+            .customize()
+            .interceptor(CompleteAnswer("DescribeTargetGroupAttributesResponse"))
+            .send()
+    })
+    .await
+    .map(|out| attributes_map(out.attributes().iter().map(|a| (a.key(), a.value()))));
+    settle(&tg.name, changes, sent, back).await
 }
 
 /// One error for every failure, with the count of each status when not all were applied.

@@ -1,6 +1,7 @@
 //! `alb-update`: the target group (and load balancer idle timeout) brought to deploy.toml's state.
 //! Reads first, plans a diff ([`plan`]), applies only changed keys, reads back to confirm.
 
+pub mod alternate;
 mod apply;
 pub mod plan;
 mod read;
@@ -58,6 +59,13 @@ pub struct AlbPlan {
     pub target_group_not_managed: Vec<NotManaged>,
     pub load_balancers: Vec<LoadBalancerPlan>,
     pub warnings: Vec<String>,
+    /// The service's second target group (blue/green, canary, linear): managed with the same
+    /// attributes (`None`: the service has no alternate target group, or no `[ecs]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternate: Option<alternate::AlternatePlan>,
+    /// The production and test listener rules the service's advancedConfiguration names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listener_rules: Vec<alternate::ListenerRuleView>,
     /// Why the tool will not change these resources (an NLB, a TCP or lambda target group):
     /// a plan with refusals is never applied.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -67,6 +75,7 @@ pub struct AlbPlan {
 impl AlbPlan {
     pub fn change_count(&self) -> usize {
         self.target_group_changes.len()
+            + self.alternate.as_ref().map_or(0, |a| a.changes.len())
             + self
                 .load_balancers
                 .iter()
@@ -97,6 +106,43 @@ impl AlbPlan {
         let _ = writeln!(out, "  {}", style(&tg.arn).dim());
         render_changes(&mut out, &self.target_group_changes);
         render_not_managed(&mut out, &self.target_group_not_managed);
+        if let Some(alt) = &self.alternate {
+            let _ = writeln!(
+                out,
+                "Alternate target group {} (the service's other target group: traffic moves here on a deployment)",
+                style(&alt.target_group.name).bold()
+            );
+            let _ = writeln!(out, "  {}", style(&alt.target_group.arn).dim());
+            render_changes(&mut out, &alt.changes);
+        }
+        for r in &self.listener_rules {
+            let targets: Vec<String> = r
+                .forwards
+                .iter()
+                .map(|f| match f.weight {
+                    Some(w) => format!("{} (weight {w})", f.target_group_arn),
+                    None => f.target_group_arn.clone(),
+                })
+                .collect();
+            let sticky = match (r.stickiness, r.stickiness_seconds) {
+                (Some(true), Some(s)) => format!("target group stickiness {s}s"),
+                (Some(true), None) => "target group stickiness on".to_string(),
+                _ => "target group stickiness off".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "Listener rule ({}) {}
+    {} -> {}; {sticky}",
+                r.role,
+                style(&r.arn).dim(),
+                r.actions.join(", "),
+                if targets.is_empty() {
+                    "(no target group)".to_string()
+                } else {
+                    targets.join(", ")
+                }
+            );
+        }
         for lb in &self.load_balancers {
             let _ = writeln!(
                 out,
@@ -308,6 +354,7 @@ pub async fn plan(aws: &Aws, cfg: &Config) -> anyhow::Result<AlbPlan> {
         plan::not_managed_target_group(&tg.attributes, &cfg.target_group, &target_group_changes);
     let mut warnings = Vec::new();
     let mut refused: Vec<String> = refusal_of_target_group(&tg).into_iter().collect();
+    let (alternate, listener_rules) = plan_pair(aws, cfg, &tg, &mut warnings, &mut refused).await?;
     if tg.load_balancer_arns.is_empty() {
         warnings.push(format!(
             "target group {} is attached to no load balancer: its stickiness settings take effect only once a listener rule forwards to it",
@@ -337,7 +384,46 @@ pub async fn plan(aws: &Aws, cfg: &Config) -> anyhow::Result<AlbPlan> {
         load_balancers,
         warnings,
         refused,
+        alternate,
+        listener_rules,
     })
+}
+
+/// The service's other target group (same attributes as `[target_group]`) and its listener
+/// rules, judged: refusals for rules ECS cannot shift, a warning for a weighted split without
+/// stickiness.
+async fn plan_pair(
+    aws: &Aws,
+    cfg: &Config,
+    tg: &TargetGroupInfo,
+    warnings: &mut Vec<String>,
+    refused: &mut Vec<String>,
+) -> anyhow::Result<(
+    Option<alternate::AlternatePlan>,
+    Vec<alternate::ListenerRuleView>,
+)> {
+    let Some(adv) = alternate::read_advanced(aws, cfg, &tg.arn).await? else {
+        return Ok((None, Vec::new()));
+    };
+    let other_id = ResourceRef::Arn(adv.other.clone());
+    let (other, rules) = tokio::join!(
+        describe_target_group(aws, &other_id),
+        alternate::read_rules(aws, &adv)
+    );
+    let (other, rules) = (other?, rules?);
+    refused.extend(refusal_of_target_group(&other));
+    for r in &rules {
+        refused.extend(alternate::rule_refusal(r, [&tg.arn, &other.arn]));
+        warnings.extend(alternate::stickiness_warning(r, adv.strategy));
+    }
+    let changes = plan::plan_target_group(&other.attributes, &cfg.target_group);
+    Ok((
+        Some(alternate::AlternatePlan {
+            target_group: other,
+            changes,
+        }),
+        rules,
+    ))
 }
 
 fn plan_load_balancer(

@@ -316,6 +316,80 @@ async fn run_list(aws: &Aws, running: &str, container: &str, ui: &Ui) -> anyhow:
     Ok(Code::Success)
 }
 
+/// On a blue/green, canary or linear service with a deployment still running, the way back
+/// is StopServiceDeployment ROLLBACK (traffic returns to blue, which still runs), not a new
+/// deployment; then it is followed to its end. `None`: nothing runs, roll back as usual.
+async fn stop_running(
+    args: &RollbackArgs,
+    ecs: &crate::config::EcsSection,
+    aws: &Aws,
+    ui: &Ui,
+    svc: &super::rollout::ServiceView,
+) -> anyhow::Result<Option<Code>> {
+    use super::native::{read, watch as native_watch};
+    use super::watch::{WatchOutcome, WatchTarget};
+    let briefs = read::list(aws, &ecs.cluster, &ecs.service).await?;
+    let Some(running) = briefs.iter().find(|b| read::running(&b.status)) else {
+        return Ok(None);
+    };
+    let mut payload = serde_json::Map::new();
+    payload.insert("dry_run".into(), args.dry_run.into());
+    payload.insert("from".into(), svc.task_definition.clone().into());
+    payload.insert(
+        "to".into(),
+        "the service revision before the running deployment".into(),
+    );
+    payload.insert("deployment_id".into(), running.arn.clone().into());
+    payload.insert("stop_type".into(), "ROLLBACK".into());
+    ui.out(format!(
+        "service {}: deployment {} is {}: the way back is StopServiceDeployment ROLLBACK (traffic returns to the tasks that still run the previous revision)",
+        ecs.service, running.arn, running.status
+    ));
+    if args.dry_run {
+        payload.insert("result".into(), "changes_pending".into());
+        ui.emit("rollback", &payload, Code::Success, None);
+        return Ok(Some(Code::Success));
+    }
+    read::stop_rollback(aws, &running.arn).await?;
+    ui.line(format!(
+        "Sent StopServiceDeployment ROLLBACK for {}",
+        running.arn
+    ));
+    let target = WatchTarget {
+        cluster: ecs.cluster.clone(),
+        service: ecs.service.clone(),
+        deployment_id: running.arn.clone(),
+        task_definition: svc.task_definition.clone(),
+        previous_task_definition: None,
+    };
+    if args.no_wait {
+        payload.insert("result".into(), "started".into());
+        ui.emit("rollback", &payload, Code::Success, None);
+        return Ok(Some(Code::Success));
+    }
+    let opts = native_watch::NativeOptions {
+        poll_interval: ecs.poll_interval,
+        timeout: args.timeout.unwrap_or(ecs.timeout),
+        gate: None,
+        strategy: svc.strategy.clone().unwrap_or_default(),
+        since_secs: 0,
+    };
+    let (outcome, report) = native_watch::watch(aws, &target, &opts, None, ui).await?;
+    // The deployment stopped is ours to undo: ROLLBACK_SUCCESSFUL is this verb's success.
+    let outcome = match (&outcome, &report.rollback) {
+        (WatchOutcome::Failed { .. }, Some(rb)) if rb.succeeded => WatchOutcome::Succeeded {
+            revision: "the previous service revision".into(),
+            elapsed_ms: rb.took_ms.unwrap_or_default(),
+            healthy_targets: 0,
+        },
+        _ => outcome,
+    };
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&report) {
+        payload.extend(m);
+    }
+    watch::finish_outcome(ui, "rollback", payload, &outcome).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -410,7 +410,17 @@ def seed(args: argparse.Namespace) -> dict:
             Matcher={"HttpCode": "200"},
             Tags=[{"Key": "project", "Value": "bosar"}],
         )["TargetGroups"][0]["TargetGroupArn"]
-        forward = [{"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": tg_arn, "Weight": 100}]}}]
+        # Target group stickiness on: during canary and linear steps a long-polling Socket.IO
+        # session stays in one group (the runner's HAProxy models it from the AWSALB cookie).
+        forward = [
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [{"TargetGroupArn": tg_arn, "Weight": 100}],
+                    "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 3600},
+                },
+            }
+        ]
         production_rule = elbv2.create_rule(
             ListenerArn=listener_arn,
             Priority=10,

@@ -426,7 +426,16 @@ class Native:
         ]
         try:
             self.runner.elbv2.modify_rule(
-                RuleArn=rule, Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}]
+                RuleArn=rule,
+                Actions=[
+                    {
+                        "Type": "forward",
+                        "ForwardConfig": {
+                            "TargetGroups": groups,
+                            "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 3600},
+                        },
+                    }
+                ],
             )
         except Exception as e:  # noqa: BLE001  the HAProxy side is what carries traffic
             self.runner.log(f"ModifyRule {which}: {e}")

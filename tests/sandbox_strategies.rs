@@ -529,6 +529,20 @@ fn a_broken_green_is_rolled_back_at_the_gate_and_no_production_session_drops() {
 
 #[test]
 fn a_canary_that_fails_in_its_bake_time_is_rolled_back_and_its_sessions_return_to_blue() {
+    canary_rolled_back_in_bake(true);
+}
+
+/// A green that still runs but fails the judge's checks: its sessions stay on it until it
+/// is drained (the deregistration delay), then reconnect to blue.
+#[test]
+fn a_canary_stopped_in_its_bake_time_hands_its_sessions_back_to_blue_after_the_drain() {
+    canary_rolled_back_in_bake(false);
+}
+
+/// Canary at 50%, sessions opened during its bake land on both revisions; green fails (its
+/// gateways are killed when `kill`), StopServiceDeployment ROLLBACK; how long until every
+/// session is on blue again.
+fn canary_rolled_back_in_bake(kill: bool) {
     let t0 = Instant::now();
     let (dir, cfg, runner) = start(
         "canary",
@@ -553,13 +567,14 @@ fn a_canary_that_fails_in_its_bake_time_is_rolled_back_and_its_sessions_return_t
     all_open(&runner);
     let on_green = sessions_on(&runner, GREEN);
     assert!(on_green > 0, "no session reached the canary");
-    // Green fails: its gateways die. The judge's answer is StopServiceDeployment ROLLBACK.
+    // Green fails (its gateways die, or a check says no). The judge's answer is
+    // StopServiceDeployment ROLLBACK.
     for e in runner
         .events()
         .iter()
         .filter(|e| e["event"] == "task_running")
     {
-        if field(e, "instance_id").starts_with(GREEN) {
+        if kill && field(e, "instance_id").starts_with(GREEN) {
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &e["pid"].to_string()])
                 .status();
@@ -590,8 +605,18 @@ fn a_canary_that_fails_in_its_bake_time_is_rolled_back_and_its_sessions_return_t
     assert!(done.rollback().is_some());
     let report = disruption(probe, &out);
     assert_eq!(find(&report, "lost").unwrap(), 0, "{report}");
+    // Exactly the sessions on green dropped (once each), all from green; blue's were untouched.
+    let dropped = find(&report, "dropped").unwrap();
+    assert_eq!(dropped["sessions"], on_green, "{report}");
+    assert_eq!(dropped["events"], on_green, "{report}");
+    for m in find(&report, "moves").unwrap().as_array().unwrap() {
+        assert!(
+            field(m, "from").starts_with(GREEN),
+            "a drop not from green: {m}"
+        );
+    }
     eprintln!(
-        "canary: {on_green} of {SESSIONS} sessions on green; all back on blue {back:?} after the failure; test {:?}",
+        "canary (green killed: {kill}): {on_green} of {SESSIONS} sessions on green; all back on blue {back:?} after the failure; test {:?}",
         t0.elapsed()
     );
 }

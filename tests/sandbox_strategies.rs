@@ -620,3 +620,126 @@ fn canary_rolled_back_in_bake(kill: bool) {
         t0.elapsed()
     );
 }
+
+/// The first object under `key` anywhere in `v` (skipping numbers of the same name).
+fn find_object<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(m) => m
+            .get(key)
+            .filter(|x| x.is_object() || x.is_array())
+            .or_else(|| m.values().find_map(|x| find_object(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_object(x, key)),
+        _ => None,
+    }
+}
+
+/// `full --under-load 20` through the gate, as `scripts/sandbox.sh --strategy blue_green`
+/// runs it: the config names the strategy, `gate = "verify"` and the test listener.
+fn full_through_the_gate(fault: &str) -> (support::Run, TaskRunner) {
+    let test_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // sandbox/deploy.toml ends in its [gateway] table: test_url lands there.
+    let text = config("strategy = \"blue_green\"\nbake_time = \"3m\"\ngate = \"verify\"").replacen(
+        "\n[ecs.deployment]",
+        &format!("test_url = \"http://127.0.0.1:{test_port}\"\n\n[ecs.deployment]"),
+        1,
+    );
+    let (_dir, cfg) = write_config(&text);
+    let runner = TaskRunner::start_with(
+        &cfg,
+        SECRET,
+        &[
+            "--strategy",
+            "blue_green",
+            "--green-fault",
+            fault,
+            "--test-port",
+            &test_port.to_string(),
+        ],
+        &[("BOSAR_SANDBOX_SECONDS_PER_MINUTE", "1")],
+    );
+    let out = run(bosar(&runner.endpoint, "strategies-full")
+        .env("BOSAR_SANDBOX_JWT_SECRET", SECRET)
+        .args(["--output", "json", "--config"])
+        .arg(&cfg)
+        .args([
+            "full",
+            "--url",
+            &runner.url,
+            "--under-load",
+            &SESSIONS.to_string(),
+        ]));
+    (out, runner)
+}
+
+#[test]
+fn full_with_a_broken_green_exits_1_naming_the_failed_checks_and_the_rollback_sent() {
+    let t0 = Instant::now();
+    let (out, runner) = full_through_the_gate("jwt");
+    let all = format!(
+        "{}\n{}\n--- runner ---\n{}",
+        out.stdout,
+        out.stderr,
+        runner.log()
+    );
+    assert_eq!(out.code, 1, "{all}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let decisions = find_object(&v, "gate")
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("no gate decisions: {all}"));
+    let rollback = decisions
+        .iter()
+        .find(|d| d["action"] == "ROLLBACK")
+        .unwrap_or_else(|| panic!("no ROLLBACK sent: {all}"));
+    assert_eq!(rollback["audience"], "green", "{rollback}");
+    assert!(
+        rollback["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "auth" && c["status"] == "fail"),
+        "the failed auth check is not named: {rollback}"
+    );
+    // Nobody on production noticed: the held sessions stayed on blue.
+    let dropped = find_object(&v, "dropped").unwrap_or_else(|| panic!("no disruption: {all}"));
+    assert_eq!(dropped["sessions"], 0, "{all}");
+    assert_eq!(
+        sessions_on(&runner, BLUE),
+        0,
+        "the held sessions are closed at the end"
+    );
+    assert!(runner
+        .events()
+        .iter()
+        .any(|e| e["event"] == "rollback_completed"));
+    eprintln!("full, broken green: {:?}", t0.elapsed());
+}
+
+#[test]
+fn full_with_a_good_green_passes_the_gate_and_succeeds() {
+    let t0 = Instant::now();
+    let (out, runner) = full_through_the_gate("none");
+    let all = format!(
+        "{}\n{}\n--- runner ---\n{}",
+        out.stdout,
+        out.stderr,
+        runner.log()
+    );
+    assert_eq!(out.code, 0, "{all}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let decisions = find_object(&v, "gate").and_then(Value::as_array).unwrap();
+    assert_eq!(decisions[0]["action"], "CONTINUE", "{all}");
+    let dropped = find_object(&v, "dropped").unwrap();
+    assert_eq!(
+        dropped["sessions"], SESSIONS,
+        "each session drops once, at CLEAN_UP: {all}"
+    );
+    assert_eq!(
+        find(find_object(&v, "disruption").unwrap(), "lost").unwrap(),
+        0
+    );
+    eprintln!("full, good green: {:?}", t0.elapsed());
+}

@@ -385,3 +385,29 @@ fn environment_values_take_numbers_and_refuse_durations_where_the_gateway_reads_
     );
     assert!(!msg.contains("durations carry units"), "{msg}");
 }
+
+/// `[gateway] test_url` (issue 18): validated like `url`, optional.
+#[test]
+fn gateway_test_url_is_an_http_url() {
+    let base = "[target_group]\nname = \"tg\"\n[gateway]\nurl = \"https://api.example\"\n";
+    let ok = bosar_deploy::config::parse(
+        std::path::Path::new("deploy.toml"),
+        &format!("{base}test_url = \"https://api.example:8443/\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        ok.gateway.unwrap().test_url.as_deref(),
+        Some("https://api.example:8443")
+    );
+    let err = bosar_deploy::config::parse(
+        std::path::Path::new("deploy.toml"),
+        &format!("{base}test_url = \"ftp://x\"\n"),
+    )
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("gateway.test_url") && msg.contains("is not an http(s) URL"),
+        "{msg}"
+    );
+    assert!(msg.contains("deploy.toml:5"), "{msg}");
+}

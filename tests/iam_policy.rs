@@ -25,7 +25,8 @@ const CLIENTS: [(&str, &str); 8] = [
 ];
 
 /// How AWS operation names start (methods like `as_ref` or `is_empty` do not).
-const OPERATION_VERBS: [&str; 14] = [
+const OPERATION_VERBS: [&str; 15] = [
+    "continue_",
     "describe_",
     "list_",
     "get_",

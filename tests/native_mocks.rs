@@ -917,3 +917,38 @@ async fn rollback_of_a_running_blue_green_deployment_is_stop_service_deployment(
     assert_eq!(stop.num_calls(), 1, "StopServiceDeployment ROLLBACK");
     assert_eq!(update.num_calls(), 0, "no new deployment");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_text_report_and_summary_show_stages_gate_and_the_way_back() {
+    let describe = describes(vec![
+        paused(
+            Stage::PostScaleUp,
+            DeploymentLifecycleHookStatus::AwaitingAction,
+        ),
+        rolled(Status::RollbackInProgress, "hook ROLLBACK"),
+        rolled(Status::RollbackSuccessful, "hook ROLLBACK"),
+    ]);
+    let back = continue_with(DeploymentLifecycleHookAction::Rollback);
+    let judge = Scripted::new(&[Ok(CheckStatus::Fail)]);
+    let (_, report, _) = run(
+        &[&listed(), &describe, &back],
+        &judge,
+        opts(true, "BLUE_GREEN"),
+    )
+    .await;
+    let text = report.lines().join("\n");
+    for seen in [
+        "BLUE_GREEN deployment arn:aws:ecs",
+        "stage POST_SCALE_UP: ",
+        "gate at POST_SCALE_UP (green before production traffic): 2 check(s), 1 failed -> ContinueServiceDeployment ROLLBACK",
+        "FAIL auth: token accepted?",
+        "rollback by bosar-deploy: the gate's checks failed at POST_SCALE_UP",
+        "the way back took 10s",
+    ] {
+        assert!(text.contains(seen), "missing {seen:?}:\n{text}");
+    }
+    assert_eq!(
+        report.summary(),
+        "BLUE_GREEN, 2 stage(s), gate: 1 decision(s) ROLLBACK, rolled back in 10s (by bosar-deploy)"
+    );
+}

@@ -25,6 +25,11 @@ fn print_result(ui: &Ui, result: &DeployResult) {
             watch::print_outcome(ui, o);
         }
     }
+    if let Some(n) = result.native.as_ref().filter(|_| !ui.json()) {
+        for line in n.lines() {
+            ui.out(line);
+        }
+    }
     if let Some(rb) = &result.rollback {
         let msg = format!(
             "rollback to {}: {}",
@@ -319,6 +324,10 @@ fn deploy_step(
             (CheckStatus::Pass, "no changes: nothing was deployed".into())
         }
         (None, None) => (CheckStatus::Pass, "rollout started; not watched".into()),
+    };
+    let message = match &result.native {
+        Some(n) => format!("{message}; {}", n.summary()),
+        None => message,
     };
     Step::new("deploy", status, took, message).with_detail(result)
 }

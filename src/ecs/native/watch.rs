@@ -66,6 +66,101 @@ pub struct NativeReport {
     pub rollback: Option<RollbackReport>,
 }
 
+impl NativeReport {
+    /// The text report: the strategy, each stage with its start and end, each decision of
+    /// the gate with its checks and the action sent, and the way back.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "{} deployment {}",
+            self.strategy, self.deployment_arn
+        )];
+        for s in &self.stages {
+            out.push(format!(
+                "  stage {}: {} -> {}",
+                s.name,
+                s.started,
+                s.ended.as_deref().unwrap_or("(running)")
+            ));
+        }
+        for d in &self.gate {
+            let weight = d.weight.map(|w| format!(" at {w}%")).unwrap_or_default();
+            out.push(format!(
+                "  gate at {}{weight} ({}): {} -> {}{}",
+                d.stage,
+                audience_word(d.audience),
+                d.summary(),
+                action_word(d.action),
+                d.error
+                    .as_deref()
+                    .map(|e| format!(" (not sent: {e})"))
+                    .unwrap_or_default()
+            ));
+            for c in d
+                .checks
+                .iter()
+                .filter(|c| c.status == crate::report::CheckStatus::Fail)
+            {
+                out.push(format!("    FAIL {}: {}", c.name, c.message));
+            }
+        }
+        if let Some(rb) = &self.rollback {
+            out.push(format!("  rollback by {}: {}", rb.by, rb.reason));
+            out.push(format!(
+                "    requested {}, completed {}{}{}",
+                rb.requested.as_deref().unwrap_or("(by ECS)"),
+                rb.completed.as_deref().unwrap_or("(not yet)"),
+                rb.took_ms
+                    .map(|ms| format!(
+                        ", the way back took {}",
+                        crate::duration::format(Duration::from_millis(ms))
+                    ))
+                    .unwrap_or_default(),
+                if rb.succeeded {
+                    ""
+                } else {
+                    "; ROLLBACK_FAILED"
+                }
+            ));
+        }
+        out
+    }
+
+    /// One line for the step summary: "BLUE_GREEN, 5 stage(s), gate: CONTINUE, rolled back in 20s".
+    pub fn summary(&self) -> String {
+        let mut s = format!("{}, {} stage(s)", self.strategy, self.stages.len());
+        if !self.gate.is_empty() {
+            let actions: Vec<&str> = self
+                .gate
+                .iter()
+                .filter(|d| d.action != Action::None)
+                .map(|d| match d.action {
+                    Action::Continue => "CONTINUE",
+                    Action::Rollback => "ROLLBACK",
+                    _ => "StopServiceDeployment ROLLBACK",
+                })
+                .collect();
+            s.push_str(&format!(
+                ", gate: {} decision(s) {}",
+                self.gate.len(),
+                actions.join(", ")
+            ));
+        }
+        if let Some(rb) = &self.rollback {
+            let took = rb
+                .took_ms
+                .map(|ms| format!(" in {}", crate::duration::format(Duration::from_millis(ms))))
+                .unwrap_or_default();
+            let how = if rb.succeeded {
+                "rolled back"
+            } else {
+                "rollback failed"
+            };
+            s.push_str(&format!(", {how}{took} (by {})", rb.by));
+        }
+        s
+    }
+}
+
 /// The watch's clock: wall time from the start plus tokio's (paused in tests) elapsed time.
 struct Clock {
     wall: i64,

@@ -355,7 +355,14 @@ fn verify_green(runner: &TaskRunner, cfg: &Path) -> support::Run {
         .env("BOSAR_SANDBOX_JWT_SECRET", SECRET)
         .arg("--config")
         .arg(cfg)
-        .args(["verify", "--url", field(&runner.ready, "test_url")]))
+        // Green's two tasks: the target groups' healthy count includes blue's while both run.
+        .args([
+            "verify",
+            "--targets",
+            "2",
+            "--url",
+            field(&runner.ready, "test_url"),
+        ]))
 }
 
 #[test]

@@ -263,6 +263,46 @@ mod tests {
     }
 
     #[test]
+    fn the_pair_is_found_from_either_target_group() {
+        use aws_sdk_ecs::types::{AdvancedConfiguration, LoadBalancer, Service};
+        let service = Service::builder()
+            .load_balancers(
+                LoadBalancer::builder()
+                    .target_group_arn(BLUE)
+                    .advanced_configuration(
+                        AdvancedConfiguration::builder()
+                            .alternate_target_group_arn(GREEN)
+                            .production_listener_rule("arn:rule/prod")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let from_blue = advanced_of(&service, BLUE, Strategy::Canary).unwrap();
+        assert_eq!(from_blue.other, GREEN);
+        assert_eq!(from_blue.production_rule.as_deref(), Some("arn:rule/prod"));
+        assert_eq!(from_blue.test_rule, None);
+        assert_eq!(
+            advanced_of(&service, GREEN, Strategy::Canary)
+                .unwrap()
+                .other,
+            BLUE
+        );
+        assert_eq!(
+            advanced_of(&service, "arn:tg/other", Strategy::Canary),
+            None
+        );
+        let rolling = Service::builder()
+            .load_balancers(LoadBalancer::builder().target_group_arn(BLUE).build())
+            .build();
+        assert_eq!(
+            advanced_of(&rolling, BLUE, Strategy::Rolling),
+            None,
+            "one target group"
+        );
+    }
+
+    #[test]
     fn only_forward_rules_to_the_pair_are_accepted() {
         assert_eq!(
             rule_refusal(&view(&["forward"], &[BLUE, GREEN], None), [BLUE, GREEN]),

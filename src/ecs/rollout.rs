@@ -572,10 +572,15 @@ mod tests {
         s.deployment_controller = Some("EXTERNAL".into());
         assert!(rollout_refusal(&s).unwrap().contains("task sets"));
         s.deployment_controller = Some("ECS".into());
-        s.strategy = Some("BLUE_GREEN".into());
+        // Traffic-shifting strategies are followed by the ECS-native watch (issue 18).
+        for known in ["BLUE_GREEN", "CANARY", "LINEAR", "ROLLING"] {
+            s.strategy = Some(known.into());
+            assert_eq!(rollout_refusal(&s), None, "{known}");
+        }
+        s.strategy = Some("TELEPORT".into());
         assert!(rollout_refusal(&s)
             .unwrap()
-            .contains("BLUE_GREEN deployment strategy"));
+            .contains("deployment strategy TELEPORT, which bosar-deploy does not know"));
         s.strategy = Some("ROLLING".into());
         assert_eq!(rollout_refusal(&s), None);
     }

@@ -241,6 +241,9 @@ pub fn plan_changes(
             Strategy::from_aws(s.as_str()).map_or(s.as_str().to_string(), |k| k.as_config().into())
         })
     };
+    let named_minutes =
+        |d: Option<std::time::Duration>| d.map(|d| format!("{}m", whole_minutes(d)));
+    let text = |v: Option<&dyn ToString>| v.map(|v| v.to_string());
     let rows: [(&'static str, Option<String>, String); 10] = [
         (
             "strategy",
@@ -249,53 +252,47 @@ pub fn plan_changes(
         ),
         (
             "bake_time",
-            section
-                .bake_time
-                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            named_minutes(section.bake_time),
             minutes_text(c.bake_time_in_minutes()),
         ),
         (
             "canary_percent",
-            section.canary_percent.map(|p| p.to_string()),
+            text(section.canary_percent.as_ref().map(|p| p as _)),
             percent_text(canary.and_then(|x| x.canary_percent())),
         ),
         (
             "canary_bake_time",
-            section
-                .canary_bake_time
-                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            named_minutes(section.canary_bake_time),
             minutes_text(canary.and_then(|x| x.canary_bake_time_in_minutes())),
         ),
         (
             "step_percent",
-            section.step_percent.map(|p| p.to_string()),
+            text(section.step_percent.as_ref().map(|p| p as _)),
             percent_text(linear.and_then(|x| x.step_percent())),
         ),
         (
             "step_bake_time",
-            section
-                .step_bake_time
-                .map(|d| minutes_text(Some(whole_minutes(d)))),
+            named_minutes(section.step_bake_time),
             minutes_text(linear.and_then(|x| x.step_bake_time_in_minutes())),
         ),
         (
             "circuit_breaker",
-            section.circuit_breaker.map(|b| b.to_string()),
+            text(section.circuit_breaker.as_ref().map(|b| b as _)),
             bool_text(breaker.map(|b| b.enable())),
         ),
         (
             "rollback",
-            section.rollback.map(|b| b.to_string()),
+            text(section.rollback.as_ref().map(|b| b as _)),
             bool_text(breaker.map(|b| b.rollback())),
         ),
         (
             "minimum_healthy_percent",
-            section.minimum_healthy_percent.map(|p| p.to_string()),
+            text(section.minimum_healthy_percent.as_ref().map(|p| p as _)),
             int_text(c.minimum_healthy_percent()),
         ),
         (
             "maximum_percent",
-            section.maximum_percent.map(|p| p.to_string()),
+            text(section.maximum_percent.as_ref().map(|p| p as _)),
             int_text(c.maximum_percent()),
         ),
     ];

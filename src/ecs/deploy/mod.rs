@@ -29,6 +29,7 @@ use crate::exit::{Code, Failure};
 use crate::report::CheckName;
 use crate::ui::Ui;
 use register::{register, Registration};
+use traffic_shift::{follow_native, gate_of, gate_refusal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -301,22 +302,6 @@ pub async fn plan(
         tags,
         seen_events: svc.events.iter().map(|e| e.id.clone()).collect(),
         deployment_ids: svc.deployments.iter().map(|d| d.id.clone()).collect(),
-    })
-}
-
-/// Where the gate pauses, and its settings: only with `[ecs.deployment] gate` and a strategy
-/// that shifts traffic (after the test traffic shift when a test listener rule exists).
-fn gate_of(
-    section: Option<&crate::config::DeploymentSection>,
-    effective: crate::config::Strategy,
-    raw: &aws_sdk_ecs::types::Service,
-) -> Option<(native::stages::GateStage, native::gate::GateSettings)> {
-    let g = section?.gate.as_ref()?;
-    effective.shifts_traffic().then(|| {
-        (
-            native::stages::GateStage::for_service(native::hook::has_test_listener_rule(raw)),
-            native::gate::GateSettings::from(g),
-        )
     })
 }
 
@@ -631,66 +616,6 @@ pub async fn apply_configuration(aws: &Aws, plan: &DeployPlan, ui: &Ui) -> anyho
     }
 }
 
-/// A gate nobody would answer is refused before any change: without a judge (no
-/// `[gateway]`) or with `--no-wait`, the pause would end only at its timeout.
-fn gate_refusal(plan: &DeployPlan, opts: &RolloutOptions) -> Option<anyhow::Error> {
-    let stage = plan.gate?;
-    let why = match (&opts.judge, opts.no_wait) {
-        (_, true) => "--no-wait leaves nobody to answer it",
-        (None, _) => "this command has no gateway to judge green with",
-        (Some(_), false) => return None,
-    };
-    Some(
-        Failure::usage(format!(
-            "[ecs.deployment] gate pauses the deployment at {} for bosar-deploy's verdict, and {why}; nothing was changed",
-            stage.as_str()
-        ))
-        .hint("run it with [gateway] url (or --url) in deploy.toml and without --no-wait, or remove gate from [ecs.deployment]")
-        .into(),
-    )
-}
-
-/// Follows an ECS-native deployment (and, with a gate, judges it); ECS rolls it back itself,
-/// so `--rollback-on-failure` starts nothing here.
-#[allow(clippy::too_many_arguments)]
-async fn follow_native(
-    aws: &Aws,
-    ecs: &EcsSection,
-    mut result: DeployResult,
-    target: &WatchTarget,
-    strategy: String,
-    since_secs: i64,
-    opts: &RolloutOptions,
-    ui: &Ui,
-) -> (DeployResult, Option<anyhow::Error>) {
-    let no = native::watch::NativeOptions {
-        poll_interval: ecs.poll_interval,
-        timeout: opts.timeout.unwrap_or(ecs.timeout),
-        gate: result.plan.gate,
-        strategy,
-        since_secs,
-    };
-    let judge = opts
-        .judge
-        .as_ref()
-        .map(|j| &*j.0 as &dyn native::gate::Judge);
-    match native::watch::watch(aws, target, &no, judge, ui).await {
-        Ok((outcome, report)) => {
-            result.native = Some(report);
-            result.outcome = Some(outcome);
-            (result, None)
-        }
-        Err(e) => {
-            let note = Some(format!(
-                "deployment {} goes on in AWS; follow it with: {}",
-                target.deployment_id,
-                watch::resume_command(ui, target)
-            ));
-            (result, Some(with_note(e, note)))
-        }
-    }
-}
-
 /// ", started T" when ECS says when the deployment was created.
 fn started(d: &DeploymentView) -> String {
     if d.created_at.is_empty() {
@@ -795,6 +720,7 @@ async fn roll_back_after(
 }
 
 mod register;
+mod traffic_shift;
 mod update;
 mod verb;
 pub use register::RUN_TAG;

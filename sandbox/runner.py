@@ -94,6 +94,7 @@ try:
     from moto.ecs.models import EC2ContainerServiceBackend  # noqa: E402
     from moto.elbv2.models import ELBv2Backend  # noqa: E402
     from moto.server import ThreadedMotoServer  # noqa: E402
+    import strategies  # noqa: E402  (ECS-native deployments: blue/green, canary, linear)
 except ImportError as e:
     sys.exit(f"runner: cannot import {e.name} ({e}): {SETUP} (moto lives in .venv)")
 
@@ -163,6 +164,7 @@ class Task:
         self.revision = revision
         self.instance_id = f"{revision.replace(':', '-')}-{self.id[:8]}"
         self.target = {"Id": ip, "Port": port}
+        self.backend = BACKEND  # the HAProxy backend (target group) it serves in
         self.state = "PENDING"  # PENDING -> RUNNING -> DRAINING -> STOPPED
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
@@ -183,6 +185,7 @@ class Task:
             "port": self.port,
             "ip": self.target["Id"],
             "slot": self.slot,
+            "backend": self.backend,
             "state": self.state,
         }
 
@@ -225,6 +228,14 @@ class Runner:
         self.sock_path = self.workdir / "haproxy.sock"
         self.last_completed: tuple[str, str] | None = None  # (deployment id, task definition)
         self.parent = os.getppid()
+        self.native = strategies.Native(self) if args.strategy else None
+        self.first_deployment: str | None = None
+
+    def log(self, msg: str) -> None:
+        log(msg)
+
+    def emit_event(self, event: str, **fields) -> None:
+        emit(event, **fields)
 
     # --- moto ----------------------------------------------------------------------------
     def ecs_backend(self):
@@ -268,6 +279,8 @@ class Runner:
         rest = [{**d, "status": "ACTIVE", "updatedAt": now} if d["status"] == "PRIMARY" else d for d in svc.deployments]
         svc.deployments = [new] + rest
         svc.task_definition = td_arn
+        if self.native and self.native.is_native(svc):
+            self.native.on_new_deployment(svc, dep_id, old.get("taskDefinition"), td_arn)
         emit("deployment_started", deployment=dep_id, task_definition=td_arn)
         return dep_id
 
@@ -360,15 +373,24 @@ class Runner:
         os.environ.setdefault("MOTO_RECORDER_FILEPATH", str(self.workdir / "moto-recording"))
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.install_patches()
+        if self.native:
+            self.native.install()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.moto.start()
         self.endpoint = f"http://127.0.0.1:{self.moto.get_host_and_port()[1]}"
         seed_args = argparse.Namespace(
-            endpoint=self.endpoint, config=self.args.config, state=self.args.state, targets="none", reset=False
+            endpoint=self.endpoint,
+            config=self.args.config,
+            state=self.args.state,
+            targets="none",
+            reset=False,
+            strategy=self.args.strategy,
         )
         seedlib.check_endpoint(self.endpoint)
         summary = seedlib.seed(seed_args)
         self.tg_arn = summary["target_group_arn"]
+        self.summary = summary
+        self.first_deployment = self.primary()["id"]
         session = seedlib.boto3.session.Session(region_name=self.region)
         self.ecs = session.client("ecs", endpoint_url=self.endpoint)
         self.elbv2 = session.client("elbv2", endpoint_url=self.endpoint)
@@ -399,7 +421,8 @@ class Runner:
         header = lines[0].lstrip("# ").split(",")
         px, sv, st = header.index("pxname"), header.index("svname"), header.index("status")
         rows = [line.split(",") for line in lines[1:] if line]
-        return {r[sv]: r[st] for r in rows if len(r) > st and r[px] == BACKEND}
+        backends = strategies.BACKENDS if self.native else (BACKEND,)
+        return {r[sv]: r[st] for r in rows if len(r) > st and r[px] in backends}
 
     def start_haproxy(self) -> None:
         tmpl = TEMPLATE.read_text()
@@ -407,12 +430,21 @@ class Runner:
         for attempt in range(3):
             port = self.args.front_port or free_port()
             cfg = self.workdir / "haproxy.cfg"
-            cfg.write_text(
-                tmpl.replace("{{FRONT_PORT}}", str(port))
-                .replace("{{STATS_SOCKET}}", str(self.sock_path))
-                .replace("{{MAXCONN}}", str(self.args.maxconn))
-                .replace("{{NAME}}", f"runner-{port}")
-            )
+            if self.native:
+                self.test_port = self.args.test_port or free_port()
+                self.native.write_maps()
+                cfg.write_text(
+                    strategies.haproxy_config(
+                        port, self.test_port, str(self.sock_path), self.args.maxconn, self.native.maps
+                    )
+                )
+            else:
+                cfg.write_text(
+                    tmpl.replace("{{FRONT_PORT}}", str(port))
+                    .replace("{{STATS_SOCKET}}", str(self.sock_path))
+                    .replace("{{MAXCONN}}", str(self.args.maxconn))
+                    .replace("{{NAME}}", f"runner-{port}")
+                )
             logf = self.workdir / "haproxy.log"
             with open(logf, "w") as err:
                 self.haproxy = subprocess.Popen(
@@ -425,10 +457,11 @@ class Runner:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self.haproxy.poll() is None:
                 try:
-                    if "gateways" in self.hap("show backend"):
+                    if ("tg_a" if self.native else BACKEND) in self.hap("show backend"):
                         with socket.create_connection(("127.0.0.1", port), timeout=1):
                             self.url = f"http://127.0.0.1:{port}"
-                            log(f"HAProxy (ALB stand-in) on {self.url}")
+                            self.test_url = f"http://127.0.0.1:{self.test_port}" if self.native else None
+                            log(f"HAProxy (ALB stand-in) on {self.url}" + (f", test listener on {self.test_url}" if self.native else ""))
                             return
                 except OSError:
                     pass
@@ -439,14 +472,15 @@ class Runner:
                 break
         sys.exit(f"runner: haproxy did not start: {last}")
 
-    def free_slot(self) -> str:
+    def free_slot(self, backend: str = BACKEND) -> str:
+        slots = strategies.SLOTS[backend] if self.native else SLOTS
         used = {t.slot for t in self.tasks if t.slot and t.state != "STOPPED"}
-        for i in range(len(SLOTS)):  # round robin, so a slot is reused as late as possible
-            slot = SLOTS[(self.slot_cursor + i) % len(SLOTS)]
+        for i in range(len(slots)):  # round robin, so a slot is reused as late as possible
+            slot = slots[(self.slot_cursor + i) % len(slots)]
             if slot not in used:
-                self.slot_cursor = (self.slot_cursor + i + 1) % len(SLOTS)
+                self.slot_cursor = (self.slot_cursor + i + 1) % len(slots)
                 return slot
-        raise RuntimeError(f"all {len(SLOTS)} HAProxy slots are in use")
+        raise RuntimeError(f"all {len(slots)} HAProxy slots of {backend} are in use")
 
     # --- tasks ---------------------------------------------------------------------------
     def next_ip(self) -> str:
@@ -456,15 +490,19 @@ class Runner:
         net = self.networks[n % len(self.networks)]
         return str(net.network_address + 10 + (n // len(self.networks)) % 240)
 
-    def start_task(self, dep_id: str, td: dict, revision: str) -> Task:
+    def start_task(self, dep_id: str, td: dict, revision: str, backend: str = BACKEND) -> Task:
         cdef = next((c for c in td["containerDefinitions"] if c["name"] == self.container), None)
         if cdef is None:
             raise RuntimeError(f"task definition {revision} has no container {self.container}")
         port = next((p["containerPort"] for p in cdef.get("portMappings", [])), 3000)
         t = Task(dep_id, revision, self.next_ip(), port, self.workdir)
+        t.backend = backend
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         env.update({e["name"]: e["value"] for e in cdef.get("environment", []) if e["name"] not in OWN_ENV})
-        env.update(PORT="0", HOST="127.0.0.1", INSTANCE_ID=t.instance_id, JWT_SECRET=self.secret)
+        secret = self.secret
+        if self.args.green_fault == "jwt" and dep_id != self.first_deployment:
+            secret = self.secret + "-not-the-sandbox-secret"  # green rejects the sandbox's tokens
+        env.update(PORT="0", HOST="127.0.0.1", INSTANCE_ID=t.instance_id, JWT_SECRET=secret)
         t.stop_timeout = min(float(cdef.get("stopTimeout", 30)), MAX_STOP_WAIT)
         with open(t.out, "w") as out, open(t.err, "w") as err:
             t.proc = subprocess.Popen(
@@ -497,9 +535,9 @@ class Runner:
             return
         if not http_ok(f"http://127.0.0.1:{t.port}/health/websocket", timeout=0.5):
             return
-        t.slot = self.free_slot()
+        t.slot = self.free_slot(t.backend)
         t.state = "RUNNING"
-        s = f"{BACKEND}/{t.slot}"
+        s = f"{t.backend}/{t.slot}"
         self.hap(f"set server {s} addr 127.0.0.1 port {t.port}; set weight {s} 1; set server {s} state ready")
         for tg in tg_arns:
             self.elbv2.register_targets(TargetGroupArn=tg, Targets=[t.target])
@@ -537,7 +575,7 @@ class Runner:
         registered = [t for t in tasks if t.registered]
         if registered:
             for t in registered:
-                s = f"{BACKEND}/{t.slot}"
+                s = f"{t.backend}/{t.slot}"
                 self.hap(f"set weight {s} 0; set server {s} state drain")
                 t.state = "DRAINING"
             self.event(f"has begun draining connections on {len(registered)} tasks.")
@@ -557,7 +595,7 @@ class Runner:
                 self.elbv2.deregister_targets(TargetGroupArn=tg, Targets=[t.target for t in registered])
             for t in registered:
                 t.registered = False
-                s = f"{BACKEND}/{t.slot}"
+                s = f"{t.backend}/{t.slot}"
                 self.hap(f"shutdown sessions server {s}; set server {s} state maint")
             for tg in tg_arns:
                 self.event(f"deregistered {len(registered)} targets in (target-group {tg})")
@@ -576,43 +614,27 @@ class Runner:
     def rollout(self, dep_id: str) -> None:
         """Drives one deployment to COMPLETED (or FAILED); returns early if another takes over."""
         svc, dep = self.svc(), self.deployment(dep_id)
-        td = self.ecs.describe_task_definition(taskDefinition=dep["taskDefinition"])["taskDefinition"]
-        revision = f"{td['family']}:{td['revision']}"
+        if self.native and self.native.of(dep_id):
+            return self.native.run(dep_id)
+        backend = self.native.live if self.native else BACKEND
         tg_arns = [lb["targetGroupArn"] for lb in svc.load_balancers if lb.get("targetGroupArn")]
-        desired = dep["desiredCount"]
-        breaker = (getattr(svc, "deployment_configuration", None) or {}).get("deploymentCircuitBreaker", {})
-        threshold = min(max(3, (desired + 1) // 2), 200)
-        log(f"deployment {dep_id}: {desired} task(s) of {revision}")
-        while True:
-            ours = [t for t in self.tasks if t.deployment == dep_id and t.state in ("PENDING", "RUNNING")]
-            started = [self.start_task(dep_id, td, revision) for _ in range(desired - len(ours))]
-            if started:
-                self.sync_counts()
-                self.event(f"has started {len(started)} tasks: " + " ".join(f"(task {t.id})" for t in started) + ".")
-            while pending := [t for t in self.tasks if t.deployment == dep_id and t.state == "PENDING"]:
-                for t in pending:
-                    self.poll_task(t, tg_arns)
-                self.check_parent()
-                if not self.is_primary(dep_id):
-                    log(f"deployment {dep_id} was superseded")
-                    return
-                time.sleep(0.05)
-            running = [t for t in self.tasks if t.deployment == dep_id and t.state == "RUNNING"]
-            if len(running) >= desired:
-                break
-            if self.deployment(dep_id)["failedTasks"] >= threshold:
-                if breaker.get("enable"):
-                    return self.fail(dep_id, breaker)
-                time.sleep(1)  # without the circuit breaker ECS keeps trying, failedTasks climbing
+        if not self.scale_up(dep_id, backend, tg_arns, lambda: None, None):
+            return
         others = [t for t in self.tasks if t.deployment != dep_id and t.state in ("PENDING", "RUNNING")]
         if others:
             self.retire(others, tg_arns)
         with self.lock:  # UpdateService (another thread) may have started a newer deployment
             if not self.is_primary(dep_id):
                 return
+        self.completed(dep_id)
+
+    def completed(self, dep_id: str) -> None:
+        """The deployment COMPLETED, the only one left (the old ones are gone)."""
+        svc, dep = self.svc(), self.deployment(dep_id)
+        with self.lock:
             svc.deployments = [
                 {
-                    **self.deployment(dep_id),
+                    **dep,
                     "rolloutState": "COMPLETED",
                     "rolloutStateReason": f"ECS deployment {dep_id} completed.",
                     "updatedAt": utcnow(),
@@ -622,7 +644,78 @@ class Runner:
         self.last_completed = (dep_id, dep["taskDefinition"])
         self.event(f"(deployment {dep_id}) deployment completed.")
         self.event("has reached a steady state.")
-        emit("deployment_completed", deployment=dep_id, revision=revision)
+        emit("deployment_completed", deployment=dep_id, revision=dep["taskDefinition"].rsplit("/", 1)[-1])
+
+    def native_completed(self, dep_id: str) -> None:
+        self.completed(dep_id)
+
+    def native_rolled_back(self, dep_id: str, source_td: str | None) -> None:
+        """ECS's rollback: the service back on the source revision, the green deployment gone."""
+        with self.lock:
+            svc = self.svc()
+            rest = [d for d in svc.deployments if d["id"] != dep_id]
+            if rest and not any(d["status"] == "PRIMARY" for d in rest):
+                rest[0] = {**rest[0], "status": "PRIMARY", "updatedAt": utcnow()}
+            svc.deployments = rest
+            if source_td:
+                svc.task_definition = source_td
+        self.sync_counts()
+        self.event(f"(deployment {dep_id}) rolled back to the previous service revision.")
+        emit("deployment_rolled_back", deployment=dep_id)
+
+    def green_fault_in_bake(self, dep_id: str) -> None:
+        """--green-fault crash-in-bake: green's gateways die when the bake time begins."""
+        if self.args.green_fault != "crash-in-bake":
+            return
+        for t in self.tasks:
+            if t.deployment == dep_id and t.state == "RUNNING" and t.proc.poll() is None:
+                t.proc.kill()
+                log(f"green task {t.id[:8]} killed (--green-fault crash-in-bake)")
+                emit("task_killed", **t.info())
+
+    def scale_up(self, dep_id: str, backend: str, tg_arns: list[str], check, sd) -> bool:
+        """Starts the deployment's tasks until all run; False when it failed or was superseded."""
+        svc, dep = self.svc(), self.deployment(dep_id)
+        td = self.ecs.describe_task_definition(taskDefinition=dep["taskDefinition"])["taskDefinition"]
+        revision = f"{td['family']}:{td['revision']}"
+        desired = dep["desiredCount"]
+        breaker = (getattr(svc, "deployment_configuration", None) or {}).get("deploymentCircuitBreaker", {})
+        threshold = min(max(3, (desired + 1) // 2), 200)
+        log(f"deployment {dep_id}: {desired} task(s) of {revision} into {backend}")
+        while True:
+            ours = [t for t in self.tasks if t.deployment == dep_id and t.state in ("PENDING", "RUNNING")]
+            started = [self.start_task(dep_id, td, revision, backend) for _ in range(desired - len(ours))]
+            if started:
+                self.sync_counts()
+                self.event(f"has started {len(started)} tasks: " + " ".join(f"(task {t.id})" for t in started) + ".")
+            while pending := [t for t in self.tasks if t.deployment == dep_id and t.state == "PENDING"]:
+                for t in pending:
+                    self.poll_task(t, tg_arns)
+                self.check_parent()
+                check()
+                if sd is None and not self.is_primary(dep_id):
+                    log(f"deployment {dep_id} was superseded")
+                    return False
+                if sd is not None:
+                    mine = [t for t in self.tasks if t.deployment == dep_id]
+                    self.native.set(
+                        sd,
+                        running=sum(t.state == "RUNNING" for t in mine),
+                        pending=sum(t.state == "PENDING" for t in mine),
+                    )
+                time.sleep(0.05)
+            running = [t for t in self.tasks if t.deployment == dep_id and t.state == "RUNNING"]
+            if sd is not None:
+                self.native.set(sd, running=len(running), pending=0)
+            if len(running) >= desired:
+                return True
+            if self.deployment(dep_id)["failedTasks"] >= threshold:
+                if sd is not None:
+                    raise strategies.Rollback("ECS deployment circuit breaker: tasks failed to start.")
+                if breaker.get("enable"):
+                    self.fail(dep_id, breaker)
+                    return False
+                time.sleep(1)  # without the circuit breaker ECS keeps trying, failedTasks climbing
 
     def fail(self, dep_id: str, breaker: dict) -> None:
         reason = "ECS deployment circuit breaker: tasks failed to start."
@@ -658,6 +751,18 @@ class Runner:
             deployment=dep["id"],
             revision=dep["taskDefinition"].rsplit("/", 1)[-1],
             tasks=[t.info() for t in self.tasks if t.state == "RUNNING"],
+            **(
+                {
+                    "strategy": self.summary["strategy"],
+                    "test_url": self.test_url,
+                    "alternate_target_group_arn": self.summary["alternate_target_group_arn"],
+                    "production_listener_rule": self.summary["production_listener_rule"],
+                    "test_listener_rule": self.summary["test_listener_rule"],
+                    "seconds_per_minute": strategies.seconds_per_minute(),
+                }
+                if self.native
+                else {}
+            ),
         )
         log(f"ready: moto {self.endpoint}, gateways behind {self.url}")
 
@@ -735,6 +840,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--task-start-timeout", type=float, default=30, help="seconds for a task to turn healthy")
     p.add_argument("--maxconn", type=int, default=2000, help="HAProxy maxconn (default %(default)s)")
+    p.add_argument(
+        "--strategy",
+        choices=("blue_green", "canary", "linear"),
+        help="seed an ECS-native service with this strategy and play ECS's stages (sandbox/strategies.py)",
+    )
+    p.add_argument("--test-port", type=int, default=0, help="the test listener's port (with --strategy; 0: pick one)")
+    p.add_argument(
+        "--green-fault",
+        choices=("none", "jwt", "crash-in-bake"),
+        default="none",
+        help="jwt: every later revision's gateways get another JWT secret; crash-in-bake: they are killed when BAKE_TIME begins",
+    )
     p.add_argument("--workdir", help="keep logs and configs here (default: a temp dir, removed at exit)")
     args = p.parse_args(argv)
 

@@ -37,6 +37,15 @@ revision 2 of the task definition whose env equals [ecs.environment]
 By default the server is wiped first (POST /moto-api/reset), so re-running is
 safe.  Prints one line of JSON with the ARNs to stdout.
 
+--strategy blue_green|canary|linear (or [ecs.deployment] strategy in the
+config): an ECS-native service instead: a second (alternate) target group
+"<name>-alt" with the same attributes, a production listener rule on HTTP:80
+and a test listener (HTTP:8080) with a test listener rule, both forwarding to
+the production target group, the service's loadBalancers[0].advancedConfiguration
+naming them, and deploymentConfiguration.strategy with the config's bake
+times (defaults: bake 1 minute, canary 20% baked 1 minute, linear 50% steps
+baked 1 minute each).
+
 Credentials/region: dummy values are forced (AWS_ACCESS_KEY_ID=testing, ...)
 and every client gets --endpoint explicitly, so this never reaches real AWS.
 """
@@ -137,6 +146,29 @@ def parse_duration(text: str) -> int:
         raise ValueError(f"cannot parse duration {text!r}")
     total = sum(int(n) * _UNITS[u] for n, u in parts)
     return int(round(total))
+
+
+NATIVE_STRATEGIES = ("blue_green", "canary", "linear")
+
+
+def native_configuration(strategy: str, d: dict) -> dict:
+    """deploymentConfiguration members of an ECS-native strategy, from [ecs.deployment]."""
+
+    def minutes(key: str, default: int) -> int:
+        return parse_duration(d[key]) // 60 if key in d else default
+
+    out: dict = {"strategy": strategy.upper(), "bakeTimeInMinutes": minutes("bake_time", 1)}
+    if strategy.lower() == "canary":
+        out["canaryConfiguration"] = {
+            "canaryPercent": float(d.get("canary_percent", 20.0)),
+            "canaryBakeTimeInMinutes": minutes("canary_bake_time", 1),
+        }
+    if strategy.lower() == "linear":
+        out["linearConfiguration"] = {
+            "stepPercent": float(d.get("step_percent", 50.0)),
+            "stepBakeTimeInMinutes": minutes("step_bake_time", 1),
+        }
+    return out
 
 
 def target_group_attributes(cfg: dict) -> list[dict[str, str]]:
@@ -357,6 +389,56 @@ def seed(args: argparse.Namespace) -> dict:
         Port=80,
         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
     )["Listeners"][0]["ListenerArn"]
+    strategy = (getattr(args, "strategy", None) or cfg["ecs"].get("deployment", {}).get("strategy") or "rolling")
+    native = strategy.lower() in NATIVE_STRATEGIES
+    alt_tg_arn = production_rule = test_rule = test_listener_arn = None
+    if native:
+        alt_tg_arn = elbv2.create_target_group(
+            Name=f"{tg_name}-alt"[:32],
+            Protocol="HTTP",
+            ProtocolVersion="HTTP1",
+            Port=CONTAINER_PORT,
+            VpcId=vpc_id,
+            TargetType="ip",
+            HealthCheckEnabled=True,
+            HealthCheckProtocol="HTTP",
+            HealthCheckPath=HEALTH_PATH,
+            HealthCheckIntervalSeconds=15,
+            HealthCheckTimeoutSeconds=5,
+            HealthyThresholdCount=2,
+            UnhealthyThresholdCount=3,
+            Matcher={"HttpCode": "200"},
+            Tags=[{"Key": "project", "Value": "bosar"}],
+        )["TargetGroups"][0]["TargetGroupArn"]
+        # Target group stickiness on: during canary and linear steps a long-polling Socket.IO
+        # session stays in one group (the runner's HAProxy models it from the AWSALB cookie).
+        forward = [
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [{"TargetGroupArn": tg_arn, "Weight": 100}],
+                    "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 3600},
+                },
+            }
+        ]
+        production_rule = elbv2.create_rule(
+            ListenerArn=listener_arn,
+            Priority=10,
+            Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+            Actions=forward,
+        )["Rules"][0]["RuleArn"]
+        test_listener_arn = elbv2.create_listener(
+            LoadBalancerArn=lb_arn,
+            Protocol="HTTP",
+            Port=8080,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+        )["Listeners"][0]["ListenerArn"]
+        test_rule = elbv2.create_rule(
+            ListenerArn=test_listener_arn,
+            Priority=10,
+            Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+            Actions=forward,
+        )["Rules"][0]["RuleArn"]
 
     if targets:
         elbv2.register_targets(TargetGroupArn=tg_arn, Targets=targets)
@@ -376,9 +458,13 @@ def seed(args: argparse.Namespace) -> dict:
             )
     else:
         idle_timeout = parse_duration(cfg["load_balancer"].get("idle_timeout", "60s"))
-        elbv2.modify_target_group_attributes(
-            TargetGroupArn=tg_arn, Attributes=target_group_attributes(cfg)
-        )
+        elbv2.modify_target_group_attributes(TargetGroupArn=tg_arn, Attributes=target_group_attributes(cfg))
+    if alt_tg_arn:
+        # The alternate target group as an operator set it up beside the production one: the
+        # config's attributes in either state (a 300 s deregistration delay would make every
+        # sandbox rollback drain green for five minutes while `alb-update` manages only
+        # [target_group] name; issue 18 item 2 makes it manage both).
+        elbv2.modify_target_group_attributes(TargetGroupArn=alt_tg_arn, Attributes=target_group_attributes(cfg))
     elbv2.modify_load_balancer_attributes(
         LoadBalancerArn=lb_arn,
         Attributes=[{"Key": "idle_timeout.timeout_seconds", "Value": str(idle_timeout)}],
@@ -398,7 +484,7 @@ def seed(args: argparse.Namespace) -> dict:
     ecr.put_image(
         repositoryName=repository, imageManifest=json.dumps(MANIFEST), imageTag=image_tag
     )
-    roles = [f"{service}-task", f"{service}-task-execution"]
+    roles = [f"{service}-task", f"{service}-task-execution"] + ([f"{service}-ecs-load-balancers"] if native else [])
     for role in roles:
         iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST))
     log_groups = [f"/ecs/{service}", f"/ecs/{service}/log-router"]
@@ -435,6 +521,16 @@ def seed(args: argparse.Namespace) -> dict:
         "maximumPercent": 200,
         "minimumHealthyPercent": 100,
     }
+    load_balancers = [{"targetGroupArn": tg_arn, "containerName": container, "containerPort": CONTAINER_PORT}]
+    if native:
+        deployment_configuration.update(native_configuration(strategy, cfg["ecs"].get("deployment", {})))
+        account = cluster_arn.split(":")[4]
+        load_balancers[0]["advancedConfiguration"] = {
+            "alternateTargetGroupArn": alt_tg_arn,
+            "productionListenerRule": production_rule,
+            "testListenerRule": test_rule,
+            "roleArn": f"arn:aws:iam::{account}:role/{service}-ecs-load-balancers",
+        }
     svc = ecs.create_service(
         cluster=cluster,
         serviceName=service,
@@ -452,9 +548,7 @@ def seed(args: argparse.Namespace) -> dict:
                 "assignPublicIp": "DISABLED",
             }
         },
-        loadBalancers=[
-            {"targetGroupArn": tg_arn, "containerName": container, "containerPort": CONTAINER_PORT}
-        ],
+        loadBalancers=load_balancers,
         healthCheckGracePeriodSeconds=60,
         deploymentConfiguration=deployment_configuration,
         deploymentController={"type": "ECS"},
@@ -473,6 +567,7 @@ def seed(args: argparse.Namespace) -> dict:
         cluster=cluster,
         service=service,
         deploymentConfiguration=deployment_configuration,
+        loadBalancers=load_balancers,
         healthCheckGracePeriodSeconds=60,
     )
 
@@ -486,6 +581,11 @@ def seed(args: argparse.Namespace) -> dict:
         "load_balancer_dns": lb.get("DNSName"),
         "listener_arn": listener_arn,
         "target_group_arn": tg_arn,
+        "alternate_target_group_arn": alt_tg_arn,
+        "production_listener_rule": production_rule,
+        "test_listener_rule": test_rule,
+        "test_listener_arn": test_listener_arn,
+        "strategy": strategy.upper() if native else "ROLLING",
         "targets": [f"{t['Id']}:{t['Port']}" for t in targets],
         "secret_arn": secret_arn,
         "ecr_repository": repository,
@@ -508,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_TARGETS,
         help="host:port,host:port or none (default %(default)s)",
     )
+    p.add_argument("--strategy", choices=NATIVE_STRATEGIES, help="seed an ECS-native service (see above)")
     p.add_argument(
         "--reset",
         action=argparse.BooleanOptionalAction,

@@ -5,7 +5,7 @@
 //!
 //! The choice lives here, above both, so that `gateway::verify` and `gateway::probe` import
 //! only the gateway base and never each other; so does the AWS lookup of the healthy targets,
-//! which the gateway code never makes. `full`'s verify step uses [`from_target_group`] too.
+//! which the gateway code never makes. `full`'s verify step uses [`from_service_target_groups`] too.
 
 use crate::aws::{self, sdk_error, Aws};
 use crate::cli::{GlobalArgs, VerifyArgs};
@@ -37,7 +37,7 @@ async fn expected(args: &VerifyArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> E
     }
     if aws_configured(cfg, g) {
         return match aws::connect(&cfg.aws, g, ui).await {
-            Ok(aws) => from_target_group(&aws, &cfg.target_group.id).await,
+            Ok(aws) => from_service_target_groups(&aws, cfg).await,
             Err(e) => Expected {
                 source: format!("target group {}", cfg.target_group.id),
                 error: Some(format!(
@@ -67,6 +67,47 @@ fn aws_configured(cfg: &Config, g: &GlobalArgs) -> bool {
         || ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"]
             .iter()
             .any(|k| env(k))
+}
+
+/// The healthy targets behind production: those of `[target_group]`, and with a blue/green,
+/// canary or linear service also those of its alternate target group
+/// (`loadBalancers[].advancedConfiguration.alternateTargetGroupArn`): ECS swaps the two
+/// groups' roles every deployment, so after an even number of them production forwards to
+/// the alternate one.
+pub async fn from_service_target_groups(aws: &Aws, cfg: &Config) -> Expected {
+    let mut e = from_target_group(aws, &cfg.target_group.id).await;
+    let Some(alt) = alternate_target_group(aws, cfg).await else {
+        return e;
+    };
+    let a = from_target_group(aws, &ResourceRef::Arn(alt)).await;
+    if e.error.is_some() || a.error.is_some() {
+        e.error = e.error.or(a.error);
+        return e;
+    }
+    e.count = Some(e.count.unwrap_or_default() + a.count.unwrap_or_default());
+    e.source = format!("{} and its alternate {}", e.source, a.source);
+    e.ids.extend(a.ids);
+    e
+}
+
+/// The service's alternate target group, when it has one; `None` when the service cannot be
+/// read (the configured target group alone is then counted, as before).
+async fn alternate_target_group(aws: &Aws, cfg: &Config) -> Option<String> {
+    let ecs = cfg.ecs.as_ref()?;
+    let out = aws
+        .ecs
+        .describe_services()
+        .cluster(&ecs.cluster)
+        .services(&ecs.service)
+        .send()
+        .await
+        .ok()?;
+    out.services()
+        .first()?
+        .load_balancers()
+        .iter()
+        .find_map(|lb| lb.advanced_configuration()?.alternate_target_group_arn())
+        .map(str::to_string)
 }
 
 /// The target group's healthy targets (DescribeTargetHealth); an error is kept in the

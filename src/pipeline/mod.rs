@@ -527,8 +527,9 @@ async fn verify_step(
     let url = settings.shown_url();
     heading(run.ui, &format!("verify {url}"));
     let t = Instant::now();
-    // Every healthy target of the target group, each reached through its stickiness cookie.
-    let expected = crate::verify_cmd::from_target_group(aws, &cfg.target_group.id).await;
+    // Every healthy target of the target group (and of its alternate with a blue/green, canary
+    // or linear service), each reached through its stickiness cookie.
+    let expected = crate::verify_cmd::from_service_target_groups(aws, cfg).await;
     let fleet = verify::verify_targets(&settings, expected, run.ui).await;
     let (mut checks, table, targets) = (fleet.checks.clone(), fleet.table(), fleet.summary());
     run.report.target_suites = fleet.target_steps();

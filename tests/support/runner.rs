@@ -38,6 +38,17 @@ pub struct TaskRunner {
 impl TaskRunner {
     /// Starts the runner on `config` (seed state "before") and waits for its ready line.
     pub fn start(config: &Path, jwt_secret: &str) -> TaskRunner {
+        TaskRunner::start_with(config, jwt_secret, &[], &[])
+    }
+
+    /// [`TaskRunner::start`] with more runner arguments (e.g. `--strategy canary`) and
+    /// environment (e.g. `BOSAR_SANDBOX_SECONDS_PER_MINUTE`).
+    pub fn start_with(
+        config: &Path,
+        jwt_secret: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> TaskRunner {
         let py = require(&repo().join(".venv/bin/python"), "the venv's python (moto)");
         require(
             &repo().join(".venv/bin/moto_server"),
@@ -57,7 +68,9 @@ impl TaskRunner {
             .arg("--config")
             .arg(config)
             .args(["--jwt-secret-env", SECRET_ENV])
+            .args(args)
             .env(SECRET_ENV, jwt_secret)
+            .envs(envs.iter().copied())
             .current_dir(repo())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -972,3 +972,51 @@ async fn status_shows_the_newest_service_deployment_and_its_waiting_hook() {
     // The text and payload are unit-tested in status.rs; here: the service deployment is read.
     assert_eq!((list.num_calls(), describe_deps.num_calls()), (1, 1));
 }
+
+/// Fail closed: the gate fails production in the bake time, but StopServiceDeployment is
+/// refused (ECS already in CLEAN_UP) and the deployment ends SUCCESSFUL: still a failure
+/// that says production runs the new revision and how to go back.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_refused_too_late_still_fails_the_deploy() {
+    let describe = describes(vec![
+        paused(
+            Stage::PostScaleUp,
+            DeploymentLifecycleHookStatus::AwaitingAction,
+        ),
+        at(Status::InProgress, Stage::ProductionTrafficShift, 100.0),
+        at(Status::InProgress, Stage::CleanUp, 100.0),
+        at(Status::Successful, Stage::CleanUp, 100.0),
+    ]);
+    let cont = continue_with(DeploymentLifecycleHookAction::Continue);
+    let refused = mock!(aws_sdk_ecs::Client::stop_service_deployment).then_error(|| {
+        aws_sdk_ecs::operation::stop_service_deployment::StopServiceDeploymentError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder()
+                .code("ConflictException")
+                .message("the service deployment is in CLEAN_UP")
+                .build(),
+        )
+    });
+    let judge = Scripted::new(&[Ok(CheckStatus::Pass), Ok(CheckStatus::Fail)]);
+    let (outcome, report, _) = run(
+        &[&listed(), &describe, &cont, &refused],
+        &judge,
+        opts(true, "BLUE_GREEN"),
+    )
+    .await;
+    assert!(refused.num_calls() >= 1, "the rollback was asked for");
+    match &outcome {
+        WatchOutcome::Failed {
+            message,
+            rolled_back_to: None,
+            ..
+        } => {
+            assert!(
+                message.contains("completed although the gate failed it"),
+                "{message}"
+            );
+            assert!(message.contains("bosar-deploy rollback"), "{message}");
+        }
+        other => panic!("a failed gate must fail the deploy: {other:?}"),
+    }
+    assert!(!report.gate.last().unwrap().passed());
+}

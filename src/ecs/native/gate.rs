@@ -79,6 +79,12 @@ pub struct CheckLine {
     pub message: String,
 }
 
+/// The first decision that failed the deployment, if any: a deployment that then ends
+/// SUCCESSFUL (a rollback refused, late or never sent) is still a failure.
+pub fn overruled(decisions: &[Decision]) -> Option<&Decision> {
+    decisions.iter().find(|d| !d.passed())
+}
+
 /// One decision of the gate, for the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
@@ -202,6 +208,14 @@ mod tests {
             d.reason(),
             "the gate's checks failed at POST_SCALE_UP: auth: said so"
         );
+        let ok = Decision {
+            action: Action::Continue,
+            checks: pass,
+            ..d.clone()
+        };
+        assert!(overruled(std::slice::from_ref(&ok)).is_none());
+        let both = [ok, d];
+        assert_eq!(overruled(&both).map(|x| x.action), Some(Action::Rollback));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::gate::{action_for, checks_of, Action, Audience, Decision, Judge};
+use super::gate::{self, action_for, checks_of, Action, Audience, Decision, Judge};
 use super::read::{self, Brief};
 use super::show::Progress;
 use super::stages::{DecisionPoint, Event, Final, GateStage, Observation, StageSpan, Tracker};
@@ -439,10 +439,24 @@ impl Native<'_> {
                 .unwrap_or_else(|| "ECS gave no reason".into())
         };
         match f {
-            Final::Succeeded => WatchOutcome::Succeeded {
-                revision: rev,
-                elapsed_ms: self.clock.start.elapsed().as_millis() as u64,
-                healthy_targets: obs.running.unwrap_or_default().max(0) as u32,
+            // Fail closed: a deployment the gate failed is a failure however it ended, also
+            // when its rollback came too late (refused at CLEAN_UP) or could not be sent.
+            Final::Succeeded => match gate::overruled(&self.report.gate) {
+                Some(d) => WatchOutcome::Failed {
+                    message: format!(
+                        "deployment {arn} ({rev}) completed although the gate failed it at {}: {}; its rollback was not carried out ({}): production now runs {rev}; go back with `bosar-deploy rollback`",
+                        d.stage,
+                        d.reason(),
+                        d.error.as_deref().unwrap_or("ECS finished the deployment first")
+                    ),
+                    causes: Vec::new(),
+                    rolled_back_to: None,
+                },
+                None => WatchOutcome::Succeeded {
+                    revision: rev,
+                    elapsed_ms: self.clock.start.elapsed().as_millis() as u64,
+                    healthy_targets: obs.running.unwrap_or_default().max(0) as u32,
+                },
             },
             Final::RolledBack { reason } => {
                 self.note_rollback(true, ecs_reason(&reason));

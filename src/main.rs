@@ -168,15 +168,25 @@ fn say_interrupted(ui: &Ui) {
     }
 }
 
+/// The bytes of an output-only verb on stdout. A reader that went away (`| head`, `| true`)
+/// wanted no more: success, as ripgrep does; any other write error is an I/O failure.
+fn write_result(bytes: &[u8]) -> Code {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Code::Success,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Code::Success,
+        Err(_) => Code::Failed,
+    }
+}
+
 async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
     if let Command::Completions { shell } = &cli.command {
-        clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "bosar-deploy",
-            &mut std::io::stdout(),
-        );
-        return Ok(Code::Success);
+        // Into a buffer first: clap_complete unwraps its writes, so a closed pipe
+        // (`completions bash | true`) would panic (exit 101) inside it.
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "bosar-deploy", &mut script);
+        return Ok(write_result(&script));
     }
     let environment = config::selected_environment(cli.global.environment.as_deref());
     if let Command::Init(args) = &cli.command {

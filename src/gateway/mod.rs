@@ -28,6 +28,7 @@ use crate::report::Check;
 
 pub mod codec;
 mod error;
+pub mod histogram;
 pub mod polling;
 pub mod probe;
 pub mod session;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use bosar_deploy::cli::{Cli, Command, FullArgs, PlanFlags, RolloutFlags};
+use bosar_deploy::cli::{Cli, Command, FullArgs, PlanFlags, ReportCommand, RolloutFlags};
 use bosar_deploy::exit::{self, Code};
 use bosar_deploy::ui::Ui;
 use bosar_deploy::{alb, aws, config, ecs, pipeline};
@@ -188,6 +188,10 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         clap_complete::generate(*shell, &mut Cli::command(), "bosar-deploy", &mut script);
         return Ok(write_result(&script));
     }
+    if let Command::Report(ReportCommand::Merge(args)) = &cli.command {
+        // Files in, a report out: no config, no AWS.
+        return bosar_deploy::merge_cmd::run(args, ui);
+    }
     let environment = config::selected_environment(cli.global.environment.as_deref());
     if let Command::Init(args) = &cli.command {
         // No config yet: region and profile come from the flags and the AWS chain.
@@ -256,6 +260,8 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             };
             pipeline::run(&args, &cfg, &cli.global, ui, "plan").await
         }
-        Command::Completions { .. } | Command::Init(_) => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Init(_) | Command::Report(_) => {
+            unreachable!("handled above")
+        }
     }
 }

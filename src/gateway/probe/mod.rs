@@ -144,6 +144,10 @@ pub struct ProbeSettings {
     pub close_grace: Duration,
     /// `--reconnect`: dropped sessions come back; the disruption is reported.
     pub reconnect: Option<ReconnectSettings>,
+    /// `--shard I/K`: this process holds its share of N (`connections` is the share).
+    pub shard: Option<shard::ShardRun>,
+    /// `--start-at`: open no session before then.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// The hold when `--hold` is not given: two heartbeat intervals, 5 s to 10 min, so the
@@ -161,10 +165,18 @@ impl ProbeSettings {
     /// Validates the flags (usage errors, exit 2).
     pub fn from_args(args: &VerifyArgs, v: &VerifySettings) -> anyhow::Result<ProbeSettings> {
         let usage = |m: String, h: &str| -> anyhow::Error { Failure::usage(m).hint(h).into() };
-        let connections = args.connections.unwrap_or(0);
-        if connections == 0 || connections > MAX_CONNECTIONS {
+        let (connections, shard) = shard::from_args(args)?;
+        let start_at = match &args.start_at {
+            Some(t) => Some(
+                shard::parse_start_at(t)
+                    .map_err(|m| usage(format!("--start-at: {m}"), "give a UTC time"))?,
+            ),
+            None => None,
+        };
+        let total = args.connections.unwrap_or(0);
+        if total == 0 || total > MAX_CONNECTIONS {
             return Err(usage(
-                format!("--connections {connections} is out of range"),
+                format!("--connections {total} is out of range"),
                 "give the number of sessions to open, 1 to 1000000",
             ));
         }
@@ -229,6 +241,8 @@ impl ProbeSettings {
             heartbeat_interval: v.heartbeat_interval,
             close_grace: close_grace(v.heartbeat_interval),
             reconnect,
+            shard,
+            start_at,
         })
     }
 
@@ -453,6 +467,8 @@ async fn run_probe(
 pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Result<Code> {
     let ps = ProbeSettings::from_args(args, v)?;
     let open_files = ensure_open_files(ps.connections)?;
+    // Before the wrap-up guard: an interrupt while waiting ends the run at once.
+    shard::wait_to_start(&ps, ui).await;
     let _wrap_up = ui.wrap_up_on_interrupt();
     ui.set_interrupt_note(
         "interrupted: the probe stopped early and closed its sessions; the report covers what ran",
@@ -463,18 +479,45 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
     );
     announce(ui, v, &ps, open_files);
     let report = probe(v, &ps, ui, open_files).await?;
-    let checks: Vec<Check> = checks(&report).into_iter().map(super::redact).collect();
+    let shard_part = ps.shard.as_ref().map(|run| {
+        let part =
+            shard::ShardPart::of(&report, run.shard, &run.run_id, run.total, &report.samples);
+        ("shard", json!(part))
+    });
+    Ok(conclude(
+        ui,
+        &report,
+        "bosar-deploy verify --connections",
+        args.junit.as_deref(),
+        shard_part,
+    ))
+}
+
+/// The verdicts of a probe's report (one run's, or the merge of its shards'), the result on
+/// stdout, the reports (annotations, JUnit, step summary), then the JSON document with `extra`
+/// in the payload. Exit 1 when a check fails; 130 when the run was interrupted.
+pub fn conclude(
+    ui: &Ui,
+    report: &ProbeReport,
+    title: &str,
+    junit: Option<&std::path::Path>,
+    extra: Option<(&str, Value)>,
+) -> Code {
+    let checks: Vec<Check> = checks(report).into_iter().map(super::redact).collect();
     let status = crate::report::worst(&checks);
-    let mut message = format!("{}; {}", headline(&report), crate::report::summary(&checks));
+    let mut message = format!("{}; {}", headline(report), crate::report::summary(&checks));
     if report.interrupted {
         message = format!("interrupted; {message}");
     }
-    print_result(ui, &report, &checks, &message);
+    print_result(ui, report, &checks, &message);
     let error = (status == CheckStatus::Fail || report.interrupted)
         .then(|| anyhow::anyhow!("verify --connections {}: {message}", report.connections));
-    let mut payload = serde_json::to_value(&report).unwrap_or_default();
+    let mut payload = serde_json::to_value(report).unwrap_or_default();
     payload["result"] = json!(crate::report::result_of_checks(status));
     payload["checks"] = json!(checks);
+    if let Some((key, value)) = extra {
+        payload[key] = value;
+    }
     let step = Step {
         name: "probe".into(),
         status,
@@ -483,12 +526,7 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
         checks,
         detail: Value::Null,
     };
-    crate::report::publish(
-        ui,
-        "bosar-deploy verify --connections",
-        std::slice::from_ref(&step),
-        args.junit.as_deref(),
-    );
+    crate::report::publish(ui, title, std::slice::from_ref(&step), junit);
     let code = if report.interrupted {
         Code::Interrupted
     } else if status == CheckStatus::Fail {
@@ -498,7 +536,7 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
     };
     // After the reports: a report that cannot be written is a warning the document carries.
     ui.emit("probe", &payload, code, error.as_ref());
-    Ok(code)
+    code
 }
 
 /// The open-file limit, if it was raised, and what is about to be probed.

@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::report::ProbeReport;
+use crate::cli::VerifyArgs;
+use crate::exit::Failure;
 use crate::gateway::histogram::LogHistogram;
 
 /// `I/K`: shard I (1-based) of K.
@@ -57,9 +59,85 @@ pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
         .map_err(|e| format!("\"{s}\" is not an RFC 3339 time ({e}): like 2026-12-05T07:00:00Z"))
 }
 
+/// This process's part of a sharded run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRun {
+    pub shard: Shard,
+    pub run_id: String,
+    /// N, all shards together.
+    pub total: u32,
+}
+
+/// `--connections N [--shard I/K --run-id ID | --start-at T]`: the sessions this process
+/// opens and its part of the run. Usage errors name the flag.
+pub fn from_args(args: &VerifyArgs) -> anyhow::Result<(u32, Option<ShardRun>)> {
+    let usage = |m: String, h: &str| -> anyhow::Error { Failure::usage(m).hint(h).into() };
+    let n = args.connections.unwrap_or(0);
+    let Some(text) = &args.shard else {
+        return Ok((n, None));
+    };
+    let shard: Shard = text
+        .parse()
+        .map_err(|m| usage(format!("--shard {m}"), "like --shard 2/4"))?;
+    let run_id = match (&args.run_id, &args.start_at) {
+        (Some(id), _) if !id.trim().is_empty() && id.len() <= 200 => id.clone(),
+        (Some(_), _) => {
+            return Err(usage(
+                "--run-id is empty or longer than 200 bytes".into(),
+                "give the same short id to every shard, like --run-id \"$GITHUB_RUN_ID\"",
+            ))
+        }
+        (None, Some(at)) => derived_run_id(at, n, shard.count),
+        (None, None) => {
+            return Err(usage(
+                "--shard needs --run-id or --start-at: the merge must know which reports belong together".into(),
+                "give every shard the same --start-at (or --run-id)",
+            ))
+        }
+    };
+    let mine = share(n, shard);
+    if n > 0 && mine == 0 {
+        return Err(usage(
+            format!(
+                "--shard {text}: {n} session(s) in {} shards leave this one none",
+                shard.count
+            ),
+            "use at most as many shards as --connections",
+        ));
+    }
+    Ok((
+        mine,
+        Some(ShardRun {
+            shard,
+            run_id,
+            total: n,
+        }),
+    ))
+}
+
 /// How long to wait from `now` until `at` (zero when it has passed).
 pub fn wait_for(at: SystemTime, now: SystemTime) -> Duration {
     at.duration_since(now).unwrap_or(Duration::ZERO)
+}
+
+/// Waits for `--start-at`, saying so; nothing when it is not given or has passed.
+pub async fn wait_to_start(ps: &super::ProbeSettings, ui: &crate::ui::Ui) {
+    if let Some(run) = &ps.shard {
+        ui.line(format!(
+            "shard {}/{} of run {}: {} of {} session(s)",
+            run.shard.index, run.shard.count, run.run_id, ps.connections, run.total
+        ));
+    }
+    let Some(at) = ps.start_at else { return };
+    let wait = wait_for(at, SystemTime::now());
+    if !wait.is_zero() {
+        ui.line(format!(
+            "waiting {} until --start-at {}",
+            crate::gateway::fmt_duration(wait),
+            humantime::format_rfc3339_seconds(at)
+        ));
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// The settings a merged verdict is judged by: every shard must carry the same.

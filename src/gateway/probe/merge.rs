@@ -7,10 +7,13 @@
 
 use std::collections::BTreeMap;
 
+use super::disruption::{
+    self, AttemptReport, CauseCount, DisruptionReport, Dropped, Move, ReconnectTimes,
+};
 use super::report::{
     CookieReport, FailureGroup, HeartbeatReport, Lateness, ProbeReport, Samples, TargetCount,
 };
-use super::shard::{ShardCounts, ShardPart};
+use super::shard::{DisruptionPart, ShardCounts, ShardPart};
 use crate::gateway::histogram::LogHistogram;
 use crate::gateway::stats::{self, Summary};
 use crate::outside::Outside;
@@ -29,6 +32,8 @@ pub struct Merged {
     pub lateness_ms: LogHistogram,
     pub targets: Vec<(String, u64)>,
     pub failures: Vec<(String, String, u64)>,
+    /// With `--reconnect`: the shards' disruption, summed.
+    pub disruption: Option<DisruptionPart>,
 }
 
 /// Why the reports do not make one run.
@@ -59,7 +64,22 @@ fn refuse(parts: &[ShardPart]) -> Result<(), String> {
                 "{name} ran with other settings (url, thresholds, hold) than the first report"
             ));
         }
-        if !(p.connect_us.is_consistent() && p.lateness_ms.is_consistent()) {
+        match (&p.disruption, &first.disruption) {
+            (Some(d), Some(f)) if d.limits != f.limits => {
+                return Err(format!(
+                    "{name} ran with other --reconnect limits than the first report"
+                ))
+            }
+            (Some(_), None) | (None, Some(_)) => return Err(format!(
+                "{name} and the first report differ in --reconnect (one has a disruption report)"
+            )),
+            _ => {}
+        }
+        let back_ok = p
+            .disruption
+            .as_ref()
+            .is_none_or(|d| d.back_ms.is_consistent());
+        if !(p.connect_us.is_consistent() && p.lateness_ms.is_consistent() && back_ok) {
             return Err(format!("{name}: its histograms do not add up"));
         }
     }
@@ -132,7 +152,12 @@ pub fn merge(parts: &[ShardPart]) -> Result<Merged, String> {
     .into_iter()
     .map(|((ph, c), n)| (ph, c, n))
     .collect();
+    let disruption = first
+        .disruption
+        .as_ref()
+        .map(|_| merge_disruption(parts.iter().filter_map(|p| p.disruption.as_ref())));
     Ok(Merged {
+        disruption,
         shards: first.shard.count,
         open_phase_ms: parts.iter().map(|p| p.open_phase_ms).max().unwrap_or(0),
         duration_ms: parts.iter().map(|p| p.duration_ms).max().unwrap_or(0),
@@ -145,6 +170,106 @@ pub fn merge(parts: &[ShardPart]) -> Result<Merged, String> {
         targets,
         failures,
     })
+}
+
+/// The shards' disruption parts as one: counts and tables summed, the reconnect times'
+/// histograms merged, the longest heartbeat gap the longest of all.
+fn merge_disruption<'a>(parts: impl Iterator<Item = &'a DisruptionPart>) -> DisruptionPart {
+    let parts: Vec<&DisruptionPart> = parts.collect();
+    let sum = |f: fn(&DisruptionPart) -> u64| parts.iter().map(|p| f(p)).sum::<u64>();
+    let causes = |f: fn(&DisruptionPart) -> &Vec<(String, u64)>| {
+        sum_by(parts.iter().flat_map(|p| f(p).iter().cloned()))
+    };
+    let moves = sum_by(
+        parts
+            .iter()
+            .flat_map(|p| p.moves.iter().map(|(a, b, n)| ((a.clone(), b.clone()), *n))),
+    );
+    DisruptionPart {
+        opened: sum(|p| p.opened),
+        dropped_sessions: sum(|p| p.dropped_sessions),
+        drop_events: sum(|p| p.drop_events),
+        dropped_by_cause: causes(|p| &p.dropped_by_cause),
+        reconnected: sum(|p| p.reconnected),
+        lost: sum(|p| p.lost),
+        moved: sum(|p| p.moved),
+        moves: moves.into_iter().map(|((a, b), n)| (a, b, n)).collect(),
+        attempts_made: sum(|p| p.attempts_made),
+        attempts_failed: sum(|p| p.attempts_failed),
+        attempts_failed_by_cause: causes(|p| &p.attempts_failed_by_cause),
+        longest_heartbeat_gap_ms: parts
+            .iter()
+            .filter_map(|p| p.longest_heartbeat_gap_ms)
+            .max(),
+        dropped_before_window: sum(|p| p.dropped_before_window),
+        limits: parts[0].limits,
+        back_ms: parts
+            .iter()
+            .fold(LogHistogram::default(), |h, p| h.merge(&p.back_ms)),
+    }
+}
+
+/// The disruption report of the whole run, for its verdicts and the from→to table. Not
+/// carried by a shard: the reconnects per target with their busiest second, where sessions
+/// ended, old and new targets; those tables are empty.
+fn disruption_report(d: &DisruptionPart, connections: u32) -> DisruptionReport {
+    let causes = |c: &[(String, u64)]| {
+        c.iter()
+            .map(|(cause, count)| CauseCount {
+                cause: cause.clone(),
+                text: disruption::cause_text(cause).unwrap_or("other"),
+                count: *count,
+            })
+            .collect()
+    };
+    let percent = if d.opened == 0 {
+        0.0
+    } else {
+        (d.dropped_sessions as f64 * 1000.0 / d.opened as f64).round() / 10.0
+    };
+    let b = &d.back_ms;
+    DisruptionReport {
+        connections,
+        opened: d.opened,
+        since_ms: 0,
+        until_ms: 0,
+        dropped: Dropped {
+            sessions: d.dropped_sessions,
+            percent,
+            events: d.drop_events,
+            by_cause: causes(&d.dropped_by_cause),
+        },
+        reconnected: d.reconnected,
+        lost: d.lost,
+        reconnect: (b.count > 0).then(|| ReconnectTimes {
+            count: b.count,
+            p50_ms: b.percentile(50.0).unwrap_or(0),
+            p99_ms: b.percentile(99.0).unwrap_or(0),
+            max_ms: b.max,
+        }),
+        attempts: AttemptReport {
+            made: d.attempts_made,
+            failed: d.attempts_failed,
+            failed_by_cause: causes(&d.attempts_failed_by_cause),
+        },
+        moved: d.moved,
+        moves: d
+            .moves
+            .iter()
+            .map(|(from, to, n)| Move {
+                from: Outside::new(from),
+                to: Outside::new(to),
+                sessions: *n,
+            })
+            .collect(),
+        longest_heartbeat_gap_ms: d.longest_heartbeat_gap_ms,
+        landed: Vec::new(),
+        ended_on: Vec::new(),
+        targets: None,
+        dropped_before_window: d.dropped_before_window,
+        limits: d.limits,
+        back_ms: d.back_ms.clone(),
+    }
 }
 
 /// Connect latency summary (ms) from the merged histogram of microseconds.
@@ -236,7 +361,10 @@ impl Merged {
                     count: *count,
                 })
                 .collect(),
-            disruption: None,
+            disruption: self
+                .disruption
+                .as_ref()
+                .map(|d| disruption_report(d, connections)),
             samples: Samples {
                 connect_us: self.connect_us.clone(),
                 lateness_ms: self.lateness_ms.clone(),
@@ -312,6 +440,7 @@ mod tests {
             } else {
                 vec![]
             },
+            disruption: None,
         }
     }
 
@@ -426,5 +555,64 @@ mod tests {
             crate::report::worst(&checks),
             crate::report::CheckStatus::Fail
         );
+    }
+
+    fn disrupted(lost: u64, moved: u64, back: &[u64]) -> DisruptionPart {
+        DisruptionPart {
+            opened: 1,
+            dropped_sessions: moved + lost,
+            drop_events: moved + lost,
+            dropped_by_cause: vec![("reset".into(), moved + lost)],
+            reconnected: moved,
+            lost,
+            moved,
+            moves: vec![("gw-a".into(), "gw-b".into(), moved)],
+            attempts_made: moved,
+            attempts_failed: 0,
+            attempts_failed_by_cause: vec![],
+            longest_heartbeat_gap_ms: Some(100 * moved),
+            dropped_before_window: 0,
+            limits: disruption::Limits {
+                max_lost: 0,
+                max_drop_rate: None,
+                max_reconnect_p99_ms: None,
+            },
+            back_ms: LogHistogram::of(back.iter().copied()),
+        }
+    }
+
+    /// `--reconnect` shards: the from→to table and the counts summed, the reconnect times
+    /// merged, `--max-lost` applied to the total; mixing with a shard without is refused.
+    #[test]
+    fn disruption_merges_and_gates_the_total() {
+        let mut parts = three();
+        parts[0].disruption = Some(disrupted(0, 3, &[900, 1100, 1300]));
+        parts[1].disruption = Some(disrupted(0, 2, &[1000, 5000]));
+        parts[2].disruption = Some(disrupted(1, 0, &[]));
+        let r = merge(&parts).unwrap().report();
+        let d = r.disruption.as_ref().unwrap();
+        assert_eq!((d.lost, d.moved, d.reconnected), (1, 5, 5));
+        assert_eq!(d.moves.len(), 1);
+        assert_eq!(d.moves[0].sessions, 5);
+        assert_eq!(d.dropped.by_cause[0].count, 6);
+        assert_ne!(d.dropped.by_cause[0].text, "other");
+        assert_eq!(d.longest_heartbeat_gap_ms, Some(300));
+        let times = d.reconnect.unwrap();
+        assert_eq!((times.count, times.max_ms), (5, 5000));
+        assert!(render_table_of(&r).contains("gw-a"));
+        let checks = super::super::checks(&r);
+        let gate = checks.iter().find(|c| c.name == "disruption").unwrap();
+        assert_eq!(
+            gate.status,
+            crate::report::CheckStatus::Fail,
+            "{}",
+            gate.message
+        );
+        parts[2].disruption = None;
+        assert!(merge(&parts).unwrap_err().contains("differ in --reconnect"));
+    }
+
+    fn render_table_of(r: &ProbeReport) -> String {
+        disruption::render_table(r.disruption.as_ref().unwrap())
     }
 }

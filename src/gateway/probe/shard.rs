@@ -197,6 +197,61 @@ pub struct ShardPart {
     pub targets: Vec<(String, u64)>,
     /// `(phase, cause, count)`.
     pub failures: Vec<(String, String, u64)>,
+    /// With `--reconnect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<DisruptionPart>,
+}
+
+/// What `--reconnect` counted, in a form that adds up across shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisruptionPart {
+    pub opened: u64,
+    pub dropped_sessions: u64,
+    pub drop_events: u64,
+    /// `(cause, count)`, causes as JSON keys.
+    pub dropped_by_cause: Vec<(String, u64)>,
+    pub reconnected: u64,
+    pub lost: u64,
+    pub moved: u64,
+    /// The from→to table: `(from, to, sessions)`.
+    pub moves: Vec<(String, String, u64)>,
+    pub attempts_made: u64,
+    pub attempts_failed: u64,
+    pub attempts_failed_by_cause: Vec<(String, u64)>,
+    pub longest_heartbeat_gap_ms: Option<u64>,
+    pub dropped_before_window: u64,
+    pub limits: super::disruption::Limits,
+    /// Reconnect times, ms.
+    pub back_ms: LogHistogram,
+}
+
+impl DisruptionPart {
+    pub fn of(d: &super::DisruptionReport) -> DisruptionPart {
+        let causes = |c: &[super::disruption::CauseCount]| {
+            c.iter().map(|c| (c.cause.clone(), c.count)).collect()
+        };
+        DisruptionPart {
+            opened: d.opened,
+            dropped_sessions: d.dropped.sessions,
+            drop_events: d.dropped.events,
+            dropped_by_cause: causes(&d.dropped.by_cause),
+            reconnected: d.reconnected,
+            lost: d.lost,
+            moved: d.moved,
+            moves: d
+                .moves
+                .iter()
+                .map(|m| (m.from.to_string(), m.to.to_string(), m.sessions))
+                .collect(),
+            attempts_made: d.attempts.made,
+            attempts_failed: d.attempts.failed,
+            attempts_failed_by_cause: causes(&d.attempts.failed_by_cause),
+            longest_heartbeat_gap_ms: d.longest_heartbeat_gap_ms,
+            dropped_before_window: d.dropped_before_window,
+            limits: d.limits,
+            back_ms: d.back_ms.clone(),
+        }
+    }
 }
 
 impl ShardPart {
@@ -254,6 +309,7 @@ impl ShardPart {
                 .iter()
                 .map(|f| (f.phase.clone(), f.cause.clone(), f.count))
                 .collect(),
+            disruption: r.disruption.as_ref().map(DisruptionPart::of),
         }
     }
 }

@@ -5,6 +5,7 @@
 # release build (minutes) and buildah (`apt-get install -y buildah`). Run from the repo root:
 #
 #   scripts/image.sh [TAG]        # default TAG: localhost/bosar-deploy:dev
+#   BOSAR_BIN=path scripts/image.sh   # package that binary instead of building one
 #
 # Storage: vfs, isolation: chroot (what works unprivileged-ish in a container; `podman run`
 # fails here on setrlimit). Prints the binary and image sizes at the end.
@@ -14,9 +15,13 @@ B=(buildah --storage-driver vfs)
 command -v buildah >/dev/null || { echo "image.sh: buildah is not installed (apt-get install -y buildah)" >&2; exit 2; }
 [[ -f Cargo.toml && -f Dockerfile ]] || { echo "image.sh: run me from the repository root" >&2; exit 2; }
 
-echo "image.sh: cargo build --release" >&2
-cargo build --release --quiet
-BIN=target/release/bosar-deploy
+if [[ -n "${BOSAR_BIN:-}" ]]; then
+  BIN="$BOSAR_BIN"   # a binary already built (e.g. a CI artifact); used as it is
+else
+  echo "image.sh: cargo build --release" >&2
+  cargo build --release --quiet
+  BIN=target/release/bosar-deploy
+fi
 
 CTX="$(mktemp -d -t bosar-image.XXXXXX)"
 CTR=""

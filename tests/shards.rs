@@ -113,7 +113,13 @@ fn four_shards_started_apart_open_together_and_merge_to_n() {
     for (file, child) in children {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{}: {stderr}", file.display());
+        let doc = std::fs::read_to_string(&file).unwrap_or_default();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {stderr}\n{doc}",
+            file.display()
+        );
         assert!(stderr.contains("until --start-at"), "{stderr}");
         files.push(file);
     }
@@ -187,6 +193,27 @@ fn four_shards_started_apart_open_together_and_merge_to_n() {
     let piped = child.wait_with_output().unwrap();
     let piped: Value = serde_json::from_slice(&piped.stdout).unwrap();
     assert_eq!(piped["probe"]["opened"], N);
+
+    // The thresholds are the shards' own, judged on the total: the same documents with a
+    // --max-p99 of 1 ms (below any connect through the proxy) merge to a failed run, exit 1.
+    let strict: Vec<PathBuf> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            doc["probe"]["shard"]["settings"]["max_p99_ms"] = 1.into();
+            let to = dir.path().join(format!("strict-{i}.json"));
+            std::fs::write(&to, doc.to_string()).unwrap();
+            to
+        })
+        .collect();
+    let strict: Vec<&Path> = strict.iter().map(PathBuf::as_path).collect();
+    let out = merge(&strict);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let doc = doc_of(&out);
+    assert_eq!(doc["probe"]["result"], "failed");
+    assert_eq!(doc["probe"]["opened"], N);
 
     // A shard missing, a shard twice: refused, named, exit 2, no report.
     let out = merge(&paths[..2]);

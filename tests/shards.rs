@@ -101,7 +101,9 @@ fn four_shards_started_apart_open_together_and_merge_to_n() {
                     &N.to_string(),
                 ])
                 .args(["--shard", &format!("{i}/{K}"), "--start-at", &at_text])
-                .args(["--concurrency", "20", "--hold", "2s"])
+                // Paced: the open budget assumes 100 handshakes/s unless --rate is lower, and
+                // four shards on a loaded 2-core machine can fall below that.
+                .args(["--concurrency", "20", "--rate", "25", "--hold", "2s"])
                 .stdout(std::fs::File::create(&file).unwrap())
                 .stderr(Stdio::piped())
                 .spawn()

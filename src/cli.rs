@@ -91,6 +91,9 @@ pub enum Command {
   bosar-deploy --env staging init --cluster staging --service chat-api   # add [environments.staging]
   bosar-deploy --region eu-west-1 init --cluster c --service s --output-file -")]
     Init(InitArgs),
+    /// Work with reports: merge the JSON documents of `verify --connections N --shard I/K`
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -154,7 +157,17 @@ pub struct ReconnectFlags {
 }
 
 /// `--reconnect-like`: which client's reconnect rules the probe's sessions follow.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(
+    clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReconnectLike {
     /// socket.io-client's defaults: no reconnect after a namespace DISCONNECT ("io server
@@ -307,6 +320,28 @@ pub struct RollbackArgs {
     pub skip_preflight: Vec<PreflightSkip>,
 }
 
+/// `bosar-deploy report …`
+#[derive(Subcommand, Debug, Clone)]
+pub enum ReportCommand {
+    /// One report from the shards of one run, as if one machine had held all N: counts
+    /// summed, percentiles from the merged histograms, thresholds applied to the total
+    #[command(after_help = "Examples:
+  bosar-deploy --output json report merge shard-*.json
+  cat shard-*.json | bosar-deploy report merge - --junit merged.xml")]
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct MergeArgs {
+    /// The shards' JSON documents (`verify --output json … --shard I/K`); `-` reads one or
+    /// more documents from stdin
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write a JUnit XML report here
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct VerifyArgs {
     /// Gateway base URL (overrides [gateway] url)
@@ -348,6 +383,17 @@ pub struct VerifyArgs {
     pub reconnect: bool,
     #[command(flatten)]
     pub comeback: ReconnectFlags,
+    /// Load probe: hold shard I of K of the N sessions (the first N mod K shards take one
+    /// more); `report merge` joins the shards' JSON documents
+    #[arg(long, value_name = "I/K", requires = "connections")]
+    pub shard: Option<String>,
+    /// Load probe: wait until this time (RFC 3339, like 2026-12-05T07:00:00Z) before opening,
+    /// so shards started at different moments open together
+    #[arg(long, value_name = "TIME", requires = "connections")]
+    pub start_at: Option<String>,
+    /// Load probe: the run id a shard's report carries [default: from --start-at, N and K]
+    #[arg(long, value_name = "ID", requires = "shard")]
+    pub run_id: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

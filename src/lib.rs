@@ -25,6 +25,7 @@ pub mod gateway;
 pub mod global;
 pub mod image;
 pub mod init;
+pub mod merge_cmd;
 pub mod outside;
 pub mod pipeline;
 pub mod report;

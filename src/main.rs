@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use bosar_deploy::cli::{Cli, Command, FullArgs, PlanFlags, RolloutFlags};
+use bosar_deploy::cli::{Cli, Command, FullArgs, PlanFlags, ReportCommand, RolloutFlags};
 use bosar_deploy::exit::{self, Code};
 use bosar_deploy::ui::Ui;
 use bosar_deploy::{alb, aws, config, ecs, pipeline};
@@ -168,15 +168,29 @@ fn say_interrupted(ui: &Ui) {
     }
 }
 
+/// The bytes of an output-only verb on stdout. A reader that went away (`| head`, `| true`)
+/// wanted no more: success, as ripgrep does; any other write error is an I/O failure.
+fn write_result(bytes: &[u8]) -> Code {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Code::Success,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Code::Success,
+        Err(_) => Code::Failed,
+    }
+}
+
 async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
     if let Command::Completions { shell } = &cli.command {
-        clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "bosar-deploy",
-            &mut std::io::stdout(),
-        );
-        return Ok(Code::Success);
+        // Into a buffer first: clap_complete unwraps its writes, so a closed pipe
+        // (`completions bash | true`) would panic (exit 101) inside it.
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "bosar-deploy", &mut script);
+        return Ok(write_result(&script));
+    }
+    if let Command::Report(ReportCommand::Merge(args)) = &cli.command {
+        // Files in, a report out: no config, no AWS.
+        return bosar_deploy::merge_cmd::run(args, ui);
     }
     let environment = config::selected_environment(cli.global.environment.as_deref());
     if let Command::Init(args) = &cli.command {
@@ -246,6 +260,8 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             };
             pipeline::run(&args, &cfg, &cli.global, ui, "plan").await
         }
-        Command::Completions { .. } | Command::Init(_) => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Init(_) | Command::Report(_) => {
+            unreachable!("handled above")
+        }
     }
 }

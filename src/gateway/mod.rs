@@ -29,6 +29,7 @@ use crate::report::Check;
 pub mod codec;
 pub mod codec_v3;
 mod error;
+pub mod histogram;
 pub mod polling;
 pub mod probe;
 pub mod session;

@@ -199,6 +199,17 @@ impl Histogram {
         self.counts[bucket_of(ms) + 1..].iter().sum()
     }
 
+    /// The same samples, each at its bucket's upper bound (at most the maximum), in a
+    /// mergeable [`LogHistogram`](super::histogram::LogHistogram) for a shard report.
+    pub fn to_log(&self) -> super::histogram::LogHistogram {
+        let values = self
+            .counts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &c)| std::iter::repeat_n(bucket_high(i).min(self.max), c as usize));
+        super::histogram::LogHistogram::of(values)
+    }
+
     /// Nearest-rank percentile (see [`percentile`]), `None` when empty.
     pub fn percentile(&self, p: f64) -> Option<u64> {
         if self.n == 0 {

@@ -20,6 +20,7 @@ use super::{
     ProbeSettings, TargetCount, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT,
 };
 use crate::gateway::fmt_duration;
+use crate::gateway::histogram::LogHistogram;
 use crate::gateway::instance_of;
 use crate::gateway::polling::read_body;
 use crate::gateway::stats::{self, Budget};
@@ -361,6 +362,10 @@ pub(super) fn build_report(
     let disruption = ps
         .reconnect
         .map(|r| load::disruption_of(sh, g, ps.connections, r.limits));
+    let samples = super::report::Samples {
+        connect_us: LogHistogram::of(t.connect_us.iter().map(|&us| us as u64)),
+        lateness_ms: sh.lateness.lock().map(|h| h.to_log()).unwrap_or_default(),
+    };
     ProbeReport {
         url: url.to_string(),
         interrupted,
@@ -396,6 +401,7 @@ pub(super) fn build_report(
         heartbeats,
         failures,
         disruption,
+        samples,
     }
 }
 

@@ -58,7 +58,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -69,18 +69,21 @@ use super::stats::{self, Budget, Histogram};
 use super::{fmt_duration, upgrade, ws, VerifySettings, BODY_LIMIT};
 use crate::cli::VerifyArgs;
 use crate::exit::{Code, Failure};
-use crate::report::{Check, CheckStatus, Step};
 use crate::ui::Ui;
 
 mod backoff;
+mod conclude;
 pub mod disruption;
 mod drive;
 mod limits;
 mod load;
+pub mod merge;
+mod merge_disruption;
 mod reconnect;
-mod report;
+pub mod report;
 mod rules;
 mod session;
+pub mod shard;
 mod shared;
 mod spawn;
 mod timeline;
@@ -96,9 +99,9 @@ pub use report::{
 pub use timeline::{AttemptCause, DropCause};
 pub use verdicts::checks;
 
+pub use conclude::conclude;
 use drive::{build_report, drive, ticker};
 use shared::{tls_for, Counters, Interner, Phase, Shared, Tls};
-use verdicts::ms_text;
 
 /// Handshakes in flight at once when `--concurrency` is not given.
 pub const DEFAULT_CONCURRENCY: u32 = 256;
@@ -143,6 +146,10 @@ pub struct ProbeSettings {
     pub close_grace: Duration,
     /// `--reconnect`: dropped sessions come back; the disruption is reported.
     pub reconnect: Option<ReconnectSettings>,
+    /// `--shard I/K`: this process holds its share of N (`connections` is the share).
+    pub shard: Option<shard::ShardRun>,
+    /// `--start-at`: open no session before then.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// The hold when `--hold` is not given: two heartbeat intervals, 5 s to 10 min, so the
@@ -160,10 +167,18 @@ impl ProbeSettings {
     /// Validates the flags (usage errors, exit 2).
     pub fn from_args(args: &VerifyArgs, v: &VerifySettings) -> anyhow::Result<ProbeSettings> {
         let usage = |m: String, h: &str| -> anyhow::Error { Failure::usage(m).hint(h).into() };
-        let connections = args.connections.unwrap_or(0);
-        if connections == 0 || connections > MAX_CONNECTIONS {
+        let (connections, shard) = shard::from_args(args)?;
+        let start_at = match &args.start_at {
+            Some(t) => Some(
+                shard::parse_start_at(t)
+                    .map_err(|m| usage(format!("--start-at: {m}"), "give a UTC time"))?,
+            ),
+            None => None,
+        };
+        let total = args.connections.unwrap_or(0);
+        if total == 0 || total > MAX_CONNECTIONS {
             return Err(usage(
-                format!("--connections {connections} is out of range"),
+                format!("--connections {total} is out of range"),
                 "give the number of sessions to open, 1 to 1000000",
             ));
         }
@@ -228,6 +243,8 @@ impl ProbeSettings {
             heartbeat_interval: v.heartbeat_interval,
             close_grace: close_grace(v.heartbeat_interval),
             reconnect,
+            shard,
+            start_at,
         })
     }
 
@@ -453,6 +470,8 @@ async fn run_probe(
 pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Result<Code> {
     let ps = ProbeSettings::from_args(args, v)?;
     let open_files = ensure_open_files(ps.connections)?;
+    // Before the wrap-up guard: an interrupt while waiting ends the run at once.
+    shard::wait_to_start(&ps, ui).await;
     let _wrap_up = ui.wrap_up_on_interrupt();
     ui.set_interrupt_note(
         "interrupted: the probe stopped early and closed its sessions; the report covers what ran",
@@ -463,42 +482,18 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
     );
     announce(ui, v, &ps, open_files);
     let report = probe(v, &ps, ui, open_files).await?;
-    let checks: Vec<Check> = checks(&report).into_iter().map(super::redact).collect();
-    let status = crate::report::worst(&checks);
-    let mut message = format!("{}; {}", headline(&report), crate::report::summary(&checks));
-    if report.interrupted {
-        message = format!("interrupted; {message}");
-    }
-    print_result(ui, &report, &checks, &message);
-    let error = (status == CheckStatus::Fail || report.interrupted)
-        .then(|| anyhow::anyhow!("verify --connections {}: {message}", report.connections));
-    let mut payload = serde_json::to_value(&report).unwrap_or_default();
-    payload["result"] = json!(crate::report::result_of_checks(status));
-    payload["checks"] = json!(checks);
-    let step = Step {
-        name: "probe".into(),
-        status,
-        duration_ms: report.duration_ms,
-        message,
-        checks,
-        detail: Value::Null,
-    };
-    crate::report::publish(
+    let shard_part = ps.shard.as_ref().map(|run| {
+        let part =
+            shard::ShardPart::of(&report, run.shard, &run.run_id, run.total, &report.samples);
+        ("shard", json!(part))
+    });
+    Ok(conclude(
         ui,
+        &report,
         "bosar-deploy verify --connections",
-        std::slice::from_ref(&step),
         args.junit.as_deref(),
-    );
-    let code = if report.interrupted {
-        Code::Interrupted
-    } else if status == CheckStatus::Fail {
-        Code::Failed
-    } else {
-        Code::Success
-    };
-    // After the reports: a report that cannot be written is a warning the document carries.
-    ui.emit("probe", &payload, code, error.as_ref());
-    Ok(code)
+        shard_part,
+    ))
 }
 
 /// The open-file limit, if it was raised, and what is about to be probed.
@@ -524,47 +519,6 @@ fn announce(ui: &Ui, v: &VerifySettings, ps: &ProbeSettings, open_files: Option<
         fmt_duration(ps.hold),
         if v.token.is_some() { "configured" } else { "none" },
         fmt_duration(budget.total),
-    ));
-}
-
-/// `N of M session(s) held, R handshakes/s, connect p99 T`.
-fn headline(report: &ProbeReport) -> String {
-    format!(
-        "{} of {} session(s) held, {}, connect p99 {}",
-        report.opened.saturating_sub(report.dropped),
-        report.connections,
-        report
-            .handshakes_per_s
-            .map(|h| format!("{h:.0} handshakes/s"))
-            .unwrap_or_else(|| "no handshake".into()),
-        report
-            .connect
-            .map(|c| ms_text(c.p99_ms))
-            .unwrap_or_else(|| "-".into())
-    )
-}
-
-/// The result on stdout: one JSON document, or the checks, the failures by cause and the
-/// closing line (`message` is the headline and the summary).
-fn print_result(ui: &Ui, report: &ProbeReport, checks: &[Check], message: &str) {
-    for c in checks {
-        ui.out(c.line());
-    }
-    if let Some(d) = &report.disruption {
-        let table = disruption::render_table(d);
-        if !table.is_empty() {
-            ui.out(table.trim_end());
-        }
-    }
-    if !report.failures.is_empty() {
-        ui.out("failures by cause:");
-        for f in &report.failures {
-            ui.out(format!("  {:>7} × {:<5} {}", f.count, f.phase, f.cause));
-        }
-    }
-    ui.out(format!(
-        "verify --connections {} {}: {message}",
-        report.connections, report.url
     ));
 }
 

@@ -109,4 +109,14 @@ pub struct ProbeReport {
     /// With `--reconnect`: the drops, the reconnects, where the sessions went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disruption: Option<DisruptionReport>,
+    /// The samples behind the percentiles, mergeable (a shard report carries them).
+    #[serde(skip)]
+    pub samples: Samples,
+}
+
+/// Connect latency (µs) and heartbeat lateness (ms) as mergeable histograms.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    pub connect_us: crate::gateway::histogram::LogHistogram,
+    pub lateness_ms: crate::gateway::histogram::LogHistogram,
 }

@@ -77,6 +77,12 @@ pub enum LostCause {
 }
 
 impl LostCause {
+    pub const ALL: [LostCause; 3] = [
+        LostCause::StillTrying,
+        LostCause::ServerDisconnect,
+        LostCause::ConnectError,
+    ];
+
     pub fn text(self) -> &'static str {
         match self {
             LostCause::StillTrying => "still trying at the end",

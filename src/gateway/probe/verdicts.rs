@@ -496,6 +496,7 @@ mod tests {
             },
             failures: vec![],
             disruption: None,
+            samples: Default::default(),
         }
     }
 

@@ -85,7 +85,7 @@ pub struct Window {
 }
 
 /// The thresholds (exit 1 when one is exceeded).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Limits {
     /// `--max-lost`.
     pub max_lost: u64,
@@ -205,6 +205,32 @@ pub struct DisruptionReport {
     /// Sessions that dropped before the window (not counted above).
     pub dropped_before_window: u64,
     pub limits: Limits,
+    /// The reconnect times (ms), mergeable (a shard report carries them).
+    #[serde(skip)]
+    pub back_ms: crate::gateway::histogram::LogHistogram,
+}
+
+/// The words of a drop or attempt cause given as its JSON key (`close_frame`…), for a report
+/// rebuilt from shard documents; `None` for a key this version does not know.
+pub fn cause_text(key: &str) -> Option<&'static str> {
+    DropCause::ALL
+        .iter()
+        .find(|c| snake(**c) == key)
+        .map(|c| c.text())
+        .or_else(|| {
+            AttemptCause::ALL
+                .iter()
+                .find(|c| snake(**c) == key)
+                .map(|c| c.text())
+        })
+}
+
+/// The text of a lost-session cause by its JSON key (for `report merge`).
+pub fn lost_cause_text(key: &str) -> Option<&'static str> {
+    LostCause::ALL
+        .iter()
+        .find(|c| snake(**c) == key)
+        .map(|c| c.text())
 }
 
 fn pct(part: u64, whole: u64) -> f64 {
@@ -383,6 +409,7 @@ pub fn disruption(
         t.add(s, window);
     }
     let opened = sessions.len() as u64;
+    let back_ms = crate::gateway::histogram::LogHistogram::of(t.back_ms.iter().map(|&b| b as u64));
     DisruptionReport {
         connections,
         opened,
@@ -420,6 +447,7 @@ pub fn disruption(
         targets: window.old_and_new.then(|| old_and_new(sessions, window)),
         dropped_before_window: t.dropped_before,
         limits,
+        back_ms,
     }
 }
 

@@ -202,6 +202,45 @@ impl UnderLoadFlags {
     }
 }
 
+/// The load balancer's CloudWatch metrics read after a rollout (`deploy`, `full`): how long
+/// to wait for them and the thresholds on them (both off by default).
+#[derive(Args, Debug, Clone, Default)]
+pub struct MetricsFlags {
+    /// Do not read the load balancer's CloudWatch metrics after the rollout
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// How long to wait for CloudWatch to publish the rollout's last minute (0s to 30m)
+    /// [default: 3m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_metrics_wait, conflicts_with = "no_metrics")]
+    pub metrics_wait: Option<std::time::Duration>,
+    /// Fail the run when the load balancer answered more than N 5XX during the rollout
+    #[arg(long, value_name = "N", conflicts_with = "no_metrics")]
+    pub max_elb_5xx: Option<u64>,
+    /// Fail the run when the peak minute of new connections is more than F times the
+    /// baseline's per minute (a reconnect storm), e.g. 5
+    #[arg(long, value_name = "F", value_parser = parse_ratio, conflicts_with = "no_metrics")]
+    pub max_new_connections_ratio: Option<f64>,
+}
+
+/// `--metrics-wait`: 0s (read once) to 30m.
+fn parse_metrics_wait(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::duration::parse(s)?;
+    if d > std::time::Duration::from_secs(1800) {
+        return Err(format!("\"{s}\" is out of range: 0s to 30m"));
+    }
+    Ok(d)
+}
+
+/// `--max-new-connections-ratio`: a finite number, at least 1.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
+        _ => Err(format!(
+            "\"{s}\" is not a ratio of at least 1, like 5 or 2.5"
+        )),
+    }
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct AlbUpdateArgs {
     #[command(flatten)]
@@ -219,6 +258,8 @@ pub struct DeployArgs {
     pub no_wait: bool,
     #[command(flatten)]
     pub load: UnderLoadFlags,
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
     /// With --under-load: send the gateway token over plain http:// to a host that is not
     /// loopback (refused otherwise: anyone on the path could read it)
     #[arg(long, requires = "under_load")]
@@ -352,6 +393,8 @@ pub struct FullArgs {
     pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub load: UnderLoadFlags,
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
 }
 
 #[derive(Args, Debug, Clone, Default)]

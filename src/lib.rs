@@ -4,7 +4,8 @@
 //! `ecs` (rollout and watch), `gateway` (Socket.IO client, checks, load probe), `verify_cmd`
 //! (verify: the checks or the probe), `under_load` (sessions held through a rollout: the
 //! probe and the ECS watch run side by side, above both), `deploy_cmd` (deploy: with or
-//! without `--under-load`), `report` and `ui` (rendering), `outside` (the one way out for text
+//! without `--under-load`), `traffic` (the load balancer's CloudWatch metrics around a rollout), `report` and `ui`
+//! (rendering), `outside` (the one way out for text
 //! from servers and AWS: escaped, capped, redacted), `files` (reports written safely),
 //! `pipeline` (full/plan), `global` (the options every verb shares: a base module, so `aws`
 //! and `ui` never import `cli`).
@@ -27,6 +28,7 @@ pub mod init;
 pub mod outside;
 pub mod pipeline;
 pub mod report;
+pub mod traffic;
 pub mod ui;
 pub mod under_load;
 pub mod verify_cmd;
@@ -52,7 +54,7 @@ mod layers {
         "global.rs",
         "lib.rs",
     ];
-    const ABOVE_BASE: [&str; 9] = [
+    const ABOVE_BASE: [&str; 10] = [
         "cli",
         "ecs",
         "alb",
@@ -62,6 +64,7 @@ mod layers {
         "deploy_cmd",
         "verify_cmd",
         "under_load",
+        "traffic",
     ];
 
     fn rust_files(p: &Path, out: &mut Vec<PathBuf>) {

@@ -91,6 +91,14 @@ pub enum Command {
   bosar-deploy --env staging init --cluster staging --service chat-api   # add [environments.staging]
   bosar-deploy --region eu-west-1 init --cluster c --service s --output-file -")]
     Init(InitArgs),
+    /// Hold Socket.IO sessions through the load balancer and report what they see, every
+    /// interval, until stopped: drops, reconnects, heartbeat gaps, handshake and health
+    #[command(after_help = "Examples:
+  bosar-deploy monitor                                   # 20 sessions, a line a minute
+  bosar-deploy monitor --emit emf                        # CloudWatch metrics via the task's log
+  bosar-deploy monitor --prometheus 0.0.0.0:9464 --interval 15s
+  bosar-deploy --output json monitor --duration 10m      # JSON lines")]
+    Monitor(MonitorArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -200,6 +208,52 @@ impl UnderLoadFlags {
         .find_map(|(given, name)| given.then_some(name))
         .or(self.reconnect.first_given())
     }
+}
+
+/// What `monitor` emits besides its lines.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// CloudWatch Embedded Metric Format: one JSON line per interval on stdout
+    Emf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MonitorArgs {
+    /// Gateway base URL (overrides [gateway] url)
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Sessions held through the load balancer (1 to 1000)
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub sessions: u32,
+    /// One record per interval (1s to 1h)
+    #[arg(long, default_value = "60s", value_parser = parse_monitor_interval)]
+    pub interval: std::time::Duration,
+    /// Stop after this long (else at SIGTERM or Ctrl-C), then exit 0 after the last record
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Print each record as CloudWatch Embedded Metric Format instead of a plain line
+    /// (namespace and dimensions from [monitor] in deploy.toml)
+    #[arg(long, value_enum)]
+    pub emit: Option<Emit>,
+    /// Serve the numbers as OpenMetrics on http://ADDR/metrics, e.g. 127.0.0.1:9464
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// Reconnect delays, as socket.io-client's reconnectionDelay..reconnectionDelayMax
+    /// [default: 1s..5s]
+    #[arg(long, value_name = "MIN..MAX", value_parser = parse_delay_range)]
+    pub reconnect_delay: Option<(std::time::Duration, std::time::Duration)>,
+    /// Send the gateway token over plain http:// to a host that is not loopback
+    #[arg(long)]
+    pub allow_insecure_token: bool,
+}
+
+/// `--interval`: 1s to 1h.
+fn parse_monitor_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::duration::parse(s)?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("\"{s}\" is out of range: 1s to 1h"));
+    }
+    Ok(d)
 }
 
 /// The load balancer's CloudWatch metrics read after a rollout (`deploy`, `full`): how long

@@ -20,6 +20,14 @@ pub(super) struct RawConfig {
     pub(super) target_group: Option<S<RawTargetGroup>>,
     pub(super) ecs: Option<S<RawEcs>>,
     pub(super) gateway: Option<S<RawGateway>>,
+    pub(super) monitor: Option<S<RawMonitor>>,
+}
+
+/// `[monitor]`: where `monitor --emit emf` publishes.
+#[derive(Default)]
+pub(super) struct RawMonitor {
+    pub(super) namespace: Option<S<String>>,
+    pub(super) dimensions: Option<S<BTreeMap<S<String>, S<String>>>>,
 }
 
 #[derive(Default)]
@@ -93,14 +101,16 @@ pub(super) struct RawFile {
     pub(super) environments: Vec<RawOverlay>,
 }
 
-const TOP: [&str; 6] = [
+const TOP: [&str; 7] = [
     "aws",
     "load_balancer",
     "target_group",
     "ecs",
     "gateway",
+    "monitor",
     "environments",
 ];
+const MONITOR: [&str; 2] = ["namespace", "dimensions"];
 const AWS: [&str; 2] = ["region", "profile"];
 const LOAD_BALANCER: [&str; 3] = ["name", "arn", "idle_timeout"];
 const TARGET_GROUP: [&str; 9] = [
@@ -343,7 +353,7 @@ pub(super) fn read(source: &str, errs: &mut Errors) -> Option<RawFile> {
             environments.push(RawOverlay {
                 name: name.to_string(),
                 span: table.span.clone(),
-                config: read_config(&table, &TOP[..5], errs),
+                config: read_config(&table, &TOP[..6], errs),
             });
         }
     }
@@ -382,6 +392,9 @@ fn read_config(t: &Table, allowed: &[&str], errs: &mut Errors) -> RawConfig {
         gateway: t
             .table("gateway", errs)
             .map(|g| spanned(&g, read_gateway(&g, errs))),
+        monitor: t
+            .table("monitor", errs)
+            .map(|m| spanned(&m, read_monitor(&m, errs))),
     }
 }
 
@@ -428,6 +441,28 @@ fn read_ecs(e: &Table, errs: &mut Errors) -> RawEcs {
         show_values: e.strings("show_values", errs),
         acknowledge: e.strings("acknowledge", errs),
         environment,
+    }
+}
+
+fn read_monitor(m: &Table, errs: &mut Errors) -> RawMonitor {
+    m.check_keys(&MONITOR, errs);
+    let dimensions = m.table("dimensions", errs).map(|d| {
+        let mut dims = BTreeMap::new();
+        for (k, _) in d.items.iter() {
+            let key_span = d
+                .items
+                .get_key_value(k)
+                .and_then(|(key, _)| key.span())
+                .unwrap_or(0..0);
+            if let Some(v) = d.str(k, errs) {
+                dims.insert(Spanned::new(key_span, k.to_string()), v);
+            }
+        }
+        Spanned::new(d.span.clone(), dims)
+    });
+    RawMonitor {
+        namespace: m.str("namespace", errs),
+        dimensions,
     }
 }
 
@@ -531,6 +566,10 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             heartbeat_interval: o.heartbeat_interval.or(b.heartbeat_interval),
             stickiness_rounds: o.stickiness_rounds.or(b.stickiness_rounds),
             targets: o.targets.or(b.targets),
+        }),
+        monitor: table(base.monitor, over.monitor, |b, o| RawMonitor {
+            namespace: o.namespace.or(b.namespace),
+            dimensions: o.dimensions.or(b.dimensions),
         }),
     }
 }

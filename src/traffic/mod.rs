@@ -285,6 +285,9 @@ pub async fn after_rollout(
     for warning in &report.warnings {
         ui.warn(warning);
     }
+    if report.status == CheckStatus::Skip {
+        ui.line(format!("real traffic: {}", report.message));
+    }
     report
 }
 
@@ -333,15 +336,17 @@ pub async fn collect(
 
 /// The report when nothing could be read.
 fn missed(w: &Window, miss: &Miss) -> RealTraffic {
-    let mut message = miss.message();
+    let mut r = RealTraffic::skipped(miss.message());
+    r.window = Some(view(w));
+    // An emulator (moto) answers CloudWatch's RPC v2 CBOR with an error: the sandbox has no
+    // real traffic to show, and says so (skipped); against AWS it is a warning.
     if let (Miss::Failed(_), Some(endpoint)) = (miss, endpoint_override()) {
-        message.push_str(&format!(
+        r.message.push_str(&format!(
             "; CloudWatch was called at {endpoint}: an emulator such as moto does not serve the Rust SDK's CloudWatch protocol (RPC v2 CBOR), so a sandbox report has no real traffic"
         ));
+        return r;
     }
-    let mut r = RealTraffic::skipped(message);
     r.status = CheckStatus::Warn;
-    r.window = Some(view(w));
     r.warnings.push(r.message.clone());
     r
 }

@@ -106,9 +106,18 @@ pub async fn run(args: &MonitorArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Co
         }
     };
     let totals = Arc::new(Mutex::new(Totals::default()));
-    let records = monitor(&m, listener, totals, stop, |line| ui.out(line)).await;
+    let records = monitor(&m, listener, totals, stop, print_line).await;
     ui.line(format!("Stopped after {records} record(s)"));
     Ok(Code::Success)
+}
+
+/// One record on stdout, flushed at once (a log driver reads it line by line); with
+/// `--output json` too, since the records are the document. A closed pipe is not an error.
+fn print_line(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn request_timeout(v: &VerifySettings) -> Duration {

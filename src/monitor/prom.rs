@@ -1,4 +1,5 @@
-//! `--prometheus ADDR`: the monitor's numbers as OpenMetrics text on `GET /metrics`, named by
+//! `--prometheus ADDR`: the monitor's numbers as OpenMetrics text on `GET /metrics` (the
+//! classic text format to a client that does not ask for OpenMetrics), named by
 //! Prometheus's conventions (`_total` counters, `_seconds` units, one histogram with fixed
 //! buckets). The totals only grow; the gauges are the last record's. Bounded: a fixed set of
 //! series, plus one gauge per target (at most [`MAX_TARGETS`]).
@@ -68,17 +69,47 @@ fn secs(ms: Option<u64>) -> Option<f64> {
     ms.map(|v| v as f64 / 1000.0)
 }
 
-/// A metric family's `# TYPE`, `# UNIT` and `# HELP` lines.
-fn head(o: &mut String, name: &str, kind: &str, help: &str, unit: Option<&str>) {
-    let _ = writeln!(o, "# TYPE {name} {kind}");
-    if let Some(u) = unit {
-        let _ = writeln!(o, "# UNIT {name} {u}");
-    }
-    let _ = writeln!(o, "# HELP {name} {help}");
+/// The two text formats: OpenMetrics (what Prometheus asks for) and Prometheus's classic
+/// text format (0.0.4: what `promtool check metrics` and older scrapers read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    Classic,
 }
 
-/// The exposition, ending with `# EOF`.
-pub fn render(t: &Totals) -> String {
+impl Format {
+    /// From the request's `Accept` header.
+    pub fn negotiate(accept: &str) -> Format {
+        if accept.contains("application/openmetrics-text") {
+            Format::OpenMetrics
+        } else {
+            Format::Classic
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => CONTENT_TYPE,
+            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// A metric family's `# HELP`, `# TYPE` and `# UNIT` lines. OpenMetrics names a counter's
+/// family without `_total` and has units; the classic format names it as its sample.
+fn head(o: &mut String, f: Format, name: &str, kind: &str, help: &str, unit: Option<&str>) {
+    let family = match (f, kind) {
+        (Format::Classic, "counter") => format!("{name}_total"),
+        _ => name.to_string(),
+    };
+    let _ = writeln!(o, "# HELP {family} {help}");
+    let _ = writeln!(o, "# TYPE {family} {kind}");
+    if let (Format::OpenMetrics, Some(u)) = (f, unit) {
+        let _ = writeln!(o, "# UNIT {family} {u}");
+    }
+}
+
+/// The exposition (OpenMetrics ends with `# EOF`).
+pub fn render(t: &Totals, f: Format) -> String {
     let mut o = String::new();
     let counters = [
         (
@@ -103,11 +134,12 @@ pub fn render(t: &Totals) -> String {
         ),
     ];
     for (name, help, v) in counters {
-        head(&mut o, name, "counter", help, None);
+        head(&mut o, f, name, "counter", help, None);
         let _ = writeln!(o, "{name}_total {v}");
     }
     head(
         &mut o,
+        f,
         "bosar_monitor_drops",
         "counter",
         "Held sessions dropped, by cause.",
@@ -124,6 +156,7 @@ pub fn render(t: &Totals) -> String {
     let name = "bosar_monitor_reconnect_seconds";
     head(
         &mut o,
+        f,
         name,
         "histogram",
         "Time from a drop to the session back.",
@@ -137,16 +170,18 @@ pub fn render(t: &Totals) -> String {
     let _ = writeln!(o, "{name}_count {all}");
     let _ = writeln!(o, "{name}_sum {}", t.reconnect_sum);
     if let Some(r) = &t.last {
-        gauges(&mut o, r);
+        gauges(&mut o, f, r);
     }
-    o.push_str("# EOF\n");
+    if f == Format::OpenMetrics {
+        o.push_str("# EOF\n");
+    }
     o
 }
 
 /// The last record's gauges.
-fn gauges(o: &mut String, r: &Record) {
+fn gauges(o: &mut String, f: Format, r: &Record) {
     let mut gauge = |name: &str, help: &str, unit: Option<&str>, v: Option<f64>| {
-        head(o, name, "gauge", help, unit);
+        head(o, f, name, "gauge", help, unit);
         if let Some(v) = v {
             let _ = writeln!(o, "{name} {v}");
         }
@@ -196,6 +231,7 @@ fn gauges(o: &mut String, r: &Record) {
     let name = "bosar_monitor_target_sessions";
     head(
         o,
+        f,
         name,
         "gauge",
         "Held sessions up per target (instance id from the heartbeat).",
@@ -248,11 +284,15 @@ pub async fn serve(listener: TcpListener, totals: Arc<Mutex<Totals>>) {
             }
             let head = String::from_utf8_lossy(&buf[..n]);
             let path = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, ctype, body) = if head.starts_with("GET ")
-                && (path == "/metrics" || path.starts_with("/metrics?"))
-            {
-                let body = render(&totals.lock().unwrap());
-                ("200 OK", CONTENT_TYPE, body)
+            let accept = head
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("accept:"))
+                .unwrap_or("");
+            let metrics = path == "/metrics" || path.starts_with("/metrics?");
+            let (status, ctype, body) = if head.starts_with("GET ") && metrics {
+                let f = Format::negotiate(accept);
+                let body = render(&totals.lock().unwrap(), f);
+                ("200 OK", f.content_type(), body)
             } else {
                 (
                     "404 Not Found",
@@ -315,8 +355,17 @@ mod tests {
     fn the_exposition_ends_with_eof_and_escapes_labels() {
         let mut t = Totals::default();
         t.add(&rec(), &Tally::default());
-        let text = render(&t);
+        let classic = render(&t, Format::Classic);
+        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));
+        assert!(classic.contains("# TYPE bosar_monitor_records_total counter\n"));
+        let text = render(&t, Format::OpenMetrics);
         assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("# TYPE bosar_monitor_records counter\n"));
+        assert_eq!(
+            Format::negotiate("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate("*/*"), Format::Classic);
         assert!(text.contains("bosar_monitor_sessions_up 2\n"), "{text}");
         assert!(text.contains("bosar_monitor_drops_total{cause=\"ping_timeout\"} 0\n"));
         assert!(

@@ -564,6 +564,53 @@ mod tests {
     }
 
     #[test]
+    fn metrics_flags_are_bounded_and_no_metrics_takes_none_of_them() {
+        let cli = parse(&["deploy", "--metrics-wait", "5m", "--max-elb-5xx", "10"]).unwrap();
+        let Command::Deploy(d) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            d.metrics.metrics_wait,
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(d.metrics.max_elb_5xx, Some(10));
+        for bad in ["31m", "1h"] {
+            let e = parse(&["full", "--metrics-wait", bad]).unwrap_err();
+            assert!(e.to_string().contains("0s to 30m"), "{bad}: {e}");
+        }
+        assert!(parse(&["deploy", "--metrics-wait", "0s"]).is_ok());
+        for bad in ["0.5", "inf", "NaN", "x"] {
+            let e = parse(&["deploy", "--max-new-connections-ratio", bad]).unwrap_err();
+            assert!(e.to_string().contains("at least 1"), "{bad}: {e}");
+        }
+        let e = parse(&["deploy", "--no-metrics", "--max-elb-5xx", "1"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{e}");
+    }
+
+    #[test]
+    fn monitor_flags_have_their_defaults_and_bounds() {
+        let cli = parse(&["monitor"]).unwrap();
+        let Command::Monitor(m) = cli.command else {
+            panic!()
+        };
+        assert_eq!((m.sessions, m.interval.as_secs()), (20, 60));
+        assert!(m.emit.is_none() && m.prometheus.is_none() && m.duration.is_none());
+        assert!(parse(&["monitor", "--sessions", "0"]).is_err());
+        assert!(parse(&["monitor", "--sessions", "1001"]).is_err());
+        for bad in ["500ms", "2h"] {
+            let e = parse(&["monitor", "--interval", bad]).unwrap_err();
+            assert!(e.to_string().contains("1s to 1h"), "{bad}: {e}");
+        }
+        assert!(parse(&["monitor", "--emit", "statsd"]).is_err());
+        assert!(parse(&["monitor", "--prometheus", "localhost"]).is_err());
+        let cli = parse(&["monitor", "--emit", "emf", "--prometheus", "127.0.0.1:9464"]).unwrap();
+        let Command::Monitor(m) = cli.command else {
+            panic!()
+        };
+        assert_eq!(m.emit, Some(Emit::Emf));
+    }
+
+    #[test]
     fn reconnect_and_under_load_flags() {
         let cli = parse(&[
             "verify",

@@ -256,6 +256,32 @@ mod tests {
     use crate::report::CheckStatus;
 
     #[test]
+    fn real_traffic_beside_the_rollout_fails_the_run_only_for_a_threshold_crossed() {
+        let mut r = RealTraffic::skipped("x");
+        r.status = CheckStatus::Warn;
+        let b = traffic_beside(&r);
+        assert_eq!(
+            (b.key, b.code, b.error),
+            ("real_traffic", Code::Success, None)
+        );
+        assert_eq!(b.step.name, "real-traffic");
+        r.status = CheckStatus::Fail;
+        r.checks.push(crate::report::Check::new(
+            "elb-5xx",
+            CheckStatus::Fail,
+            std::time::Duration::ZERO,
+            "ELB 5XX: 14 in the window, more than --max-elb-5xx 10",
+        ));
+        let b = traffic_beside(&r);
+        assert_eq!(b.code, Code::Failed);
+        assert_eq!(
+            b.error.as_deref(),
+            Some("real traffic: ELB 5XX: 14 in the window, more than --max-elb-5xx 10")
+        );
+        assert_eq!(b.json["status"], "fail");
+    }
+
+    #[test]
     fn an_interrupt_before_the_rollout_changed_nothing() {
         let ui = Ui::silent();
         let under = UnderLoad {

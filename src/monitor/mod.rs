@@ -106,18 +106,9 @@ pub async fn run(args: &MonitorArgs, cfg: &Config, ui: &Ui) -> anyhow::Result<Co
         }
     };
     let totals = Arc::new(Mutex::new(Totals::default()));
-    let records = monitor(&m, listener, totals, stop, print_line).await;
+    let records = monitor(&m, listener, totals, stop, |line| ui.record_line(line)).await;
     ui.line(format!("Stopped after {records} record(s)"));
     Ok(Code::Success)
-}
-
-/// One record on stdout, flushed at once (a log driver reads it line by line); with
-/// `--output json` too, since the records are the document. A closed pipe is not an error.
-fn print_line(line: &str) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 fn request_timeout(v: &VerifySettings) -> Duration {
@@ -159,11 +150,12 @@ pub async fn monitor(
     let server = listener.map(|l| tokio::spawn(prom::serve(l, totals.clone())));
     tokio::pin!(stop);
     let mut records = 0;
-    let mut started = Instant::now();
+    // Intervals on a fixed schedule: the probe's time does not push the next one back.
+    let mut boundary = Instant::now();
     loop {
         let last = tokio::select! {
             () = &mut stop => true,
-            () = tokio::time::sleep_until((started + m.interval).into()) => false,
+            () = tokio::time::sleep_until((boundary + m.interval).into()) => false,
         };
         let probe = if last {
             record::Probe::default()
@@ -174,12 +166,18 @@ pub async fn monitor(
         let (rec, tally) = {
             let mut st = state.lock().unwrap();
             let tally = std::mem::take(&mut st.tally);
-            let interval_ms = started.elapsed().as_millis() as u64;
+            let interval_ms = boundary.elapsed().as_millis() as u64;
             let hb = m.hold.verify.heartbeat_interval.as_millis() as u64;
             let rec = Record::new(time, interval_ms, m.sessions, &st.up, &tally, probe, hb);
             (rec, tally)
         };
-        started = Instant::now();
+        // A record that took longer than an interval restarts the schedule from now.
+        let next = boundary + m.interval;
+        boundary = if Instant::now() > next + m.interval {
+            Instant::now()
+        } else {
+            next
+        };
         records += 1;
         totals.lock().unwrap().add(&rec, &tally);
         out(&render(&rec, epoch_ms, &m.outputs));

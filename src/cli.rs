@@ -94,6 +94,14 @@ pub enum Command {
     /// Work with reports: merge the JSON documents of `verify --connections N --shard I/K`
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Hold Socket.IO sessions through the load balancer and report what they see, every
+    /// interval, until stopped: drops, reconnects, heartbeat gaps, handshake and health
+    #[command(after_help = "Examples:
+  bosar-deploy monitor                                   # 20 sessions, a line a minute
+  bosar-deploy monitor --emit emf                        # CloudWatch metrics via the task's log
+  bosar-deploy monitor --prometheus 0.0.0.0:9464 --interval 15s
+  bosar-deploy --output json monitor --duration 10m      # JSON lines")]
+    Monitor(MonitorArgs),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -233,6 +241,91 @@ impl UnderLoadFlags {
     }
 }
 
+/// What `monitor` emits besides its lines.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// CloudWatch Embedded Metric Format: one JSON line per interval on stdout
+    Emf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MonitorArgs {
+    /// Gateway base URL (overrides [gateway] url)
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Sessions held through the load balancer (1 to 1000)
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub sessions: u32,
+    /// One record per interval (1s to 1h)
+    #[arg(long, default_value = "60s", value_parser = parse_monitor_interval)]
+    pub interval: std::time::Duration,
+    /// Stop after this long (else at SIGTERM or Ctrl-C), then exit 0 after the last record
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Print each record as CloudWatch Embedded Metric Format instead of a plain line
+    /// (namespace and dimensions from [monitor] in deploy.toml)
+    #[arg(long, value_enum)]
+    pub emit: Option<Emit>,
+    /// Serve the numbers as OpenMetrics on http://ADDR/metrics, e.g. 127.0.0.1:9464
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// Reconnect delays, as socket.io-client's reconnectionDelay..reconnectionDelayMax
+    /// [default: 1s..5s]
+    #[arg(long, value_name = "MIN..MAX", value_parser = parse_delay_range)]
+    pub reconnect_delay: Option<(std::time::Duration, std::time::Duration)>,
+    /// Send the gateway token over plain http:// to a host that is not loopback
+    #[arg(long)]
+    pub allow_insecure_token: bool,
+}
+
+/// `--interval`: 1s to 1h.
+fn parse_monitor_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::duration::parse(s)?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("\"{s}\" is out of range: 1s to 1h"));
+    }
+    Ok(d)
+}
+
+/// The load balancer's CloudWatch metrics read after a rollout (`deploy`, `full`): how long
+/// to wait for them and the thresholds on them (both off by default).
+#[derive(Args, Debug, Clone, Default)]
+pub struct MetricsFlags {
+    /// Do not read the load balancer's CloudWatch metrics after the rollout
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// How long to wait for CloudWatch to publish the rollout's last minute (0s to 30m)
+    /// [default: 3m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_metrics_wait, conflicts_with = "no_metrics")]
+    pub metrics_wait: Option<std::time::Duration>,
+    /// Fail the run when the load balancer answered more than N 5XX during the rollout
+    #[arg(long, value_name = "N", conflicts_with = "no_metrics")]
+    pub max_elb_5xx: Option<u64>,
+    /// Fail the run when the peak minute of new connections is more than F times the
+    /// baseline's per minute (a reconnect storm), e.g. 5
+    #[arg(long, value_name = "F", value_parser = parse_ratio, conflicts_with = "no_metrics")]
+    pub max_new_connections_ratio: Option<f64>,
+}
+
+/// `--metrics-wait`: 0s (read once) to 30m.
+fn parse_metrics_wait(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::duration::parse(s)?;
+    if d > std::time::Duration::from_secs(1800) {
+        return Err(format!("\"{s}\" is out of range: 0s to 30m"));
+    }
+    Ok(d)
+}
+
+/// `--max-new-connections-ratio`: a finite number, at least 1.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
+        _ => Err(format!(
+            "\"{s}\" is not a ratio of at least 1, like 5 or 2.5"
+        )),
+    }
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct AlbUpdateArgs {
     #[command(flatten)]
@@ -250,6 +343,8 @@ pub struct DeployArgs {
     pub no_wait: bool,
     #[command(flatten)]
     pub load: UnderLoadFlags,
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
     /// With --under-load: send the gateway token over plain http:// to a host that is not
     /// loopback (refused otherwise: anyone on the path could read it)
     #[arg(long, requires = "under_load")]
@@ -417,6 +512,8 @@ pub struct FullArgs {
     pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub load: UnderLoadFlags,
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -530,6 +627,53 @@ mod tests {
             assert!(parse(&["plan", "--image", bad]).is_err());
         }
         assert!(parse(&["deploy", "--image", "repo/app:1.5.0"]).is_ok());
+    }
+
+    #[test]
+    fn metrics_flags_are_bounded_and_no_metrics_takes_none_of_them() {
+        let cli = parse(&["deploy", "--metrics-wait", "5m", "--max-elb-5xx", "10"]).unwrap();
+        let Command::Deploy(d) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            d.metrics.metrics_wait,
+            Some(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(d.metrics.max_elb_5xx, Some(10));
+        for bad in ["31m", "1h"] {
+            let e = parse(&["full", "--metrics-wait", bad]).unwrap_err();
+            assert!(e.to_string().contains("0s to 30m"), "{bad}: {e}");
+        }
+        assert!(parse(&["deploy", "--metrics-wait", "0s"]).is_ok());
+        for bad in ["0.5", "inf", "NaN", "x"] {
+            let e = parse(&["deploy", "--max-new-connections-ratio", bad]).unwrap_err();
+            assert!(e.to_string().contains("at least 1"), "{bad}: {e}");
+        }
+        let e = parse(&["deploy", "--no-metrics", "--max-elb-5xx", "1"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{e}");
+    }
+
+    #[test]
+    fn monitor_flags_have_their_defaults_and_bounds() {
+        let cli = parse(&["monitor"]).unwrap();
+        let Command::Monitor(m) = cli.command else {
+            panic!()
+        };
+        assert_eq!((m.sessions, m.interval.as_secs()), (20, 60));
+        assert!(m.emit.is_none() && m.prometheus.is_none() && m.duration.is_none());
+        assert!(parse(&["monitor", "--sessions", "0"]).is_err());
+        assert!(parse(&["monitor", "--sessions", "1001"]).is_err());
+        for bad in ["500ms", "2h"] {
+            let e = parse(&["monitor", "--interval", bad]).unwrap_err();
+            assert!(e.to_string().contains("1s to 1h"), "{bad}: {e}");
+        }
+        assert!(parse(&["monitor", "--emit", "statsd"]).is_err());
+        assert!(parse(&["monitor", "--prometheus", "localhost"]).is_err());
+        let cli = parse(&["monitor", "--emit", "emf", "--prometheus", "127.0.0.1:9464"]).unwrap();
+        let Command::Monitor(m) = cli.command else {
+            panic!()
+        };
+        assert_eq!(m.emit, Some(Emit::Emf));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! checked before any AWS call (usage errors, exit 2). Without `--under-load` the rollout is
 //! [`ecs::deploy::run`]; with it, the same steps ([`ecs::deploy::prepare`], `execute`,
 //! `finish`) with the rollout run inside [`under_load::around`] and the disruption reported
-//! beside it (text, JSON key `under_load`, JUnit step `under-load`).
+//! beside it (text, JSON key `under_load`, JUnit step `under-load`). After a watched rollout,
+//! the load balancer's CloudWatch metrics around it (`crate::traffic`; key `real_traffic`,
+//! step `real-traffic`).
 //!
 //! A file of its own, like `verify_cmd`, so that `ecs` never imports the gateway and the probe
 //! never imports ECS: the two meet only here and in the pipeline.
@@ -12,9 +14,10 @@ use crate::config::Config;
 use crate::ecs::deploy::{self, Beside, DeployResult, Prepared, RolloutAction};
 use crate::exit::{Code, Failure};
 use crate::report::{CheckStatus, Step};
+use crate::traffic::{self, RealTraffic, TrafficOptions};
 use crate::ui::Ui;
 use crate::under_load::{self, LoadSettings, Rollout, UnderLoad};
-use crate::{alb, aws, ecs};
+use crate::{alb, aws};
 
 /// The CLI verb.
 pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Code> {
@@ -53,9 +56,68 @@ pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
     let aws = aws::connect(&cfg.aws, g, ui).await?;
     // Plan's target-group checks, so deploy never goes ahead where `plan` fails.
     crate::pipeline::preflight::deploy_target_group(cfg, &aws).await?;
+    let traffic = TrafficOptions::from_flags(&args.metrics);
     match load {
-        None => ecs::deploy::run(args, cfg, &aws, ui, judge).await,
-        Some(load) => under_load(args, cfg, &aws, ui, &load, judge).await,
+        None => plain(args, cfg, &aws, ui, &traffic, judge).await,
+        Some(load) => under_load(args, cfg, &aws, ui, &load, &traffic, judge).await,
+    }
+}
+
+/// `deploy` without `--under-load`: the rollout, then the real traffic around it.
+async fn plain(
+    args: &DeployArgs,
+    cfg: &Config,
+    aws: &aws::Aws,
+    ui: &Ui,
+    traffic: &TrafficOptions,
+    judge: Option<crate::ecs::native::gate::GateJudge>,
+) -> anyhow::Result<Code> {
+    let ready = match deploy::prepare(args, cfg, aws, ui, judge).await? {
+        Prepared::Done(code) => return Ok(code),
+        Prepared::Ready(r) => r,
+    };
+    let from = traffic::unix_now();
+    let (mut result, err) = deploy::execute(aws, ready.ecs, ready.plan, &ready.opts, ui).await;
+    result.preflight = ready.preflight;
+    let real = traffic::after_deploy(
+        aws,
+        &cfg.target_group.id,
+        ui,
+        traffic,
+        from,
+        &result,
+        err.as_ref(),
+    )
+    .await;
+    let beside = real.iter().map(traffic_beside).collect();
+    let code = deploy::finish(
+        args,
+        cfg,
+        ui,
+        &ready.opts,
+        ready.started,
+        result,
+        err,
+        beside,
+    );
+    print_traffic(ui, real.as_ref());
+    code
+}
+
+/// The real traffic as what ran beside the rollout (key `real_traffic`, step `real-traffic`).
+fn traffic_beside(r: &RealTraffic) -> Beside {
+    Beside {
+        key: traffic::KEY,
+        json: r.json(),
+        step: r.step(),
+        code: r.code(),
+        error: r.error(),
+    }
+}
+
+fn print_traffic(ui: &Ui, real: Option<&RealTraffic>) {
+    if let (Some(r), false) = (real, ui.json()) {
+        ui.out(r.text().trim_end());
     }
 }
 
@@ -66,7 +128,8 @@ async fn under_load(
     aws: &aws::Aws,
     ui: &Ui,
     load: &LoadSettings,
-    judge: Option<ecs::native::gate::GateJudge>,
+    traffic: &TrafficOptions,
+    judge: Option<crate::ecs::native::gate::GateJudge>,
 ) -> anyhow::Result<Code> {
     let ready = match deploy::prepare(args, cfg, aws, ui, judge).await? {
         Prepared::Done(code) => return Ok(code),
@@ -92,7 +155,7 @@ async fn under_load(
             ready.started,
             result,
             err,
-            Some(beside),
+            vec![beside],
         );
     }
     let delay = alb::describe_target_group(aws, &cfg.target_group.id)
@@ -101,12 +164,23 @@ async fn under_load(
         .and_then(|tg| under_load::deregistration_delay(&tg.attributes));
     let settle = under_load::settle_for(load, delay, ui);
     let plan = ready.plan.clone();
+    let from = traffic::unix_now();
     let rollout = deploy::execute(aws, ready.ecs, ready.plan, &ready.opts, ui);
     let (done, under) = under_load::around(load, settle, ui, rollout, outcome_of).await;
     let (result, err) = match done {
         Some(r) => r,
         None => (DeployResult::new(plan), Some(not_watched(&under, ui))),
     };
+    let real = traffic::after_deploy(
+        aws,
+        &cfg.target_group.id,
+        ui,
+        traffic,
+        from,
+        &result,
+        err.as_ref(),
+    )
+    .await;
     let beside = Beside {
         key: "under_load",
         json: under_load::json(&under),
@@ -123,11 +197,14 @@ async fn under_load(
         ready.started,
         result,
         err,
-        Some(beside),
+        std::iter::once(beside)
+            .chain(real.iter().map(traffic_beside))
+            .collect(),
     );
     if !ui.json() {
         ui.out(under.text().trim_end());
     }
+    print_traffic(ui, real.as_ref());
     code
 }
 
@@ -185,6 +262,32 @@ fn not_watched(under: &UnderLoad, ui: &Ui) -> anyhow::Error {
 mod tests {
     use super::*;
     use crate::report::CheckStatus;
+
+    #[test]
+    fn real_traffic_beside_the_rollout_fails_the_run_only_for_a_threshold_crossed() {
+        let mut r = RealTraffic::skipped("x");
+        r.status = CheckStatus::Warn;
+        let b = traffic_beside(&r);
+        assert_eq!(
+            (b.key, b.code, b.error),
+            ("real_traffic", Code::Success, None)
+        );
+        assert_eq!(b.step.name, "real-traffic");
+        r.status = CheckStatus::Fail;
+        r.checks.push(crate::report::Check::new(
+            "elb-5xx",
+            CheckStatus::Fail,
+            std::time::Duration::ZERO,
+            "ELB 5XX: 14 in the window, more than --max-elb-5xx 10",
+        ));
+        let b = traffic_beside(&r);
+        assert_eq!(b.code, Code::Failed);
+        assert_eq!(
+            b.error.as_deref(),
+            Some("real traffic: ELB 5XX: 14 in the window, more than --max-elb-5xx 10")
+        );
+        assert_eq!(b.json["status"], "fail");
+    }
 
     #[test]
     fn an_interrupt_before_the_rollout_changed_nothing() {

@@ -4,7 +4,8 @@
 //! `ecs` (rollout and watch), `gateway` (Socket.IO client, checks, load probe), `verify_cmd`
 //! (verify: the checks or the probe), `under_load` (sessions held through a rollout: the
 //! probe and the ECS watch run side by side, above both), `deploy_cmd` (deploy: with or
-//! without `--under-load`), `report` and `ui` (rendering), `outside` (the one way out for text
+//! without `--under-load`), `monitor` (a canary holding sessions between deploys), `traffic` (the load balancer's CloudWatch metrics around a rollout), `report` and `ui`
+//! (rendering), `outside` (the one way out for text
 //! from servers and AWS: escaped, capped, redacted), `files` (reports written safely),
 //! `pipeline` (full/plan), `global` (the options every verb shares: a base module, so `aws`
 //! and `ui` never import `cli`).
@@ -26,9 +27,11 @@ pub mod global;
 pub mod image;
 pub mod init;
 pub mod merge_cmd;
+pub mod monitor;
 pub mod outside;
 pub mod pipeline;
 pub mod report;
+pub mod traffic;
 pub mod ui;
 pub mod under_load;
 pub mod verify_cmd;
@@ -54,7 +57,7 @@ mod layers {
         "global.rs",
         "lib.rs",
     ];
-    const ABOVE_BASE: [&str; 10] = [
+    const ABOVE_BASE: [&str; 13] = [
         "cli",
         "ecs",
         "alb",
@@ -65,6 +68,9 @@ mod layers {
         "gate_judge",
         "verify_cmd",
         "under_load",
+        "traffic",
+        "monitor",
+        "merge_cmd",
     ];
 
     fn rust_files(p: &Path, out: &mut Vec<PathBuf>) {

@@ -71,6 +71,11 @@ fn main() -> ExitCode {
         } else {
             None
         };
+        // `monitor` runs until stopped: its last record written, the stop is a success.
+        if let (Command::Monitor(_), Some(Ok(code))) = (&cli.command, &wrapped) {
+            ui.emit_ending(*code, None);
+            return *code;
+        }
         if let Some(Err(err)) = &wrapped {
             if exit::code_of(err) != Code::Interrupted {
                 ui.error(exit::message_of(err), exit::hint_of(err));
@@ -220,6 +225,7 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
         }
         Command::Verify(args) => bosar_deploy::verify_cmd::run(args, &cfg, &cli.global, ui).await,
         Command::Deploy(args) => bosar_deploy::deploy_cmd::run(args, &cfg, &cli.global, ui).await,
+        Command::Monitor(args) => bosar_deploy::monitor::run(args, &cfg, ui).await,
         Command::Wait(args) => {
             ecs::wait::run(
                 args,

@@ -214,6 +214,15 @@ impl Ui {
         let _ = writeln!(std::io::stdout().lock(), "{text}");
     }
 
+    /// One streamed record on stdout (`monitor`'s lines: plain, JSON or EMF), in every output
+    /// format, flushed at once (a log driver reads line by line); a closed pipe is not an
+    /// error. Only for text built printable (escaped, or JSON).
+    pub fn record_line(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
     /// A document the user redirects (`init --output-file -`): its bytes as they are, since
     /// escaping would change what it says. Only for text built to be printable.
     pub fn out_document(&self, text: &str) {

@@ -414,3 +414,64 @@ fn gateway_test_url_is_an_http_url() {
     );
     assert!(msg.contains("deploy.toml:5"), "{msg}");
 }
+
+#[test]
+fn the_monitor_section_takes_cloudwatch_names_and_says_where_one_is_wrong() {
+    use bosar_deploy::config::parse_environment;
+    let path = std::path::Path::new("deploy.toml");
+    let base = "[target_group]\nname = \"bosar-api-tg\"\n";
+    let cfg = parse_environment(path, base, None).unwrap();
+    assert!(cfg.monitor.is_none(), "absent: the defaults apply");
+    let good = format!("{base}\n[monitor]\nnamespace = \"BoSar/Gateway\"\n\n[monitor.dimensions]\nService = \"chat-api\"\n");
+    let m = parse_environment(path, &good, None)
+        .unwrap()
+        .monitor
+        .unwrap();
+    assert_eq!(m.namespace, "BoSar/Gateway");
+    assert_eq!(m.dimensions["Service"], "chat-api");
+    let cases = [
+        (
+            "namespace = \":aws\"",
+            "monitor.namespace",
+            "not a CloudWatch namespace",
+        ),
+        (
+            "namespace = \"\"",
+            "monitor.namespace",
+            "not a CloudWatch namespace",
+        ),
+        (
+            "dimensions = { Service = \"caf\u{e9}\" }",
+            "monitor.dimensions.Service",
+            "not a CloudWatch dimension value",
+        ),
+        (
+            "dimensions = { \":x\" = \"y\" }",
+            "monitor.dimensions.:x",
+            "not a CloudWatch dimension name",
+        ),
+        (
+            "dimensions = { Service = 1 }",
+            "monitor.dimensions.Service",
+            "expected a string",
+        ),
+        ("name = \"x\"", "monitor", "name"),
+    ];
+    for (line, key, says) in cases {
+        let text = format!("{base}\n[monitor]\n{line}\n");
+        let e = parse_environment(path, &text, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(says), "{line}: {e}");
+        assert!(
+            e.contains("deploy.toml:5"),
+            "{line}: the line is named: {e}"
+        );
+    }
+    let many: Vec<String> = (0..31).map(|i| format!("D{i} = \"v\"")).collect();
+    let text = format!("{base}\n[monitor.dimensions]\n{}\n", many.join("\n"));
+    let e = parse_environment(path, &text, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("more than 30 dimensions"), "{e}");
+}

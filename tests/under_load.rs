@@ -177,10 +177,18 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
         .collect();
     assert_eq!(
         names,
-        ["preflight", "alb-update", "deploy", "under-load", "verify"]
+        [
+            "preflight",
+            "alb-update",
+            "deploy",
+            "real-traffic",
+            "under-load",
+            "verify"
+        ]
     );
     let steps = &doc["pipeline"]["steps"];
-    let step = &steps[3];
+    assert_eq!(steps[3]["status"], "skip", "moto serves no CloudWatch");
+    let step = &steps[4];
     assert_eq!(step["status"], "pass", "{step:#}");
     // The deploy step times the rollout alone, not the opening and the settle around it.
     assert!(

@@ -18,6 +18,28 @@ pub struct Config {
     pub target_group: TargetGroupSection,
     pub ecs: Option<EcsSection>,
     pub gateway: Option<GatewaySection>,
+    /// `[monitor]`; `None`: the defaults ([`MonitorSection::default`]).
+    pub monitor: Option<MonitorSection>,
+}
+
+/// Where `monitor --emit emf` publishes: a CloudWatch namespace and the dimensions every
+/// metric carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorSection {
+    pub namespace: String,
+    pub dimensions: std::collections::BTreeMap<String, String>,
+}
+
+/// `[monitor] namespace`'s default.
+pub const DEFAULT_MONITOR_NAMESPACE: &str = "BoSar/Gateway";
+
+impl Default for MonitorSection {
+    fn default() -> Self {
+        MonitorSection {
+            namespace: DEFAULT_MONITOR_NAMESPACE.into(),
+            dimensions: Default::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

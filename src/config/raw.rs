@@ -20,6 +20,14 @@ pub(super) struct RawConfig {
     pub(super) target_group: Option<S<RawTargetGroup>>,
     pub(super) ecs: Option<S<RawEcs>>,
     pub(super) gateway: Option<S<RawGateway>>,
+    pub(super) monitor: Option<S<RawMonitor>>,
+}
+
+/// `[monitor]`: where `monitor --emit emf` publishes.
+#[derive(Default)]
+pub(super) struct RawMonitor {
+    pub(super) namespace: Option<S<String>>,
+    pub(super) dimensions: Option<S<BTreeMap<S<String>, S<String>>>>,
 }
 
 #[derive(Default)]
@@ -114,14 +122,16 @@ pub(super) struct RawFile {
     pub(super) environments: Vec<RawOverlay>,
 }
 
-const TOP: [&str; 6] = [
+const TOP: [&str; 7] = [
     "aws",
     "load_balancer",
     "target_group",
     "ecs",
     "gateway",
+    "monitor",
     "environments",
 ];
+const MONITOR: [&str; 2] = ["namespace", "dimensions"];
 const AWS: [&str; 2] = ["region", "profile"];
 const LOAD_BALANCER: [&str; 3] = ["name", "arn", "idle_timeout"];
 const TARGET_GROUP: [&str; 9] = [
@@ -396,7 +406,7 @@ pub(super) fn read(source: &str, errs: &mut Errors) -> Option<RawFile> {
             environments.push(RawOverlay {
                 name: name.to_string(),
                 span: covering_span(item),
-                config: read_config(&table, &TOP[..5], errs),
+                config: read_config(&table, &TOP[..6], errs),
             });
         }
     }
@@ -454,6 +464,9 @@ fn read_config(t: &Table, allowed: &[&str], errs: &mut Errors) -> RawConfig {
         gateway: t
             .table("gateway", errs)
             .map(|g| spanned(&g, read_gateway(&g, errs))),
+        monitor: t
+            .table("monitor", errs)
+            .map(|m| spanned(&m, read_monitor(&m, errs))),
     }
 }
 
@@ -521,6 +534,28 @@ fn read_deployment(d: &Table, errs: &mut Errors) -> RawDeployment {
         maximum_percent: d.int("maximum_percent", errs),
         gate: d.str("gate", errs),
         gate_timeout: d.str("gate_timeout", errs),
+    }
+}
+
+fn read_monitor(m: &Table, errs: &mut Errors) -> RawMonitor {
+    m.check_keys(&MONITOR, errs);
+    let dimensions = m.table("dimensions", errs).map(|d| {
+        let mut dims = BTreeMap::new();
+        for (k, _) in d.items.iter() {
+            let key_span = d
+                .items
+                .get_key_value(k)
+                .and_then(|(key, _)| key.span())
+                .unwrap_or(0..0);
+            if let Some(v) = d.str(k, errs) {
+                dims.insert(Spanned::new(key_span, k.to_string()), v);
+            }
+        }
+        Spanned::new(d.span.clone(), dims)
+    });
+    RawMonitor {
+        namespace: m.str("namespace", errs),
+        dimensions,
     }
 }
 
@@ -631,6 +666,10 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             targets: o.targets.or(b.targets),
             eio3: o.eio3.or(b.eio3),
             origins: o.origins.or(b.origins),
+        }),
+        monitor: table(base.monitor, over.monitor, |b, o| RawMonitor {
+            namespace: o.namespace.or(b.namespace),
+            dimensions: o.dimensions.or(b.dimensions),
         }),
     }
 }

@@ -19,6 +19,7 @@ use crate::ecs::deploy::{self as ecs_deploy, RolloutAction, RolloutOptions};
 use crate::exit::Code;
 use crate::gateway::verify::{self, VerifySettings};
 use crate::report::{self, Check, CheckStatus, Step};
+use crate::traffic;
 use crate::ui::Ui;
 use crate::under_load::LoadSettings;
 use preflight::Preflight;
@@ -218,7 +219,8 @@ pub async fn run_pipeline(
     if run.stopped(&["deploy", "verify"]) {
         return Ok(run.finish(Code::Interrupted));
     }
-    if let Err(code) = deploy_step(&mut run, &aws, cfg, pre, &opts, load.as_ref()).await {
+    let metrics = traffic::TrafficOptions::from_flags(&args.metrics);
+    if let Err(code) = deploy_step(&mut run, &aws, cfg, pre, &opts, load.as_ref(), &metrics).await {
         run.skip_rest(&["verify"]);
         return Ok(run.finish(code));
     }
@@ -431,6 +433,7 @@ async fn deploy_step(
     pre: Preflight,
     opts: &RolloutOptions,
     load: Option<&LoadSettings>,
+    metrics: &traffic::TrafficOptions,
 ) -> Result<(), Code> {
     heading(run.ui, "deploy");
     let t = Instant::now();
@@ -464,10 +467,34 @@ async fn deploy_step(
         return Ok(());
     }
     let Some(load) = load else {
+        let from = traffic::unix_now();
         let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
-        return rollout_step(run, t, result, err);
+        let tg = &cfg.target_group.id;
+        let real = traffic::after_deploy(aws, tg, run.ui, metrics, from, &result, err.as_ref());
+        let real = real.await;
+        let rolled = rollout_step(run, t, result, err);
+        return traffic_step(run, real, rolled);
     };
-    under_load_step::run(run, aws, ecs, pre, opts, load, t).await
+    let tg = &cfg.target_group.id;
+    under_load_step::run(run, aws, ecs, pre, opts, load, t, tg, metrics).await
+}
+
+/// The `real-traffic` step after the deploy step; a threshold crossed fails the run.
+fn traffic_step(
+    run: &mut Run<'_>,
+    real: Option<traffic::RealTraffic>,
+    rolled: Result<(), Code>,
+) -> Result<(), Code> {
+    let Some(real) = real else { return rolled };
+    if !run.ui.json() {
+        run.ui.out(real.text().trim_end());
+    }
+    let code = real.code();
+    run.push(real.step());
+    match rolled {
+        Ok(()) if code != Code::Success => Err(code),
+        other => other,
+    }
 }
 
 /// The `deploy` step from the rollout's result.

@@ -1,5 +1,5 @@
 //! `full --under-load`: the deploy step with sessions held around the rollout, then the
-//! `under-load` step beside it (the rollout's step first, then the load's).
+//! `under-load` step beside it (the rollout's step first, the real traffic, then the load's).
 
 use std::time::{Duration, Instant};
 
@@ -8,10 +8,11 @@ use super::{rollout_step, Run};
 use crate::alb;
 use crate::aws::Aws;
 use crate::cli::FullArgs;
-use crate::config::{Config, EcsSection};
+use crate::config::{Config, EcsSection, ResourceRef};
 use crate::ecs::deploy::{self as ecs_deploy, RolloutOptions};
 use crate::exit::Code;
 use crate::report::{CheckStatus, Step};
+use crate::traffic::TrafficOptions;
 use crate::under_load::{self, LoadSettings, UnderLoad};
 
 /// `--under-load`, checked before anything is called (usage errors): never with a dry run.
@@ -46,6 +47,7 @@ pub(super) fn load_settings(args: &FullArgs, cfg: &Config) -> anyhow::Result<Opt
 }
 
 /// The rollout under load: the sessions open, the rollout runs beside them, they settle.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     run: &mut Run<'_>,
     aws: &Aws,
@@ -54,7 +56,10 @@ pub(super) async fn run(
     opts: &RolloutOptions,
     load: &LoadSettings,
     t: Instant,
+    tg: &ResourceRef,
+    metrics: &TrafficOptions,
 ) -> Result<(), Code> {
+    let from = crate::traffic::unix_now();
     let settle = under_load::settle_for(load, deregistration_after(&pre.alb), run.ui);
     let plan = pre.deploy.clone();
     // The deploy step times the rollout alone (not the opening and the settle around it).
@@ -73,7 +78,11 @@ pub(super) async fn run(
     let rolled = match done {
         Some((result, err, took)) => {
             let t = Instant::now().checked_sub(took).unwrap_or(t);
-            rollout_step(run, t, result, err)
+            let real =
+                crate::traffic::after_deploy(aws, tg, run.ui, metrics, from, &result, err.as_ref());
+            let real = real.await;
+            let rolled = rollout_step(run, t, result, err);
+            super::traffic_step(run, real, rolled)
         }
         None => not_rolled(run, &under, plan, t),
     };

@@ -273,6 +273,7 @@ pub(super) fn validate(file: &Path, raw: RawConfig, errs: &mut Errors) -> Option
 
     let ecs = raw.ecs.as_ref().map(|e| validate_ecs(errs, e));
     let gateway = raw.gateway.as_ref().map(|g| validate_gateway(errs, g));
+    let monitor = raw.monitor.as_ref().map(|m| validate_monitor(errs, m));
 
     if !errs.list.is_empty() {
         return None;
@@ -288,5 +289,66 @@ pub(super) fn validate(file: &Path, raw: RawConfig, errs: &mut Errors) -> Option
         target_group: target_group.unwrap(),
         ecs: ecs.map(Option::unwrap),
         gateway: gateway.map(Option::unwrap),
+        monitor,
     })
+}
+
+/// CloudWatch's limits on what EMF names: a namespace of 1-255 printable ASCII characters not
+/// starting with `:`, at most 30 dimensions, names 1-255 and values 1-1024 ASCII characters,
+/// no control characters.
+fn validate_monitor(
+    errs: &mut Errors,
+    m: &S<super::raw::RawMonitor>,
+) -> crate::config::MonitorSection {
+    let m = m.get_ref();
+    let ascii = |s: &str, max: usize| {
+        !s.trim().is_empty()
+            && s.len() <= max
+            && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
+    };
+    let mut out = crate::config::MonitorSection::default();
+    if let Some(ns) = &m.namespace {
+        if ascii(ns.get_ref(), 255) && !ns.get_ref().starts_with(':') {
+            out.namespace = ns.get_ref().clone();
+        } else {
+            errs.at(
+                ns.span(),
+                "monitor.namespace",
+                format!("\"{}\" is not a CloudWatch namespace", crate::outside::Outside::new(ns.get_ref()).shown(80)),
+                Some("1 to 255 printable ASCII characters, not starting with ':', like \"BoSar/Gateway\""),
+            );
+        }
+    }
+    if let Some(dims) = &m.dimensions {
+        if dims.get_ref().len() > 30 {
+            errs.at(
+                dims.span(),
+                "monitor.dimensions",
+                "more than 30 dimensions",
+                Some("at most 30 (CloudWatch's limit)"),
+            );
+        }
+        for (k, v) in dims.get_ref() {
+            let key = format!("monitor.dimensions.{}", k.get_ref());
+            if !ascii(k.get_ref(), 255) || k.get_ref().starts_with(':') {
+                errs.at(
+                    k.span(),
+                    &key,
+                    "not a CloudWatch dimension name",
+                    Some("1 to 255 printable ASCII characters, not starting with ':'"),
+                );
+            } else if !ascii(v.get_ref(), 1024) {
+                errs.at(
+                    v.span(),
+                    &key,
+                    "not a CloudWatch dimension value",
+                    Some("1 to 1024 printable ASCII characters"),
+                );
+            } else {
+                out.dimensions
+                    .insert(k.get_ref().clone(), v.get_ref().clone());
+            }
+        }
+    }
+    out
 }

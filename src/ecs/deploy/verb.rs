@@ -60,8 +60,8 @@ struct DeployReport<'a> {
     beside: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
-/// What ran beside the rollout and is reported with it (`deploy --under-load`, from
-/// `crate::deploy_cmd`): its JSON under `key` in the payload, its JUnit testsuite, and its exit
+/// What ran beside the rollout and is reported with it (`deploy --under-load`, the real
+/// traffic read after it; from `crate::deploy_cmd`): its JSON under `key` in the payload, its JUnit testsuite, and its exit
 /// code and error when the rollout's code is 0.
 pub struct Beside {
     pub key: &'static str,
@@ -96,7 +96,7 @@ fn emit_json(
     result: &DeployResult,
     err: Option<&anyhow::Error>,
     code: Code,
-    beside: Option<&Beside>,
+    beside: &[Beside],
 ) {
     let word = if code == Code::Interrupted {
         "interrupted"
@@ -104,14 +104,14 @@ fn emit_json(
         result_of(result, dry_run, err.is_some())
     };
     let mut extra = serde_json::Map::new();
-    if let Some(b) = beside {
+    for b in beside {
         extra.insert(b.key.to_string(), b.json.clone());
     }
     let report = DeployReport {
         dry_run,
         result: word,
         deploy: result,
-        beside: beside.map(|_| &extra),
+        beside: (!beside.is_empty()).then_some(&extra),
     };
     // A rollout that ended badly is the run's error when nothing else was; then what ran
     // beside it, when that failed.
@@ -121,8 +121,9 @@ fn emit_json(
         .filter(|o| !o.succeeded())
         .map(|o| anyhow::anyhow!(o.message()));
     let from_beside = beside
+        .iter()
         .filter(|b| b.code != Code::Success)
-        .and_then(|b| b.error.as_ref())
+        .find_map(|b| b.error.as_ref())
         .map(|m| anyhow::anyhow!(m.clone()));
     ui.emit(
         "deploy",
@@ -163,7 +164,16 @@ pub async fn run(
     };
     let (mut result, err) = execute(aws, ready.ecs, ready.plan, &ready.opts, ui).await;
     result.preflight = ready.preflight;
-    finish(args, cfg, ui, &ready.opts, ready.started, result, err, None)
+    finish(
+        args,
+        cfg,
+        ui,
+        &ready.opts,
+        ready.started,
+        result,
+        err,
+        vec![],
+    )
 }
 
 /// Reads the service, shows the plan (and the breaker warning), runs the preflight checks on
@@ -218,7 +228,7 @@ pub async fn prepare<'a>(
                 "dry run: nothing was changed (run without --dry-run to deploy)"
             });
         }
-        emit_json(ui, args.plan.dry_run, &result, err.as_ref(), code, None);
+        emit_json(ui, args.plan.dry_run, &result, err.as_ref(), code, &[]);
         return match err {
             Some(e) => Err(e),
             None => Ok(Prepared::Done(code)),
@@ -244,7 +254,7 @@ pub fn finish(
     started: std::time::Instant,
     result: DeployResult,
     err: Option<anyhow::Error>,
-    beside: Option<Beside>,
+    beside: Vec<Beside>,
 ) -> anyhow::Result<Code> {
     let in_progress = result.plan.in_progress.as_ref();
     if let (Some(d), true, None) = (in_progress, opts.no_wait, &err) {
@@ -283,14 +293,18 @@ pub fn finish(
         }
     }
     if code == Code::Success {
-        if let Some(b) = &beside {
+        if let Some(b) = beside.iter().find(|b| b.code != Code::Success) {
             code = b.code;
         }
     }
-    emit_json(ui, false, &result, err.as_ref(), code, beside.as_ref());
+    emit_json(ui, false, &result, err.as_ref(), code, &beside);
+    let mut steps = vec![deploy_step(&result, err.as_ref(), started.elapsed())];
+    steps.extend(beside.into_iter().map(|b| b.step));
+    // Under GitHub Actions, the rollout and what ran beside it in the step summary.
+    if let Err(e) = crate::report::github_step_summary("bosar-deploy deploy", &steps) {
+        ui.warn(format!("the step summary was not written: {e}"));
+    }
     if let Some(path) = &args.junit {
-        let mut steps = vec![deploy_step(&result, err.as_ref(), started.elapsed())];
-        steps.extend(beside.map(|b| b.step));
         match crate::report::write_junit(path, &steps) {
             Ok(()) => ui.detail(format!("JUnit report written to {}", path.display())),
             Err(e) => ui.warn(format!(

@@ -1,0 +1,378 @@
+//! `monitor` against the real peers: two NestJS gateway replicas behind the ALB-shaped
+//! HAProxy, heartbeats every second, one record a second. A replica stopped mid-run shows up
+//! in the next records as drops and reconnects, and its sessions move to the other replica
+//! (the gateways' own counters are the ground truth); SIGTERM ends the run with exit 0 after
+//! one last record; `--prometheus` serves OpenMetrics that a real Prometheus scrapes.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::peers::{Gateway, GatewayOpts, SlotProxy};
+
+const TOKEN_ENV: &str = "BOSAR_MONITOR_TEST_TOKEN";
+const SECRET: &str = "verify-test-secret";
+
+fn config(url: &str) -> (tempfile::TempDir, PathBuf) {
+    support::write_config(&format!(
+        r#"
+[target_group]
+name = "bosar-api-tg"
+
+[gateway]
+url = "{url}"
+namespace = "/chat"
+health_path = "/health/websocket"
+token_env = "{TOKEN_ENV}"
+ping_interval = "2s"
+ping_timeout = "3s"
+heartbeat_event = "heartbeat"
+heartbeat_interval = "1s"
+
+[monitor]
+namespace = "BoSar/Test"
+
+[monitor.dimensions]
+Service = "chat-api"
+"#
+    ))
+}
+
+fn pair() -> (Gateway, Gateway) {
+    let opts = |id: &str| GatewayOpts {
+        instance_id: Some(id.into()),
+        ..GatewayOpts::default()
+    };
+    (Gateway::start(&opts("gw-a")), Gateway::start(&opts("gw-b")))
+}
+
+/// `bosar-deploy … monitor …`, its stdout lines as they come.
+struct Monitor {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Monitor {
+    fn start(cfg: &Path, global: &[&str], args: &[&str]) -> Monitor {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("CI", "true")
+            .env(TOKEN_ENV, support::signed_token(SECRET, "monitor-test"))
+            .arg("--config")
+            .arg(cfg)
+            .args(global)
+            .arg("monitor")
+            .args(["--interval", "1s", "--reconnect-delay", "200ms..1s"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn bosar-deploy");
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Monitor {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The next record (JSON line), within 10 s.
+    fn record(&self) -> Value {
+        let l = self
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a record within 10 s");
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
+    }
+
+    /// Waits for the exit (at most 20 s): its code, the remaining lines, stderr.
+    fn finish(mut self) -> (i32, Vec<String>, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                panic!("monitor did not stop within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let rest = self.lines.try_iter().collect();
+        let err = self.stderr.join().unwrap();
+        (status.code().unwrap_or(-1), rest, err)
+    }
+
+    fn terminate(&self) {
+        // SAFETY: a plain kill(2) of our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+    }
+}
+
+fn connections(g: &Gateway) -> u64 {
+    g.stats()["connections"].as_u64().unwrap()
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[test]
+fn a_replica_stopped_mid_run_shows_as_drops_and_reconnects_in_the_next_records() {
+    let (mut a, b) = pair();
+    let proxy = SlotProxy::start(&[&a, &b]);
+    let (_d, cfg) = config(&proxy.url);
+    let m = Monitor::start(&cfg, &["--output", "json"], &["--sessions", "10"]);
+    // Every session up and heartbeats flowing on both replicas.
+    let mut first = m.record();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while u(&first["sessions_up"]) < 10 || first["sessions_per_target"].get("unknown").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "sessions never all up: {first:#}"
+        );
+        first = m.record();
+    }
+    assert_eq!(u(&first["drops"]), 0, "{first:#}");
+    assert_eq!(first["health_status"], 200, "{first:#}");
+    assert!(first["handshake_ms"].is_u64(), "{first:#}");
+    assert!(u(&first["heartbeat_gap_max_ms"]) >= 900, "{first:#}");
+    assert_eq!(u(&first["heartbeat_interval_ms"]), 1000);
+    let held = u(&first["sessions_per_target"]["gw-a"]);
+    assert!(held > 0, "the balancer put nothing on gw-a: {first:#}");
+    // The gateway's own count agrees (the interval's fresh handshake may be open a moment).
+    let on_a = connections(&a);
+    assert!(
+        on_a == held || on_a == held + 1,
+        "gw-a holds {on_a}, the record says {held}"
+    );
+    let before_b = u(&b.stats()["totalConnections"]);
+    a.terminate();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.exited() {
+        assert!(Instant::now() < deadline, "gw-a did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next records: the drops, then the sessions back on gw-b.
+    let (mut drops, mut reconnects) = (0, 0);
+    let mut last = first.clone();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while reconnects < held || last["sessions_per_target"]["gw-b"] != 10 {
+        assert!(Instant::now() < deadline, "never all back: {last:#}");
+        last = m.record();
+        eprintln!("{last}");
+        drops += u(&last["drops"]);
+        reconnects += u(&last["reconnects"]);
+        if u(&last["reconnects"]) > 0 {
+            assert!(u(&last["reconnect_max_ms"]) < 5_000, "{last:#}");
+            assert!(
+                last["reconnect_p50_ms"].as_u64().unwrap() >= 100,
+                "{last:#}"
+            );
+        }
+    }
+    assert_eq!(drops, held, "drops vs the sessions gw-a held");
+    assert_eq!(reconnects, held);
+    assert_eq!(last["sessions_per_target"]["gw-b"], 10, "{last:#}");
+    assert!(
+        last["sessions_per_target"].get("gw-a").is_none(),
+        "{last:#}"
+    );
+    // gw-b's own count: at least the reconnected sessions came (plus fresh handshakes).
+    assert!(u(&b.stats()["totalConnections"]) >= before_b + held);
+    m.terminate();
+    let (code, rest, err) = m.finish();
+    assert_eq!(code, 0, "{err}");
+    let last: Value = serde_json::from_str(rest.last().expect("a last record after SIGTERM"))
+        .expect("the last record is JSON");
+    assert!(last["sessions_up"].is_u64(), "{last}");
+    assert!(err.contains("Stopped after"), "{err}");
+}
+
+#[test]
+fn emf_lines_carry_the_configured_namespace_and_duration_ends_the_run() {
+    let (a, b) = pair();
+    let proxy = SlotProxy::start(&[&a, &b]);
+    let (_d, cfg) = config(&proxy.url);
+    let started = Instant::now();
+    let m = Monitor::start(
+        &cfg,
+        &[],
+        &["--sessions", "4", "--emit", "emf", "--duration", "3s"],
+    );
+    let (code, lines, err) = m.finish();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!((3..=5).contains(&lines.len()), "{lines:#?}");
+    for l in &lines {
+        let d = &l["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(d["Namespace"], "BoSar/Test");
+        assert_eq!(d["Dimensions"][0][0], "Service");
+        assert_eq!(l["Service"], "chat-api");
+        assert!(l["SessionsUp"].is_number(), "{l}");
+    }
+    assert_eq!(lines[lines.len() - 2]["SessionsUp"], 4.0, "{lines:#?}");
+}
+
+/// A real Prometheus on a free loopback port scraping `target` every second.
+struct Prometheus {
+    port: u16,
+    _peer: support::Peer,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let bin = support::peers::which("prometheus")
+            .unwrap_or_else(|| panic!("prometheus not found on PATH: run `bash scripts/setup.sh` (apt-get install prometheus)"));
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: bosar-monitor\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = support::free_port();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn prometheus");
+        let peer = support::Peer {
+            child,
+            name: "prometheus".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "prometheus did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Prometheus {
+            port,
+            _peer: peer,
+            _dir: dir,
+        }
+    }
+
+    /// The value of an instant query's first sample, if any.
+    fn query(&self, q: &str) -> Option<f64> {
+        let path = format!("/api/v1/query?query={q}");
+        let (status, body) = support::http(self.port, "GET", &path, "");
+        // 503 while it starts up.
+        if status == 503 {
+            return None;
+        }
+        assert_eq!(status, 200, "{body}");
+        let json = &body[body.find('{')?..=body.rfind('}')?];
+        let v: Value = serde_json::from_str(json).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_sessions_held_and_promtool_accepts_the_exposition() {
+    let (a, b) = pair();
+    let proxy = SlotProxy::start(&[&a, &b]);
+    let (_d, cfg) = config(&proxy.url);
+    let port = support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let m = Monitor::start(&cfg, &[], &["--sessions", "4", "--prometheus", &addr]);
+    let prom = Prometheus::start(&addr);
+    // Through Prometheus's HTTP API: the sessions the monitor holds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if prom.query("bosar_monitor_sessions_up") == Some(4.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw 4 sessions up"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(prom.query("sum(bosar_monitor_target_sessions)"), Some(4.0));
+    assert_eq!(
+        prom.query("bosar_monitor_drops_total{cause=\"transport_close\"}"),
+        Some(0.0)
+    );
+    // Asked for OpenMetrics (as Prometheus asks): that format, ending with `# EOF`.
+    let open_metrics = {
+        use std::io::Write as _;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(
+        open_metrics.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+        "{open_metrics}"
+    );
+    assert!(open_metrics.ends_with("# EOF\n"), "{open_metrics}");
+    assert!(open_metrics.contains("# UNIT bosar_monitor_reconnect_seconds seconds"));
+    // The classic text format (no Accept), through promtool's linter.
+    let (status, text) = support::http(port, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    assert!(text.contains("bosar_monitor_sessions_up 4\n"), "{text}");
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _) = support::http(port, "GET", "/nope", "");
+    assert_eq!(status, 404);
+    m.terminate();
+    let (code, _, err) = m.finish();
+    assert_eq!(code, 0, "{err}");
+}

@@ -5,9 +5,7 @@
 //! are the shards' own, applied to the total by the probe's verdicts. Reports of different
 //! runs, versions, K or settings, and missing or duplicate shards, are refused with the reason.
 
-use std::collections::BTreeMap;
-
-use super::merge_disruption::{disruption_report, merge_disruption};
+use super::merge_disruption::{disruption_report, merge_disruption, sum_by};
 use super::report::{
     CookieReport, FailureGroup, HeartbeatReport, Lateness, ProbeReport, Samples, TargetCount,
 };
@@ -114,17 +112,6 @@ fn add(a: &mut ShardCounts, b: &ShardCounts) {
     a.heartbeats_acked += b.heartbeats_acked;
     a.received_in_hold += b.received_in_hold;
     a.due_in_hold += b.due_in_hold;
-}
-
-/// Sums equal keys; most first, ties by key (as [`stats::group`] orders them).
-pub(super) fn sum_by<K: Ord + Clone>(rows: impl IntoIterator<Item = (K, u64)>) -> Vec<(K, u64)> {
-    let mut m: BTreeMap<K, u64> = BTreeMap::new();
-    for (k, n) in rows {
-        *m.entry(k).or_default() += n;
-    }
-    let mut v: Vec<(K, u64)> = m.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
 }
 
 /// The shards of one run as one; `Err` says why they are not one run.

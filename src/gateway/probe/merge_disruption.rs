@@ -1,10 +1,11 @@
 //! `report merge` for `--reconnect` shards: their disruption parts summed into one, and the
 //! disruption report of the whole run rebuilt from it for the verdicts and the from→to table.
 
+use std::collections::BTreeMap;
+
 use super::disruption::{
     self, AttemptReport, CauseCount, DisruptionReport, Dropped, Move, ReconnectTimes,
 };
-use super::merge::sum_by;
 use super::shard::DisruptionPart;
 use crate::gateway::histogram::LogHistogram;
 use crate::outside::Outside;
@@ -121,4 +122,15 @@ pub(super) fn disruption_report(d: &DisruptionPart, connections: u32) -> Disrupt
         limits: d.limits,
         back_ms: d.back_ms.clone(),
     }
+}
+
+/// Sums equal keys; most first, ties by key (as `stats::group` orders them).
+pub(super) fn sum_by<K: Ord + Clone>(rows: impl IntoIterator<Item = (K, u64)>) -> Vec<(K, u64)> {
+    let mut m: BTreeMap<K, u64> = BTreeMap::new();
+    for (k, n) in rows {
+        *m.entry(k).or_default() += n;
+    }
+    let mut v: Vec<(K, u64)> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
 }

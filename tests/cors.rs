@@ -6,11 +6,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use support::peers::{Gateway, GatewayOpts, Haproxy};
-use support::{run, Run};
+use support::Run;
 
 const SECRET: &str = "verify-test-secret";
 const TOKEN_ENV: &str = "BOSAR_CORS_TEST_TOKEN";
@@ -44,33 +43,11 @@ fn gateway(cors: &str) -> Gateway {
 }
 
 fn verify(cfg: &Path) -> (Run, Value) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("CI", "true")
-        .env(TOKEN_ENV, support::signed_token(SECRET, "cors-test"))
-        .stdin(Stdio::null())
-        .arg("--config")
-        .arg(cfg)
-        .args(["--output", "json", "verify"]);
-    let out = run(&mut cmd);
-    let doc: Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.all()));
-    let report = doc["verify"].clone();
-    (out, report)
+    support::verify_json(cfg, TOKEN_ENV, SECRET, "cors-test")
 }
 
 fn cors(report: &Value) -> (String, String) {
-    let c = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "cors")
-        .unwrap_or_else(|| panic!("no cors check in {report:#}"));
-    let (status, msg) = (
-        c["status"].as_str().unwrap().to_string(),
-        c["message"].as_str().unwrap().to_string(),
-    );
+    let (status, msg) = support::check_of(report, "cors");
     eprintln!("cors: {status} {msg}");
     (status, msg)
 }

@@ -6,11 +6,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 use support::peers::{node, Gateway, GatewayOpts, Haproxy};
-use support::{run, Run};
+use support::Run;
 
 const SECRET: &str = "verify-test-secret";
 const TOKEN_ENV: &str = "BOSAR_EIO3_TEST_TOKEN";
@@ -48,34 +48,12 @@ fn gateway(env: &[(&str, &str)], auth: bool) -> Gateway {
 }
 
 fn verify(cfg: &Path) -> (Run, Value) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("CI", "true")
-        .env(TOKEN_ENV, support::signed_token(SECRET, "eio3-test"))
-        .stdin(Stdio::null())
-        .arg("--config")
-        .arg(cfg)
-        .args(["--output", "json", "verify"]);
-    let out = run(&mut cmd);
-    let doc: Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.all()));
-    let report = doc["verify"].clone();
-    (out, report)
+    support::verify_json(cfg, TOKEN_ENV, SECRET, "eio3-test")
 }
 
 /// Status and message of the `eio3` check.
 fn eio3(report: &Value) -> (String, String) {
-    let c = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "eio3")
-        .unwrap_or_else(|| panic!("no eio3 check in {report:#}"));
-    (
-        c["status"].as_str().unwrap().to_string(),
-        c["message"].as_str().unwrap().to_string(),
-    )
+    support::check_of(report, "eio3")
 }
 
 /// The official socket.io-client 2.x against `g` with `token`: its JSON line.

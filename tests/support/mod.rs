@@ -491,3 +491,43 @@ pub fn foreign_commands(output: &str, marker: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// `bosar-deploy --output json verify` with `cfg` and a token minted with `secret` in
+/// `token_env` (CI mode, nothing else from this environment): the run and its `verify` payload.
+#[allow(dead_code)]
+pub fn verify_json(
+    cfg: &Path,
+    token_env: &str,
+    secret: &str,
+    who: &str,
+) -> (Run, serde_json::Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CI", "true")
+        .env(token_env, signed_token(secret, who))
+        .stdin(Stdio::null())
+        .arg("--config")
+        .arg(cfg)
+        .args(["--output", "json", "verify"]);
+    let out = run(&mut cmd);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.all()));
+    let report = doc["verify"].clone();
+    (out, report)
+}
+
+/// Status and message of the check `name` in a verify payload.
+#[allow(dead_code)]
+pub fn check_of(report: &serde_json::Value, name: &str) -> (String, String) {
+    let c = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {report:#}"));
+    (
+        c["status"].as_str().unwrap().to_string(),
+        c["message"].as_str().unwrap().to_string(),
+    )
+}

@@ -148,7 +148,11 @@ fn a_replica_stopped_mid_run_shows_as_drops_and_reconnects_in_the_next_records()
     // Every session up and heartbeats flowing on both replicas.
     let mut first = m.record();
     let deadline = Instant::now() + Duration::from_secs(15);
-    while u(&first["sessions_up"]) < 10 || first["sessions_per_target"].get("unknown").is_some() {
+    // ... and a heartbeat gap measured (two heartbeats of a session in one interval).
+    while u(&first["sessions_up"]) < 10
+        || first["sessions_per_target"].get("unknown").is_some()
+        || !first["heartbeat_gap_max_ms"].is_u64()
+    {
         assert!(
             Instant::now() < deadline,
             "sessions never all up: {first:#}"

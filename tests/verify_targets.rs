@@ -270,6 +270,34 @@ fn text_shows_the_mixed_fleet_per_target_and_a_single_target_says_so() {
     );
     assert!(line("  PASS gw-a").contains("9 passed"), "{}", out.stdout);
 
+    // The load probe on the same fleet names the target that refused its sessions: every
+    // failure is on gw-b (its cookie looked up on the health endpoint), none on gw-a.
+    let out = verify(&cfg, &["--connections", "16", "--hold", "1s"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    let probe = &doc["probe"];
+    let failed = probe["open_failed"].as_u64().unwrap();
+    assert!(failed > 0, "{probe:#}");
+    assert_eq!(
+        probe["open_failed_by_target"],
+        serde_json::json!([{"instance": "gw-b", "sessions": failed}]),
+        "{probe:#}"
+    );
+    let open = probe["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "open")
+        .unwrap();
+    assert_eq!(open["status"], "fail");
+    assert!(
+        open["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("; failed per target: gw-b {failed} of {failed}")),
+        "{open:#}"
+    );
+
     // --targets is range-checked before anything is called.
     let out = verify(&cfg, &["--targets", "0"]);
     assert_eq!(out.code, 2, "{}", out.all());

@@ -396,6 +396,13 @@ pub(super) fn build_report(
                 sessions,
             })
             .collect(),
+        open_failed_by_target: stats::group(t.open_failed_per_target)
+            .into_iter()
+            .map(|(instance, sessions)| TargetCount {
+                instance: instance.clone(),
+                sessions,
+            })
+            .collect(),
         unknown_target: t.unknown_target,
         cookies,
         heartbeats,
@@ -420,6 +427,8 @@ struct Tally<'a> {
     due_in_hold: u64,
     /// The target of every open session whose target is known.
     per_target: Vec<&'a Outside>,
+    /// The target of every session that failed to open after the handshake set its cookie.
+    open_failed_per_target: Vec<&'a Outside>,
     unknown_target: u64,
     cookie_set: u64,
     /// Per cookie value: its sessions, and the instances their heartbeats named.
@@ -442,6 +451,11 @@ fn tally<'a>(
     for r in &g.records {
         if let Some(us) = r.connect_us {
             t.opened_session(r, us, g, targets, ps);
+        } else if let CookieSeen::Value(i) = r.cookie {
+            // Refused after the handshake: its cookie names the target that refused it.
+            if let Some(Some(target)) = g.cookie_instances.get(i as usize) {
+                t.open_failed_per_target.push(target);
+            }
         }
         t.outcome(&r.outcome);
     }

@@ -27,6 +27,7 @@ pub struct Merged {
     pub connect_us: LogHistogram,
     pub lateness_ms: LogHistogram,
     pub targets: Vec<(String, u64)>,
+    pub open_failed_by_target: Vec<(String, u64)>,
     pub failures: Vec<(String, String, u64)>,
     /// With `--reconnect`: the shards' disruption, summed.
     pub disruption: Option<DisruptionPart>,
@@ -131,6 +132,11 @@ pub fn merge(parts: &[ShardPart]) -> Result<Merged, String> {
         }
     }
     let targets = sum_by(parts.iter().flat_map(|p| p.targets.iter().cloned()));
+    let open_failed_by_target = sum_by(
+        parts
+            .iter()
+            .flat_map(|p| p.open_failed_by_target.iter().cloned()),
+    );
     let failures = sum_by(parts.iter().flat_map(|p| {
         p.failures
             .iter()
@@ -155,6 +161,7 @@ pub fn merge(parts: &[ShardPart]) -> Result<Merged, String> {
         connect_us,
         lateness_ms,
         targets,
+        open_failed_by_target,
         failures,
     })
 }
@@ -209,6 +216,14 @@ impl Merged {
             connect: summary_of(&self.connect_us),
             targets: self
                 .targets
+                .iter()
+                .map(|(i, n)| TargetCount {
+                    instance: Outside::new(i),
+                    sessions: *n,
+                })
+                .collect(),
+            open_failed_by_target: self
+                .open_failed_by_target
                 .iter()
                 .map(|(i, n)| TargetCount {
                     instance: Outside::new(i),
@@ -323,6 +338,14 @@ mod tests {
             targets: stats::group(opened.iter().map(|s| format!("gw-{}", s.target)))
                 .into_iter()
                 .collect(),
+            open_failed_by_target: stats::group(
+                sessions
+                    .iter()
+                    .filter(|s| s.connect_us.is_none())
+                    .map(|s| format!("gw-{}", s.target)),
+            )
+            .into_iter()
+            .collect(),
             failures: if failed > 0 {
                 vec![("open".into(), "refused".into(), failed)]
             } else {
@@ -371,6 +394,7 @@ mod tests {
             prop_assert_eq!(&m.counts, &whole.counts);
             prop_assert_eq!(&m.connect_us, &whole.connect_us);
             prop_assert_eq!(&m.targets, &whole.targets);
+            prop_assert_eq!(&m.open_failed_by_target, &whole.open_failed_by_target);
             prop_assert_eq!(&m.failures, &whole.failures);
             let (a, b) = (m.report(), whole.report());
             prop_assert_eq!(a.connect, b.connect);

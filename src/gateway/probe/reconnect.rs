@@ -250,7 +250,12 @@ async fn attempt(
     i: usize,
     mut jar: Jar,
 ) -> Result<(Stream, CookieSeen, Duration, Jar), AttemptCause> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(open(sh, i, Some(&mut jar)))).await {
+    match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        Box::pin(open(sh, i, Some(&mut jar), &mut CookieSeen::None)),
+    )
+    .await
+    {
         Ok(Ok((ws, cookie, ping_window))) => Ok((ws, cookie, ping_window, jar)),
         Ok(Err(message)) => Err(AttemptCause::of(&message)),
         Err(_) => Err(AttemptCause::Timeout),

@@ -101,6 +101,11 @@ pub struct ProbeReport {
     /// From the TCP connect to the namespace CONNECT answer.
     pub connect: Option<Summary>,
     pub targets: Vec<TargetCount>,
+    /// Sessions that failed to open, per target (`sessions` counts the failures): named by
+    /// the stickiness cookie the handshake set, looked up on the health endpoint. Which
+    /// targets refused users; failures before the handshake, or without a cookie, are in
+    /// no row.
+    pub open_failed_by_target: Vec<TargetCount>,
     /// Open sessions whose target is unknown (no heartbeat, no cookie to look up).
     pub unknown_target: u64,
     pub cookies: CookieReport,

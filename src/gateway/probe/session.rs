@@ -126,11 +126,14 @@ pub(super) type Jar = Option<Box<str>>;
 /// TCP connect, websocket handshake through the load balancer (sending the cookie in `jar`,
 /// and keeping the one the `101` sets there), Engine.IO open, namespace CONNECT with the
 /// token. Also returns how long the connection may go without an Engine.IO ping (the open
-/// packet's pingInterval + pingTimeout).
+/// packet's pingInterval + pingTimeout). The stickiness cookie the handshake set goes into
+/// `seen` as soon as it is known, so a session the namespace then refuses still names its
+/// target.
 pub(super) async fn open(
     sh: &Shared,
     i: usize,
     jar: Option<&mut Jar>,
+    seen: &mut CookieSeen,
 ) -> Result<(Stream, CookieSeen, Duration), String> {
     let addr = sh.addrs[i % sh.addrs.len()];
     let tcp = TcpStream::connect(addr)
@@ -157,6 +160,7 @@ pub(super) async fn open(
     })
     .await
     .map_err(|e| format!("websocket handshake: {e}"))?;
+    *seen = cookie;
     if let (Some(jar), Some(k)) = (jar, kept) {
         *jar = Some(k);
     }

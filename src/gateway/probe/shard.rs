@@ -195,6 +195,9 @@ pub struct ShardPart {
     pub lateness_ms: LogHistogram,
     /// `(instance, sessions)`.
     pub targets: Vec<(String, u64)>,
+    /// `(instance, sessions that failed to open there)`.
+    #[serde(default)]
+    pub open_failed_by_target: Vec<(String, u64)>,
     /// `(phase, cause, count)`.
     pub failures: Vec<(String, String, u64)>,
     /// With `--reconnect`.
@@ -309,6 +312,11 @@ impl ShardPart {
             lateness_ms: samples.lateness_ms.clone(),
             targets: r
                 .targets
+                .iter()
+                .map(|t| (t.instance.to_string(), t.sessions))
+                .collect(),
+            open_failed_by_target: r
+                .open_failed_by_target
                 .iter()
                 .map(|t| (t.instance.to_string(), t.sessions))
                 .collect(),

@@ -26,7 +26,9 @@ async fn session(
     let keep = sh.reconnect.is_some().then_some(&mut jar);
     // Boxed: the handshake's state (about 1.5 KiB) lives on the heap only while it runs, not
     // in every session's task for its whole life.
-    let opened = tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(open(&sh, i, keep))).await;
+    let mut seen = CookieSeen::None;
+    let opened =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(open(&sh, i, keep, &mut seen))).await;
     drop(permit);
     let mut rec = Record {
         connect_us: None,
@@ -50,6 +52,8 @@ async fn session(
                 ),
             };
             rec.outcome = Outcome::OpenFailed(cause);
+            // The target that refused it, if the handshake got that far.
+            rec.cookie = seen;
             return rec;
         }
     };

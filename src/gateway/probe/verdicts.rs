@@ -93,7 +93,12 @@ fn open(r: &ProbeReport) -> Check {
         r.concurrency
     );
     if r.open_failed > 0 {
-        msg += &format!("; {} failed{}", r.open_failed, causes_of(r, "open"));
+        msg += &format!(
+            "; {} failed{}{}",
+            r.open_failed,
+            causes_of(r, "open"),
+            refusing_targets(r)
+        );
     }
     Check::new(
         "open",
@@ -101,6 +106,34 @@ fn open(r: &ProbeReport) -> Check {
         d(r.open_phase_ms),
         msg,
     )
+}
+
+/// `; failed per target: gw-b 20 of 20, gw-a 1 of 21` (failures over the sessions the target
+/// was given), or nothing when no failure could be placed.
+fn refusing_targets(r: &ProbeReport) -> String {
+    let opened_on = |instance| {
+        r.targets
+            .iter()
+            .find(|t| &t.instance == instance)
+            .map_or(0, |t| t.sessions)
+    };
+    let parts: Vec<String> = r
+        .open_failed_by_target
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} of {}",
+                t.instance.shown(80),
+                t.sessions,
+                t.sessions + opened_on(&t.instance)
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; failed per target: {}", parts.join(", "))
+    }
 }
 
 /// Connect latency percentiles, against `--max-p99` when given.
@@ -471,6 +504,7 @@ mod tests {
                     sessions: 50,
                 },
             ],
+            open_failed_by_target: vec![],
             unknown_target: 0,
             cookies: CookieReport {
                 name: Some("AWSALB".into()),
@@ -558,6 +592,28 @@ mod tests {
         let c = checks(&r);
         assert_eq!(status(&c, "errors"), CheckStatus::Pass);
         assert_eq!(status(&c, "open"), CheckStatus::Warn);
+    }
+
+    /// The open check names the targets that refused sessions, with their share.
+    #[test]
+    fn open_names_the_targets_that_refused_sessions() {
+        let mut r = report();
+        r.open_failed = 20;
+        r.opened = 80;
+        r.targets[1].sessions = 30;
+        r.open_failed_by_target = vec![TargetCount {
+            instance: "gw-2".into(),
+            sessions: 20,
+        }];
+        let open = &checks(&r)[0];
+        assert!(
+            open.message.ends_with("; failed per target: gw-2 20 of 50"),
+            "{}",
+            open.message
+        );
+        r.open_failed_by_target.clear();
+        let open = &checks(&r)[0];
+        assert!(!open.message.contains("per target"), "{}", open.message);
     }
 
     #[test]

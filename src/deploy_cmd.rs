@@ -53,6 +53,11 @@ pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
     } else {
         crate::gate_judge::for_config(cfg, "deploy", None, args.allow_insecure_token)?
     };
+    // Under load, production judgements also weigh the held sessions' thresholds.
+    let judge = match (judge, &load) {
+        (Some(j), Some(l)) => Some(l.gate(j)),
+        (j, _) => j,
+    };
     let aws = aws::connect(&cfg.aws, g, ui).await?;
     // Plan's target-group checks, so deploy never goes ahead where `plan` fails.
     crate::pipeline::preflight::deploy_target_group(cfg, &aws).await?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::ecs::native::gate::{Audience, GateJudge, Judge, Judged};
+use crate::gateway::probe::{disruption::Limits, live_check, LiveLoad};
 use crate::gateway::verify::{self, VerifySettings};
 use crate::ui::Ui;
 
@@ -50,4 +51,87 @@ pub fn for_config(
         green.url = t.clone();
     }
     Ok(Some(GateJudge(Arc::new(VerifyJudge { green, production }))))
+}
+
+/// A judge whose production judgements also weigh the sessions held under load: crossing
+/// `--max-lost`, `--max-drop-rate` or `--max-reconnect-p99` during a bake time rolls back while
+/// blue still runs. Green is judged by the inner judge alone (the held sessions are on blue).
+struct LoadJudge {
+    inner: GateJudge,
+    live: LiveLoad,
+    limits: Limits,
+}
+
+impl Judge for LoadJudge {
+    fn judge<'a>(&'a self, audience: Audience, ui: &'a Ui) -> Judged<'a> {
+        Box::pin(async move {
+            let mut checks = self.inner.0.judge(audience, ui).await?;
+            if audience == Audience::Production {
+                checks.push(live_check(self.live.now(), &self.limits));
+            }
+            Ok(checks)
+        })
+    }
+}
+
+/// `judge` with the held sessions' thresholds in its production judgements.
+pub fn with_load(judge: GateJudge, live: LiveLoad, limits: Limits) -> GateJudge {
+    GateJudge(Arc::new(LoadJudge {
+        inner: judge,
+        live,
+        limits,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::probe::LiveDisruption;
+    use crate::report::{Check, CheckStatus};
+
+    struct Passes;
+    impl Judge for Passes {
+        fn judge<'a>(&'a self, _: Audience, _: &'a Ui) -> Judged<'a> {
+            Box::pin(async {
+                Ok(vec![Check::new(
+                    "handshake",
+                    CheckStatus::Pass,
+                    std::time::Duration::ZERO,
+                    "ok",
+                )])
+            })
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_lost: 0,
+            max_drop_rate: None,
+            max_reconnect_p99_ms: None,
+        }
+    }
+
+    /// Production gets the under-load check (a lost session fails it); green does not.
+    #[tokio::test]
+    async fn production_weighs_the_held_sessions_and_green_does_not() {
+        let ui = Ui::silent();
+        let lost = LiveDisruption {
+            opened: 10,
+            dropped_sessions: 1,
+            lost: 1,
+            ..LiveDisruption::default()
+        };
+        let judge = with_load(GateJudge(Arc::new(Passes)), LiveLoad::fixed(lost), limits());
+        let prod = judge.0.judge(Audience::Production, &ui).await.unwrap();
+        let names: Vec<&str> = prod.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["handshake", "under-load"]);
+        assert_eq!(prod[1].status, CheckStatus::Fail, "{}", prod[1].message);
+        let green = judge.0.judge(Audience::Green, &ui).await.unwrap();
+        assert_eq!(green.len(), 1);
+
+        let held = LiveDisruption { lost: 0, ..lost };
+        let judge = with_load(GateJudge(Arc::new(Passes)), LiveLoad::fixed(held), limits());
+        let prod = judge.0.judge(Audience::Production, &ui).await.unwrap();
+        assert_eq!(prod[1].status, CheckStatus::Pass, "{}", prod[1].message);
+    }
 }

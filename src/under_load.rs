@@ -43,6 +43,21 @@ pub struct LoadSettings {
     /// `--settle`; `None`: the default, from the target group's deregistration delay.
     pub settle: Option<Duration>,
     pub open_files: Option<OpenFiles>,
+    /// The held sessions' live numbers, for a gate judging production during bake times.
+    pub live: probe::LiveLoad,
+}
+
+impl LoadSettings {
+    /// `judge` with the held sessions' thresholds added to its production judgements.
+    pub fn gate(
+        &self,
+        judge: crate::ecs::native::gate::GateJudge,
+    ) -> crate::ecs::native::gate::GateJudge {
+        match self.probe.reconnect {
+            Some(r) => crate::gate_judge::with_load(judge, self.live.clone(), r.limits),
+            None => judge,
+        }
+    }
 }
 
 /// The settle time when `--settle` is not given: the deregistration delay (the cuts come at
@@ -103,6 +118,7 @@ pub fn settings(
         probe,
         settle: flags.settle,
         open_files,
+        live: probe::LiveLoad::default(),
     }))
 }
 
@@ -247,7 +263,7 @@ where
         load.probe.concurrency,
         fmt_duration(settle)
     ));
-    let (control, controls) = probe::control();
+    let (control, controls) = probe::control_with(load.live.clone());
     let probed = probe::probe_controlled(&load.verify, &load.probe, ui, load.open_files, controls);
     let beside = drive(control, n, settle, ui, rollout, outcome);
     let (report, driven) = tokio::join!(probed, beside);

@@ -200,6 +200,10 @@ pub async fn run_pipeline(
         )?;
     }
     let load = under_load_step::load_settings(args, cfg)?;
+    // Under load, production judgements also weigh the held sessions' thresholds.
+    if let Some(l) = &load {
+        opts.judge = opts.judge.take().map(|j| l.gate(j));
+    }
     let (aws, pre) = match preflight_step(&mut run, cfg, g, &opts).await? {
         Ok(x) => x,
         Err(code) => return Ok(run.finish(code)),

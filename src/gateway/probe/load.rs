@@ -108,6 +108,8 @@ pub struct Control {
 
 /// The probe's side, given to [`super::probe_controlled`].
 pub struct Controls {
+    /// Attached to the probe's counters when it starts (the gate reads it during bake times).
+    pub(super) live: super::LiveLoad,
     pub(super) opened: watch::Sender<Option<Opened>>,
     pub(super) end: watch::Receiver<Option<Duration>>,
     pub(super) mark: Arc<Mutex<Mark>>,
@@ -122,6 +124,11 @@ pub(super) struct Mark {
 
 /// A connected pair.
 pub fn control() -> (Control, Controls) {
+    control_with(super::LiveLoad::default())
+}
+
+/// A connected pair whose probe attaches its live numbers to `live`.
+pub fn control_with(live: super::LiveLoad) -> (Control, Controls) {
     let (opened_tx, opened_rx) = watch::channel(None);
     let (end_tx, end_rx) = watch::channel(None);
     let mark = Arc::new(Mutex::new(Mark::default()));
@@ -132,6 +139,7 @@ pub fn control() -> (Control, Controls) {
             mark: mark.clone(),
         },
         Controls {
+            live,
             opened: opened_tx,
             end: end_rx,
             mark,

@@ -76,6 +76,7 @@ mod conclude;
 pub mod disruption;
 mod drive;
 mod limits;
+mod live;
 mod load;
 pub mod merge;
 mod merge_disruption;
@@ -92,7 +93,8 @@ mod verdicts;
 pub use backoff::Backoff;
 pub use disruption::DisruptionReport;
 pub use limits::{ensure_open_files, too_many_files, OpenFiles};
-pub use load::{control, Control, Controls, Opened, ReconnectSettings};
+pub use live::{live_check, LiveDisruption, LiveLoad};
+pub use load::{control, control_with, Control, Controls, Opened, ReconnectSettings};
 pub use report::{
     CookieReport, CookieValue, FailureGroup, HeartbeatReport, Lateness, ProbeReport, TargetCount,
 };
@@ -421,6 +423,7 @@ fn shared_state(
         cookies: Interner::new(COOKIE_VALUES_LIMIT),
         cookie_name: OnceLock::new(),
         lateness: Mutex::new(Histogram::new()),
+        back_ms: Mutex::new(Histogram::new()),
         reconnect: ps.reconnect.map(|r| r.backoff),
         reconnect_like: ps.reconnect.map(|r| r.like).unwrap_or_default(),
     }
@@ -435,6 +438,9 @@ async fn run_probe(
 ) -> anyhow::Result<ProbeReport> {
     let ep = endpoints(v).await?;
     let sh = Arc::new(shared_state(v, ps, ep.addrs, ep.tls, &ep.ws_url));
+    if let Some(c) = &controls {
+        c.live.attach(sh.clone());
+    }
     let budget = ps.budget();
     let (phase_tx, phase_rx) = watch::channel(Phase::Opening);
     // With a caller's controls the hold is theirs to end: no overall deadline here.

@@ -321,6 +321,9 @@ async fn hold_on(
         };
         let dropped_at = Instant::now();
         sh.counters.drops.fetch_add(1, Relaxed);
+        if tl.drops.is_empty() {
+            sh.counters.sessions_dropped.fetch_add(1, Relaxed);
+        }
         let from_cookie = match held.cookie {
             CookieSeen::Value(i) => i,
             _ => NO_TARGET,
@@ -377,6 +380,9 @@ async fn hold_on(
                     .as_millis()
                     .min(u32::MAX as u128 - 1) as u32;
                 sh.counters.reconnects.fetch_add(1, Relaxed);
+                if let Ok(mut h) = sh.back_ms.lock() {
+                    h.record(last.back_ms as u64);
+                }
                 *ws = stream;
                 held.jar = jar;
                 held.cookie = cookie;

@@ -63,6 +63,8 @@ pub(super) struct Counters {
     pub(super) drops: AtomicU64,
     pub(super) reconnects: AtomicU64,
     pub(super) reconnecting: AtomicU64,
+    /// Sessions that dropped at least once (the live drop rate's numerator).
+    pub(super) sessions_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -133,6 +135,8 @@ pub(super) struct Shared {
     pub(super) cookies: Interner<String>,
     pub(super) cookie_name: OnceLock<String>,
     pub(super) lateness: Mutex<Histogram>,
+    /// Reconnect times (drop to the namespace CONNECT answer), ms, for the live judgement.
+    pub(super) back_ms: Mutex<Histogram>,
     /// `--reconnect`: dropped sessions come back on this schedule (`None`: they stay lost).
     pub(super) reconnect: Option<Backoff>,
     /// `--reconnect-like`: whose rules decide whether a dropped session comes back.

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::ecs::native::gate::{Audience, GateJudge, Judge, Judged};
-use crate::gateway::probe::{disruption::Limits, live_check, LiveLoad};
+use crate::gateway::probe::{self, disruption::Limits, live_check, LiveLoad, ProbeSettings};
 use crate::gateway::verify::{self, VerifySettings};
+use crate::report::{Check, CheckStatus};
 use crate::ui::Ui;
 
 /// The verify checks, per audience.
@@ -60,26 +61,60 @@ struct LoadJudge {
     inner: GateJudge,
     live: LiveLoad,
     limits: Limits,
+    /// The load probe against green: its settings and where green is.
+    green: Option<(VerifySettings, ProbeSettings)>,
 }
 
 impl Judge for LoadJudge {
     fn judge<'a>(&'a self, audience: Audience, ui: &'a Ui) -> Judged<'a> {
         Box::pin(async move {
             let mut checks = self.inner.0.judge(audience, ui).await?;
-            if audience == Audience::Production {
-                checks.push(live_check(self.live.now(), &self.limits));
+            match (audience, &self.green) {
+                (Audience::Production, _) => checks.push(live_check(self.live.now(), &self.limits)),
+                (Audience::Green, Some((v, ps))) => checks.extend(green_load(v, ps, ui).await),
+                (Audience::Green, None) => {}
             }
             Ok(checks)
         })
     }
 }
 
-/// `judge` with the held sessions' thresholds in its production judgements.
-pub fn with_load(judge: GateJudge, live: LiveLoad, limits: Limits) -> GateJudge {
+/// The load probe against green, its checks named `load open`, `load heartbeat`, …; a probe
+/// that cannot start is a failed check (fail closed).
+async fn green_load(v: &VerifySettings, ps: &ProbeSettings, ui: &Ui) -> Vec<Check> {
+    match probe::probe(v, ps, ui, None).await {
+        Ok(report) => probe::checks(&report)
+            .into_iter()
+            .map(|mut c| {
+                c.name = format!("load {}", c.name);
+                c
+            })
+            .collect(),
+        Err(e) => vec![Check::new(
+            "load",
+            CheckStatus::Fail,
+            std::time::Duration::ZERO,
+            format!(
+                "the load probe of green could not start: {}",
+                crate::outside::Outside::new(&format!("{e:#}"))
+            ),
+        )],
+    }
+}
+
+/// `judge` with the held sessions' thresholds in its production judgements and, when
+/// `green` is given, the load probe in green's.
+pub fn with_load(
+    judge: GateJudge,
+    live: LiveLoad,
+    limits: Limits,
+    green: (VerifySettings, ProbeSettings),
+) -> GateJudge {
     GateJudge(Arc::new(LoadJudge {
         inner: judge,
         live,
         limits,
+        green: Some(green),
     }))
 }
 
@@ -87,7 +122,6 @@ pub fn with_load(judge: GateJudge, live: LiveLoad, limits: Limits) -> GateJudge 
 mod tests {
     use super::*;
     use crate::gateway::probe::LiveDisruption;
-    use crate::report::{Check, CheckStatus};
 
     struct Passes;
     impl Judge for Passes {
@@ -111,6 +145,15 @@ mod tests {
         }
     }
 
+    fn loaded(live: LiveLoad) -> LoadJudge {
+        LoadJudge {
+            inner: GateJudge(Arc::new(Passes)),
+            live,
+            limits: limits(),
+            green: None,
+        }
+    }
+
     /// Production gets the under-load check (a lost session fails it); green does not.
     #[tokio::test]
     async fn production_weighs_the_held_sessions_and_green_does_not() {
@@ -121,17 +164,17 @@ mod tests {
             lost: 1,
             ..LiveDisruption::default()
         };
-        let judge = with_load(GateJudge(Arc::new(Passes)), LiveLoad::fixed(lost), limits());
-        let prod = judge.0.judge(Audience::Production, &ui).await.unwrap();
+        let judge = loaded(LiveLoad::fixed(lost));
+        let prod = judge.judge(Audience::Production, &ui).await.unwrap();
         let names: Vec<&str> = prod.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["handshake", "under-load"]);
         assert_eq!(prod[1].status, CheckStatus::Fail, "{}", prod[1].message);
-        let green = judge.0.judge(Audience::Green, &ui).await.unwrap();
+        let green = judge.judge(Audience::Green, &ui).await.unwrap();
         assert_eq!(green.len(), 1);
 
         let held = LiveDisruption { lost: 0, ..lost };
-        let judge = with_load(GateJudge(Arc::new(Passes)), LiveLoad::fixed(held), limits());
-        let prod = judge.0.judge(Audience::Production, &ui).await.unwrap();
+        let judge = loaded(LiveLoad::fixed(held));
+        let prod = judge.judge(Audience::Production, &ui).await.unwrap();
         assert_eq!(prod[1].status, CheckStatus::Pass, "{}", prod[1].message);
     }
 }

@@ -45,6 +45,9 @@ pub struct LoadSettings {
     pub open_files: Option<OpenFiles>,
     /// The held sessions' live numbers, for a gate judging production during bake times.
     pub live: probe::LiveLoad,
+    /// The load probe a gate runs against green before production traffic: N sessions at
+    /// `[gateway] test_url` (else `url`), held the probe's default time, then closed.
+    pub green: (VerifySettings, ProbeSettings),
 }
 
 impl LoadSettings {
@@ -54,7 +57,9 @@ impl LoadSettings {
         judge: crate::ecs::native::gate::GateJudge,
     ) -> crate::ecs::native::gate::GateJudge {
         match self.probe.reconnect {
-            Some(r) => crate::gate_judge::with_load(judge, self.live.clone(), r.limits),
+            Some(r) => {
+                crate::gate_judge::with_load(judge, self.live.clone(), r.limits, self.green.clone())
+            }
             None => judge,
         }
     }
@@ -112,13 +117,31 @@ pub fn settings(
     // Sessions reconnect until the end: opening, the watch (and a rollback's), the settle.
     let lives = probe.budget().open + watch_timeout * 2 + MAX_SETTLE;
     verify.remint_for(&gw, lives);
-    let open_files = probe::ensure_open_files(n)?;
+    let mut green_verify = verify.clone();
+    if let Some(t) = &gw.test_url {
+        green_verify.url = t.clone();
+    }
+    let green_args = crate::cli::VerifyArgs {
+        connections: Some(n),
+        concurrency: flags.concurrency,
+        rate: flags.rate,
+        ..crate::cli::VerifyArgs::default()
+    };
+    let green_probe = ProbeSettings::from_args(&green_args, &green_verify)?;
+    // A gate's probe of green runs while the N sessions are held on blue.
+    let gated = cfg
+        .ecs
+        .as_ref()
+        .and_then(|e| e.deployment.as_ref())
+        .is_some_and(|d| d.gate.is_some());
+    let open_files = probe::ensure_open_files(if gated { n.saturating_mul(2) } else { n })?;
     Ok(Some(LoadSettings {
         verify,
         probe,
         settle: flags.settle,
         open_files,
         live: probe::LiveLoad::default(),
+        green: (green_verify, green_probe),
     }))
 }
 

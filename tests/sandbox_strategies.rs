@@ -710,6 +710,14 @@ fn full_with_a_broken_green_exits_1_naming_the_failed_checks_and_the_rollback_se
             .any(|c| c["name"] == "auth" && c["status"] == "fail"),
         "the failed auth check is not named: {rollback}"
     );
+    // Under load, the gate also probed green with the load probe: its sessions were refused.
+    let load_open = rollback["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "load open")
+        .unwrap_or_else(|| panic!("no load probe of green: {rollback}"));
+    assert_eq!(load_open["status"], "fail", "{load_open}");
     // Nobody on production noticed: the held sessions stayed on blue.
     let dropped = find_object(&v, "dropped").unwrap_or_else(|| panic!("no disruption: {all}"));
     assert_eq!(dropped["sessions"], 0, "{all}");
@@ -739,6 +747,26 @@ fn full_with_a_good_green_passes_the_gate_and_succeeds() {
     let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
     let decisions = find_object(&v, "gate").and_then(Value::as_array).unwrap();
     assert_eq!(decisions[0]["action"], "CONTINUE", "{all}");
+    let status_of = |d: &Value, name: &str| {
+        d["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["status"].clone())
+            .unwrap_or_else(|| panic!("no {name} check in {d}"))
+    };
+    // Green took the load probe too; production's judgements weighed the held sessions.
+    assert_eq!(status_of(&decisions[0], "load open"), "pass", "{all}");
+    assert_eq!(status_of(&decisions[0], "load errors"), "pass", "{all}");
+    let production: Vec<&Value> = decisions
+        .iter()
+        .filter(|d| d["audience"] == "production")
+        .collect();
+    assert!(!production.is_empty(), "{all}");
+    for d in production {
+        assert_eq!(status_of(d, "under-load"), "pass", "{d}");
+    }
     let dropped = find_object(&v, "dropped").unwrap();
     assert_eq!(
         dropped["sessions"], SESSIONS,

@@ -1,30 +1,57 @@
-//! The gate's judge: the verify checks (`gateway::verify`, as the pipeline's verify step runs
-//! them) against green before production traffic (`[gateway] test_url`, the test listener,
-//! else `url`) and against production (`url`) from the shift to the end of the bake time.
+//! The gate's judge: the verify checks on every target it reaches (`gateway::verify`, as the
+//! pipeline's verify step runs them) against green before production traffic
+//! (`[gateway] test_url`, the test listener, else `url`) and against production (`url`) from
+//! the shift to the end of the bake time, each production target against the revision it runs.
 //! Above both `ecs` and `gateway`, like `deploy_cmd`: the ECS code only sees the trait.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::ecs::native::gate::{Audience, GateJudge, Judge, Judged};
 use crate::gateway::probe::{self, disruption::Limits, live_check, LiveLoad, ProbeSettings};
-use crate::gateway::verify::{self, VerifySettings};
+use crate::gateway::verify::{self, Expected, Previous, VerifySettings};
 use crate::report::{Check, CheckStatus};
 use crate::ui::Ui;
 
-/// The verify checks, per audience.
+/// The verify checks, per audience, on every target reached.
 pub struct VerifyJudge {
     green: VerifySettings,
     production: VerifySettings,
+    /// `[gateway] targets` when given; else unknown (every target the search reaches).
+    expected: Expected,
+    /// The settings blue serves when this deployment changes them (see `serving_before`).
+    previous: Mutex<Option<VerifySettings>>,
 }
 
 impl Judge for VerifyJudge {
     fn judge<'a>(&'a self, audience: Audience, ui: &'a Ui) -> Judged<'a> {
-        let settings = match audience {
-            Audience::Green => &self.green,
-            Audience::Production => &self.production,
-        };
-        Box::pin(async move { Ok(verify::verify(settings, ui).await) })
+        Box::pin(async move {
+            let fleet = match audience {
+                Audience::Green => {
+                    verify::verify_targets(&self.green, self.expected.clone(), ui).await
+                }
+                Audience::Production => {
+                    let previous = self.previous.lock().map(|p| p.clone()).unwrap_or(None);
+                    verify::verify_revisions(
+                        &self.production,
+                        previous.as_ref(),
+                        self.expected.clone(),
+                        ui,
+                    )
+                    .await
+                }
+            };
+            Ok(fleet.checks)
+        })
+    }
+
+    fn serving_before(&self, changed: &[(String, String)]) {
+        let previous =
+            Previous::from_changes(changed.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+                .settings(&self.production);
+        if let Ok(mut p) = self.previous.lock() {
+            *p = previous;
+        }
     }
 }
 
@@ -51,7 +78,16 @@ pub fn for_config(
     if let Some(t) = &gw.test_url {
         green.url = t.clone();
     }
-    Ok(Some(GateJudge(Arc::new(VerifyJudge { green, production }))))
+    let expected = match gw.targets {
+        Some(n) => Expected::given(n, "[gateway] targets"),
+        None => Expected::unknown("no [gateway] targets"),
+    };
+    Ok(Some(GateJudge(Arc::new(VerifyJudge {
+        green,
+        production,
+        expected,
+        previous: Mutex::new(None),
+    }))))
 }
 
 /// A judge whose production judgements also weigh the sessions held under load: crossing
@@ -76,6 +112,10 @@ impl Judge for LoadJudge {
             }
             Ok(checks)
         })
+    }
+
+    fn serving_before(&self, changed: &[(String, String)]) {
+        self.inner.0.serving_before(changed);
     }
 }
 
@@ -152,6 +192,34 @@ mod tests {
             limits: limits(),
             green: None,
         }
+    }
+
+    /// The plan's changed WEBSOCKET_* values become blue's settings; unchanged ones none.
+    #[test]
+    fn blue_settings_come_from_the_plan() {
+        let gw = crate::config::GatewaySection::with_url("http://127.0.0.1:1");
+        let production = VerifySettings::from_config(&gw, None, false).unwrap();
+        let judge = VerifyJudge {
+            green: production.clone(),
+            production: production.clone(),
+            expected: Expected::unknown("test"),
+            previous: Mutex::new(None),
+        };
+        judge.serving_before(&[("WEBSOCKET_PING_INTERVAL".into(), "7000".into())]);
+        let blue = judge
+            .previous
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("blue differs");
+        assert_eq!(blue.ping_interval, std::time::Duration::from_millis(7000));
+        assert_eq!(blue.ping_timeout, production.ping_timeout);
+        let same = production.ping_interval.as_millis().to_string();
+        judge.serving_before(&[
+            ("WEBSOCKET_PING_INTERVAL".into(), same),
+            ("X".into(), "1".into()),
+        ]);
+        assert!(judge.previous.lock().unwrap().is_none());
     }
 
     /// Production gets the under-load check (a lost session fails it); green does not.

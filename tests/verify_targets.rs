@@ -473,3 +473,95 @@ fn the_target_group_counts_the_targets_and_full_judges_every_one() {
         "{verify:#}"
     );
 }
+
+/// Production during a canary step serves two revisions: a blue task started with another
+/// ping interval is judged against blue's settings (the plan's values before), so a good
+/// green is not rolled back for it; a task that fails under both settings still fails.
+#[test]
+fn production_targets_are_judged_against_the_revision_they_run() {
+    use bosar_deploy::config::GatewaySection;
+    use bosar_deploy::gateway::verify::{verify_revisions, Expected, Previous, Secret};
+    use bosar_deploy::gateway::VerifySettings;
+
+    let green = replica("gw-a", GatewayOpts::default());
+    let blue = replica(
+        "gw-b",
+        GatewayOpts {
+            ping_interval_ms: 2500,
+            ..GatewayOpts::default()
+        },
+    );
+    let broken_blue = replica(
+        "gw-c",
+        GatewayOpts {
+            ping_interval_ms: 2500,
+            jwt_secret: "another-secret-of-this-task".into(),
+            ..GatewayOpts::default()
+        },
+    );
+    let settings = |url: &str| {
+        let mut gw = GatewaySection::with_url(url);
+        gw.ping_interval = std::time::Duration::from_secs(2);
+        gw.ping_timeout = std::time::Duration::from_secs(3);
+        gw.heartbeat_interval = std::time::Duration::from_secs(1);
+        gw.stickiness_rounds = 5;
+        let mut s = VerifySettings::from_config(&gw, None, true).unwrap();
+        s.token = Some(Secret::new(support::signed_token(SECRET, "canary")));
+        s
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ui = bosar_deploy::ui::Ui::silent();
+    let judge = |url: &str, previous: bool| {
+        let new = settings(url);
+        let old = Previous::from_changes([("WEBSOCKET_PING_INTERVAL", "2500")]).settings(&new);
+        assert!(old.is_some());
+        let fleet = rt.block_on(verify_revisions(
+            &new,
+            old.as_ref().filter(|_| previous),
+            Expected::given(2, "the test"),
+            &ui,
+        ));
+        fleet
+            .checks
+            .into_iter()
+            .map(|c| (c.name, c.status, c.message))
+            .collect::<Vec<_>>()
+    };
+    let failed = |checks: &[(String, bosar_deploy::report::CheckStatus, String)]| {
+        checks
+            .iter()
+            .filter(|c| c.1 == bosar_deploy::report::CheckStatus::Fail)
+            .map(|c| format!("{}: {}", c.0, c.2))
+            .collect::<Vec<_>>()
+    };
+
+    let mixed = Haproxy::start("sticky", [&green, &blue]);
+    // Judged by the new settings alone, blue fails the handshake.
+    let alone = judge(&mixed.url, false);
+    let f = failed(&alone);
+    assert!(
+        f.iter()
+            .any(|m| m.starts_with("handshake: 1 of 2 targets failed (gw-b)")),
+        "{f:#?}"
+    );
+    // Each by its own revision: every check passes, blue's saying how it was judged.
+    let by_revision = judge(&mixed.url, true);
+    assert!(failed(&by_revision).is_empty(), "{by_revision:#?}");
+    let handshake = by_revision.iter().find(|c| c.0 == "handshake").unwrap();
+    assert!(
+        handshake.2.contains("as the previous revision: "),
+        "{handshake:?}"
+    );
+
+    // A blue task that is broken under either settings is not rescued.
+    let broken = Haproxy::start("sticky", [&green, &broken_blue]);
+    let f = failed(&judge(&broken.url, true));
+    assert!(
+        f.iter()
+            .any(|m| m.starts_with("auth: 1 of 2 targets failed (gw-c)")),
+        "{f:#?}"
+    );
+}

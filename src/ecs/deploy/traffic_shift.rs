@@ -68,6 +68,9 @@ pub(super) async fn follow_native(
         .judge
         .as_ref()
         .map(|j| &*j.0 as &dyn native::gate::Judge);
+    if let Some(j) = judge {
+        j.serving_before(&changed_before(&result.plan.changes));
+    }
     match native::watch::watch(aws, target, &no, judge, ui).await {
         Ok((outcome, report)) => {
             result.native = Some(report);
@@ -83,4 +86,17 @@ pub(super) async fn follow_native(
             (result, Some(with_note(e, note)))
         }
     }
+}
+
+/// The environment variables the plan changes, with their values before: what blue runs with.
+fn changed_before(changes: &[crate::ecs::taskdef::ContainerChange]) -> Vec<(String, String)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            crate::ecs::taskdef::ContainerChange::EnvChanged { name, from, .. } => {
+                Some((name.clone(), from.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }

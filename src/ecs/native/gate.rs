@@ -27,6 +27,11 @@ pub type Judged<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Vec<Check>>> + 
 /// one without making every verb generic.
 pub trait Judge {
     fn judge<'a>(&'a self, audience: Audience, ui: &'a crate::ui::Ui) -> Judged<'a>;
+
+    /// The environment variables this deployment changes, with blue's values
+    /// (`(variable, value before)`): during a canary or linear step production serves both
+    /// revisions, and each target is judged against its own. Ignored by default.
+    fn serving_before(&self, _changed: &[(String, String)]) {}
 }
 
 /// The judge a gated rollout uses, shared and printable with the rollout options.

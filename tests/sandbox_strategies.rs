@@ -642,7 +642,7 @@ fn find_object<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// `full --under-load 20` through the gate, as `scripts/sandbox.sh --strategy blue_green`
 /// runs it: the config names the strategy, `gate = "verify"` and the test listener.
-fn full_through_the_gate(fault: &str) -> (support::Run, TaskRunner) {
+fn full_through_the_gate(fault: &str) -> (support::Run, TaskRunner, String) {
     let test_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -654,7 +654,8 @@ fn full_through_the_gate(fault: &str) -> (support::Run, TaskRunner) {
         &format!("test_url = \"http://127.0.0.1:{test_port}\"\n\n[ecs.deployment]"),
         1,
     );
-    let (_dir, cfg) = write_config(&text);
+    let (dir, cfg) = write_config(&text);
+    let junit = dir.path().join("full.xml");
     let runner = TaskRunner::start_with(
         &cfg,
         SECRET,
@@ -678,14 +679,17 @@ fn full_through_the_gate(fault: &str) -> (support::Run, TaskRunner) {
             &runner.url,
             "--under-load",
             &SESSIONS.to_string(),
+            "--junit",
+            junit.to_str().unwrap(),
         ]));
-    (out, runner)
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    (out, runner, xml)
 }
 
 #[test]
 fn full_with_a_broken_green_exits_1_naming_the_failed_checks_and_the_rollback_sent() {
     let t0 = Instant::now();
-    let (out, runner) = full_through_the_gate("jwt");
+    let (out, runner, junit) = full_through_the_gate("jwt");
     let all = format!(
         "{}\n{}\n--- runner ---\n{}",
         out.stdout,
@@ -718,6 +722,27 @@ fn full_with_a_broken_green_exits_1_naming_the_failed_checks_and_the_rollback_se
         .find(|c| c["name"] == "load open")
         .unwrap_or_else(|| panic!("no load probe of green: {rollback}"));
     assert_eq!(load_open["status"], "fail", "{load_open}");
+    // JUnit has the gate's decision as a failed testcase naming the action sent.
+    let doc = roxmltree::Document::parse(&junit).unwrap_or_else(|e| panic!("{e}: {junit}"));
+    let gate = doc
+        .descendants()
+        .find(|n| {
+            n.has_tag_name("testcase")
+                && n.attribute("name")
+                    .is_some_and(|a| a.starts_with("gate ") && a.ends_with("(green)"))
+        })
+        .unwrap_or_else(|| panic!("no gate testcase: {junit}"));
+    let failure = gate
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap_or_else(|| panic!("the gate's testcase did not fail: {junit}"));
+    assert!(
+        failure
+            .attribute("message")
+            .unwrap_or_default()
+            .contains("ContinueServiceDeployment ROLLBACK"),
+        "{junit}"
+    );
     // Nobody on production noticed: the held sessions stayed on blue.
     let dropped = find_object(&v, "dropped").unwrap_or_else(|| panic!("no disruption: {all}"));
     assert_eq!(dropped["sessions"], 0, "{all}");
@@ -736,7 +761,7 @@ fn full_with_a_broken_green_exits_1_naming_the_failed_checks_and_the_rollback_se
 #[test]
 fn full_with_a_good_green_passes_the_gate_and_succeeds() {
     let t0 = Instant::now();
-    let (out, runner) = full_through_the_gate("none");
+    let (out, runner, junit) = full_through_the_gate("none");
     let all = format!(
         "{}\n{}\n--- runner ---\n{}",
         out.stdout,
@@ -747,6 +772,12 @@ fn full_with_a_good_green_passes_the_gate_and_succeeds() {
     let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
     let decisions = find_object(&v, "gate").and_then(Value::as_array).unwrap();
     assert_eq!(decisions[0]["action"], "CONTINUE", "{all}");
+    for case in ["rollout", "stage BAKE_TIME", "stage CLEAN_UP"] {
+        assert!(
+            junit.contains(&format!("classname=\"bosar-deploy.deploy\" name=\"{case}\"")),
+            "no {case} testcase: {junit}"
+        );
+    }
     let status_of = |d: &Value, name: &str| {
         d["checks"]
             .as_array()

@@ -537,7 +537,12 @@ fn rollout_step(
     } else {
         CheckStatus::Fail
     };
-    run.push(Step::new("deploy", status, t.elapsed(), message).with_detail(&result));
+    let mut step = Step::new("deploy", status, t.elapsed(), message.clone());
+    if let Some(n) = &result.native {
+        // JUnit and the step summary show the stages, the gate and the way back.
+        step = step.with_checks(crate::ecs::native::checks::checks(status, &message, n));
+    }
+    run.push(step.with_detail(&result));
     if outcome.succeeded() {
         Ok(())
     } else {

@@ -339,9 +339,15 @@ fn deploy_step(
         }
         (None, None) => (CheckStatus::Pass, "rollout started; not watched".into()),
     };
-    let message = match &result.native {
-        Some(n) => format!("{message}; {}", n.summary()),
-        None => message,
-    };
-    Step::new("deploy", status, took, message).with_detail(result)
+    match &result.native {
+        Some(n) => {
+            // JUnit and the step summary show the stages, the gate and the way back.
+            let checks = crate::ecs::native::checks::checks(status, &message, n);
+            let message = format!("{message}; {}", n.summary());
+            Step::new("deploy", status, took, message)
+                .with_checks(checks)
+                .with_detail(result)
+        }
+        None => Step::new("deploy", status, took, message).with_detail(result),
+    }
 }

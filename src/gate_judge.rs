@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::Config;
 use crate::ecs::native::gate::{Audience, GateJudge, Judge, Judged};
 use crate::gateway::probe::{self, disruption::Limits, live_check, LiveLoad, ProbeSettings};
-use crate::gateway::verify::{self, Expected, Previous, VerifySettings};
+use crate::gateway::verify::{self, Blue, Expected, Previous, VerifySettings};
 use crate::report::{Check, CheckStatus};
 use crate::ui::Ui;
 
@@ -19,8 +19,8 @@ pub struct VerifyJudge {
     production: VerifySettings,
     /// `[gateway] targets` when given; else unknown (every target the search reaches).
     expected: Expected,
-    /// The settings blue serves when this deployment changes them (see `serving_before`).
-    previous: Mutex<Option<VerifySettings>>,
+    /// What blue serves when this deployment changes it (see `serving_before`).
+    previous: Mutex<Option<Blue>>,
 }
 
 impl Judge for VerifyJudge {
@@ -48,7 +48,7 @@ impl Judge for VerifyJudge {
     fn serving_before(&self, changed: &[(String, String)]) {
         let previous =
             Previous::from_changes(changed.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-                .settings(&self.production);
+                .blue(&self.production);
         if let Ok(mut p) = self.previous.lock() {
             *p = previous;
         }
@@ -212,8 +212,23 @@ mod tests {
             .unwrap()
             .clone()
             .expect("blue differs");
-        assert_eq!(blue.ping_interval, std::time::Duration::from_millis(7000));
-        assert_eq!(blue.ping_timeout, production.ping_timeout);
+        assert_eq!(
+            blue.settings.ping_interval,
+            std::time::Duration::from_millis(7000)
+        );
+        assert_eq!(blue.settings.ping_timeout, production.ping_timeout);
+        assert!(blue.unjudged.is_empty());
+        judge.serving_before(&[("WEBSOCKET_HEARTBEAT_INTERVAL".into(), String::new())]);
+        let blue = judge
+            .previous
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("blue differs");
+        assert_eq!(
+            blue.unjudged,
+            [("heartbeat", "WEBSOCKET_HEARTBEAT_INTERVAL")]
+        );
         let same = production.ping_interval.as_millis().to_string();
         judge.serving_before(&[
             ("WEBSOCKET_PING_INTERVAL".into(), same),

@@ -104,7 +104,7 @@ fn green_env(c: &ContainerDefinition) -> ContainerDefinition {
 /// A 1 s deregistration delay on both target groups, a new revision, and UpdateService with
 /// the service's strategy (and bosar-deploy's PAUSE hook when `gate`); the service
 /// deployment's ARN.
-async fn start_deployment(aws: &Ecs, ready: &Value, gate: bool) -> String {
+async fn start_deployment(aws: &Ecs, ready: &Value, gate: Option<u32>) -> String {
     for tg in [
         field(ready, "target_group_arn"),
         field(ready, "alternate_target_group_arn"),
@@ -166,12 +166,10 @@ async fn start_deployment(aws: &Ecs, ready: &Value, gate: bool) -> String {
         .set_deployment_circuit_breaker(dc.deployment_circuit_breaker().cloned())
         .set_maximum_percent(dc.maximum_percent())
         .set_minimum_healthy_percent(dc.minimum_healthy_percent());
-    if gate {
+    if let Some(timeout_minutes) = gate {
         conf = conf.lifecycle_hooks(owned_hook(
             GateStage::PostTestTrafficShift,
-            GateSettings {
-                timeout_minutes: 30,
-            },
+            GateSettings { timeout_minutes },
         ));
     }
     let up = aws
@@ -378,7 +376,7 @@ fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
     all_open(&runner);
     let rt = rt();
     let aws = rt.block_on(clients(&runner.endpoint));
-    let arn = rt.block_on(start_deployment(&aws, &runner.ready, true));
+    let arn = rt.block_on(start_deployment(&aws, &runner.ready, Some(30)));
     let paused = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
         awaiting_hook(d).is_some()
     }));
@@ -487,7 +485,7 @@ fn a_broken_green_is_rolled_back_at_the_gate_and_no_production_session_drops() {
     all_open(&runner);
     let rt = rt();
     let aws = rt.block_on(clients(&runner.endpoint));
-    let arn = rt.block_on(start_deployment(&aws, &runner.ready, true));
+    let arn = rt.block_on(start_deployment(&aws, &runner.ready, Some(30)));
     let paused = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
         awaiting_hook(d).is_some()
     }));
@@ -558,7 +556,7 @@ fn canary_rolled_back_in_bake(kill: bool) {
     );
     let rt = rt();
     let aws = rt.block_on(clients(&runner.endpoint));
-    let arn = rt.block_on(start_deployment(&aws, &runner.ready, false));
+    let arn = rt.block_on(start_deployment(&aws, &runner.ready, None));
     let canary = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
         d.target_service_revision()
             .and_then(|t| t.requested_production_traffic_weight())
@@ -643,13 +641,23 @@ fn find_object<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 /// `full --under-load 20` through the gate, as `scripts/sandbox.sh --strategy blue_green`
 /// runs it: the config names the strategy, `gate = "verify"` and the test listener.
 fn full_through_the_gate(fault: &str) -> (support::Run, TaskRunner, String) {
+    full_gated(
+        "blue_green",
+        "strategy = \"blue_green\"\nbake_time = \"3m\"\ngate = \"verify\"",
+        fault,
+    )
+}
+
+/// `full --under-load` through the gate with `strategy` (the runner's) and `deployment` (the
+/// config's `[ecs.deployment]`).
+fn full_gated(strategy: &str, deployment: &str, fault: &str) -> (support::Run, TaskRunner, String) {
     let test_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     // sandbox/deploy.toml ends in its [gateway] table: test_url lands there.
-    let text = config("strategy = \"blue_green\"\nbake_time = \"3m\"\ngate = \"verify\"").replacen(
+    let text = config(deployment).replacen(
         "\n[ecs.deployment]",
         &format!("test_url = \"http://127.0.0.1:{test_port}\"\n\n[ecs.deployment]"),
         1,
@@ -661,7 +669,7 @@ fn full_through_the_gate(fault: &str) -> (support::Run, TaskRunner, String) {
         SECRET,
         &[
             "--strategy",
-            "blue_green",
+            strategy,
             "--green-fault",
             fault,
             "--test-port",
@@ -774,7 +782,9 @@ fn full_with_a_good_green_passes_the_gate_and_succeeds() {
     assert_eq!(decisions[0]["action"], "CONTINUE", "{all}");
     for case in ["rollout", "stage BAKE_TIME", "stage CLEAN_UP"] {
         assert!(
-            junit.contains(&format!("classname=\"bosar-deploy.deploy\" name=\"{case}\"")),
+            junit.contains(&format!(
+                "classname=\"bosar-deploy.deploy\" name=\"{case}\""
+            )),
             "no {case} testcase: {junit}"
         );
     }
@@ -808,4 +818,75 @@ fn full_with_a_good_green_passes_the_gate_and_succeeds() {
         0
     );
     eprintln!("full, good green: {:?}", t0.elapsed());
+}
+
+/// A gated pause nobody answers (CI died): the owned hook's timeout (1 minute, scaled to 1 s)
+/// takes its action, ROLLBACK; green never had production traffic and no held session dropped.
+#[test]
+fn a_pause_nobody_answers_is_rolled_back_by_the_hooks_timeout() {
+    let (dir, cfg, runner) = start(
+        "blue_green",
+        "none",
+        "strategy = \"blue_green\"\nbake_time = \"3m\"\ngate = \"verify\"",
+    );
+    let out = dir.path().join("hold.json");
+    let probe = hold(&runner, &cfg, 10, &out);
+    all_open(&runner);
+    let rt = rt();
+    let aws = rt.block_on(clients(&runner.endpoint));
+    let arn = rt.block_on(start_deployment(&aws, &runner.ready, Some(1)));
+    let done = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
+        d.status().map(|s| s.as_str()) == Some("ROLLBACK_SUCCESSFUL")
+    }));
+    assert!(done.rollback().is_some(), "{done:?}");
+    let timed_out = done
+        .lifecycle_hook_details()
+        .iter()
+        .any(|h| h.status().map(|s| s.as_str()) != Some("AWAITING_ACTION"));
+    assert!(timed_out, "the hook still waits: {done:?}");
+    assert!(!runner.events().iter().any(|e| e["event"] == "traffic"
+        && e["listener"] == "production"
+        && e["weights"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|w| w.as_f64() > Some(0.0) && w.as_f64() < Some(100.0))));
+    assert_eq!(sessions_on(&runner, BLUE), SESSIONS);
+    let report = disruption(probe, &out);
+    assert_eq!(find(&report, "dropped").unwrap()["sessions"], 0, "{report}");
+}
+
+/// `full --under-load` with a linear deployment through the gate: green passes at the pause,
+/// production is judged at each 50% step (the held sessions weighed each time), and the
+/// deployment succeeds.
+#[test]
+fn a_linear_deployment_is_judged_at_each_step() {
+    let (out, runner, _junit) = full_gated(
+        "linear",
+        "strategy = \"linear\"\nstep_percent = 50.0\nstep_bake_time = \"6m\"\nbake_time = \"1m\"\ngate = \"verify\"",
+        "none",
+    );
+    let all = format!(
+        "{}\n{}\n--- runner ---\n{}",
+        out.stdout,
+        out.stderr,
+        runner.log()
+    );
+    assert_eq!(out.code, 0, "{all}");
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let decisions = find_object(&v, "gate").and_then(Value::as_array).unwrap();
+    assert_eq!(decisions[0]["action"], "CONTINUE", "{all}");
+    let weights: Vec<f64> = decisions
+        .iter()
+        .filter(|d| d["audience"] == "production")
+        .filter_map(|d| d["weight"].as_f64())
+        .collect();
+    assert!(
+        weights.contains(&50.0),
+        "no judgement at the 50% step: {weights:?}\n{all}"
+    );
+    for d in decisions {
+        assert_ne!(d["action"], "ROLLBACK", "{d}");
+        assert_ne!(d["action"], "STOP_ROLLBACK", "{d}");
+    }
 }

@@ -516,7 +516,7 @@ fn production_targets_are_judged_against_the_revision_they_run() {
     let ui = bosar_deploy::ui::Ui::silent();
     let judge = |url: &str, previous: bool| {
         let new = settings(url);
-        let old = Previous::from_changes([("WEBSOCKET_PING_INTERVAL", "2500")]).settings(&new);
+        let old = Previous::from_changes([("WEBSOCKET_PING_INTERVAL", "2500")]).blue(&new);
         assert!(old.is_some());
         let fleet = rt.block_on(verify_revisions(
             &new,

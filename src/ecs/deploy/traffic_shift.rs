@@ -88,14 +88,15 @@ pub(super) async fn follow_native(
     }
 }
 
-/// The environment variables the plan changes, with their values before: what blue runs with.
+/// The environment variables the plan changes, with their values before (empty for one it
+/// adds): what blue runs with.
 fn changed_before(changes: &[crate::ecs::taskdef::ContainerChange]) -> Vec<(String, String)> {
+    use crate::ecs::taskdef::ContainerChange;
     changes
         .iter()
         .filter_map(|c| match c {
-            crate::ecs::taskdef::ContainerChange::EnvChanged { name, from, .. } => {
-                Some((name.clone(), from.clone()))
-            }
+            ContainerChange::EnvChanged { name, from, .. } => Some((name.clone(), from.clone())),
+            ContainerChange::EnvAdded { name, .. } => Some((name.clone(), String::new())),
             _ => None,
         })
         .collect()

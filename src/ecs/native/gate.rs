@@ -29,7 +29,7 @@ pub trait Judge {
     fn judge<'a>(&'a self, audience: Audience, ui: &'a crate::ui::Ui) -> Judged<'a>;
 
     /// The environment variables this deployment changes, with blue's values
-    /// (`(variable, value before)`): during a canary or linear step production serves both
+    /// (`(variable, value before)`, empty when blue did not set it): during a canary or linear step production serves both
     /// revisions, and each target is judged against its own. Ignored by default.
     fn serving_before(&self, _changed: &[(String, String)]) {}
 }

@@ -60,7 +60,7 @@ pub use cookies::{cookies_verdict, AlbCookies, CookieFacts};
 pub use cors::{cors_verdict, site_of, Allow, OriginFacts};
 pub use eio3::{eio3_verdict, Eio3Facts, V3Open};
 pub use fleet::{merge, targets_verdict, TargetRun};
-pub use revisions::{by_revision, verify_revisions, Previous};
+pub use revisions::{by_revision, verify_revisions, Blue, Previous};
 pub use runner::{run_all, status_word, Sink};
 pub use stickiness::{stickiness_verdict, Control, Rounds};
 pub use table::FleetReport;

@@ -181,6 +181,21 @@ fn assert_replica_stop(report: &Value, held: u64, survivor: &Gateway, before: u6
     assert!(u(&t["p50_ms"]) >= 100, "{t}");
     assert!(u(&t["max_ms"]) < 5_000, "{t}");
     assert!(u(&d["longest_heartbeat_gap_ms"]) >= 1_000, "{d:#}");
+    // The drop shape: one replica stopped, so its sessions dropped within one second, and
+    // their reconnects (200 ms..1 s apart) landed on the survivor within a few seconds.
+    let shape = &d["drop_shape"];
+    assert_eq!(u(&shape["peak_drops_per_s"]), held, "{shape:#}");
+    assert!(u(&shape["span_ms"]) < 1_000, "{shape:#}");
+    assert!(
+        u(&shape["peak_reconnects_per_s"]) >= 1
+            && u(&shape["peak_reconnects_per_s"]) <= u(&landed[0]["reconnects"]),
+        "{shape:#}"
+    );
+    assert_eq!(
+        shape["storm"],
+        u(&shape["peak_reconnects_per_s"]) * 2 >= held && held >= 10,
+        "{shape:#}"
+    );
     // Every session ends on the live replica, held to the end and closed cleanly.
     let targets = p["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 1, "{targets:#?}");

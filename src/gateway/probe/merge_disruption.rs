@@ -116,6 +116,7 @@ pub(super) fn disruption_report(d: &DisruptionPart, connections: u32) -> Disrupt
             .collect(),
         longest_heartbeat_gap_ms: d.longest_heartbeat_gap_ms,
         landed: Vec::new(),
+        drop_shape: None,
         ended_on: Vec::new(),
         targets: None,
         dropped_before_window: d.dropped_before_window,

@@ -198,6 +198,10 @@ pub struct DisruptionReport {
     pub longest_heartbeat_gap_ms: Option<u64>,
     /// How the reconnects spread over the targets that took them.
     pub landed: Vec<Landing>,
+    /// How the drops were spread in time, and whether their reconnects were a storm (not in
+    /// reports merged from shards: a shard carries no drop times).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_shape: Option<DropShape>,
     /// Where the sessions open at the end are, with the heartbeat spacing seen there.
     pub ended_on: Vec<EndedOn>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -301,6 +305,8 @@ struct Tally {
     moved: u64,
     /// When each target took a reconnect (ms since the start).
     landings: BTreeMap<Outside, Vec<u64>>,
+    /// When each drop in the window happened (ms since the start).
+    drops_at: Vec<u64>,
 }
 
 impl Tally {
@@ -338,6 +344,7 @@ impl Tally {
 
     fn add_drop(&mut self, d: &DropLine) {
         self.events += 1;
+        self.drops_at.push(d.at_ms);
         self.causes.push((d.cause, 1));
         self.made += d.attempts as u64;
         for (i, n) in d.failed.iter().enumerate() {
@@ -410,7 +417,8 @@ pub fn disruption(
     }
     let opened = sessions.len() as u64;
     let back_ms = crate::gateway::histogram::LogHistogram::of(t.back_ms.iter().map(|&b| b as u64));
-    DisruptionReport {
+    let mut drops_at = std::mem::take(&mut t.drops_at);
+    let mut report = DisruptionReport {
         connections,
         opened,
         since_ms: window.since_ms,
@@ -443,12 +451,21 @@ pub fn disruption(
             .max()
             .map(u64::from),
         landed: landed(t.landings),
+        drop_shape: None,
         ended_on: ended_on(sessions),
         targets: window.old_and_new.then(|| old_and_new(sessions, window)),
         dropped_before_window: t.dropped_before,
         limits,
         back_ms,
-    }
+    };
+    let peak_landing = report
+        .landed
+        .iter()
+        .map(|l| l.peak_per_s)
+        .max()
+        .unwrap_or(0);
+    report.drop_shape = shape::of(&mut drops_at, peak_landing);
+    report
 }
 
 /// The sessions not lost, by the target they ended on, with their median heartbeat spacing.
@@ -521,7 +538,9 @@ fn old_and_new(sessions: &[SessionLine], window: Window) -> OldNew {
     }
 }
 
+mod shape;
 mod verdicts;
+pub use shape::DropShape;
 pub use verdicts::{checks, render_table};
 
 #[cfg(test)]

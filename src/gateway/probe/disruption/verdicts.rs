@@ -204,6 +204,9 @@ pub fn reconnect_check(r: &DisruptionReport) -> Check {
                 }
                 None => CheckStatus::Pass,
             };
+            if let Some(advice) = r.drop_shape.as_ref().and_then(|s| s.advice.as_deref()) {
+                msg += &format!("; {advice}");
+            }
             Check::new("reconnect", status, Duration::from_millis(t.p99_ms), msg)
         }
     }
@@ -253,6 +256,12 @@ pub fn render_table(r: &DisruptionReport) -> String {
                 percent_text(l.percent),
                 l.peak_per_s
             );
+        }
+    }
+    if let Some(s) = &r.drop_shape {
+        let _ = writeln!(out, "drop shape: {}", s.text());
+        if let Some(advice) = &s.advice {
+            let _ = writeln!(out, "  {advice}");
         }
     }
     if let Some(t) = &r.targets {

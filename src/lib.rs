@@ -29,6 +29,7 @@ pub mod init;
 pub mod merge_cmd;
 pub mod monitor;
 pub mod outside;
+pub mod picture;
 pub mod pipeline;
 pub mod report;
 pub mod traffic;
@@ -57,7 +58,8 @@ mod layers {
         "global.rs",
         "lib.rs",
     ];
-    const ABOVE_BASE: [&str; 13] = [
+    const ABOVE_BASE: [&str; 14] = [
+        "picture",
         "cli",
         "ecs",
         "alb",

@@ -208,6 +208,9 @@ pub struct DisruptionReport {
     /// The reconnect times (ms), mergeable (a shard report carries them).
     #[serde(skip)]
     pub back_ms: crate::gateway::histogram::LogHistogram,
+    /// The sessions over time, for `--html` (`None`: a report merged from shards).
+    #[serde(skip)]
+    pub series: Option<series::SessionSeries>,
 }
 
 /// The words of a drop or attempt cause given as its JSON key (`close_frame`…), for a report
@@ -448,6 +451,7 @@ pub fn disruption(
         dropped_before_window: t.dropped_before,
         limits,
         back_ms,
+        series: None,
     }
 }
 
@@ -521,6 +525,7 @@ fn old_and_new(sessions: &[SessionLine], window: Window) -> OldNew {
     }
 }
 
+pub mod series;
 mod verdicts;
 pub use verdicts::{checks, render_table};
 

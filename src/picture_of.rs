@@ -1,0 +1,299 @@
+//! `--html`: the run's own data gathered into a [`picture::Timeline`] and published (the page
+//! at the path, the Mermaid chart in the GitHub step summary). It sits above the halves it
+//! draws, as `under_load` does: the probe's session series (`gateway::probe`), the rollout's
+//! moments (the deploy result, its native stages, ECS's service events of the run, read once
+//! after it) and the real traffic (`crate::traffic`). The drawing itself is pure, in
+//! `crate::picture`; the moments' sorting is pure here and tested.
+
+use std::path::Path;
+
+use crate::aws::Aws;
+use crate::ecs::deploy::DeployResult;
+use crate::ecs::rollout::EventView;
+use crate::ecs::watch::WatchOutcome;
+use crate::gateway::probe::disruption::series::SessionSeries;
+use crate::gateway::probe::ProbeReport;
+use crate::outside::Outside;
+use crate::picture::{self, Held, Moment, Timeline, TrafficLine};
+use crate::traffic::RealTraffic;
+use crate::ui::Ui;
+
+/// ECS's service event messages and what each says about the rollout, in our words.
+const EVENT_MOMENTS: [(&str, &str); 6] = [
+    ("has started", "new tasks started"),
+    ("registered", "targets registered"),
+    ("has begun draining", "draining started"),
+    ("deregistered", "targets deregistered"),
+    ("has stopped", "old tasks stopped"),
+    ("has reached a steady state", "steady state"),
+];
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time (`None`: not one).
+fn unix_ms(rfc3339: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(rfc3339.trim_end_matches('Z')).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(d.as_millis() as i64)
+}
+
+/// The sessions of a probe as the picture's series.
+fn with_series(t: &mut Timeline, s: &SessionSeries) {
+    t.duration_ms = s.duration_ms;
+    t.step_ms = s.step_ms;
+    t.held = s
+        .held
+        .iter()
+        .map(|(target, counts)| Held {
+            target: target.clone(),
+            counts: counts.clone(),
+        })
+        .collect();
+    t.drops = s.drops.clone();
+    t.reconnects = s.reconnects.clone();
+}
+
+fn started_text(unix_ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// `verify --connections N --reconnect`: the sessions, and when all of them were open.
+pub fn of_probe(report: &ProbeReport) -> Timeline {
+    let mut t = Timeline {
+        title: format!(
+            "verify --connections {} --reconnect {}",
+            report.connections, report.url
+        ),
+        duration_ms: report.duration_ms,
+        step_ms: 1000,
+        ..Timeline::default()
+    };
+    if let Some(d) = &report.disruption {
+        if let Some(s) = &d.series {
+            with_series(&mut t, s);
+            t.started = Some(started_text(s.started_unix_ms));
+        }
+        t.headline = format!(
+            "{} of {} session(s) opened; {} dropped, {} back, {} lost{}",
+            d.opened,
+            report.connections,
+            d.dropped.sessions,
+            d.reconnected,
+            d.lost,
+            d.reconnect
+                .map(|r| format!("; reconnect p50 {} ms, max {} ms", r.p50_ms, r.max_ms))
+                .unwrap_or_default()
+        );
+    }
+    if report.opened > 0 {
+        t.moments.push(Moment {
+            at_ms: report.open_phase_ms as i64,
+            label: Outside::new("every session open"),
+        });
+    }
+    t
+}
+
+/// What a deploy gives the picture: its result, the sessions held through it, the real
+/// traffic, and ECS's service events (newest first, as DescribeServices lists them).
+pub struct DeployRun<'a> {
+    pub title: String,
+    /// When the rollout started (ms since the Unix epoch).
+    pub rollout_started_unix_ms: i64,
+    pub result: &'a DeployResult,
+    pub sessions: Option<&'a SessionSeries>,
+    pub traffic: Option<&'a RealTraffic>,
+    pub events: &'a [EventView],
+}
+
+/// A deploy's timeline: t = 0 is the probe's start with `--under-load`, else the rollout's.
+pub fn of_deploy(run: &DeployRun) -> Timeline {
+    let start = run
+        .sessions
+        .map_or(run.rollout_started_unix_ms, |s| s.started_unix_ms);
+    let now = crate::traffic::unix_now() * 1000;
+    let mut t = Timeline {
+        title: run.title.clone(),
+        started: Some(started_text(start)),
+        duration_ms: (now - start).max(0) as u64,
+        step_ms: 1000,
+        headline: run
+            .result
+            .outcome
+            .as_ref()
+            .map(WatchOutcome::message)
+            .unwrap_or_else(|| "the rollout was not watched".into()),
+        ..Timeline::default()
+    };
+    if let Some(s) = run.sessions {
+        with_series(&mut t, s);
+    }
+    let rel = |unix: i64| unix - start;
+    let mut moments = vec![Moment {
+        at_ms: rel(run.rollout_started_unix_ms),
+        label: Outside::new("rollout started"),
+    }];
+    if let Some(WatchOutcome::Succeeded {
+        elapsed_ms,
+        revision,
+        healthy_targets,
+    }) = &run.result.outcome
+    {
+        moments.push(Moment {
+            at_ms: rel(run.rollout_started_unix_ms) + *elapsed_ms as i64,
+            label: Outside::new(&format!(
+                "new tasks healthy: {revision}, {healthy_targets} healthy target(s)"
+            )),
+        });
+    }
+    if let Some(native) = &run.result.native {
+        for s in &native.stages {
+            let stage = |when: &str, at: &str| {
+                unix_ms(at).map(|ms| Moment {
+                    at_ms: rel(ms),
+                    label: Outside::new(&format!("{} stage {} {when}", native.strategy, s.name)),
+                })
+            };
+            moments.extend(stage("started", &s.started));
+            moments.extend(s.ended.as_deref().and_then(|e| stage("ended", e)));
+        }
+    }
+    moments.extend(event_moments(
+        run.events,
+        start,
+        run.rollout_started_unix_ms,
+    ));
+    moments.sort_by_key(|m| m.at_ms);
+    t.moments = moments;
+    if let Some(real) = run.traffic {
+        t.traffic = traffic_lines(real, start);
+    }
+    t
+}
+
+/// ECS's service events of this rollout (at or after its start, to the second) as moments,
+/// each with ECS's words after ours.
+pub fn event_moments(events: &[EventView], start: i64, rollout_started: i64) -> Vec<Moment> {
+    let from = rollout_started / 1000 * 1000;
+    events
+        .iter()
+        .rev()
+        .filter_map(|e| {
+            let at = unix_ms(&e.created_at)?;
+            let (_, ours) = EVENT_MOMENTS
+                .iter()
+                .find(|(word, _)| e.message.contains(word))?;
+            (at >= from).then(|| Moment {
+                at_ms: at - start,
+                label: e.message.with_prefix(&format!("{ours}: ")),
+            })
+        })
+        .collect()
+}
+
+/// Every series of every load balancer with datapoints, minutes placed from `start`.
+fn traffic_lines(real: &RealTraffic, start: i64) -> Vec<TrafficLine> {
+    let mut out = Vec::new();
+    for lb in &real.load_balancers {
+        for s in lb.series.iter().filter(|s| !s.points.is_empty()) {
+            out.push(TrafficLine {
+                label: format!("{} ({})", s.metric, s.stat),
+                load_balancer: Outside::new(&lb.load_balancer),
+                points: s
+                    .points
+                    .iter()
+                    .map(|(secs, v)| (secs * 1000 - start, *v))
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+/// ECS's service events for [`DeployRun::events`] (one DescribeServices); none when it
+/// cannot be read: the page goes without them.
+pub async fn service_events(aws: &Aws, cluster: &str, service: &str) -> Vec<EventView> {
+    match crate::ecs::describe_service(aws, cluster, service).await {
+        Ok(svc) => svc.events,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The page at `path` and the chart in the step summary. A page or summary that cannot be
+/// written is a warning naming the path: the run's exit code stands.
+pub fn publish(ui: &Ui, path: &Path, t: &Timeline) {
+    match picture::write(path, t) {
+        Ok(()) => ui.detail(format!("timeline page written to {}", path.display())),
+        Err(e) => ui.warn(format!(
+            "the timeline page was not written to {}: {e}",
+            path.display()
+        )),
+    }
+    if let Err(e) = picture::mermaid::append_to_summary(t) {
+        ui.warn(format!(
+            "the timeline was not added to the step summary: {e}"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(at: &str, message: &str) -> EventView {
+        EventView {
+            id: at.into(),
+            created_at: at.into(),
+            message: Outside::new(message),
+        }
+    }
+
+    #[test]
+    fn ecs_events_of_the_rollout_become_moments() {
+        let start = unix_ms("2026-12-05T09:00:00Z").unwrap();
+        // Newest first, as ECS lists them; one from before the rollout, one unknown kind.
+        let events = [
+            event(
+                "2026-12-05T09:03:00Z",
+                "(service gw) has reached a steady state.",
+            ),
+            event(
+                "2026-12-05T09:02:30Z",
+                "(service gw) has stopped 1 running tasks: (task <b>1</b>).",
+            ),
+            event(
+                "2026-12-05T09:02:00Z",
+                "(service gw) has begun draining connections on 1 tasks.",
+            ),
+            event(
+                "2026-12-05T09:01:00Z",
+                "(service gw) was unable to place a task.",
+            ),
+            event(
+                "2026-12-05T08:59:00Z",
+                "(service gw) has started 1 tasks: (task 0).",
+            ),
+        ];
+        let m = event_moments(&events, start - 10_000, start);
+        let shown: Vec<(i64, String)> = m.iter().map(|m| (m.at_ms, m.label.shown(200))).collect();
+        assert_eq!(
+            shown,
+            vec![
+                (
+                    130_000,
+                    "draining started: (service gw) has begun draining connections on 1 tasks."
+                        .into()
+                ),
+                (
+                    160_000,
+                    "old tasks stopped: (service gw) has stopped 1 running tasks: (task <b>1</b>)."
+                        .into()
+                ),
+                (
+                    190_000,
+                    "steady state: (service gw) has reached a steady state.".into()
+                ),
+            ]
+        );
+        assert_eq!(unix_ms("not a time"), None);
+    }
+}

@@ -287,6 +287,7 @@ pub(super) fn disruption_of(
     report.series = Some(series::series(
         &lived,
         window.until_ms,
+        series::step_for(window.until_ms),
         started_unix_ms(g.duration),
     ));
     report

@@ -1,7 +1,7 @@
 //! The sessions over time, for the picture of the run (`--html`): how many each target held
 //! at every step, and the drops and reconnects in each. Pure: built from the same timelines
 //! as the report (each session's open and end, its drops with their targets), at most
-//! [`MAX_STEPS`] steps of whole seconds, so a long deploy costs a few kilobytes.
+//! [`MAX_STEPS`] steps, so a long deploy costs a few kilobytes.
 
 use std::collections::BTreeMap;
 
@@ -32,14 +32,30 @@ pub struct Lived<'a> {
     pub line: &'a SessionLine<'a>,
 }
 
-/// One second, or whole seconds enough to keep within [`MAX_STEPS`].
+/// Step lengths a reader counts in, in milliseconds.
+const STEPS_MS: [u64; 12] = [
+    100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000,
+];
+
+/// The shortest step of [`STEPS_MS`] that keeps the run within [`MAX_STEPS`] (a tenth of a
+/// second for a one-minute probe, a second for a ten-minute deploy), else whole minutes.
 pub fn step_for(duration_ms: u64) -> u64 {
-    duration_ms.div_ceil(MAX_STEPS * 1000).max(1) * 1000
+    STEPS_MS
+        .iter()
+        .copied()
+        .find(|s| duration_ms.div_ceil(*s) <= MAX_STEPS)
+        .unwrap_or_else(|| duration_ms.div_ceil(MAX_STEPS * 60_000) * 60_000)
 }
 
-/// The series of `sessions` over a run of `duration_ms`.
-pub fn series(sessions: &[Lived], duration_ms: u64, started_unix_ms: i64) -> SessionSeries {
-    let step = step_for(duration_ms);
+/// The series of `sessions` over a run of `duration_ms`, in steps of `step` ms (from
+/// [`step_for`]).
+pub fn series(
+    sessions: &[Lived],
+    duration_ms: u64,
+    step: u64,
+    started_unix_ms: i64,
+) -> SessionSeries {
+    let step = step.max(1);
     let steps = duration_ms.div_ceil(step).max(1) as usize;
     let at = |ms: u64| ((ms / step) as usize).min(steps - 1);
     let mut drops = vec![0u32; steps];
@@ -134,11 +150,18 @@ mod tests {
 
     #[test]
     fn steps_are_seconds_and_stay_few() {
-        assert_eq!(step_for(0), 1000);
-        assert_eq!(step_for(5_000), 1000);
-        assert_eq!(step_for(600_000), 1000);
+        assert_eq!(step_for(0), 100);
+        assert_eq!(step_for(5_000), 100);
+        assert_eq!(step_for(60_000), 100);
+        assert_eq!(step_for(60_001), 200);
+        assert_eq!(step_for(600_000), 1000, "a ten-minute deploy: per second");
         assert_eq!(step_for(600_001), 2000);
-        assert_eq!(step_for(3_600_000), 6000);
+        assert_eq!(step_for(3_600_000), 10_000);
+        assert_eq!(
+            step_for(1_000 * 3_600_000),
+            6_000_000,
+            "whole minutes beyond"
+        );
         // The middle of step i is at i * step + step / 2.
         assert_eq!(covered(0, 1000), 0);
         assert_eq!(covered(499, 1000), 0);
@@ -188,7 +211,7 @@ mod tests {
                 line: &calm,
             },
         ];
-        let s = series(&lived, 5_000, 1_700_000_000_000);
+        let s = series(&lived, 5_000, 1_000, 1_700_000_000_000);
         assert_eq!(s.step_ms, 1000);
         assert_eq!(s.drops, vec![0, 0, 2, 0, 0]);
         assert_eq!(s.reconnects, vec![0, 0, 1, 0, 0]);
@@ -212,7 +235,7 @@ mod tests {
 
     #[test]
     fn nothing_opened_gives_empty_series() {
-        let s = series(&[], 0, 0);
+        let s = series(&[], 0, step_for(0), 0);
         assert!(s.held.is_empty());
         assert_eq!(s.drops, vec![0]);
         // A drop after the end is counted in the last step.
@@ -230,6 +253,7 @@ mod tests {
                 line: &late,
             }],
             3_000,
+            1_000,
             0,
         );
         assert_eq!(s.drops, vec![0, 0, 1]);

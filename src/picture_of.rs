@@ -5,9 +5,11 @@
 //! after it) and the real traffic (`crate::traffic`). The drawing itself is pure, in
 //! `crate::picture`; the moments' sorting is pure here and tested.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use crate::aws::Aws;
+use crate::config::EcsSection;
 use crate::ecs::deploy::DeployResult;
 use crate::ecs::rollout::EventView;
 use crate::ecs::watch::WatchOutcome;
@@ -17,6 +19,7 @@ use crate::outside::Outside;
 use crate::picture::{self, Held, Moment, Timeline, TrafficLine};
 use crate::traffic::RealTraffic;
 use crate::ui::Ui;
+use crate::under_load::UnderLoad;
 
 /// ECS's service event messages and what each says about the rollout, in our words.
 const EVENT_MOMENTS: [(&str, &str); 6] = [
@@ -159,6 +162,7 @@ pub fn of_deploy(run: &DeployRun) -> Timeline {
     }
     moments.extend(event_moments(
         run.events,
+        &run.result.plan.seen_events,
         start,
         run.rollout_started_unix_ms,
     ));
@@ -170,20 +174,26 @@ pub fn of_deploy(run: &DeployRun) -> Timeline {
     t
 }
 
-/// ECS's service events of this rollout (at or after its start, to the second) as moments,
-/// each with ECS's words after ours.
-pub fn event_moments(events: &[EventView], start: i64, rollout_started: i64) -> Vec<Moment> {
-    let from = rollout_started / 1000 * 1000;
+/// ECS's service events of this rollout (those not there when it was planned: `seen`) as
+/// moments, each with ECS's words after ours. ECS stamps them to the second: one stamped in
+/// the rollout's first second is placed at its start.
+pub fn event_moments(
+    events: &[EventView],
+    seen: &HashSet<String>,
+    start: i64,
+    rollout_started: i64,
+) -> Vec<Moment> {
     events
         .iter()
         .rev()
+        .filter(|e| !seen.contains(&e.id))
         .filter_map(|e| {
             let at = unix_ms(&e.created_at)?;
             let (_, ours) = EVENT_MOMENTS
                 .iter()
                 .find(|(word, _)| e.message.contains(word))?;
-            (at >= from).then(|| Moment {
-                at_ms: at - start,
+            Some(Moment {
+                at_ms: at.max(rollout_started) - start,
                 label: e.message.with_prefix(&format!("{ours}: ")),
             })
         })
@@ -218,6 +228,41 @@ pub async fn service_events(aws: &Aws, cluster: &str, service: &str) -> Vec<Even
     }
 }
 
+/// A deploy's timeline (`deploy`, `full`), after the rollout: `from` is when it started (Unix
+/// seconds, taken before it), refined to the millisecond by the probe's mark with
+/// `--under-load`; ECS's events are read once, here.
+pub async fn deploy_timeline(
+    aws: &Aws,
+    ecs: &EcsSection,
+    title: String,
+    from: i64,
+    result: &DeployResult,
+    under: Option<&UnderLoad>,
+    traffic: Option<&RealTraffic>,
+) -> Timeline {
+    let disruption = under
+        .and_then(|u| u.probe.as_ref())
+        .and_then(|p| p.disruption.as_ref());
+    let sessions = disruption.and_then(|d| d.series.as_ref());
+    let rollout_started_unix_ms = match (disruption, sessions) {
+        (Some(d), Some(s)) if d.targets.is_some() => s.started_unix_ms + d.since_ms as i64,
+        _ => from * 1000,
+    };
+    let events = service_events(aws, &ecs.cluster, &ecs.service).await;
+    let mut t = of_deploy(&DeployRun {
+        title,
+        rollout_started_unix_ms,
+        result,
+        sessions,
+        traffic,
+        events: &events,
+    });
+    if let Some(u) = under {
+        t.headline = format!("{}; under load: {}", t.headline, u.message);
+    }
+    t
+}
+
 /// The page at `path` and the chart in the step summary. A page or summary that cannot be
 /// written is a warning naming the path: the run's exit code stands.
 pub fn publish(ui: &Ui, path: &Path, t: &Timeline) {
@@ -250,7 +295,8 @@ mod tests {
     #[test]
     fn ecs_events_of_the_rollout_become_moments() {
         let start = unix_ms("2026-12-05T09:00:00Z").unwrap();
-        // Newest first, as ECS lists them; one from before the rollout, one unknown kind.
+        // Newest first, as ECS lists them; one there before the rollout (seen), one of a
+        // kind that is no moment, one stamped in the rollout's first second.
         let events = [
             event(
                 "2026-12-05T09:03:00Z",
@@ -269,15 +315,24 @@ mod tests {
                 "(service gw) was unable to place a task.",
             ),
             event(
-                "2026-12-05T08:59:00Z",
+                "2026-12-05T09:00:00Z",
                 "(service gw) has started 1 tasks: (task 0).",
             ),
+            event(
+                "2026-12-05T08:59:00Z",
+                "(service gw) has reached a steady state.",
+            ),
         ];
-        let m = event_moments(&events, start - 10_000, start);
+        let seen: HashSet<String> = ["2026-12-05T08:59:00Z".to_string()].into();
+        let m = event_moments(&events, &seen, start - 10_000, start + 400);
         let shown: Vec<(i64, String)> = m.iter().map(|m| (m.at_ms, m.label.shown(200))).collect();
         assert_eq!(
             shown,
             vec![
+                (
+                    10_400,
+                    "new tasks started: (service gw) has started 1 tasks: (task 0).".into()
+                ),
                 (
                     130_000,
                     "draining started: (service gw) has begun draining connections on 1 tasks."

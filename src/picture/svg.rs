@@ -261,17 +261,44 @@ fn time_axis(out: &mut String, x: &Linear, (lo, hi): (i64, i64), axis_y: f64) {
     }
 }
 
-/// The moments: a dashed line each, numbered as in the table under the chart.
+/// Moments closer than this (pixels) share one label (`1–4`).
+const LABEL_ROOM: f64 = 18.0;
+
+/// The label of moments `first..=last` at `px`.
+fn flush(out: &mut String, label: Option<(f64, usize, usize)>) {
+    if let Some((px, first, last)) = label {
+        let n = if first == last {
+            format!("{}", first + 1)
+        } else {
+            format!("{}–{}", first + 1, last + 1)
+        };
+        let _ = writeln!(
+            out,
+            "<text class=\"moment-n\" x=\"{px:.1}\" y=\"14\" text-anchor=\"middle\">{n}</text>"
+        );
+    }
+}
+
+/// The moments: a dashed line each, numbered as in the table under the chart; moments too
+/// close to tell apart share a label.
 fn moments(out: &mut String, t: &Timeline, x: &Linear, axis_y: f64) {
+    let mut label: Option<(f64, usize, usize)> = None;
     for (i, m) in t.moments.iter().enumerate() {
         let px = x.at(m.at_ms as f64);
         let _ = writeln!(
             out,
-            "<g><title>{} {}</title><line class=\"moment\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{:.1}\" y2=\"{axis_y:.1}\"/><text class=\"moment-n\" x=\"{px:.1}\" y=\"14\" text-anchor=\"middle\">{}</text></g>",
+            "<line class=\"moment\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{:.1}\" y2=\"{axis_y:.1}\"><title>{} {}</title></line>",
+            MOMENT_BAND - 4.0,
             offset_text(m.at_ms),
             text(&m.label),
-            MOMENT_BAND - 4.0,
-            i + 1
         );
+        label = match label {
+            Some((lx, first, _)) if (px - lx).abs() < LABEL_ROOM => Some((lx, first, i)),
+            other => {
+                flush(out, other);
+                Some((px, i, i))
+            }
+        };
     }
+    flush(out, label);
 }

@@ -207,3 +207,23 @@ fn the_path_is_checked_before_the_run() {
         .unwrap()
         .starts_with("<!DOCTYPE html>"));
 }
+
+#[test]
+fn moments_too_close_share_a_label() {
+    let mut t = run();
+    let at = |ms: i64, what: &str| Moment {
+        at_ms: ms,
+        label: Outside::new(what),
+    };
+    t.moments = vec![
+        at(0, "rollout started"),
+        at(10, "new tasks started"),
+        at(20, "targets registered"),
+        at(4_000, "old tasks stopped"),
+    ];
+    let svg = svg::chart(&t);
+    assert_eq!(svg.matches("class=\"moment\"").count(), 4, "a line each");
+    assert!(svg.contains(">1–3</text>"), "{svg}");
+    assert!(svg.contains(">4</text>"), "{svg}");
+    assert!(svg.contains("<title>+4s old tasks stopped</title>"));
+}

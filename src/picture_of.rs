@@ -21,12 +21,13 @@ use crate::traffic::RealTraffic;
 use crate::ui::Ui;
 use crate::under_load::UnderLoad;
 
-/// ECS's service event messages and what each says about the rollout, in our words.
+/// ECS's service event messages and what each says about the rollout, in our words; the
+/// first that matches (`deregistered` before `registered`, which it contains).
 const EVENT_MOMENTS: [(&str, &str); 6] = [
     ("has started", "new tasks started"),
+    ("deregistered", "targets deregistered"),
     ("registered", "targets registered"),
     ("has begun draining", "draining started"),
-    ("deregistered", "targets deregistered"),
     ("has stopped", "old tasks stopped"),
     ("has reached a steady state", "steady state"),
 ];
@@ -68,6 +69,7 @@ pub fn of_probe(report: &ProbeReport) -> Timeline {
         ),
         duration_ms: report.duration_ms,
         step_ms: 1000,
+        probed: true,
         ..Timeline::default()
     };
     if let Some(d) = &report.disruption {
@@ -129,6 +131,7 @@ pub fn of_deploy(run: &DeployRun) -> Timeline {
     };
     if let Some(s) = run.sessions {
         with_series(&mut t, s);
+        t.probed = true;
     }
     let rel = |unix: i64| unix - start;
     let mut moments = vec![Moment {
@@ -311,6 +314,10 @@ mod tests {
                 "(service gw) has begun draining connections on 1 tasks.",
             ),
             event(
+                "2026-12-05T09:01:30Z",
+                "(service gw) deregistered 1 targets in (target-group tg)",
+            ),
+            event(
                 "2026-12-05T09:01:00Z",
                 "(service gw) was unable to place a task.",
             ),
@@ -334,6 +341,11 @@ mod tests {
                     "new tasks started: (service gw) has started 1 tasks: (task 0).".into()
                 ),
                 (
+                    100_000,
+                    "targets deregistered: (service gw) deregistered 1 targets in (target-group tg)"
+                        .into()
+                ),
+                (
                     130_000,
                     "draining started: (service gw) has begun draining connections on 1 tasks."
                         .into()
@@ -350,5 +362,109 @@ mod tests {
             ]
         );
         assert_eq!(unix_ms("not a time"), None);
+    }
+
+    fn plan() -> crate::ecs::deploy::DeployPlan {
+        crate::ecs::deploy::DeployPlan {
+            cluster: "c".into(),
+            service: "bosar-api".into(),
+            container: "api".into(),
+            current_task_definition: "bosar-api:1".into(),
+            current_revision: "bosar-api:1".into(),
+            action: crate::ecs::deploy::RolloutAction::NewRevision,
+            changes: vec![],
+            desired_count: 2,
+            target_group_arns: vec![],
+            circuit_breaker: None,
+            deployment_configuration: vec![],
+            refused: None,
+            in_progress: None,
+            run_id: "r".into(),
+            strategy: Some("CANARY".into()),
+            gate: None,
+            send_configuration: None,
+            td: aws_sdk_ecs::types::TaskDefinition::builder().build(),
+            tags: vec![],
+            seen_events: HashSet::new(),
+            deployment_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn a_deploy_has_its_moments_in_order_and_the_minutes_in_place() {
+        use crate::ecs::native::stages::StageSpan;
+        let mut result = DeployResult::new(plan());
+        result.outcome = Some(WatchOutcome::Succeeded {
+            revision: "bosar-api:2".into(),
+            elapsed_ms: 95_000,
+            healthy_targets: 2,
+        });
+        result.native = Some(crate::ecs::native::watch::NativeReport {
+            strategy: "CANARY".into(),
+            deployment_arn: "arn".into(),
+            stages: vec![StageSpan {
+                name: "BAKE_TIME".into(),
+                started: "2026-12-05T09:01:00Z".into(),
+                ended: None,
+            }],
+            gate: vec![],
+            rollback: None,
+        });
+        let mut real = RealTraffic::skipped("x");
+        real.load_balancers
+            .push(crate::traffic::LoadBalancerTraffic {
+                load_balancer: "app/<b>/1".into(),
+                target_group: "tg".into(),
+                series: vec![crate::traffic::SeriesView {
+                    key: "new_connections",
+                    metric: "NewConnectionCount",
+                    stat: "Sum",
+                    summary: crate::traffic::window::Summary {
+                        datapoints: 2,
+                        sum: None,
+                        peak: None,
+                        peak_at: None,
+                        baseline_per_minute: None,
+                        extreme: None,
+                        baseline_extreme: None,
+                    },
+                    peak_minute: None,
+                    points: vec![(unix_ms("2026-12-05T08:59:00Z").unwrap() / 1000, 60.0)],
+                }],
+            });
+        let start = unix_ms("2026-12-05T09:00:00Z").unwrap();
+        let t = of_deploy(&DeployRun {
+            title: "deploy".into(),
+            rollout_started_unix_ms: start,
+            result: &result,
+            sessions: None,
+            traffic: Some(&real),
+            events: &[],
+        });
+        assert!(!t.probed, "no session panels without --under-load");
+        let m: Vec<(i64, String)> = t
+            .moments
+            .iter()
+            .map(|m| (m.at_ms, m.label.shown(99)))
+            .collect();
+        assert_eq!(
+            m,
+            vec![
+                (0, "rollout started".to_string()),
+                (60_000, "CANARY stage BAKE_TIME started".to_string()),
+                (
+                    95_000,
+                    "new tasks healthy: bosar-api:2, 2 healthy target(s)".to_string()
+                ),
+            ]
+        );
+        assert_eq!(t.traffic.len(), 1);
+        assert_eq!(
+            t.traffic[0].points,
+            vec![(-60_000, 60.0)],
+            "the minute before the start"
+        );
+        assert_eq!(t.traffic[0].label, "NewConnectionCount (Sum)");
+        assert!(t.headline.contains("succeeded"), "{}", t.headline);
     }
 }

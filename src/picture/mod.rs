@@ -66,6 +66,8 @@ pub struct Timeline {
     pub traffic: Vec<TrafficLine>,
     /// Our one-line verdict of the run (`3 dropped, 3 back, p99 1.2 s`).
     pub headline: String,
+    /// Sessions were held (a probe ran): their panels are drawn, empty or not.
+    pub probed: bool,
 }
 
 impl Timeline {

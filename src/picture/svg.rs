@@ -40,8 +40,18 @@ pub fn chart(t: &Timeline) -> String {
     let x = Linear::new((lo as f64, hi as f64), (LEFT, WIDTH - RIGHT));
     let mut body = String::new();
     let mut top = MOMENT_BAND;
-    top = held_panel(&mut body, t, &x, top) + GAP;
-    top = churn_panel(&mut body, t, &x, top) + GAP;
+    if t.probed {
+        top = held_panel(&mut body, t, &x, top) + GAP;
+        top = churn_panel(&mut body, t, &x, top) + GAP;
+    } else if t.traffic.is_empty() {
+        empty(
+            &mut body,
+            top,
+            top + TITLE,
+            "no session was held and no metric was read",
+        );
+        top += TITLE + GAP;
+    }
     for line in &t.traffic {
         top = traffic_panel(&mut body, line, &x, top) + GAP;
     }

@@ -30,6 +30,7 @@ fn run() -> Timeline {
             points: vec![(-60_000, 3.0), (0, 40.0)],
         }],
         headline: "2 dropped, 2 back".into(),
+        probed: true,
     }
 }
 
@@ -98,6 +99,7 @@ fn the_bands_stack_to_the_total() {
 fn an_empty_run_still_draws_and_says_why() {
     let t = Timeline {
         title: "verify".into(),
+        probed: true,
         ..Timeline::default()
     };
     let page = page(&t);
@@ -226,4 +228,23 @@ fn moments_too_close_share_a_label() {
     assert!(svg.contains(">1–3</text>"), "{svg}");
     assert!(svg.contains(">4</text>"), "{svg}");
     assert!(svg.contains("<title>+4s old tasks stopped</title>"));
+}
+
+#[test]
+fn a_deploy_without_sessions_draws_no_session_panel() {
+    let mut t = run();
+    t.probed = false;
+    t.held.clear();
+    t.drops.clear();
+    t.reconnects.clear();
+    let svg = svg::chart(&t);
+    assert!(!svg.contains("sessions held"), "{svg}");
+    assert_eq!(svg.matches("<polyline").count(), 1, "the traffic alone");
+    t.traffic.clear();
+    let svg = svg::chart(&t);
+    assert!(
+        svg.contains("no session was held and no metric was read"),
+        "{svg}"
+    );
+    assert!(svg.contains("class=\"moment\""), "the moments still drawn");
 }

@@ -214,7 +214,11 @@ pub fn check_path(path: &Path) -> anyhow::Result<()> {
             dir.display()
         )));
     }
-    let probe = dir.join(format!(".bosar-html-check.{}.tmp", std::process::id()));
+    let probe = dir.join(format!(
+        ".bosar-html-check.{}.{:x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -284,3 +284,25 @@ fn an_unwritable_path_is_a_usage_error_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--reconnect"), "{err}");
 }
+
+#[test]
+fn deploy_and_full_check_the_path_before_any_call() {
+    let (dir, cfg) = support::write_config(&support::sandbox_config());
+    let missing = dir.path().join("no/such/folder/run.html");
+    for verb in ["deploy", "full"] {
+        // An endpoint nothing listens on: a call to AWS would fail otherwise than exit 2.
+        let out = support::bosar("http://127.0.0.1:9", "picture-usage")
+            .arg("--config")
+            .arg(&cfg)
+            .args([verb, "--html"])
+            .arg(&missing)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{verb}: {err}");
+        assert!(
+            err.contains("--html") && err.contains("does not exist"),
+            "{verb}: {err}"
+        );
+    }
+}

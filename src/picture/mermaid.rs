@@ -60,7 +60,7 @@ pub fn section(t: &Timeline) -> String {
         .chain([t.drops.len(), t.reconnects.len()])
         .max()
         .unwrap_or(0);
-    if steps == 0 && t.moments.is_empty() {
+    if steps == 0 && t.moments.is_empty() && t.traffic.is_empty() {
         return String::new();
     }
     let mut out = format!(
@@ -108,6 +108,7 @@ pub fn section(t: &Timeline) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&traffic(t));
     if !t.moments.is_empty() {
         out.push_str("| # | at | moment |\n|---|---|---|\n");
         for (i, m) in t.moments.iter().enumerate() {
@@ -121,6 +122,56 @@ pub fn section(t: &Timeline) -> String {
         }
         out.push('\n');
     }
+    out
+}
+
+/// Real-traffic series drawn at most (the page has them all).
+pub const MAX_TRAFFIC_CHARTS: usize = 6;
+
+/// One chart per real-traffic series (a point a minute), then which load balancer each is.
+fn traffic(t: &Timeline) -> String {
+    let lines: Vec<_> = t
+        .traffic
+        .iter()
+        .filter(|l| !l.points.is_empty())
+        .take(MAX_TRAFFIC_CHARTS)
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for line in &lines {
+        let mut pts = line.points.clone();
+        pts.sort_by_key(|p| p.0);
+        let labels: Vec<String> = pts
+            .iter()
+            .map(|(at, _)| format!("\"{}\"", offset_text(*at)))
+            .collect();
+        let values: Vec<String> = pts.iter().map(|(_, v)| format!("{v}")).collect();
+        let top = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+        let _ = write!(
+            out,
+            "```mermaid\nxychart-beta\n    title \"{}\"\n    x-axis \"minute from the start\" [{}]\n    y-axis {} --> {}\n    line [{}]\n```\n\n",
+            label(&format!("{} per minute (CloudWatch)", line.label)),
+            labels.join(", "),
+            0,
+            nice_ceil(top),
+            values.join(", ")
+        );
+    }
+    out.push_str("| chart | load balancer |\n|---|---|\n");
+    for line in &lines {
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            outside::markdown_cell(&line.label, 100),
+            outside::markdown_cell(
+                &line.load_balancer.shown(super::TEXT_CAP),
+                super::TEXT_CAP + 40
+            )
+        );
+    }
+    out.push('\n');
     out
 }
 

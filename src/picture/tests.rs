@@ -143,7 +143,16 @@ fn many_targets_are_summed_into_one_band() {
 fn the_summary_chart_is_mermaid_with_outside_text_in_code_spans() {
     let md = mermaid::section(&run());
     assert!(md.contains("```mermaid\nxychart-beta\n"), "{md}");
-    assert_eq!(md.matches("```mermaid").count(), 2);
+    assert_eq!(
+        md.matches("```mermaid").count(),
+        3,
+        "sessions, drops, one traffic series"
+    );
+    assert!(md.contains("    title \"new connections per minute (CloudWatch)\"\n    x-axis \"minute from the start\" [\"-1m\", \"+0s\"]\n    y-axis 0 --> 50\n    line [3, 40]\n"), "{md}");
+    assert!(
+        md.contains("| ` new connections ` | ` app/<b>lb</b>/1 ` |"),
+        "{md}"
+    );
     assert!(md.contains("    line [2, 2, 0, 0, 0]"));
     assert!(md.contains("    line [2, 2, 2, 4, 4]"));
     assert!(md.contains("    bar [0, 0, 2, 0, 0]"));

@@ -9,11 +9,12 @@
 mod support;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::peers::{which, Gateway, GatewayOpts, SlotProxy};
+use support::chromium::{render, screenshot};
+use support::peers::{Gateway, GatewayOpts, SlotProxy};
 
 const TOKEN_ENV: &str = "BOSAR_PICTURE_TEST_TOKEN";
 const SECRET: &str = "verify-test-secret";
@@ -21,76 +22,6 @@ const N: u64 = 20;
 /// An instance id that would be markup if it were not escaped.
 const HOSTILE: &str =
     "gw-a\"'><script>console.error('pwned')</script></svg><img src=http://127.0.0.1:9/x.png>";
-
-fn chromium() -> PathBuf {
-    which("chromium-headless-shell").unwrap_or_else(|| {
-        panic!("chromium-headless-shell not found: run `bash scripts/setup.sh` (Debian package chromium-headless-shell)")
-    })
-}
-
-/// What Chromium did with a page.
-struct Rendered {
-    dom: String,
-    /// Console messages (`INFO:CONSOLE` lines: errors, CSP violations, logs).
-    console: Vec<String>,
-    /// The URLs of every request in the NetLog.
-    urls: Vec<String>,
-}
-
-fn chromium_cmd(dir: &Path) -> Command {
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--disable-gpu",
-        "--no-sandbox",
-        "--no-first-run",
-    ])
-    .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-    .stdin(Stdio::null());
-    cmd
-}
-
-fn render(page: &Path, dir: &Path) -> Rendered {
-    let net = dir.join("netlog.json");
-    let out = chromium_cmd(dir)
-        .args(["--enable-logging=stderr", "--v=0"])
-        .arg(format!("--log-net-log={}", net.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("run chromium-headless-shell");
-    assert!(out.status.success(), "chromium failed: {out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let log: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&net).expect("the NetLog")).unwrap();
-    let urls = log["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["params"]["url"].as_str().map(str::to_string))
-        .collect();
-    Rendered {
-        dom: String::from_utf8(out.stdout).unwrap(),
-        console: stderr
-            .lines()
-            .filter(|l| l.contains("CONSOLE"))
-            .map(str::to_string)
-            .collect(),
-        urls,
-    }
-}
-
-fn screenshot(page: &Path, dir: &Path, name: &str) -> Vec<u8> {
-    let png = dir.join(name);
-    let out = chromium_cmd(dir)
-        .arg(format!("--screenshot={}", png.display()))
-        .arg("--window-size=1200,800")
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("run chromium-headless-shell");
-    assert!(out.status.success(), "chromium failed: {out:?}");
-    std::fs::read(&png).expect("the screenshot")
-}
 
 #[test]
 fn the_detectors_see_a_request_and_a_console_error() {

@@ -329,6 +329,11 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
     let healthy_at = html.find("new tasks healthy").expect("new tasks healthy");
     assert!(started_at < healthy_at, "moments in order: {html}");
     assert!(!html.to_ascii_lowercase().contains("<script"));
+    // Chromium draws it with ECS's own event messages in it: nothing fetched, nothing logged.
+    let r = support::chromium::render(&page, dir.path());
+    assert!(r.urls.is_empty(), "the page made requests: {:?}", r.urls);
+    assert!(r.console.is_empty(), "console: {:?}", r.console);
+    assert!(r.dom.contains("draining started: (service "), "{}", r.dom);
     eprintln!("test took {:.1} s", started.elapsed().as_secs_f64());
 }
 

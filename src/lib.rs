@@ -29,6 +29,8 @@ pub mod init;
 pub mod merge_cmd;
 pub mod monitor;
 pub mod outside;
+pub mod picture;
+pub mod picture_of;
 pub mod pipeline;
 pub mod report;
 pub mod traffic;
@@ -57,7 +59,9 @@ mod layers {
         "global.rs",
         "lib.rs",
     ];
-    const ABOVE_BASE: [&str; 13] = [
+    const ABOVE_BASE: [&str; 15] = [
+        "picture",
+        "picture_of",
         "cli",
         "ecs",
         "alb",

@@ -450,6 +450,13 @@ pub fn xml_text(text: &str, max: usize) -> String {
     out
 }
 
+/// Text for an HTML page (an element's text or a double-quoted attribute, inline SVG too):
+/// the same cleaning, cut and `&<>"'` escaping as [`xml_text`], so `<script>` or `</svg>` in
+/// a server's words stays text.
+pub fn html_text(text: &str, max: usize) -> String {
+    xml_text(text, max)
+}
+
 // ---------------------------------------------------------------------------------------------
 // What the Actions runner would take as a command (for tests of every output)
 

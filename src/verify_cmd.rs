@@ -1,7 +1,7 @@
 //! `bosar-deploy verify`: the verb's dispatch. It reads `[gateway]` into the settings, learns
 //! how many healthy targets serve the gateway ([`expected`]), then runs either the checks on
 //! every target ([`gateway::verify::run`]) or, with `--connections N`, the load probe
-//! ([`gateway::probe::run`]).
+//! ([`gateway::probe::run`]), drawn with `--html` (`crate::picture_of`).
 //!
 //! The choice lives here, above both, so that `gateway::verify` and `gateway::probe` import
 //! only the gateway base and never each other; so does the AWS lookup of the healthy targets,
@@ -22,7 +22,15 @@ pub async fn run(args: &VerifyArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
     let settings =
         VerifySettings::from_config(&gw, args.url.as_deref(), args.allow_insecure_token)?;
     if args.connections.is_some() {
-        gateway::probe::run(args, &settings, ui).await
+        // An unwritable --html is a usage error before any session opens.
+        if let Some(path) = &args.html {
+            crate::picture::check_path(path)?;
+        }
+        let (code, report) = gateway::probe::run(args, &settings, ui).await?;
+        if let Some(path) = &args.html {
+            crate::picture_of::publish(ui, path, &crate::picture_of::of_probe(&report));
+        }
+        Ok(code)
     } else {
         let expected = expected(args, cfg, g, ui).await;
         gateway::verify::run(args, &settings, &gw, expected, ui).await

@@ -130,6 +130,7 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
     let (dir, cfg) = write_config(&config(&runner.url));
     // The runner was seeded from the committed sandbox config; its names are the same.
     let junit = dir.path().join("junit.xml");
+    let page = dir.path().join("timeline.html");
     let old: Vec<Value> = runner.ready["tasks"].as_array().unwrap().clone();
     let mut old_ids: Vec<String> = old
         .iter()
@@ -147,6 +148,8 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
             "full",
             "--junit",
             junit.to_str().unwrap(),
+            "--html",
+            page.to_str().unwrap(),
             "--under-load",
             &n,
             "--concurrency",
@@ -309,6 +312,28 @@ fn full_under_load_every_session_ends_on_the_new_gateways() {
     ] {
         assert!(stderr.contains(needle), "missing {needle:?}:\n{stderr}");
     }
+    // --html: the timeline of the run, the old gateways' bands and the new ones', the drops,
+    // the rollout's moments in order.
+    let html = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{e}: {all}"));
+    for id in old_ids.iter().chain(&new_ids) {
+        assert!(
+            html.contains(&format!("<title>{id}</title>")),
+            "no band for {id}: {html}"
+        );
+    }
+    assert!(
+        html.matches("<rect").count() >= 2,
+        "drops and reconnects: {html}"
+    );
+    let started_at = html.find("rollout started").expect("the rollout's start");
+    let healthy_at = html.find("new tasks healthy").expect("new tasks healthy");
+    assert!(started_at < healthy_at, "moments in order: {html}");
+    assert!(!html.to_ascii_lowercase().contains("<script"));
+    // Chromium draws it with ECS's own event messages in it: nothing fetched, nothing logged.
+    let r = support::chromium::render(&page, dir.path());
+    assert!(r.urls.is_empty(), "the page made requests: {:?}", r.urls);
+    assert!(r.console.is_empty(), "console: {:?}", r.console);
+    assert!(r.dom.contains("draining started: (service "), "{}", r.dom);
     eprintln!("test took {:.1} s", started.elapsed().as_secs_f64());
 }
 

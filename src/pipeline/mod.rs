@@ -69,6 +69,9 @@ pub struct PipelineReport {
     /// The verify step's targets, one JUnit suite each (`verify gw-a`), after the steps.
     #[serde(skip)]
     pub target_suites: Vec<Step>,
+    /// The run's timeline with `--html`, drawn once the reports are written.
+    #[serde(skip)]
+    pub picture: Option<crate::picture::Timeline>,
 }
 
 /// The report under construction.
@@ -76,6 +79,8 @@ struct Run<'a> {
     ui: &'a Ui,
     started: Instant,
     report: PipelineReport,
+    /// `--html` was given: the deploy step keeps the run's timeline.
+    html: bool,
 }
 
 impl Run<'_> {
@@ -174,8 +179,13 @@ pub async fn run_pipeline(
             warnings: Vec::new(),
             steps: Vec::new(),
             target_suites: Vec::new(),
+            picture: None,
         },
+        html: args.html.is_some(),
     };
+    if let Some(path) = &args.html {
+        crate::picture::check_path(path)?;
+    }
     let mut opts = RolloutOptions::from_flags(&args.rollout, false);
     // Resolve the verify token early: a missing secret is a usage error before any change.
     // `full` verifies: without [gateway] (or --url) it refuses, rather than pass unverified.
@@ -476,11 +486,30 @@ async fn deploy_step(
         let tg = &cfg.target_group.id;
         let real = traffic::after_deploy(aws, tg, run.ui, metrics, from, &result, err.as_ref());
         let real = real.await;
+        keep_picture(run, aws, ecs, from, &result, None, real.as_ref()).await;
         let rolled = rollout_step(run, t, result, err);
         return traffic_step(run, real, rolled);
     };
     let tg = &cfg.target_group.id;
     under_load_step::run(run, aws, ecs, pre, opts, load, t, tg, metrics).await
+}
+
+/// With `--html`: the run's timeline, kept for the end of the run (before the result goes
+/// to the deploy step).
+async fn keep_picture(
+    run: &mut Run<'_>,
+    aws: &Aws,
+    ecs: &crate::config::EcsSection,
+    from: i64,
+    result: &ecs_deploy::DeployResult,
+    under: Option<&crate::under_load::UnderLoad>,
+    real: Option<&traffic::RealTraffic>,
+) {
+    if run.html {
+        let title = format!("bosar-deploy {} {}", run.report.command, ecs.service);
+        let t = crate::picture_of::deploy_timeline(aws, ecs, title, from, result, under, real);
+        run.report.picture = Some(t.await);
+    }
 }
 
 /// The `real-traffic` step after the deploy step; a threshold crossed fails the run.
@@ -740,6 +769,9 @@ pub async fn run(
         .find(|s| s.status == CheckStatus::Fail)
         .filter(|_| !matches!(code, Code::Success | Code::ChangesPending))
         .map(step_error);
+    if let (Some(path), Some(t)) = (&args.html, &report.picture) {
+        crate::picture_of::publish(ui, path, t);
+    }
     // After the reports: a report that cannot be written is a warning the document carries.
     ui.emit("pipeline", &report, code, error.as_ref());
     Ok(code)

@@ -81,6 +81,7 @@ pub(super) async fn run(
             let real =
                 crate::traffic::after_deploy(aws, tg, run.ui, metrics, from, &result, err.as_ref());
             let real = real.await;
+            super::keep_picture(run, aws, ecs, from, &result, Some(&under), real.as_ref()).await;
             let rolled = rollout_step(run, t, result, err);
             super::traffic_step(run, real, rolled)
         }

@@ -85,6 +85,10 @@ pub struct SeriesView {
     pub summary: Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_minute: Option<String>,
+    /// The datapoints as CloudWatch answered them (minute start in Unix seconds, value), for
+    /// the picture (`--html`); not in the JSON, whose summary is the contract.
+    #[serde(skip)]
+    pub points: window::Points,
 }
 
 /// The series of one load balancer and the target group on it.
@@ -399,6 +403,7 @@ pub fn build(
             stat: q.series.stat.as_str(),
             peak_minute: summary.peak_at.map(rfc3339),
             summary,
+            points: points.clone(),
         });
     }
     let newest = window::newest_minute(answer.points.values());

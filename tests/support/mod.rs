@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod chromium;
 pub mod faults;
 pub mod gfm;
 pub mod hostile;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
+use super::disruption::series::{self, Lived};
 use super::disruption::{self, DisruptionReport, DropLine, Limits, SessionLine, Window};
 use super::session::Record;
 use super::shared::Shared;
@@ -266,10 +267,13 @@ pub(super) fn disruption_of(
     limits: Limits,
 ) -> DisruptionReport {
     let targets = sh.targets.all();
-    let lines: Vec<SessionLine> = g
+    let opened: Vec<&Record> = g
         .records
         .iter()
         .filter(|r| r.connect_us.is_some())
+        .collect();
+    let lines: Vec<SessionLine> = opened
+        .iter()
         .map(|r| line_of(r, &r.timeline, &targets, &g.cookie_instances))
         .collect();
     let window = Window {
@@ -278,7 +282,31 @@ pub(super) fn disruption_of(
         old_and_new: g.since.is_some(),
         rollout_succeeded: g.succeeded,
     };
-    disruption::disruption(&lines, connections, window, limits, sh.reconnect_like)
+    let mut report = disruption::disruption(&lines, connections, window, limits, sh.reconnect_like);
+    let lived: Vec<Lived> = opened
+        .iter()
+        .zip(&lines)
+        .map(|(r, line)| Lived {
+            opened_ms: r.opened_at.as_millis() as u64,
+            gone_ms: r.gone_at.as_millis() as u64,
+            line,
+        })
+        .collect();
+    report.series = Some(series::series(
+        &lived,
+        window.until_ms,
+        series::step_for(window.until_ms),
+        started_unix_ms(g.duration),
+    ));
+    report
+}
+
+/// The probe's start on the wall clock: now, less how long it ran.
+fn started_unix_ms(ran: Duration) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(ran).as_millis() as i64
 }
 
 #[cfg(test)]

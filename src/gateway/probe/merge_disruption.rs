@@ -122,6 +122,7 @@ pub(super) fn disruption_report(d: &DisruptionPart, connections: u32) -> Disrupt
         dropped_before_window: d.dropped_before_window,
         limits: d.limits,
         back_ms: d.back_ms.clone(),
+        series: None,
     }
 }
 

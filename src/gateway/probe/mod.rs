@@ -472,8 +472,12 @@ async fn run_probe(
 /// `verify --connections N`: settings, the open-file limit, the probe, then text or JSON, and
 /// last the reports (annotations, JUnit, the GitHub step summary). Exit 1 when a check fails
 /// (the error gate, `--max-p99`); 130 when interrupted, after the sessions were closed and the
-/// reports written.
-pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Result<Code> {
+/// reports written. The report is given back for what the caller draws of it (`--html`).
+pub async fn run(
+    args: &VerifyArgs,
+    v: &VerifySettings,
+    ui: &Ui,
+) -> anyhow::Result<(Code, ProbeReport)> {
     let ps = ProbeSettings::from_args(args, v)?;
     let open_files = ensure_open_files(ps.connections)?;
     // Before the wrap-up guard: an interrupt while waiting ends the run at once.
@@ -493,13 +497,14 @@ pub async fn run(args: &VerifyArgs, v: &VerifySettings, ui: &Ui) -> anyhow::Resu
             shard::ShardPart::of(&report, run.shard, &run.run_id, run.total, &report.samples);
         ("shard", json!(part))
     });
-    Ok(conclude(
+    let code = conclude(
         ui,
         &report,
         "bosar-deploy verify --connections",
         args.junit.as_deref(),
         shard_part,
-    ))
+    );
+    Ok((code, report))
 }
 
 /// The open-file limit, if it was raised, and what is about to be probed.

@@ -212,6 +212,9 @@ pub struct DisruptionReport {
     /// The reconnect times (ms), mergeable (a shard report carries them).
     #[serde(skip)]
     pub back_ms: crate::gateway::histogram::LogHistogram,
+    /// The sessions over time, for `--html` (`None`: a report merged from shards).
+    #[serde(skip)]
+    pub series: Option<series::SessionSeries>,
 }
 
 /// The words of a drop or attempt cause given as its JSON key (`close_frame`…), for a report
@@ -457,6 +460,7 @@ pub fn disruption(
         dropped_before_window: t.dropped_before,
         limits,
         back_ms,
+        series: None,
     };
     let peak_landing = report
         .landed
@@ -538,6 +542,7 @@ fn old_and_new(sessions: &[SessionLine], window: Window) -> OldNew {
     }
 }
 
+pub mod series;
 mod shape;
 mod verdicts;
 pub use shape::DropShape;

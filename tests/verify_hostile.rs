@@ -142,6 +142,7 @@ fn settings(port: u16) -> VerifySettings {
         stickiness_rounds: 3,
         token: Some(Secret::new(TOKEN)),
         eio3: None,
+        recovery: None,
         origins: Vec::new(),
     }
 }

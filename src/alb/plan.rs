@@ -497,6 +497,7 @@ mod tests {
             stickiness_rounds: 20,
             targets: None,
             eio3: None,
+            recovery: None,
             origins: Vec::new(),
         };
         // longest 30 s -> floor 50 s

@@ -329,6 +329,10 @@ pub struct GatewaySection {
     /// `eio3` check that connects as one, `false` one that passes when EIO=3 is refused
     /// (`None`: not checked).
     pub eio3: Option<bool>,
+    /// `recovery`: `true` runs a `recovery` check that expects connection state recovery
+    /// (socket.io 4.6+) on the same task, `false` one that passes when the gateway offers none
+    /// (`None`: not checked).
+    pub recovery: Option<bool>,
     /// `origins`: the web app's origins (`https://app.bosar.click`); each gets a `cors` check
     /// as a browser on it would connect (empty: no browser checks).
     pub origins: Vec<String>,
@@ -361,6 +365,7 @@ impl GatewaySection {
             stickiness_rounds: GATEWAY_DEFAULT_STICKINESS_ROUNDS,
             targets: None,
             eio3: None,
+            recovery: None,
             origins: Vec::new(),
         }
     }

@@ -106,6 +106,7 @@ pub(super) struct RawGateway {
     pub(super) stickiness_rounds: Option<S<i64>>,
     pub(super) targets: Option<S<i64>>,
     pub(super) eio3: Option<S<bool>>,
+    pub(super) recovery: Option<S<bool>>,
     pub(super) origins: Option<S<Vec<S<String>>>>,
 }
 
@@ -173,7 +174,7 @@ const DEPLOYMENT: [&str; 12] = [
     "gate",
     "gate_timeout",
 ];
-const GATEWAY: [&str; 14] = [
+const GATEWAY: [&str; 15] = [
     "url",
     "test_url",
     "namespace",
@@ -187,6 +188,7 @@ const GATEWAY: [&str; 14] = [
     "stickiness_rounds",
     "targets",
     "eio3",
+    "recovery",
     "origins",
 ];
 
@@ -575,6 +577,7 @@ fn read_gateway(g: &Table, errs: &mut Errors) -> RawGateway {
         stickiness_rounds: g.int("stickiness_rounds", errs),
         targets: g.int("targets", errs),
         eio3: g.bool("eio3", errs),
+        recovery: g.bool("recovery", errs),
         origins: g.strings("origins", errs),
     }
 }
@@ -665,6 +668,7 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             stickiness_rounds: o.stickiness_rounds.or(b.stickiness_rounds),
             targets: o.targets.or(b.targets),
             eio3: o.eio3.or(b.eio3),
+            recovery: o.recovery.or(b.recovery),
             origins: o.origins.or(b.origins),
         }),
         monitor: table(base.monitor, over.monitor, |b, o| RawMonitor {

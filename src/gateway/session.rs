@@ -64,11 +64,12 @@ pub struct EventSeen {
 pub enum NsReply {
     Connected {
         at: Instant,
+        /// The private session id of connection state recovery (socket.io 4.6+), when the
+        /// gateway enables it: the same one again after a reconnect means recovered.
+        pid: Option<String>,
     },
     /// CONNECT_ERROR with its message.
-    Refused {
-        message: Outside,
-    },
+    Refused { message: Outside },
 }
 
 /// How the upgrade went.
@@ -458,7 +459,15 @@ impl Session {
                     })
                 }
                 Ok(Some((at, p))) if p.namespace == namespace => match p.kind {
-                    SioKind::Connect => break Ok(NsReply::Connected { at }),
+                    SioKind::Connect => {
+                        let pid = p
+                            .data
+                            .as_ref()
+                            .and_then(|d| d.get("pid"))
+                            .and_then(|v| v.as_str())
+                            .map(|s| s.chars().take(200).collect());
+                        break Ok(NsReply::Connected { at, pid });
+                    }
                     SioKind::ConnectError => {
                         break Ok(NsReply::Refused {
                             message: refusal_message(&p),

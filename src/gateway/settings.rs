@@ -33,6 +33,8 @@ pub struct VerifySettings {
     pub token: Option<Secret>,
     /// `[gateway] eio3`: the `eio3` check and what it expects (`None`: not run).
     pub eio3: Option<bool>,
+    /// `[gateway] recovery`: the `recovery` check and what it expects (`None`: not run).
+    pub recovery: Option<bool>,
     /// `[gateway] origins`: a `cors` check as a browser on each would connect (empty: none).
     pub origins: Vec<String>,
 }
@@ -193,6 +195,7 @@ impl VerifySettings {
             stickiness_rounds: gw.stickiness_rounds,
             token,
             eio3: gw.eio3,
+            recovery: gw.recovery,
             origins: gw.origins.clone(),
         })
     }
@@ -251,7 +254,13 @@ pub fn verify_deadline(s: &VerifySettings) -> Duration {
     // `cors`: per origin a handshake, a POST, the upgrade and its close; the poll is bounded
     // by pingInterval.
     let cors = 6 * s.origins.len() as u32;
-    request * (3 * s.stickiness_rounds + 12 + eio3 + cors)
+    // `recovery`: three joins with their answers, the leaves; and the wait for an offset.
+    let (recovery, offset_wait) = match s.recovery {
+        Some(_) => (8, s.heartbeat_interval + slack(s.heartbeat_interval)),
+        None => (0, Duration::ZERO),
+    };
+    request * (3 * s.stickiness_rounds + 12 + eio3 + cors + recovery)
+        + offset_wait
         + s.ping_interval * s.origins.len() as u32
         + (s.ping_interval + slack(s.ping_interval)) * 2
         + s.heartbeat_interval
@@ -278,6 +287,7 @@ mod tests {
             stickiness_rounds: 20,
             targets: None,
             eio3: None,
+            recovery: None,
             origins: Vec::new(),
         }
     }

@@ -14,6 +14,10 @@
 //     Access-Control-Allow-Credentials: true (what browsers with withCredentials need);
 //     `wildcard` answers `*` without credentials (browsers then drop the cookies).
 //   ALLOW_EIO3 (off): `on` serves Engine.IO v3 (socket.io 2.x) clients (allowEIO3).
+//   GATEWAY_RECOVERY (off): `on` enables connection state recovery (socket.io 4.6+,
+//     in-memory adapter: a session recovers only on the same process) and, beside each
+//     heartbeat, broadcasts a `tick` event to the socket's own room, so it carries the
+//     offset a recovering client sends back.
 //   GATEWAY_ON_SIGTERM (close): what SIGTERM does first. `close` closes the server
 //     (io.close(), through app.close()): clients see "transport close" and reconnect.
 //     `disconnect-sockets` first calls disconnectSockets() on /chat (a namespace
@@ -71,6 +75,7 @@ if (!['credentials', 'wildcard'].includes(CORS_MODE)) {
 }
 const CORS = CORS_MODE === 'credentials' ? { origin: true, credentials: true } : { origin: '*' };
 const ALLOW_EIO3 = /^(on|1|true|yes)$/i.test((process.env.ALLOW_EIO3 ?? '').trim());
+const RECOVERY = /^(on|1|true|yes)$/i.test((process.env.GATEWAY_RECOVERY ?? '').trim());
 const ON_SIGTERM = (process.env.GATEWAY_ON_SIGTERM || 'close').trim();
 if (!['close', 'disconnect-sockets'].includes(ON_SIGTERM)) {
   fail(`GATEWAY_ON_SIGTERM must be close or disconnect-sockets, got ${JSON.stringify(ON_SIGTERM)}`);
@@ -131,6 +136,7 @@ class GatewayState {
     this.heartbeatsSent = 0;
     this.heartbeatAcks = 0;
     this.heartbeatAckTimeouts = 0;
+    this.recovered = 0;
   }
   get connections() {
     return this.namespace ? this.namespace.sockets.size : 0;
@@ -165,6 +171,7 @@ class ChatGateway {
 
   handleConnection(socket) {
     this.state.totalConnections += 1;
+    if (socket.recovered) this.state.recovered += 1;
     if (!HEARTBEAT_ENABLED) return;
     let seq = 0;
     const state = this.state;
@@ -178,6 +185,8 @@ class ChatGateway {
           if (err) state.heartbeatAckTimeouts += 1;
           else state.heartbeatAcks += 1;
         });
+      // Broadcast packets (no ack) are the ones recovery buffers and numbers with an offset.
+      if (RECOVERY) state.namespace.to(socket.id).emit('tick', { instanceId: state.instanceId, seq });
     }, HEARTBEAT_INTERVAL);
     this.timers.set(socket.id, timer);
   }
@@ -217,6 +226,9 @@ Reflect.decorate(
       pingInterval: PING_INTERVAL,
       pingTimeout: PING_TIMEOUT,
       allowEIO3: ALLOW_EIO3,
+      ...(RECOVERY
+        ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } }
+        : {}),
     }),
     Reflect.metadata('design:paramtypes', [GatewayState]),
   ],
@@ -253,6 +265,7 @@ class HealthController {
       heartbeatsSent: s.heartbeatsSent,
       heartbeatAcks: s.heartbeatAcks,
       heartbeatAckTimeouts: s.heartbeatAckTimeouts,
+      recovered: s.recovered,
       // The settings this process runs with (the task runner's tests read them).
       pingInterval: PING_INTERVAL,
       pingTimeout: PING_TIMEOUT,

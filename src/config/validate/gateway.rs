@@ -75,6 +75,7 @@ pub(super) fn validate_gateway(errs: &mut Errors, g_s: &S<RawGateway>) -> Option
         stickiness_rounds: stickiness_rounds?,
         targets: targets?,
         eio3: g.eio3.as_ref().map(|v| *v.get_ref()),
+        recovery: g.recovery.as_ref().map(|v| *v.get_ref()),
         origins: origins(errs, &g.origins)?,
     })
 }

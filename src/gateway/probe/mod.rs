@@ -560,6 +560,7 @@ mod tests {
             stickiness_rounds: 20,
             token: None,
             eio3: None,
+            recovery: None,
             origins: Vec::new(),
         };
         let args = |f: &dyn Fn(&mut VerifyArgs)| {

@@ -55,7 +55,7 @@ async fn join(
     main.watch(ns, &s.heartbeat_event);
     let auth = s.token.as_ref().map(auth_json);
     match main.connect_namespace(ns, auth).await {
-        Ok(NsReply::Connected { at }) => Ok(at),
+        Ok(NsReply::Connected { at, .. }) => Ok(at),
         Ok(NsReply::Refused { message }) if s.token.is_none() => Err(check(
             "heartbeat",
             CheckStatus::Skip,

@@ -47,6 +47,7 @@ mod fleet;
 mod handshake;
 mod health;
 mod heartbeat;
+mod recovery;
 mod revisions;
 mod runner;
 mod stickiness;
@@ -60,6 +61,7 @@ pub use cookies::{cookies_verdict, AlbCookies, CookieFacts};
 pub use cors::{cors_verdict, site_of, Allow, OriginFacts};
 pub use eio3::{eio3_verdict, Eio3Facts, V3Open};
 pub use fleet::{merge, targets_verdict, TargetRun};
+pub use recovery::{recovery_verdict, RecoveryFacts};
 pub use revisions::{by_revision, verify_revisions, Blue, Previous};
 pub use runner::{run_all, status_word, Sink};
 pub use stickiness::{stickiness_verdict, Control, Rounds};
@@ -216,9 +218,17 @@ async fn run_targets(
             target: *label,
         })
         .collect();
-    let runs = sinks.iter().zip(targets).map(|(sink, (_, jar))| {
-        std::panic::AssertUnwindSafe(run_all(settings, sink, jar.clone(), spread)).catch_unwind()
-    });
+    let n = targets.len();
+    let runs = sinks
+        .iter()
+        .zip(targets)
+        .enumerate()
+        .map(|(i, (sink, (_, jar)))| {
+            // The recovery check's other task: the next target found, when there are two.
+            let other = (n >= 2).then(|| targets[(i + 1) % n].1.clone());
+            std::panic::AssertUnwindSafe(run_all(settings, sink, jar.clone(), spread, other))
+                .catch_unwind()
+        });
     let all = futures_util::future::join_all(runs);
     let stopped = tokio::select! {
         outcome = tokio::time::timeout(deadline, all) => match outcome {
@@ -245,7 +255,7 @@ async fn run_targets(
 }
 
 /// Checks run only when the config asks for them, in report order after [`NAMES`].
-pub const OPTIONAL: [&str; 2] = ["eio3", "cors"];
+pub const OPTIONAL: [&str; 3] = ["eio3", "cors", "recovery"];
 
 /// The checks of a run: [`NAMES`], then `eio3` when `[gateway] eio3` is set and `cors` when
 /// `[gateway] origins` is.
@@ -256,6 +266,9 @@ pub fn names(s: &VerifySettings) -> Vec<&'static str> {
     }
     if !s.origins.is_empty() {
         v.push("cors");
+    }
+    if s.recovery.is_some() {
+        v.push("recovery");
     }
     v
 }

@@ -77,8 +77,14 @@ pub fn status_word(s: CheckStatus) -> &'static str {
 /// the cookies of `jar`: the one that pins a target, or an empty jar. `spread`: how many
 /// targets requests without cookies already reached (then no control session is needed). A
 /// step that leaves the rest nothing to go on (no URL, no HTTP client, no session) settles the
-/// rest and stops.
-pub async fn run_all(s: &VerifySettings, sink: &Sink<'_>, jar: Jar, spread: usize) {
+/// rest and stops. `other`: the jar of another target (the `recovery` check's other task).
+pub async fn run_all(
+    s: &VerifySettings,
+    sink: &Sink<'_>,
+    jar: Jar,
+    spread: usize,
+    other: Option<Jar>,
+) {
     let Some(run) = Run::new(s, sink, jar) else {
         return;
     };
@@ -106,6 +112,9 @@ pub async fn run_all(s: &VerifySettings, sink: &Sink<'_>, jar: Jar, spread: usiz
     }
     if !s.origins.is_empty() {
         run.cors().await;
+    }
+    if let Some(expect) = s.recovery {
+        run.recovery(expect, other).await;
     }
 }
 
@@ -261,6 +270,17 @@ impl<'a, 's> Run<'a, 's> {
             self.s.origins.join(", ")
         ));
         self.sink.push(super::cors::cors(&self.http, self.s).await);
+    }
+
+    /// `recovery` (`[gateway] recovery`): a session dropped and resumed on this target and on
+    /// another.
+    async fn recovery(&self, expect: bool, other: Option<Jar>) {
+        self.sink.line(
+            "connection state recovery: drop a session after an event, come back with its pid and offset (this target, then another)",
+        );
+        let other = other.and_then(|j| Polling::new(&self.base, Some(j), self.request).ok());
+        self.sink
+            .push(super::recovery::recovery(&self.http, other.as_ref(), self.s, expect).await);
     }
 
     /// `upgrade` of the main session to websocket, with the cookies.

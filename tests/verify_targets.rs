@@ -476,7 +476,8 @@ fn the_target_group_counts_the_targets_and_full_judges_every_one() {
 
 /// Production during a canary step serves two revisions: a blue task started with another
 /// ping interval is judged against blue's settings (the plan's values before), so a good
-/// green is not rolled back for it; a task that fails under both settings still fails.
+/// green is not rolled back for it; a broken green still fails beside blue; a broken blue is
+/// a warning (the gate judges the new revision).
 #[test]
 fn production_targets_are_judged_against_the_revision_they_run() {
     use bosar_deploy::config::GatewaySection;
@@ -491,8 +492,15 @@ fn production_targets_are_judged_against_the_revision_they_run() {
             ..GatewayOpts::default()
         },
     );
-    let broken_blue = replica(
+    let broken_green = replica(
         "gw-c",
+        GatewayOpts {
+            jwt_secret: "another-secret-of-this-task".into(),
+            ..GatewayOpts::default()
+        },
+    );
+    let broken_blue = replica(
+        "gw-d",
         GatewayOpts {
             ping_interval_ms: 2500,
             jwt_secret: "another-secret-of-this-task".into(),
@@ -556,12 +564,22 @@ fn production_targets_are_judged_against_the_revision_they_run() {
         "{handshake:?}"
     );
 
-    // A blue task that is broken under either settings is not rescued.
-    let broken = Haproxy::start("sticky", [&green, &broken_blue]);
+    // A broken green beside blue fails the gate, naming it.
+    let broken = Haproxy::start("sticky", [&broken_green, &blue]);
     let f = failed(&judge(&broken.url, true));
     assert!(
         f.iter()
             .any(|m| m.starts_with("auth: 1 of 2 targets failed (gw-c)")),
         "{f:#?}"
+    );
+    // A broken blue is reported, not rolled back for.
+    let sick_blue = Haproxy::start("sticky", [&green, &broken_blue]);
+    let checks = judge(&sick_blue.url, true);
+    assert!(failed(&checks).is_empty(), "{checks:#?}");
+    let auth = checks.iter().find(|c| c.0 == "auth").unwrap();
+    assert_eq!(auth.1, bosar_deploy::report::CheckStatus::Warn, "{auth:?}");
+    assert!(
+        auth.2.contains("not this deployment's to judge"),
+        "{auth:?}"
     );
 }

@@ -194,24 +194,31 @@ fn announces_blue(run: &TargetRun, new: &VerifySettings, blue: &Blue) -> bool {
             ))
 }
 
-/// Failed targets whose open packet announces blue's ping settings are blue's tasks: the
-/// checks timed by the settings this deployment changes (handshake, heartbeat, ping) become
-/// warnings that say so; any other failed check still fails them. Needs no second run, so a
-/// blue with long intervals is judged as fast as green.
+/// Failed targets whose open packet announces blue's ping settings are blue's tasks. The gate
+/// judges the new revision: what fails on blue is reported as a warning, never a rollback
+/// (going back to blue would not mend it, and ECS drains blue at clean-up while a judgement
+/// may still be running). The checks timed by the settings this deployment changes say they
+/// were not judged against the new values; the others say whose task failed. Needs no second
+/// run, so a blue with long intervals is judged as fast as green.
 pub fn by_handshake(runs: Vec<TargetRun>, new: &VerifySettings, blue: &Blue) -> Vec<TargetRun> {
     runs.into_iter()
         .map(|mut r| {
             if r.status() != CheckStatus::Fail || !announces_blue(&r, new, blue) {
                 return r;
             }
-            for c in &mut r.checks {
-                if c.status == CheckStatus::Fail && TIMED.contains(&c.name.as_str()) {
-                    c.status = CheckStatus::Warn;
-                    c.message = format!(
+            for c in r.checks.iter_mut().filter(|c| c.status == CheckStatus::Fail) {
+                c.status = CheckStatus::Warn;
+                c.message = if TIMED.contains(&c.name.as_str()) {
+                    format!(
                         "as the previous revision: its open packet announces the previous revision's ping settings; not judged against the new ones: {}",
                         c.message
-                    );
-                }
+                    )
+                } else {
+                    format!(
+                        "as the previous revision: on a task of the previous revision, not this deployment's to judge: {}",
+                        c.message
+                    )
+                };
             }
             r
         })
@@ -361,8 +368,8 @@ mod tests {
         }
     }
 
-    /// A target announcing blue's ping interval is blue: its timed checks warn; its other
-    /// failures stand; a target announcing a third value is not blue.
+    /// A target announcing blue's ping interval is blue: its failures warn, saying why; a
+    /// target announcing a third value is not blue.
     #[test]
     fn a_target_announcing_blues_ping_settings_is_judged_as_blue() {
         let new = settings(10_000);
@@ -382,8 +389,10 @@ mod tests {
         assert!(judged[0].checks[1]
             .message
             .starts_with("as the previous revision: "));
-        assert_eq!(judged[1].status(), CheckStatus::Fail);
-        assert_eq!(judged[1].checks[0].status, CheckStatus::Warn);
+        assert_eq!(judged[1].status(), CheckStatus::Warn);
+        assert!(judged[1].checks[2]
+            .message
+            .contains("not this deployment's to judge"));
         assert_eq!(judged[2].status(), CheckStatus::Fail);
         // A variable blue did not set: any value but the new one is blue's default.
         let unset = Previous::from_changes([("WEBSOCKET_PING_INTERVAL", "")])

@@ -472,3 +472,39 @@ fn reconnect_like_always_brings_back_the_sessions_told_to_leave() {
     assert_eq!(moved(d, "gw-a", "gw-c"), held_a, "{d:#}");
     assert_eq!(u(&gc.stats()["totalConnections"]), c_before + held_a);
 }
+
+/// Connection state recovery on, one task, every connection cut at the balancer while the
+/// task stays up (a network blip): every reconnect resumes its session, for the official
+/// clients (`socket.recovered`), for the probe (`recovered`), and in the gateway's own count.
+#[test]
+fn recovered_reconnects_are_counted_as_the_official_client_counts_them() {
+    let g = gateway("gw-r", &[("GATEWAY_RECOVERY", "on")]);
+    let proxy = SlotProxy::start(&[&g]);
+    let (_dir, cfg) = config(&proxy.url);
+    let probe = Probe::start(&cfg, &["--hold", "8s"]);
+    let official = Official::start(&proxy.url);
+    official.ready();
+    wait_all_open(&[&g], 2 * N);
+    // A tick (the event with an offset) follows each heartbeat: every session has one.
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.command("shutdown sessions server gateways/task1");
+    std::thread::sleep(Duration::from_secs(3));
+    let ended = official.end();
+    let (code, report, stderr) = probe.finish();
+    let d = &report["probe"]["disruption"];
+    eprintln!("official: {ended:#}\nprobe: {d:#}");
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(u(&ended["reconnected"]), N, "{ended:#}");
+    assert_eq!(u(&ended["recovered"]), N, "{ended:#}");
+    assert_eq!(u(&d["reconnected"]), N, "{d:#}");
+    assert_eq!(d["recovery_offered"], true, "{d:#}");
+    assert_eq!(u(&d["recovered"]), N, "{d:#}");
+    assert_eq!(u(&g.stats()["recovered"]), 2 * N, "the gateway's own count");
+    let msg = check(&report, "reconnect")["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!(
+            "{N} of {N} reconnect(s) resumed their session (connection state recovery), 0 started fresh"
+        )),
+        "{msg}"
+    );
+}

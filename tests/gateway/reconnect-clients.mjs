@@ -13,7 +13,9 @@
 //   {"n","opened","dropped","reconnected","lost","lost_by":{"server_disconnect":k,
 //    "connect_error":k,"still_trying":k},"drop_reasons":{reason:k},
 //    "by_first_instance":{"gw-a":{"sessions","dropped","reconnected","lost"}},
-//    "ended_on":{"gw-c":k}}
+//    "ended_on":{"gw-c":k},"recovered":k}
+// `recovered`: reconnects after which socket.recovered was true (connection state recovery
+// resumed the session).
 // A dropped session is "reconnected" when it is connected at the end, otherwise "lost":
 // server_disconnect when its last drop was "io server disconnect" (socket.active is
 // false: nothing will reconnect it), connect_error when a namespace CONNECT_ERROR
@@ -53,8 +55,11 @@ for (let i = 0; i < N; i += 1) {
     reconnectionDelayMax: DELAY_MAX,
     auth: { token: mintHs256(SECRET, { sub: `official-${i}` }) },
   });
-  const s = { socket, first: null, current: null, drops: [] };
+  const s = { socket, first: null, current: null, drops: [], recovered: 0 };
   sessions.push(s);
+  socket.on('connect', () => {
+    if (socket.recovered === true) s.recovered += 1;
+  });
   socket.on('heartbeat', (payload, ack) => {
     if (s.first === null) s.first = payload?.instanceId ?? '(unknown)';
     s.current = payload?.instanceId ?? '(unknown)';
@@ -77,10 +82,12 @@ function report() {
     drop_reasons: {},
     by_first_instance: {},
     ended_on: {},
+    recovered: 0,
   };
   for (const s of sessions) {
     if (s.first === null) continue;
     out.opened += 1;
+    out.recovered += s.recovered;
     const f = (out.by_first_instance[s.first] ??= { sessions: 0, dropped: 0, reconnected: 0, lost: 0 });
     f.sessions += 1;
     if (s.drops.length === 0) {

@@ -251,6 +251,7 @@ fn line_of<'a>(
                 attempts: d.attempts,
                 failed: d.failed,
                 lost: d.lost,
+                recovered: d.recovered,
             })
             .collect(),
         max_gap_ms: tl.max_gap_ms,
@@ -283,6 +284,7 @@ pub(super) fn disruption_of(
         rollout_succeeded: g.succeeded,
     };
     let mut report = disruption::disruption(&lines, connections, window, limits, sh.reconnect_like);
+    report.recovery_offered = sh.counters.pids.load(std::sync::atomic::Ordering::Relaxed) > 0;
     let lived: Vec<Lived> = opened
         .iter()
         .zip(&lines)

@@ -471,6 +471,8 @@ mod tests {
 
     fn disrupted(lost: u64, moved: u64, back: &[u64]) -> DisruptionPart {
         DisruptionPart {
+            recovered: 0,
+            recovery_offered: false,
             opened: 1,
             dropped_sessions: moved + lost,
             drop_events: moved + lost,

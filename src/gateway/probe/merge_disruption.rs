@@ -32,6 +32,8 @@ pub(super) fn merge_disruption<'a>(
         dropped_by_cause: causes(|p| &p.dropped_by_cause),
         reconnected: sum(|p| p.reconnected),
         lost: sum(|p| p.lost),
+        recovered: sum(|p| p.recovered),
+        recovery_offered: parts.iter().any(|p| p.recovery_offered),
         lost_by_cause: causes(|p| &p.lost_by_cause),
         reconnect_like: parts[0].reconnect_like,
         moved: sum(|p| p.moved),
@@ -82,6 +84,8 @@ pub(super) fn disruption_report(d: &DisruptionPart, connections: u32) -> Disrupt
             by_cause: causes(&d.dropped_by_cause),
         },
         reconnected: d.reconnected,
+        recovered: d.recovered,
+        recovery_offered: d.recovery_offered,
         lost: d.lost,
         lost_by_cause: d
             .lost_by_cause

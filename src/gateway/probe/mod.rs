@@ -412,7 +412,8 @@ fn shared_state(
             .write_buffer_size(0)
             .max_message_size(Some(BODY_LIMIT))
             .max_frame_size(Some(BODY_LIMIT)),
-        connect_frame: Utf8Bytes::from(SioPacket::connect(ns, auth).to_eio().encode()),
+        connect_frame: Utf8Bytes::from(SioPacket::connect(ns, auth.clone()).to_eio().encode()),
+        auth,
         disconnect_frame: Utf8Bytes::from(SioPacket::disconnect(ns).to_eio().encode()),
         ack_prefix,
         namespace: ns.to_string(),

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::backoff::{come_back, Attempts, ComeBack};
 use super::rules;
-use super::session::{closed_cause, handle, open, Jar, Live};
+use super::session::{closed_cause, handle, open, Jar, Live, Resume};
 use super::shared::{CookieSeen, Phase, Shared, Stream};
 use super::timeline::{AttemptCause, DropCause, DropEvent, LostCause, Timeline, NO_TARGET};
 use super::HANDSHAKE_TIMEOUT;
@@ -244,19 +244,24 @@ async fn connection(
     }
 }
 
-/// One attempt to come back: a new session through the load balancer with the jar's cookie.
+/// A new connection: the stream, its cookie, its ping window, the jar, the CONNECT's pid.
+type Back = (Stream, CookieSeen, Duration, Jar, Option<Box<str>>);
+
+/// One attempt to come back: a new session through the load balancer with the jar's cookie,
+/// and the pid and offset to resume from when the gateway offered recovery.
 async fn attempt(
     sh: &Shared,
     i: usize,
     mut jar: Jar,
-) -> Result<(Stream, CookieSeen, Duration, Jar), AttemptCause> {
+    resume: &Resume,
+) -> Result<Back, AttemptCause> {
     match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        Box::pin(open(sh, i, Some(&mut jar), &mut CookieSeen::None)),
+        Box::pin(open(sh, i, Some(&mut jar), &mut CookieSeen::None, resume)),
     )
     .await
     {
-        Ok(Ok((ws, cookie, ping_window))) => Ok((ws, cookie, ping_window, jar)),
+        Ok(Ok((ws, cookie, ping_window, pid))) => Ok((ws, cookie, ping_window, jar, pid)),
         Ok(Err(message)) => Err(AttemptCause::of(&message)),
         Err(_) => Err(AttemptCause::Timeout),
     }
@@ -349,6 +354,7 @@ async fn hold_on(
                 let _ = phase.wait_for(|p| matches!(p, Phase::Closing { .. })).await;
             };
             let sent = held.jar.clone();
+            let resume: Resume = live.pid.clone().zip(live.offset.clone());
             let like = sh.reconnect_like;
             come_back(
                 &backoff,
@@ -356,7 +362,7 @@ async fn hold_on(
                 stop,
                 &mut tally,
                 |c| rules::after_attempt(like, c),
-                |_| attempt(sh, held.i, sent.clone()),
+                |_| attempt(sh, held.i, sent.clone(), &resume),
             )
             .await
         };
@@ -373,7 +379,14 @@ async fn hold_on(
                 last.lost = Some(lost);
                 return Err(format!("{text}: {}", lost_words(lost)));
             }
-            ComeBack::Back((stream, cookie, ping_window, jar)) => {
+            ComeBack::Back((stream, cookie, ping_window, jar, pid)) => {
+                // Recovered: the answer names the pid the session had (socket.io-client's
+                // `socket.recovered`).
+                last.recovered = pid.is_some() && pid == live.pid;
+                if last.recovered {
+                    sh.counters.recovered.fetch_add(1, Relaxed);
+                }
+                live.pid = pid;
                 let now = Instant::now();
                 last.back_ms = now
                     .saturating_duration_since(dropped_at)

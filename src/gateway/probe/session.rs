@@ -58,6 +58,23 @@ pub(super) struct Live {
     pub(super) window: Option<(Instant, Instant)>,
     pub(super) hb_in_hold: u32,
     pub(super) target: u16,
+    /// Connection state recovery (`--reconnect`): the `pid` of the last CONNECT answer and
+    /// the offset of the last event that carried one, sent back on a reconnect as
+    /// socket.io-client does.
+    pub(super) pid: Option<Box<str>>,
+    pub(super) offset: Option<Box<str>>,
+}
+
+/// What a reconnect sends back to resume its session: `(pid, offset)`.
+pub(super) type Resume = Option<(Box<str>, Box<str>)>;
+
+/// The CONNECT answer's `pid` (connection state recovery), bounded.
+fn pid_of(p: &SioPacket) -> Option<Box<str>> {
+    p.data
+        .as_ref()
+        .and_then(|d| d.get("pid"))
+        .and_then(|v| v.as_str())
+        .map(|s| s.chars().take(200).collect::<String>().into_boxed_str())
 }
 
 pub(super) fn closed_cause(frame: Option<CloseFrame>) -> String {
@@ -126,15 +143,16 @@ pub(super) type Jar = Option<Box<str>>;
 /// TCP connect, websocket handshake through the load balancer (sending the cookie in `jar`,
 /// and keeping the one the `101` sets there), Engine.IO open, namespace CONNECT with the
 /// token. Also returns how long the connection may go without an Engine.IO ping (the open
-/// packet's pingInterval + pingTimeout). The stickiness cookie the handshake set goes into
-/// `seen` as soon as it is known, so a session the namespace then refuses still names its
-/// target.
+/// packet's pingInterval + pingTimeout) and the CONNECT answer's `pid`. The stickiness cookie
+/// the handshake set goes into `seen` as soon as it is known, so a session the namespace then
+/// refuses still names its target. `resume`: the pid and offset a reconnect sends back.
 pub(super) async fn open(
     sh: &Shared,
     i: usize,
     jar: Option<&mut Jar>,
     seen: &mut CookieSeen,
-) -> Result<(Stream, CookieSeen, Duration), String> {
+    resume: &Resume,
+) -> Result<(Stream, CookieSeen, Duration, Option<Box<str>>), String> {
     let addr = sh.addrs[i % sh.addrs.len()];
     let tcp = TcpStream::connect(addr)
         .await
@@ -180,7 +198,22 @@ pub(super) async fn open(
             ))
         }
     };
-    send(&mut ws, sh.connect_frame.clone()).await?;
+    let frame = match (resume, &sh.auth) {
+        (Some((pid, offset)), auth) => {
+            let mut auth = auth.clone().unwrap_or_else(|| serde_json::json!({}));
+            if let Some(m) = auth.as_object_mut() {
+                m.insert("pid".into(), serde_json::json!(pid));
+                m.insert("offset".into(), serde_json::json!(offset));
+            }
+            Utf8Bytes::from(
+                SioPacket::connect(&sh.namespace, Some(auth))
+                    .to_eio()
+                    .encode(),
+            )
+        }
+        (None, _) => sh.connect_frame.clone(),
+    };
+    send(&mut ws, frame).await?;
     loop {
         let text = next_text(&mut ws).await?;
         match text.as_bytes().first() {
@@ -192,7 +225,7 @@ pub(super) async fn open(
                     continue;
                 }
                 match p.kind {
-                    SioKind::Connect => return Ok((ws, cookie, ping_window)),
+                    SioKind::Connect => return Ok((ws, cookie, ping_window, pid_of(&p))),
                     SioKind::ConnectError => return Err(refusal(&sh.namespace, &p)),
                     SioKind::Disconnect => {
                         return Err(format!(
@@ -269,6 +302,13 @@ pub(super) async fn handle(
                         sh.counters.acks.fetch_add(1, Relaxed);
                     }
                     Ok(true)
+                }
+                SioKind::Event if live.pid.is_some() => {
+                    // socket.io-client's rule: a string as the last argument is an offset.
+                    if let Some(serde_json::Value::String(o)) = p.event_args().last() {
+                        live.offset = Some(o.chars().take(200).collect::<String>().into());
+                    }
+                    Ok(false)
                 }
                 _ => Ok(false),
             }

@@ -215,6 +215,11 @@ pub struct DisruptionPart {
     pub dropped_by_cause: Vec<(String, u64)>,
     pub reconnected: u64,
     pub lost: u64,
+    /// Reconnects that resumed their session, and whether the gateway offered recovery.
+    #[serde(default)]
+    pub recovered: u64,
+    #[serde(default)]
+    pub recovery_offered: bool,
     /// `(cause, count)` of the lost sessions (still trying, told to leave, refused).
     #[serde(default)]
     pub lost_by_cause: Vec<(String, u64)>,
@@ -246,6 +251,8 @@ impl DisruptionPart {
             dropped_by_cause: causes(&d.dropped.by_cause),
             reconnected: d.reconnected,
             lost: d.lost,
+            recovered: d.recovered,
+            recovery_offered: d.recovery_offered,
             lost_by_cause: causes(&d.lost_by_cause),
             reconnect_like: d.reconnect_like,
             moved: d.moved,

@@ -65,6 +65,10 @@ pub(super) struct Counters {
     pub(super) reconnecting: AtomicU64,
     /// Sessions that dropped at least once (the live drop rate's numerator).
     pub(super) sessions_dropped: AtomicU64,
+    /// Sessions whose CONNECT answer carried a pid (the gateway offers recovery).
+    pub(super) pids: AtomicU64,
+    /// Reconnects that resumed their session.
+    pub(super) recovered: AtomicU64,
 }
 
 impl Counters {
@@ -124,6 +128,8 @@ pub(super) struct Shared {
     pub(super) tls: Option<Tls>,
     pub(super) ws_config: WebSocketConfig,
     pub(super) connect_frame: Utf8Bytes,
+    /// The CONNECT auth (the token), for a reconnect that adds its pid and offset.
+    pub(super) auth: Option<serde_json::Value>,
     pub(super) disconnect_frame: Utf8Bytes,
     pub(super) ack_prefix: String,
     pub(super) namespace: String,

@@ -27,8 +27,11 @@ async fn session(
     // Boxed: the handshake's state (about 1.5 KiB) lives on the heap only while it runs, not
     // in every session's task for its whole life.
     let mut seen = CookieSeen::None;
-    let opened =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(open(&sh, i, keep, &mut seen))).await;
+    let opened = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        Box::pin(open(&sh, i, keep, &mut seen, &None)),
+    )
+    .await;
     drop(permit);
     let mut rec = Record {
         connect_us: None,
@@ -40,7 +43,7 @@ async fn session(
         outcome: Outcome::Closed,
         timeline: Timeline::new(),
     };
-    let (mut ws, cookie, ping_window) = match opened {
+    let (mut ws, cookie, ping_window, pid) = match opened {
         Ok(Ok(x)) => x,
         failed => {
             sh.counters.open_failed.fetch_add(1, Relaxed);
@@ -72,7 +75,12 @@ async fn session(
         window: None,
         hb_in_hold: 0,
         target: NONE,
+        pid: pid.filter(|_| sh.reconnect.is_some()),
+        offset: None,
     };
+    if live.pid.is_some() {
+        sh.counters.pids.fetch_add(1, Relaxed);
+    }
     let outcome = match &sh.reconnect {
         None => run_open(&sh, &mut ws, &mut live, &mut phase).await,
         Some(_) => {

@@ -187,6 +187,8 @@ pub(super) struct DropEvent {
     /// Why it never came back (`None` while it is back or still trying); one byte, in what
     /// was padding.
     pub(super) lost: Option<LostCause>,
+    /// The reconnect resumed the session (connection state recovery: the same pid).
+    pub(super) recovered: bool,
 }
 
 impl DropEvent {
@@ -201,6 +203,7 @@ impl DropEvent {
             back_ms: NOT_BACK,
             failed: [0; ATTEMPT_CAUSES],
             lost: None,
+            recovered: false,
         }
     }
 

@@ -39,6 +39,8 @@ pub struct DropLine<'a> {
     pub failed: [u16; ATTEMPT_CAUSES],
     /// Why it never came back (`None`: back, or not known: counted as still trying).
     pub lost: Option<LostCause>,
+    /// The reconnect resumed the session (connection state recovery).
+    pub recovered: bool,
 }
 
 impl DropLine<'_> {
@@ -182,6 +184,11 @@ pub struct DisruptionReport {
     pub reconnected: u64,
     /// Dropped sessions that were not.
     pub lost: u64,
+    /// Reconnects that resumed their session (connection state recovery: the CONNECT answer
+    /// named the pid the session had); the other reconnects started fresh.
+    pub recovered: u64,
+    /// The gateway offered recovery: some CONNECT answer carried a pid.
+    pub recovery_offered: bool,
     /// The lost sessions by why they never came back: still trying at the end, told to leave
     /// (namespace DISCONNECT), refused on a reconnect (CONNECT_ERROR).
     pub lost_by_cause: Vec<CauseCount>,
@@ -310,6 +317,7 @@ struct Tally {
     landings: BTreeMap<Outside, Vec<u64>>,
     /// When each drop in the window happened (ms since the start).
     drops_at: Vec<u64>,
+    recovered: u64,
 }
 
 impl Tally {
@@ -355,6 +363,7 @@ impl Tally {
         }
         if let (Some(b), Some(at)) = (d.back_ms, d.back_at()) {
             self.back_ms.push(b);
+            self.recovered += u64::from(d.recovered);
             let to = d.to.cloned().unwrap_or_else(|| marker(UNKNOWN));
             self.landings.entry(to).or_default().push(at);
         }
@@ -434,6 +443,8 @@ pub fn disruption(
         },
         reconnected: t.reconnected,
         lost: t.lost,
+        recovered: t.recovered,
+        recovery_offered: false,
         lost_by_cause: counts(t.lost_by, |c| (snake(c), c.text())),
         reconnect_like: like,
         reconnect: reconnect_times(t.back_ms),

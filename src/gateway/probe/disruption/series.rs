@@ -137,6 +137,7 @@ mod tests {
         back: Option<u32>,
     ) -> DropLine<'a> {
         DropLine {
+            recovered: false,
             at_ms,
             cause: DropCause::CloseFrame,
             from: Some(from),

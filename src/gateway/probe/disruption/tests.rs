@@ -12,6 +12,7 @@ fn o(name: &str) -> &'static Outside {
 
 fn drop_at(at_ms: u64, from: &str, to: Option<&str>, back: Option<u32>) -> DropLine<'static> {
     DropLine {
+        recovered: false,
         at_ms,
         cause: DropCause::CloseFrame,
         from: Some(o(from)),

@@ -204,6 +204,14 @@ pub fn reconnect_check(r: &DisruptionReport) -> Check {
                 }
                 None => CheckStatus::Pass,
             };
+            if r.recovery_offered {
+                msg += &format!(
+                    "; {} of {} reconnect(s) resumed their session (connection state recovery), {} started fresh",
+                    r.recovered,
+                    t.count,
+                    t.count.saturating_sub(r.recovered)
+                );
+            }
             if let Some(advice) = r.drop_shape.as_ref().and_then(|s| s.advice.as_deref()) {
                 msg += &format!("; {advice}");
             }
@@ -299,6 +307,7 @@ mod tests {
         SessionLine {
             first: Some(o("gw-a")),
             drops: vec![DropLine {
+                recovered: false,
                 at_ms: 1_000,
                 cause,
                 from: Some(o("gw-a")),
@@ -398,6 +407,24 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&r).unwrap()["reconnect_like"],
             "always"
+        );
+    }
+
+    /// Reconnects that resumed their session are counted apart from fresh ones, and said only
+    /// when the gateway offered recovery.
+    #[test]
+    fn recovered_reconnects_are_counted_apart() {
+        let mut back = one(DropCause::CloseFrame, None);
+        back.drops[0].recovered = true;
+        let s = vec![back, one(DropCause::CloseFrame, None)];
+        let mut r = disruption(&s, 2, WINDOW, limits(0), ReconnectLike::Browser);
+        assert_eq!(r.recovered, 1);
+        assert!(!reconnect_check(&r).message.contains("resumed"));
+        r.recovery_offered = true;
+        let m = reconnect_check(&r).message;
+        assert!(
+            m.contains("1 of 2 reconnect(s) resumed their session (connection state recovery), 1 started fresh"),
+            "{m}"
         );
     }
 }

@@ -5,7 +5,9 @@
 //! `withCredentials: true` and polling only (so every request must stick to its task), as
 //! BoSar's web app does. Two distinct replicas sit behind the proxy. With CORS credentials on
 //! the browser holds its session for three heartbeats and `verify` passes; with `*` the browser
-//! is refused and `verify` fails. A missing Chromium fails the test, never skips.
+//! is refused and `verify` fails; from another site (`localhost`) the browser sends only
+//! AWSALBCORS, which still sticks, and `verify` (sending the same) warns about the third-party
+//! cookie. A missing Chromium fails the test, never skips.
 
 mod support;
 
@@ -139,8 +141,15 @@ fn replica(id: &str, cors: &str) -> Gateway {
 
 #[test]
 fn the_cors_verdict_matches_what_chromium_does() {
-    for (cors, browser_ok, verdict) in [("credentials", true, "pass"), ("wildcard", false, "fail")]
-    {
+    // (gateway CORS mode, the page on another site, what the browser and verify say)
+    for (cors, cross_site, browser_ok, verdict) in [
+        ("credentials", false, true, "pass"),
+        ("wildcard", false, false, "fail"),
+        // `localhost` is another site than the gateway's 127.0.0.1: the browser sends only
+        // AWSALBCORS (SameSite=None; Secure, which loopback counts as secure), and that is
+        // enough to stick; verify, sending the same, warns about the third-party cookie.
+        ("credentials", true, true, "warn"),
+    ] {
         let a = replica("gw-a", cors);
         let b = replica("gw-b", cors);
         let proxy = Haproxy::start("sticky", [&a, &b]);
@@ -151,15 +160,23 @@ fn the_cors_verdict_matches_what_chromium_does() {
             &support::signed_token(SECRET, "browser"),
         );
         let server = serve(dir.path());
-        let seen = browse(
-            &format!("{}/index.html", server.origin),
-            &dir.path().join("profile"),
+        let origin = if cross_site {
+            server.origin.replace("127.0.0.1", "localhost")
+        } else {
+            server.origin.clone()
+        };
+        let seen = browse(&format!("{origin}/index.html"), &dir.path().join("profile"));
+        assert_eq!(
+            seen["ok"], browser_ok,
+            "{cors} {origin}: the browser saw {seen}"
         );
-        assert_eq!(seen["ok"], browser_ok, "{cors}: the browser saw {seen}");
 
-        let (_d, cfg) = config(&proxy.url, &server.origin);
+        let (_d, cfg) = config(&proxy.url, &origin);
         let (out, report) = support::verify_json(&cfg, TOKEN_ENV, SECRET, "cors-browser");
         let (status, msg) = support::check_of(&report, "cors");
-        assert_eq!(status, verdict, "{cors}: {msg}\n{}", out.all());
+        assert_eq!(status, verdict, "{cors} {origin}: {msg}\n{}", out.all());
+        if cross_site {
+            assert!(msg.contains("are different sites"), "{msg}");
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::auth::auth_json;
 use super::check;
 use super::cookies::{cookies_facts, CookieFacts};
 use crate::gateway::codec::{EioPacket, Handshake, SioPacket};
-use crate::gateway::polling::{Polling, Reply};
+use crate::gateway::polling::{new_jar, Jar, Polling, Reply};
 use crate::gateway::ws::{Incoming, Ws};
 use crate::gateway::{codec, VerifySettings};
 use crate::report::{Check, CheckStatus};
@@ -52,6 +52,9 @@ pub struct OriginFacts {
     pub stickiness: bool,
     /// The origin's site and the gateway's, when they differ.
     pub cross_site: Option<(String, String)>,
+    /// Polling round trips on the session with only the cookies a browser on this origin
+    /// sends: how many stayed on it, or the round that lost it and why (`None`: not tried).
+    pub rounds: Option<Result<u32, (u32, String)>>,
 }
 
 /// The site of a host, as browsers decide first- or third-party: the registrable domain,
@@ -149,6 +152,16 @@ fn origin_verdict(f: &OriginFacts, https: bool) -> (Vec<String>, Vec<String>) {
         ),
         None => {}
     }
+    if let Some(Err((round, why))) = &f.rounds {
+        let sends = if f.cross_site.is_some() {
+            "only its SameSite=None; Secure cookies"
+        } else {
+            "the load balancer's cookies"
+        };
+        fail.push(format!(
+            "polling as a browser here (sending {sends}) lost the session at round trip {round}: {why}"
+        ));
+    }
     if let Some((origin_site, gateway_site)) = &f.cross_site {
         warn.push(format!(
             "{origin_site} and the gateway's {gateway_site} are different sites: AWSALBCORS is a third-party cookie there, which Safari (and users who block third-party cookies) do not send, so their polling loses stickiness"
@@ -187,6 +200,12 @@ async fn gather(http: &Polling, s: &VerifySettings, origin: &str) -> OriginFacts
     let t = http.request_timeout;
     let mut requests = Vec::new();
     let mut upgrade = Err("not tried: no session".to_string());
+    let mut rounds = None;
+    let origin_site = url::Url::parse(origin)
+        .ok()
+        .and_then(|u| u.host_str().map(site_of));
+    let gateway_site = http.base().host_str().map(site_of);
+    let cross_site = matches!((&origin_site, &gateway_site), (Some(o), Some(g)) if o != g);
     let open = http
         .get_from(http.engine_url("polling", None), origin, t)
         .await;
@@ -212,6 +231,7 @@ async fn gather(http: &Polling, s: &VerifySettings, origin: &str) -> OriginFacts
             Ok(r) => requests.push(("the poll", Ok(Allow::of(&r)))),
             Err(e) => requests.push(("the poll", Err(e.to_string()))),
         }
+        rounds = Some(rounds_as_browser(http, &sid, origin, cross_site, s.stickiness_rounds).await);
         upgrade = upgrade_from(http, &sid, origin, &s.namespace).await;
     }
     let engine = http.engine_url("polling", None);
@@ -220,11 +240,8 @@ async fn gather(http: &Polling, s: &VerifySettings, origin: &str) -> OriginFacts
         .cloned()
         .unwrap_or_else(crate::gateway::polling::new_jar);
     let cookies = cookies_facts(&jar, &engine);
-    let origin_site = url::Url::parse(origin)
-        .ok()
-        .and_then(|u| u.host_str().map(site_of));
-    let gateway_site = http.base().host_str().map(site_of);
     OriginFacts {
+        rounds,
         origin: origin.to_string(),
         requests,
         upgrade,
@@ -235,6 +252,58 @@ async fn gather(http: &Polling, s: &VerifySettings, origin: &str) -> OriginFacts
             _ => None,
         },
     }
+}
+
+/// The jar a browser on the page's origin sends: all of the cookies on the same site; across
+/// sites only those marked `SameSite=None; Secure` (browsers drop the rest from cross-site
+/// requests).
+fn browser_jar(http: &Polling, cross_site: bool) -> Jar {
+    let jar = http.jar().cloned().unwrap_or_else(new_jar);
+    if !cross_site {
+        return jar;
+    }
+    let url = http.engine_url("polling", None);
+    let out = new_jar();
+    if let (Ok(from), Ok(mut to)) = (jar.lock(), out.lock()) {
+        for c in from.iter_unexpired().filter(|c| c.matches(&url)) {
+            let none = c
+                .same_site()
+                .is_some_and(|s| s.to_string().eq_ignore_ascii_case("none"));
+            if none && c.secure().unwrap_or(false) {
+                let _ = to.insert_raw(c, &url);
+            }
+        }
+    }
+    out
+}
+
+/// `rounds` no-op POSTs on the session `sid` as a page on `origin` sends them, with the
+/// cookies a browser there sends: each must reach the task that holds the session.
+async fn rounds_as_browser(
+    http: &Polling,
+    sid: &str,
+    origin: &str,
+    cross_site: bool,
+    rounds: u32,
+) -> Result<u32, (u32, String)> {
+    let t = http.request_timeout;
+    let browser = Polling::new(http.base(), Some(browser_jar(http, cross_site)), t)
+        .map_err(|e| (0, e.to_string()))?;
+    let url = http.engine_url("polling", Some(sid));
+    for i in 1..=rounds {
+        let noop = codec::encode_payload(&[EioPacket::Noop]);
+        match browser.post_from(url.clone(), origin, noop, t).await {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => {
+                return Err((
+                    i,
+                    format!("HTTP {} {}", r.status, crate::gateway::quoted(&r.body, 60)),
+                ))
+            }
+            Err(e) => return Err((i, e.to_string())),
+        }
+    }
+    Ok(rounds)
 }
 
 fn open_sid(r: &Reply) -> Option<String> {
@@ -322,6 +391,7 @@ mod tests {
 
     fn good() -> OriginFacts {
         OriginFacts {
+            rounds: Some(Ok(3)),
             origin: O.into(),
             requests: vec![
                 ("the polling handshake", allow(Some(O), Some("true"))),
@@ -431,5 +501,27 @@ mod tests {
         assert_eq!(site_of("localhost"), "localhost");
         assert_eq!(site_of("127.0.0.1"), "127.0.0.1");
         assert_eq!(site_of("API.Bosar.Click."), "bosar.click");
+    }
+
+    /// Polling that loses the session with the cookies a browser there sends fails, naming
+    /// what the browser sent; across sites that is only the SameSite=None; Secure cookies.
+    #[test]
+    fn polling_as_the_browser_sends_its_cookies() {
+        let mut f = good();
+        f.rounds = Some(Err((2, "HTTP 400 \"Session ID unknown\"".into())));
+        let (status, msg) = cors_verdict(std::slice::from_ref(&f), false);
+        assert_eq!(status, CheckStatus::Fail, "{msg}");
+        assert!(
+            msg.contains("polling as a browser here (sending the load balancer's cookies) lost the session at round trip 2: HTTP 400"),
+            "{msg}"
+        );
+        f.cross_site = Some(("bosar.click".into(), "127.0.0.1".into()));
+        let (_, msg) = cors_verdict(std::slice::from_ref(&f), false);
+        assert!(
+            msg.contains("sending only its SameSite=None; Secure cookies"),
+            "{msg}"
+        );
+        f.rounds = None;
+        assert_eq!(cors_verdict(&[f], false).0, CheckStatus::Warn);
     }
 }

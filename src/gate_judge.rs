@@ -194,6 +194,15 @@ mod tests {
         }
     }
 
+    fn blue_of(judge: &VerifyJudge) -> Blue {
+        judge
+            .previous
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("blue differs")
+    }
+
     /// The plan's changed WEBSOCKET_* values become blue's settings; unchanged ones none.
     #[test]
     fn blue_settings_come_from_the_plan() {
@@ -206,12 +215,7 @@ mod tests {
             previous: Mutex::new(None),
         };
         judge.serving_before(&[("WEBSOCKET_PING_INTERVAL".into(), "7000".into())]);
-        let blue = judge
-            .previous
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("blue differs");
+        let blue = blue_of(&judge);
         assert_eq!(
             blue.settings.ping_interval,
             std::time::Duration::from_millis(7000)
@@ -219,12 +223,7 @@ mod tests {
         assert_eq!(blue.settings.ping_timeout, production.ping_timeout);
         assert!(blue.unjudged.is_empty());
         judge.serving_before(&[("WEBSOCKET_HEARTBEAT_INTERVAL".into(), String::new())]);
-        let blue = judge
-            .previous
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("blue differs");
+        let blue = blue_of(&judge);
         assert_eq!(
             blue.unjudged,
             [("heartbeat", "WEBSOCKET_HEARTBEAT_INTERVAL")]

@@ -15,24 +15,7 @@ const SECRET: &str = "verify-test-secret";
 const TOKEN_ENV: &str = "BOSAR_CORS_TEST_TOKEN";
 
 fn config(url: &str, origins: &str) -> (tempfile::TempDir, PathBuf) {
-    support::write_config(&format!(
-        r#"
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{url}"
-namespace = "/chat"
-health_path = "/health/websocket"
-token_env = "{TOKEN_ENV}"
-ping_interval = "2s"
-ping_timeout = "3s"
-heartbeat_event = "heartbeat"
-heartbeat_interval = "1s"
-stickiness_rounds = 3
-origins = {origins}
-"#
-    ))
+    support::gateway_config(url, TOKEN_ENV, &format!("origins = {origins}"))
 }
 
 fn gateway(cors: &str) -> Gateway {

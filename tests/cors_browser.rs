@@ -13,7 +13,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::chromium::chromium;
@@ -51,11 +50,7 @@ fn serve(dir: &Path) -> PageServer {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 -m http.server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the page server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::wait_listening(port, "the page server", 10);
     PageServer {
         child,
         origin: format!("http://127.0.0.1:{port}"),
@@ -114,21 +109,7 @@ fn browse(url: &str, profile: &Path) -> Value {
 }
 
 fn config(url: &str, origin: &str) -> (tempfile::TempDir, PathBuf) {
-    support::write_config(&format!(
-        r#"
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{url}"
-token_env = "{TOKEN_ENV}"
-ping_interval = "2s"
-ping_timeout = "3s"
-heartbeat_interval = "1s"
-stickiness_rounds = 3
-origins = ["{origin}"]
-"#
-    ))
+    support::gateway_config(url, TOKEN_ENV, &format!("origins = [\"{origin}\"]"))
 }
 
 fn replica(id: &str, cors: &str) -> Gateway {

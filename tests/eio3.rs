@@ -16,24 +16,7 @@ const SECRET: &str = "verify-test-secret";
 const TOKEN_ENV: &str = "BOSAR_EIO3_TEST_TOKEN";
 
 fn config(url: &str, eio3: bool) -> (tempfile::TempDir, PathBuf) {
-    support::write_config(&format!(
-        r#"
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{url}"
-namespace = "/chat"
-health_path = "/health/websocket"
-token_env = "{TOKEN_ENV}"
-ping_interval = "2s"
-ping_timeout = "3s"
-heartbeat_event = "heartbeat"
-heartbeat_interval = "1s"
-stickiness_rounds = 3
-eio3 = {eio3}
-"#
-    ))
+    support::gateway_config(url, TOKEN_ENV, &format!("eio3 = {eio3}"))
 }
 
 fn gateway(env: &[(&str, &str)], auth: bool) -> Gateway {

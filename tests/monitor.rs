@@ -281,11 +281,7 @@ impl Prometheus {
             child,
             name: "prometheus".into(),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "prometheus did not listen");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        support::wait_listening(port, "prometheus", 20);
         Prometheus {
             port,
             _peer: peer,

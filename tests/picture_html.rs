@@ -56,23 +56,7 @@ fn the_timeline_of_a_replica_stop_renders_offline_with_the_hostile_id_as_text() 
         Gateway::start(&opts("gw-b")),
     );
     let proxy = SlotProxy::start(&[&ga, &gb]);
-    let (dir, cfg) = support::write_config(&format!(
-        r#"
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{}"
-namespace = "/chat"
-health_path = "/health/websocket"
-token_env = "{TOKEN_ENV}"
-ping_interval = "2s"
-ping_timeout = "3s"
-heartbeat_event = "heartbeat"
-heartbeat_interval = "1s"
-"#,
-        proxy.url
-    ));
+    let (dir, cfg) = support::gateway_config(&proxy.url, TOKEN_ENV, "");
     let page = dir.path().join("run.html");
     let summary = dir.path().join("summary.md");
     let n = N.to_string();

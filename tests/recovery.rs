@@ -16,21 +16,7 @@ const SECRET: &str = "verify-test-secret";
 const TOKEN_ENV: &str = "BOSAR_RECOVERY_TEST_TOKEN";
 
 fn config(url: &str, recovery: bool) -> (tempfile::TempDir, PathBuf) {
-    support::write_config(&format!(
-        r#"
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{url}"
-token_env = "{TOKEN_ENV}"
-ping_interval = "2s"
-ping_timeout = "3s"
-heartbeat_interval = "1s"
-stickiness_rounds = 3
-recovery = {recovery}
-"#
-    ))
+    support::gateway_config(url, TOKEN_ENV, &format!("recovery = {recovery}"))
 }
 
 fn gateway(id: &str, recovery: bool) -> Gateway {

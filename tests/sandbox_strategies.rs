@@ -363,20 +363,57 @@ fn verify_green(runner: &TaskRunner, cfg: &Path) -> support::Run {
         ]))
 }
 
-#[test]
-fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
-    let t0 = Instant::now();
+/// A blue/green service with the gate's config, the sessions held on production for
+/// `hold_secs`, and a deployment started with bosar-deploy's PAUSE hook (its timeout
+/// `hook_minutes`, scaled): what the gate tests start from.
+struct Gated {
+    dir: tempfile::TempDir,
+    cfg: std::path::PathBuf,
+    runner: TaskRunner,
+    probe: Child,
+    out: std::path::PathBuf,
+    rt: tokio::runtime::Runtime,
+    aws: Ecs,
+    arn: String,
+}
+
+fn gated_blue_green(fault: &str, hold_secs: u64, hook_minutes: u32) -> Gated {
     let (dir, cfg, runner) = start(
         "blue_green",
-        "none",
+        fault,
         "strategy = \"blue_green\"\nbake_time = \"3m\"\ngate = \"verify\"",
     );
     let out = dir.path().join("hold.json");
-    let probe = hold(&runner, &cfg, 25, &out);
+    let probe = hold(&runner, &cfg, hold_secs, &out);
     all_open(&runner);
     let rt = rt();
     let aws = rt.block_on(clients(&runner.endpoint));
-    let arn = rt.block_on(start_deployment(&aws, &runner.ready, Some(30)));
+    let arn = rt.block_on(start_deployment(&aws, &runner.ready, Some(hook_minutes)));
+    Gated {
+        dir,
+        cfg,
+        runner,
+        probe,
+        out,
+        rt,
+        aws,
+        arn,
+    }
+}
+
+#[test]
+fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
+    let t0 = Instant::now();
+    let Gated {
+        dir: _dir,
+        cfg,
+        runner,
+        probe,
+        out,
+        rt,
+        aws,
+        arn,
+    } = gated_blue_green("none", 25, 30);
     let paused = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
         awaiting_hook(d).is_some()
     }));
@@ -475,17 +512,16 @@ fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
 #[test]
 fn a_broken_green_is_rolled_back_at_the_gate_and_no_production_session_drops() {
     let t0 = Instant::now();
-    let (dir, cfg, runner) = start(
-        "blue_green",
-        "jwt",
-        "strategy = \"blue_green\"\nbake_time = \"3m\"\ngate = \"verify\"",
-    );
-    let out = dir.path().join("hold.json");
-    let probe = hold(&runner, &cfg, 15, &out);
-    all_open(&runner);
-    let rt = rt();
-    let aws = rt.block_on(clients(&runner.endpoint));
-    let arn = rt.block_on(start_deployment(&aws, &runner.ready, Some(30)));
+    let Gated {
+        dir: _dir,
+        cfg,
+        runner,
+        probe,
+        out,
+        rt,
+        aws,
+        arn,
+    } = gated_blue_green("jwt", 15, 30);
     let paused = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
         awaiting_hook(d).is_some()
     }));
@@ -824,17 +860,16 @@ fn full_with_a_good_green_passes_the_gate_and_succeeds() {
 /// takes its action, ROLLBACK; green never had production traffic and no held session dropped.
 #[test]
 fn a_pause_nobody_answers_is_rolled_back_by_the_hooks_timeout() {
-    let (dir, cfg, runner) = start(
-        "blue_green",
-        "none",
-        "strategy = \"blue_green\"\nbake_time = \"3m\"\ngate = \"verify\"",
-    );
-    let out = dir.path().join("hold.json");
-    let probe = hold(&runner, &cfg, 10, &out);
-    all_open(&runner);
-    let rt = rt();
-    let aws = rt.block_on(clients(&runner.endpoint));
-    let arn = rt.block_on(start_deployment(&aws, &runner.ready, Some(1)));
+    let Gated {
+        dir: _dir,
+        cfg: _cfg,
+        runner,
+        probe,
+        out,
+        rt,
+        aws,
+        arn,
+    } = gated_blue_green("none", 10, 1);
     let done = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
         d.status().map(|s| s.as_str()) == Some("ROLLBACK_SUCCESSFUL")
     }));

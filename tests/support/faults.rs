@@ -180,14 +180,7 @@ impl FaultProxy {
             child,
             name: "fault proxy".into(),
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "fault_proxy.py did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_listening(port, "fault_proxy.py", 15);
         FaultProxy {
             endpoint: format!("http://127.0.0.1:{port}"),
             _peer: peer,

@@ -338,6 +338,41 @@ pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Waits until something listens on loopback `port` (at most `secs`), failing with `what`.
+#[allow(dead_code)]
+pub fn wait_listening(port: u16, what: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A deploy.toml with only `[target_group]` and a `[gateway]` at `url` with the test gateways'
+/// intervals (ping 2 s / 3 s, heartbeat 1 s), the token in `token_env`, 3 stickiness rounds,
+/// and `extra` lines (`recovery = true`, `origins = […]`).
+#[allow(dead_code)]
+pub fn gateway_config(url: &str, token_env: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
+    write_config(&format!(
+        r#"
+[target_group]
+name = "bosar-api-tg"
+
+[gateway]
+url = "{url}"
+token_env = "{token_env}"
+ping_interval = "2s"
+ping_timeout = "3s"
+heartbeat_interval = "1s"
+stickiness_rounds = 3
+{extra}
+"#
+    ))
+}
+
 /// The sandbox config (the same names the seed creates).
 pub fn sandbox_config() -> String {
     std::fs::read_to_string(repo().join("sandbox/deploy.toml")).expect("sandbox/deploy.toml")

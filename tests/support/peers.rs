@@ -174,20 +174,27 @@ pub struct Haproxy {
 impl Haproxy {
     /// `template` is `sticky` or `roundrobin` (tests/support/haproxy/<template>.cfg.tmpl).
     pub fn start(template: &str, backends: [&Gateway; 2]) -> Haproxy {
-        Self::start_with(template, backends, None, None)
+        Self::start_with(template, backends, None, None, 256)
     }
 
     /// The same proxy with its health check on `check_path` instead of `/health/websocket`,
     /// as a target group whose health check path is not the gateway's `health_path`: a
     /// gateway whose health answers 503 still gets traffic.
     pub fn start_checking(template: &str, backends: [&Gateway; 2], check_path: &str) -> Haproxy {
-        Self::start_with(template, backends, None, Some(check_path))
+        Self::start_with(template, backends, None, Some(check_path), 256)
     }
 
     /// The same proxy terminating TLS with `pem` (certificate chain and key), as the ALB's
     /// HTTPS listener does; its URL is `https://127.0.0.1:PORT`.
     pub fn start_tls(template: &str, backends: [&Gateway; 2], pem: &std::path::Path) -> Haproxy {
-        Self::start_with(template, backends, Some(pem), None)
+        Self::start_with(template, backends, Some(pem), None, 256)
+    }
+
+    /// The sticky proxy for `maxconn` connections at once (2 x `maxconn` + 20 file
+    /// descriptors: keep it under half the open-file limit).
+    #[allow(dead_code)]
+    pub fn start_sized(template: &str, backends: [&Gateway; 2], maxconn: u32) -> Haproxy {
+        Self::start_with(template, backends, None, None, maxconn)
     }
 
     fn start_with(
@@ -195,6 +202,7 @@ impl Haproxy {
         backends: [&Gateway; 2],
         tls: Option<&std::path::Path>,
         check_path: Option<&str>,
+        maxconn: u32,
     ) -> Haproxy {
         let bin = which("haproxy").unwrap_or_else(|| {
             panic!("haproxy not found on PATH: run `bash scripts/setup.sh` first (apt-get install haproxy)")
@@ -218,7 +226,7 @@ impl Haproxy {
                 .replace("{{FRONT_PORT}}", &port.to_string())
                 .replace("{{BACKEND_1}}", &format!("127.0.0.1:{}", backends[0].port))
                 .replace("{{BACKEND_2}}", &format!("127.0.0.1:{}", backends[1].port))
-                .replace("{{MAXCONN}}", "256")
+                .replace("{{MAXCONN}}", &maxconn.to_string())
                 .replace("{{NAME}}", &format!("verify-{template}-{port}"))
                 .replace(
                     "option httpchk GET /health/websocket",

@@ -4,7 +4,8 @@
 //! (the gateways' own counters are the ground truth); SIGTERM ends the run with exit 0 after
 //! one last record; `--prometheus` serves OpenMetrics that a real Prometheus scrapes. A
 //! server-side `disconnectSockets()` ("io server disconnect") is what socket.io-client never
-//! reconnects after: counted as lost, never as reconnected, and replaced the interval after.
+//! reconnects after: counted as lost, never as reconnected, and replaced the interval after;
+//! a reconnect refused with CONNECT_ERROR (an expired token) is lost and not tried again.
 
 mod support;
 
@@ -62,11 +63,21 @@ struct Monitor {
 
 impl Monitor {
     fn start(cfg: &Path, global: &[&str], args: &[&str]) -> Monitor {
+        Monitor::start_with(
+            cfg,
+            global,
+            args,
+            &support::signed_token(SECRET, "monitor-test"),
+        )
+    }
+
+    /// With this token (e.g. one that expires during the run).
+    fn start_with(cfg: &Path, global: &[&str], args: &[&str], token: &str) -> Monitor {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CI", "true")
-            .env(TOKEN_ENV, support::signed_token(SECRET, "monitor-test"))
+            .env(TOKEN_ENV, token)
             .arg("--config")
             .arg(cfg)
             .args(global)
@@ -280,6 +291,83 @@ fn a_server_side_disconnect_sockets_is_lost_never_reconnected_and_replaced_next_
     );
     assert_eq!(replaced, held);
     assert_eq!(u(&last["sessions_up"]), 10, "{last:#}");
+    m.terminate();
+    let (code, _, err) = m.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A token that expires `secs` from now.
+fn expiring_token(secs: u64) -> (String, std::time::SystemTime) {
+    let exp = std::time::SystemTime::now() + Duration::from_secs(secs);
+    let claims = serde_json::json!({
+        "sub": "monitor-test",
+        "exp": exp.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+    });
+    let token = bosar_deploy::gateway::token::sign_hs256(SECRET.as_bytes(), &claims.to_string());
+    (token.expose().to_string(), exp)
+}
+
+#[test]
+fn a_reconnect_refused_with_connect_error_is_lost_and_not_tried_again() {
+    let (a, b) = pair();
+    let proxy = SlotProxy::start(&[&a, &b]);
+    let (_d, cfg) = config(&proxy.url);
+    let (token, exp) = expiring_token(8);
+    let m = Monitor::start_with(&cfg, &["--output", "json"], &["--sessions", "10"], &token);
+    let deadline = Instant::now() + Duration::from_secs(7);
+    let first = loop {
+        let r = m.record();
+        if u(&r["sessions_up"]) == 10 && r["sessions_per_target"].get("unknown").is_none() {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all up before the token expired: {r:#}"
+        );
+    };
+    let held = u(&first["sessions_per_target"]["gw-a"]);
+    assert!(held > 0, "the balancer put nothing on gw-a: {first:#}");
+    // Once the token has expired, gw-a closes its server: its sessions see a transport close
+    // and reconnect, and gw-b's namespace middleware refuses them (CONNECT_ERROR).
+    while std::time::SystemTime::now() < exp + Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.terminate();
+    let (mut lost_refused, mut reconnects, mut failed, mut replaced) = (0, 0, 0, 0);
+    let mut last = first;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lost_refused < held {
+        assert!(Instant::now() < deadline, "never lost: {last:#}");
+        last = m.record();
+        eprintln!("{last}");
+        lost_refused += u(&last["lost_by_cause"]["connect_error"]);
+        reconnects += u(&last["reconnects"]);
+        failed += u(&last["failed_attempts"]);
+        replaced += u(&last["replaced"]);
+    }
+    // Two more intervals: nothing tries them again but the replacement, refused too.
+    for _ in 0..2 {
+        last = m.record();
+        reconnects += u(&last["reconnects"]);
+        failed += u(&last["failed_attempts"]);
+        replaced += u(&last["replaced"]);
+        assert_eq!(u(&last["lost"]), 0, "{last:#}");
+    }
+    assert_eq!(lost_refused, held);
+    assert_eq!(u(&last["drops_by_cause"]["transport_close"]), 0);
+    assert_eq!(reconnects, 0, "refused sessions are not reconnects");
+    // One refused attempt each ends the trying (the transport-level failures before it, if
+    // the balancer sent one to the stopping gw-a, are retried).
+    assert!(
+        failed >= held,
+        "{failed} failed attempts for {held} sessions"
+    );
+    assert_eq!(
+        replaced, 0,
+        "a replacement with the expired token is refused too"
+    );
+    assert_eq!(u(&last["sessions_up"]), 10 - held, "{last:#}");
+    assert_eq!(u(&last["sessions_per_target"]["gw-b"]), 10 - held);
     m.terminate();
     let (code, _, err) = m.finish();
     assert_eq!(code, 0, "{err}");

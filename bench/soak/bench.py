@@ -187,7 +187,7 @@ def main() -> int:
         "setup": {
             "gateways": "2 x tests/gateway/server.mjs, heartbeat 2 s, ping 25 s/20 s",
             "proxy": "HAProxy sticky.cfg.tmpl (leastconn, AWSALB cookie)",
-            "monitor": f"{a.bin} monitor --sessions {a.sessions} --interval {a.interval_s}s "
+            "monitor": f"bosar-deploy monitor --sessions {a.sessions} --interval {a.interval_s}s "
                        f"--duration {duration_s}s --output json",
             "monitor_build": os.environ.get("BOSAR_BUILD") or ("debug" if "debug" in binary.parts else "release"),
             "reference": f"node tests/gateway/reconnect-clients.mjs N={a.sessions} (socket.io-client 4.8)",

@@ -63,7 +63,7 @@ pub enum Command {
   bosar-deploy wait --deployment ecs-svc/8103441626201 --timeout 10m")]
     Wait(WaitArgs),
     /// Show the account, the service, its deployments, recent events and target health
-    Status,
+    Status(StatusArgs),
     /// Roll back to the previous (or a named) task definition revision, watched like a deploy
     #[command(after_help = "Examples:
   bosar-deploy rollback --list           # the recent revisions, which one runs
@@ -305,6 +305,14 @@ pub struct MetricsFlags {
     /// baseline's per minute (a reconnect storm), e.g. 5
     #[arg(long, value_name = "F", value_parser = parse_ratio, conflicts_with = "no_metrics")]
     pub max_new_connections_ratio: Option<f64>,
+}
+
+/// `status`'s flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StatusArgs {
+    /// Do not read the load balancer's CloudWatch metrics of the last 15 minutes
+    #[arg(long)]
+    pub no_metrics: bool,
 }
 
 /// `--metrics-wait`: 0s (read once) to 30m.
@@ -639,6 +647,20 @@ mod tests {
             assert!(parse(&["plan", "--image", bad]).is_err());
         }
         assert!(parse(&["deploy", "--image", "repo/app:1.5.0"]).is_ok());
+    }
+
+    #[test]
+    fn status_reads_metrics_unless_told_not_to() {
+        for (args, skip) in [
+            (&["status"][..], false),
+            (&["status", "--no-metrics"][..], true),
+        ] {
+            let Command::Status(a) = parse(args).unwrap().command else {
+                panic!("{args:?}")
+            };
+            assert_eq!(a.no_metrics, skip, "{args:?}");
+        }
+        assert!(parse(&["status", "--metrics-wait", "1m"]).is_err());
     }
 
     #[test]

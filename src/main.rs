@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser};
 use bosar_deploy::cli::{Cli, Command, FullArgs, PlanFlags, ReportCommand, RolloutFlags};
 use bosar_deploy::exit::{self, Code};
 use bosar_deploy::ui::Ui;
-use bosar_deploy::{alb, aws, config, ecs, pipeline};
+use bosar_deploy::{alb, aws, config, ecs, pipeline, traffic};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -244,8 +244,10 @@ async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<Code> {
             )
             .await
         }
-        Command::Status => {
-            ecs::status::run(&cfg, &aws::connect(&cfg.aws, &cli.global, ui).await?, ui).await
+        Command::Status(args) => {
+            let aws = aws::connect(&cfg.aws, &cli.global, ui).await?;
+            let recent = traffic::recent::section(&aws, &cfg.target_group.id, !args.no_metrics, ui);
+            ecs::status::run_with(&cfg, &aws, ui, recent).await
         }
         Command::Full(args) => pipeline::run(args, &cfg, &cli.global, ui, "full").await,
         Command::Plan(p) => {

@@ -2,7 +2,10 @@
 //! HAProxy, heartbeats every second, one record a second. A replica stopped mid-run shows up
 //! in the next records as drops and reconnects, and its sessions move to the other replica
 //! (the gateways' own counters are the ground truth); SIGTERM ends the run with exit 0 after
-//! one last record; `--prometheus` serves OpenMetrics that a real Prometheus scrapes.
+//! one last record; `--prometheus` serves OpenMetrics that a real Prometheus scrapes. A
+//! server-side `disconnectSockets()` ("io server disconnect") is what socket.io-client never
+//! reconnects after: counted as lost, never as reconnected, and replaced the interval after;
+//! a reconnect refused with CONNECT_ERROR (an expired token) is lost and not tried again.
 
 mod support;
 
@@ -60,11 +63,21 @@ struct Monitor {
 
 impl Monitor {
     fn start(cfg: &Path, global: &[&str], args: &[&str]) -> Monitor {
+        Monitor::start_with(
+            cfg,
+            global,
+            args,
+            &support::signed_token(SECRET, "monitor-test"),
+        )
+    }
+
+    /// With this token (e.g. one that expires during the run).
+    fn start_with(cfg: &Path, global: &[&str], args: &[&str], token: &str) -> Monitor {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bosar-deploy"))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CI", "true")
-            .env(TOKEN_ENV, support::signed_token(SECRET, "monitor-test"))
+            .env(TOKEN_ENV, token)
             .arg("--config")
             .arg(cfg)
             .args(global)
@@ -213,6 +226,151 @@ fn a_replica_stopped_mid_run_shows_as_drops_and_reconnects_in_the_next_records()
         .expect("the last record is JSON");
     assert!(last["sessions_up"].is_u64(), "{last}");
     assert!(err.contains("Stopped after"), "{err}");
+}
+
+/// Waits for a record with every session up on a known target and a heartbeat gap.
+fn all_up(m: &Monitor, n: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = m.record();
+        if u(&r["sessions_up"]) == n
+            && r["sessions_per_target"].get("unknown").is_none()
+            && r["heartbeat_gap_max_ms"].is_u64()
+        {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "sessions never all up: {r:#}");
+    }
+}
+
+#[test]
+fn a_server_side_disconnect_sockets_is_lost_never_reconnected_and_replaced_next_interval() {
+    let opts = |id: &str| GatewayOpts {
+        instance_id: Some(id.into()),
+        env: vec![("GATEWAY_ADMIN".into(), "on".into())],
+        ..GatewayOpts::default()
+    };
+    let (a, b) = (Gateway::start(&opts("gw-a")), Gateway::start(&opts("gw-b")));
+    let proxy = SlotProxy::start(&[&a, &b]);
+    let (_d, cfg) = config(&proxy.url);
+    let m = Monitor::start(&cfg, &["--output", "json"], &["--sessions", "10"]);
+    let first = all_up(&m, 10);
+    let held = u(&first["sessions_per_target"]["gw-a"]);
+    assert!(held > 0, "the balancer put nothing on gw-a: {first:#}");
+    // gw-a sends every /chat socket a namespace DISCONNECT and stays up.
+    let (status, body) = support::http(a.port, "POST", "/admin/disconnect-sockets", "");
+    assert_eq!(status, 200, "{body}");
+    let told: Value = serde_json::from_str(&body).unwrap();
+    // The gateway's own count: the held sessions (and perhaps the interval's fresh one).
+    assert!(u(&told["disconnected"]) >= held, "{told} vs {held} held");
+    let (mut lost, mut lost_told, mut dropped_told, mut reconnects, mut replaced) = (0, 0, 0, 0, 0);
+    let mut last = first;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while replaced < held || u(&last["sessions_up"]) < 10 {
+        assert!(Instant::now() < deadline, "never replaced: {last:#}");
+        last = m.record();
+        eprintln!("{last}");
+        let lost_now = u(&last["lost"]);
+        lost += lost_now;
+        lost_told += u(&last["lost_by_cause"]["server_disconnect"]);
+        dropped_told += u(&last["drops_by_cause"]["server_disconnect"]);
+        reconnects += u(&last["reconnects"]);
+        replaced += u(&last["replaced"]);
+        // A lost session stays down for the rest of its interval: no client brought it back.
+        assert!(u(&last["sessions_up"]) + lost_now <= 10, "{last:#}");
+    }
+    assert_eq!(
+        lost_told, held,
+        "lost as io server disconnect vs gw-a's sessions"
+    );
+    assert_eq!(lost, held, "no other loss");
+    assert_eq!(dropped_told, held);
+    assert_eq!(
+        reconnects, 0,
+        "socket.io-client does not reconnect after io server disconnect"
+    );
+    assert_eq!(replaced, held);
+    assert_eq!(u(&last["sessions_up"]), 10, "{last:#}");
+    m.terminate();
+    let (code, _, err) = m.finish();
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A token that expires `secs` from now.
+fn expiring_token(secs: u64) -> (String, std::time::SystemTime) {
+    let exp = std::time::SystemTime::now() + Duration::from_secs(secs);
+    let claims = serde_json::json!({
+        "sub": "monitor-test",
+        "exp": exp.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+    });
+    let token = bosar_deploy::gateway::token::sign_hs256(SECRET.as_bytes(), &claims.to_string());
+    (token.expose().to_string(), exp)
+}
+
+#[test]
+fn a_reconnect_refused_with_connect_error_is_lost_and_not_tried_again() {
+    let (a, b) = pair();
+    let proxy = SlotProxy::start(&[&a, &b]);
+    let (_d, cfg) = config(&proxy.url);
+    let (token, exp) = expiring_token(8);
+    let m = Monitor::start_with(&cfg, &["--output", "json"], &["--sessions", "10"], &token);
+    let deadline = Instant::now() + Duration::from_secs(7);
+    let first = loop {
+        let r = m.record();
+        if u(&r["sessions_up"]) == 10 && r["sessions_per_target"].get("unknown").is_none() {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all up before the token expired: {r:#}"
+        );
+    };
+    let held = u(&first["sessions_per_target"]["gw-a"]);
+    assert!(held > 0, "the balancer put nothing on gw-a: {first:#}");
+    // Once the token has expired, gw-a closes its server: its sessions see a transport close
+    // and reconnect, and gw-b's namespace middleware refuses them (CONNECT_ERROR).
+    while std::time::SystemTime::now() < exp + Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.terminate();
+    let (mut lost_refused, mut reconnects, mut failed, mut replaced) = (0, 0, 0, 0);
+    let mut last = first;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lost_refused < held {
+        assert!(Instant::now() < deadline, "never lost: {last:#}");
+        last = m.record();
+        eprintln!("{last}");
+        lost_refused += u(&last["lost_by_cause"]["connect_error"]);
+        reconnects += u(&last["reconnects"]);
+        failed += u(&last["failed_attempts"]);
+        replaced += u(&last["replaced"]);
+    }
+    // Two more intervals: nothing tries them again but the replacement, refused too.
+    for _ in 0..2 {
+        last = m.record();
+        reconnects += u(&last["reconnects"]);
+        failed += u(&last["failed_attempts"]);
+        replaced += u(&last["replaced"]);
+        assert_eq!(u(&last["lost"]), 0, "{last:#}");
+    }
+    assert_eq!(lost_refused, held);
+    assert_eq!(u(&last["drops_by_cause"]["transport_close"]), 0);
+    assert_eq!(reconnects, 0, "refused sessions are not reconnects");
+    // One refused attempt each ends the trying (the transport-level failures before it, if
+    // the balancer sent one to the stopping gw-a, are retried).
+    assert!(
+        failed >= held,
+        "{failed} failed attempts for {held} sessions"
+    );
+    assert_eq!(
+        replaced, 0,
+        "a replacement with the expired token is refused too"
+    );
+    assert_eq!(u(&last["sessions_up"]), 10 - held, "{last:#}");
+    assert_eq!(u(&last["sessions_per_target"]["gw-b"]), 10 - held);
+    m.terminate();
+    let (code, _, err) = m.finish();
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

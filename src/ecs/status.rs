@@ -1,5 +1,7 @@
 //! `status`: the service, the running revision's image, its deployments, recent events and
-//! target health (by target group name), once.
+//! target health (by target group name), once; and a section its caller adds (the last 15
+//! minutes of real traffic, read by `traffic`, which sits above `ecs`: a [`Section`] keeps
+//! this file from importing it).
 
 use serde::Serialize;
 
@@ -26,6 +28,16 @@ struct Status<'a> {
     /// A blue/green, canary or linear service's newest service deployment.
     #[serde(skip_serializing_if = "Option::is_none")]
     service_deployment: Option<DeploymentNow>,
+    /// The load balancer's CloudWatch series of the last 15 minutes (`real_traffic`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    real_traffic: Option<serde_json::Value>,
+}
+
+/// A section the caller adds to `status`: its text (after the rest) and its payload member.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub text: String,
+    pub json: serde_json::Value,
 }
 
 /// The newest service deployment (ListServiceDeployments, DescribeServiceDeployments): its
@@ -145,11 +157,23 @@ async fn running(aws: &Aws, task_definition: &str, container: &str) -> Running {
 }
 
 pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
+    run_with(cfg, aws, ui, std::future::ready(None)).await
+}
+
+/// `status` with the real-traffic section `extra` (read beside the ECS calls; it never fails
+/// the verb).
+pub async fn run_with(
+    cfg: &Config,
+    aws: &Aws,
+    ui: &Ui,
+    extra: impl std::future::Future<Output = Option<Section>>,
+) -> anyhow::Result<Code> {
     let ecs = cfg.ecs("status")?;
     let svc = describe_service(aws, &ecs.cluster, &ecs.service).await?;
-    let (health, running) = tokio::join!(
+    let (health, running, extra) = tokio::join!(
         target_health(aws, &svc.target_group_arns),
-        running(aws, &svc.task_definition, &ecs.container)
+        running(aws, &svc.task_definition, &ecs.container),
+        extra
     );
     let health = health?;
     let named: Vec<NamedHealth> = health
@@ -167,6 +191,9 @@ pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
     if let Some(n) = &native {
         ui.out(render_now(svc.strategy.as_deref().unwrap_or_default(), n));
     }
+    if let Some(x) = &extra {
+        ui.out(x.text.trim_end());
+    }
     let doc = Status {
         result: service_result(&svc),
         identity: aws.identity.as_ref(),
@@ -174,6 +201,7 @@ pub async fn run(cfg: &Config, aws: &Aws, ui: &Ui) -> anyhow::Result<Code> {
         running,
         target_health: named,
         service_deployment: native,
+        real_traffic: extra.map(|x| x.json),
     };
     ui.emit("service", &doc, Code::Success, None);
     Ok(Code::Success)

@@ -32,6 +32,7 @@ mod error;
 pub mod histogram;
 pub mod polling;
 pub mod probe;
+pub mod reconnect_rules;
 pub mod session;
 mod settings;
 pub mod stats;
@@ -229,6 +230,7 @@ mod tests {
             ("token.rs", include_str!("token.rs")),
             ("upgrade.rs", include_str!("upgrade.rs")),
             ("stats.rs", include_str!("stats.rs")),
+            ("reconnect_rules.rs", include_str!("reconnect_rules.rs")),
         ];
         let rules = [
             (&verify[..], &["probe", "verify_cmd"][..]),

@@ -1,8 +1,9 @@
 //! `bosar-deploy monitor`: a canary between deploys. It holds `--sessions K` Socket.IO sessions
 //! through the load balancer as real users' clients would (`held`: reconnecting on
-//! socket.io-client's schedule), opens one fresh session and asks the health endpoint every
+//! socket.io-client's schedule and by its rules, a session it would abandon counted as lost
+//! and replaced in the next interval), opens one fresh session and asks the health endpoint every
 //! interval, and every `--interval` makes one record (`record`): sessions up, drops by cause,
-//! reconnect time p50/max, the largest heartbeat gap against the configured interval, the
+//! lost by cause and replaced, reconnect time p50/max, the largest heartbeat gap against the configured interval, the
 //! handshake and health times, sessions per target. Records go out as plain timestamped lines,
 //! JSON lines (`--output json`) or CloudWatch Embedded Metric Format lines (`--emit emf`), and
 //! the totals as OpenMetrics on `--prometheus ADDR` (`prom`). It runs until SIGTERM or Ctrl-C
@@ -138,6 +139,8 @@ pub async fn monitor(
         tally: Tally::default(),
     }));
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Changes after each record: lost sessions are replaced then.
+    let (tick_tx, tick_rx) = watch::channel(0u64);
     let mut tasks = Vec::new();
     for i in 0..m.sessions as usize {
         tasks.push(tokio::spawn(held::hold(
@@ -145,6 +148,7 @@ pub async fn monitor(
             m.hold.clone(),
             state.clone(),
             stop_rx.clone(),
+            tick_rx.clone(),
         )));
     }
     let server = listener.map(|l| tokio::spawn(prom::serve(l, totals.clone())));
@@ -181,6 +185,7 @@ pub async fn monitor(
         records += 1;
         totals.lock().unwrap().add(&rec, &tally);
         out(&render(&rec, epoch_ms, &m.outputs));
+        let _ = tick_tx.send(records);
         if last {
             break;
         }

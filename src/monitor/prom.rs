@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::record::{Record, Tally, BUCKETS, CAUSES};
+use super::record::{lost_key, Record, Tally, BUCKETS, CAUSES, LOST_CAUSES};
 /// Targets shown; more are summed under `other`.
 pub const MAX_TARGETS: usize = 64;
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -20,6 +20,8 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct Totals {
     pub records: u64,
     pub drops: [u64; 4],
+    pub lost: [u64; 2],
+    pub replaced: u64,
     pub reconnects: u64,
     pub failed_attempts: u64,
     pub heartbeats: u64,
@@ -36,6 +38,10 @@ impl Totals {
         for (total, d) in self.drops.iter_mut().zip(t.drops) {
             *total += d;
         }
+        for (total, l) in self.lost.iter_mut().zip(t.lost) {
+            *total += l;
+        }
+        self.replaced += t.replaced;
         self.reconnects += r.reconnects;
         self.failed_attempts += r.failed_attempts;
         self.heartbeats += r.heartbeats;
@@ -123,6 +129,11 @@ pub fn render(t: &Totals, f: Format) -> String {
             t.reconnects,
         ),
         (
+            "bosar_monitor_replaced",
+            "Lost sessions replaced by a fresh one.",
+            t.replaced,
+        ),
+        (
             "bosar_monitor_reconnect_attempts_failed",
             "Reconnect attempts that failed.",
             t.failed_attempts,
@@ -151,6 +162,21 @@ pub fn render(t: &Totals, f: Format) -> String {
             "bosar_monitor_drops_total{{cause=\"{}\"}} {}",
             c.key(),
             t.drops[c as usize]
+        );
+    }
+    head(
+        &mut o,
+        f,
+        "bosar_monitor_lost",
+        "counter",
+        "Held sessions socket.io-client would not have reconnected, by cause.",
+        None,
+    );
+    for (i, key) in LOST_CAUSES.iter().filter_map(|c| lost_key(*c)) {
+        let _ = writeln!(
+            o,
+            "bosar_monitor_lost_total{{cause=\"{key}\"}} {}",
+            t.lost[i]
         );
     }
     let name = "bosar_monitor_reconnect_seconds";
@@ -368,6 +394,8 @@ mod tests {
         assert_eq!(Format::negotiate("*/*"), Format::Classic);
         assert!(text.contains("bosar_monitor_sessions_up 2\n"), "{text}");
         assert!(text.contains("bosar_monitor_drops_total{cause=\"ping_timeout\"} 0\n"));
+        assert!(text.contains("bosar_monitor_lost_total{cause=\"server_disconnect\"} 0\n"));
+        assert!(text.contains("bosar_monitor_replaced_total 0\n"));
         assert!(
             text.contains("bosar_monitor_target_sessions{target=\"a\\\"\\n?\"} 1\n"),
             "{text}"

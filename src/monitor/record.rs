@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::gateway::reconnect_rules::{self as rules, LostCause};
 use crate::gateway::stats::Histogram;
 
 /// Why a held session dropped, in socket.io-client's words.
@@ -21,8 +22,9 @@ pub enum DropCause {
     TransportError,
     /// No Engine.IO ping within pingInterval + pingTimeout.
     PingTimeout,
-    /// The server left the namespace (DISCONNECT): socket.io-client would not come back by
-    /// itself; the app calls `connect()` again, and so does the monitor.
+    /// The server left the namespace (DISCONNECT, "io server disconnect"): socket.io-client
+    /// does not come back by itself, so the session is lost (and replaced in the next
+    /// interval by a fresh one, as an app calling `connect()` again would).
     ServerDisconnect,
 }
 
@@ -42,6 +44,32 @@ impl DropCause {
             DropCause::ServerDisconnect => "server_disconnect",
         }
     }
+
+    /// The same cause in the shared rules' terms ([`rules::DropCause`]: the probe's finer
+    /// causes), so both follow one table of what socket.io-client does next.
+    pub fn rule_cause(self) -> rules::DropCause {
+        match self {
+            DropCause::TransportClose => rules::DropCause::Eof,
+            DropCause::TransportError => rules::DropCause::Reset,
+            DropCause::PingTimeout => rules::DropCause::PingTimeout,
+            DropCause::ServerDisconnect => rules::DropCause::ServerDisconnect,
+        }
+    }
+}
+
+/// Why a session was lost (socket.io-client would not have brought it back), in the
+/// record's words: told to leave ("io server disconnect") or refused on a reconnect
+/// (CONNECT_ERROR).
+pub const LOST_CAUSES: [LostCause; 2] = [LostCause::ServerDisconnect, LostCause::ConnectError];
+
+/// The record's key of a lost cause, and its slot in [`Tally::lost`] (`None`: not a cause a
+/// monitor's session is lost for; it has no run end to be still trying at).
+pub fn lost_key(c: LostCause) -> Option<(usize, &'static str)> {
+    match c {
+        LostCause::ServerDisconnect => Some((0, "server_disconnect")),
+        LostCause::ConnectError => Some((1, "connect_error")),
+        LostCause::StillTrying => None,
+    }
 }
 
 /// Upper bounds of the reconnect-time histogram Prometheus shows, in seconds.
@@ -60,6 +88,10 @@ pub fn bucket_of(ms: u64) -> usize {
 #[derive(Debug, Clone)]
 pub struct Tally {
     pub drops: [u64; 4],
+    /// Sessions lost, per [`LOST_CAUSES`].
+    pub lost: [u64; 2],
+    /// Lost sessions replaced by a fresh one.
+    pub replaced: u64,
     /// Failed reconnect attempts.
     pub failed_attempts: u64,
     /// Time from a drop to the session back, per reconnect.
@@ -76,6 +108,8 @@ impl Default for Tally {
     fn default() -> Self {
         Tally {
             drops: [0; 4],
+            lost: [0; 2],
+            replaced: 0,
             failed_attempts: 0,
             reconnect_ms: Histogram::new(),
             reconnect_buckets: [0; BUCKETS.len() + 1],
@@ -89,6 +123,11 @@ impl Default for Tally {
 impl Tally {
     pub fn dropped(&mut self, cause: DropCause) {
         self.drops[cause as usize] += 1;
+    }
+    pub fn lost(&mut self, cause: LostCause) {
+        if let Some((i, _)) = lost_key(cause) {
+            self.lost[i] += 1;
+        }
     }
     pub fn reconnected(&mut self, ms: u64) {
         self.reconnect_ms.record(ms);
@@ -125,6 +164,11 @@ pub struct Record {
     pub sessions_up: u32,
     pub drops: u64,
     pub drops_by_cause: BTreeMap<&'static str, u64>,
+    /// Sessions socket.io-client would have abandoned (not reconnected), by cause.
+    pub lost: u64,
+    pub lost_by_cause: BTreeMap<&'static str, u64>,
+    /// Lost sessions the monitor replaced with a fresh one (the interval after the loss).
+    pub replaced: u64,
     pub reconnects: u64,
     pub failed_attempts: u64,
     pub reconnect_p50_ms: Option<u64>,
@@ -163,6 +207,13 @@ impl Record {
                 .iter()
                 .map(|c| (c.key(), tally.drops[*c as usize]))
                 .collect(),
+            lost: tally.lost.iter().sum(),
+            lost_by_cause: LOST_CAUSES
+                .iter()
+                .filter_map(|c| lost_key(*c))
+                .map(|(i, k)| (k, tally.lost[i]))
+                .collect(),
+            replaced: tally.replaced,
             reconnects: tally.reconnect_ms.count(),
             failed_attempts: tally.failed_attempts,
             reconnect_p50_ms: tally.reconnect_ms.percentile(50.0),
@@ -179,12 +230,18 @@ impl Record {
     /// (interval 2s), handshake 6 ms, health 200 in 3 ms, targets a:10 b:10`
     pub fn line(&self) -> String {
         let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
-        let causes: Vec<String> = self
-            .drops_by_cause
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
+        let by_cause = |m: &BTreeMap<&str, u64>| -> String {
+            let c: Vec<String> = m
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            if c.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", c.join(", "))
+            }
+        };
         let targets: Vec<String> = self
             .sessions_per_target
             .iter()
@@ -200,12 +257,15 @@ impl Record {
             None => "no answer".into(),
         };
         format!(
-            "{} sessions {}/{} up, drops {}{}, reconnects {} (p50 {}, max {}), heartbeat gap max {} (interval {} ms), handshake {handshake}, health {health}, targets {}",
+            "{} sessions {}/{} up, drops {}{}, lost {}{}, replaced {}, reconnects {} (p50 {}, max {}), heartbeat gap max {} (interval {} ms), handshake {handshake}, health {health}, targets {}",
             self.time,
             self.sessions_up,
             self.sessions,
             self.drops,
-            if causes.is_empty() { String::new() } else { format!(" ({})", causes.join(", ")) },
+            by_cause(&self.drops_by_cause),
+            self.lost,
+            by_cause(&self.lost_by_cause),
+            self.replaced,
             self.reconnects,
             ms(self.reconnect_p50_ms),
             ms(self.reconnect_max_ms),
@@ -222,6 +282,8 @@ pub fn emf_metrics(r: &Record) -> Vec<(&'static str, &'static str, f64)> {
     let mut m = vec![
         ("SessionsUp", "Count", r.sessions_up as f64),
         ("Drops", "Count", r.drops as f64),
+        ("Lost", "Count", r.lost as f64),
+        ("Replaced", "Count", r.replaced as f64),
         ("Reconnects", "Count", r.reconnects as f64),
         ("FailedReconnectAttempts", "Count", r.failed_attempts as f64),
         (
@@ -285,6 +347,10 @@ pub fn emf(
     root.insert(
         "DropsByCause".into(),
         serde_json::to_value(&r.drops_by_cause).unwrap_or_default(),
+    );
+    root.insert(
+        "LostByCause".into(),
+        serde_json::to_value(&r.lost_by_cause).unwrap_or_default(),
     );
     root.insert(
         "SessionsPerTarget".into(),

@@ -7,6 +7,7 @@
 //! `window` is the arithmetic, `fetch` the calls; this file is the report in every format.
 
 pub mod fetch;
+pub mod recent;
 pub mod window;
 
 use std::fmt::Write as _;
@@ -255,8 +256,36 @@ pub async fn after_rollout(
     if !opts.enabled {
         return RealTraffic::skipped("not read (--no-metrics)");
     }
+    let (client, targets) = match reader(aws, tg).await {
+        Ok(r) => r,
+        Err(skipped) => return skipped,
+    };
+    ui.line(format!(
+        "Reading CloudWatch (AWS/ApplicationELB) for the rollout, {}-{} UTC, and the {} min before",
+        hhmm(w.start),
+        hhmm(w.end),
+        w.minutes()
+    ));
+    let report = collect(&client, &targets, w, opts, ui).await;
+    for warning in &report.warnings {
+        ui.warn(warning);
+    }
+    if report.status == CheckStatus::Skip {
+        ui.line(format!("real traffic: {}", report.message));
+    }
+    report
+}
+
+/// A CloudWatch client and what to read: the load balancers of the target group deploy.toml
+/// names. `Err` is the report when there is no way to read (skipped, or a warning).
+pub async fn reader(
+    aws: &crate::aws::Aws,
+    tg: &crate::config::ResourceRef,
+) -> Result<(aws_sdk_cloudwatch::Client, Targets), RealTraffic> {
     let Some(sdk) = aws.sdk.as_ref() else {
-        return RealTraffic::skipped("no AWS configuration to build a CloudWatch client from");
+        return Err(RealTraffic::skipped(
+            "no AWS configuration to build a CloudWatch client from",
+        ));
     };
     let info = match crate::alb::describe_target_group(aws, tg).await {
         Ok(i) => i,
@@ -267,7 +296,7 @@ pub async fn after_rollout(
             ));
             r.status = CheckStatus::Warn;
             r.warnings.push(r.message.clone());
-            return r;
+            return Err(r);
         }
     };
     let client = aws_sdk_cloudwatch::Client::from_conf(
@@ -275,24 +304,11 @@ pub async fn after_rollout(
             .interceptor(crate::aws::CallLog)
             .build(),
     );
-    ui.line(format!(
-        "Reading CloudWatch (AWS/ApplicationELB) for the rollout, {}-{} UTC, and the {} min before",
-        hhmm(w.start),
-        hhmm(w.end),
-        w.minutes()
-    ));
     let targets = Targets {
         load_balancer_arns: info.load_balancer_arns,
         target_group_arn: info.arn,
     };
-    let report = collect(&client, &targets, w, opts, ui).await;
-    for warning in &report.warnings {
-        ui.warn(warning);
-    }
-    if report.status == CheckStatus::Skip {
-        ui.line(format!("real traffic: {}", report.message));
-    }
-    report
+    Ok((client, targets))
 }
 
 /// Reads the window's metrics (waiting for its last minute up to `opts.wait`, with progress
@@ -445,6 +461,17 @@ fn find<'a>(lb: &'a LoadBalancerTraffic, key: &str) -> Option<&'a Summary> {
 /// "rollout 06:10-06:14 UTC (4 min) vs the 4 min before: new connections 1,840 in the peak
 /// minute, baseline 60/min; ELB 502: 14; non-sticky requests: 512; healthy hosts min 2"
 fn headline(w: &Window, lbs: &[LoadBalancerTraffic]) -> String {
+    let lead = format!(
+        "rollout {}-{} UTC ({} min)",
+        hhmm(w.start),
+        hhmm(w.end),
+        w.minutes()
+    );
+    headline_for(&lead, w, lbs)
+}
+
+/// The headline after `lead` (which names the window): "… vs the N min before: …".
+fn headline_for(lead: &str, w: &Window, lbs: &[LoadBalancerTraffic]) -> String {
     let total = |key: &str| -> f64 { lbs.iter().filter_map(|lb| find(lb, key)?.sum).sum::<f64>() };
     let peak = lbs
         .iter()
@@ -474,10 +501,7 @@ fn headline(w: &Window, lbs: &[LoadBalancerTraffic]) -> String {
         parts.push(format!("healthy hosts min {}", window::count(h)));
     }
     format!(
-        "rollout {}-{} UTC ({} min) vs the {} min before: {}",
-        hhmm(w.start),
-        hhmm(w.end),
-        w.minutes(),
+        "{lead} vs the {} min before: {}",
         w.minutes(),
         parts.join("; ")
     )

@@ -23,9 +23,11 @@
 //     `disconnect-sockets` first calls disconnectSockets() on /chat (a namespace
 //     DISCONNECT, "io server disconnect": socket.io-client does not reconnect), then
 //     closes the server 500 ms later.
+//   GATEWAY_ADMIN (off): `on` serves POST /admin/disconnect-sockets, which calls
+//     disconnectSockets() on /chat and stays up (tests: "io server disconnect" on demand).
 import 'reflect-metadata';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { Controller, Get, HttpCode, Injectable, Module } from '@nestjs/common';
+import { Controller, Get, HttpCode, Injectable, Module, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import {
   ConnectedSocket,
@@ -76,6 +78,7 @@ if (!['credentials', 'wildcard'].includes(CORS_MODE)) {
 const CORS = CORS_MODE === 'credentials' ? { origin: true, credentials: true } : { origin: '*' };
 const ALLOW_EIO3 = /^(on|1|true|yes)$/i.test((process.env.ALLOW_EIO3 ?? '').trim());
 const RECOVERY = /^(on|1|true|yes)$/i.test((process.env.GATEWAY_RECOVERY ?? '').trim());
+const ADMIN = /^(on|1|true|yes)$/i.test((process.env.GATEWAY_ADMIN ?? '').trim());
 const ON_SIGTERM = (process.env.GATEWAY_ON_SIGTERM || 'close').trim();
 if (!['close', 'disconnect-sockets'].includes(ON_SIGTERM)) {
   fail(`GATEWAY_ON_SIGTERM must be close or disconnect-sockets, got ${JSON.stringify(ON_SIGTERM)}`);
@@ -280,9 +283,30 @@ Reflect.decorate(
 decorateMethod(HealthController, 'websocket', [Get('websocket'), HttpCode(HEALTH_STATUS)]);
 decorateMethod(HealthController, 'stats', [Get('stats')]);
 
+// Test-only controls, served with GATEWAY_ADMIN=on.
+class AdminController {
+  constructor(state) {
+    this.state = state;
+  }
+
+  // A namespace DISCONNECT to every /chat socket ("io server disconnect"); the server stays up.
+  disconnectSockets() {
+    const nsp = this.state.namespace;
+    const disconnected = nsp ? nsp.sockets.size : 0;
+    if (nsp) nsp.disconnectSockets();
+    return { instanceId: this.state.instanceId, disconnected };
+  }
+}
+Reflect.decorate(
+  [Controller('admin'), Reflect.metadata('design:paramtypes', [GatewayState])],
+  AdminController,
+);
+decorateMethod(AdminController, 'disconnectSockets', [Post('disconnect-sockets'), HttpCode(200)]);
+
+const controllers = ADMIN ? [HealthController, AdminController] : [HealthController];
 class AppModule {}
 Reflect.decorate(
-  [Module({ controllers: [HealthController], providers: [GatewayState, ChatGateway] })],
+  [Module({ controllers, providers: [GatewayState, ChatGateway] })],
   AppModule,
 );
 

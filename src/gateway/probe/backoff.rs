@@ -288,7 +288,12 @@ mod tests {
             || 0.0,
             std::future::pending::<()>(),
             &mut tally,
-            |c| super::super::rules::after_attempt(crate::cli::ReconnectLike::Browser, c),
+            |c| {
+                crate::gateway::reconnect_rules::after_attempt(
+                    crate::cli::ReconnectLike::Browser,
+                    c,
+                )
+            },
             |n| async move {
                 Err(if n == 0 {
                     AttemptCause::Http503
@@ -309,7 +314,9 @@ mod tests {
             || 0.0,
             tokio::time::sleep(ms(10_000)),
             &mut tally,
-            |c| super::super::rules::after_attempt(crate::cli::ReconnectLike::Always, c),
+            |c| {
+                crate::gateway::reconnect_rules::after_attempt(crate::cli::ReconnectLike::Always, c)
+            },
             |_| async { Err(AttemptCause::ConnectError) },
         )
         .await;

@@ -82,7 +82,6 @@ pub mod merge;
 mod merge_disruption;
 mod reconnect;
 pub mod report;
-mod rules;
 mod session;
 pub mod shard;
 mod shared;

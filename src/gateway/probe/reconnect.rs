@@ -7,8 +7,9 @@
 //! a new Engine.IO session over websocket through the load balancer, sending the stickiness
 //! cookie its last connection was given (its own jar, as a browser keeps it), the namespace
 //! joined again with the token, heartbeats acked again. Whether it tries at all, and whether a
-//! failed attempt ends the trying, is socket.io-client's rule by default ([`super::rules`]:
-//! told to leave or refused on reconnect, the session is lost). Every drop goes into the
+//! failed attempt ends the trying, is socket.io-client's rule by default
+//! ([`crate::gateway::reconnect_rules`], shared with `monitor`: told to leave or refused on
+//! reconnect, the session is lost). Every drop goes into the
 //! session's [`Timeline`].
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,11 +20,11 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::backoff::{come_back, Attempts, ComeBack};
-use super::rules;
 use super::session::{closed_cause, handle, open, Jar, Live, Resume};
 use super::shared::{CookieSeen, Phase, Shared, Stream};
 use super::timeline::{AttemptCause, DropCause, DropEvent, LostCause, Timeline, NO_TARGET};
 use super::HANDSHAKE_TIMEOUT;
+use crate::gateway::reconnect_rules as rules;
 use crate::gateway::{fmt_duration, slack, ws};
 
 /// What the session keeps of its current connection besides [`Live`].

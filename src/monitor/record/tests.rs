@@ -59,7 +59,7 @@ fn a_record_counts_sessions_drops_reconnects_and_gaps() {
     assert_eq!((r.heartbeats, r.heartbeat_gap_max_ms), (3, Some(2100)));
     assert_eq!(r.sessions_per_target["task-b"], 2);
     let line = r.line();
-    assert!(line.starts_with("2026-12-05T06:40:00Z sessions 3/4 up, drops 3 (ping_timeout 1, transport_close 2), reconnects 3 (p50 1209 ms, max 4000 ms)"), "{line}");
+    assert!(line.starts_with("2026-12-05T06:40:00Z sessions 3/4 up, drops 3 (ping_timeout 1, transport_close 2), lost 0, replaced 0, reconnects 3 (p50 1209 ms, max 4000 ms)"), "{line}");
     assert!(line.ends_with("targets task-a:1 task-b:2"), "{line}");
     let quiet = Record::new(
         "t".into(),
@@ -79,6 +79,51 @@ fn a_record_counts_sessions_drops_reconnects_and_gaps() {
         "{}",
         quiet.line()
     );
+}
+
+#[test]
+fn lost_sessions_are_counted_by_cause_apart_from_reconnects() {
+    let mut t = Tally::default();
+    t.dropped(DropCause::ServerDisconnect);
+    t.lost(LostCause::ServerDisconnect);
+    t.lost(LostCause::ServerDisconnect);
+    t.lost(LostCause::ConnectError);
+    // Not a monitor's cause: counted nowhere rather than under another name.
+    t.lost(LostCause::StillTrying);
+    t.replaced = 2;
+    let r = Record::new("t".into(), 1000, 3, &[None], &t, Probe::default(), 2000);
+    assert_eq!((r.lost, r.replaced, r.reconnects), (3, 2, 0));
+    assert_eq!(r.lost_by_cause["server_disconnect"], 2);
+    assert_eq!(r.lost_by_cause["connect_error"], 1);
+    assert!(
+        r.line()
+            .contains("lost 3 (connect_error 1, server_disconnect 2), replaced 2, reconnects 0"),
+        "{}",
+        r.line()
+    );
+    let emf: Value = serde_json::from_str(&emf(&r, 0, "N", &dims())).unwrap();
+    assert_eq!(
+        (emf["Lost"].as_f64(), emf["Replaced"].as_f64()),
+        (Some(3.0), Some(2.0))
+    );
+    assert_eq!(emf["LostByCause"]["server_disconnect"], 2);
+}
+
+#[test]
+fn the_record_causes_map_onto_the_shared_rules_as_socket_io_client_names_them() {
+    use crate::gateway::reconnect_rules::{after_drop, ReconnectLike};
+    for c in CAUSES {
+        let want = if c == DropCause::ServerDisconnect {
+            Err(LostCause::ServerDisconnect)
+        } else {
+            Ok(())
+        };
+        assert_eq!(
+            after_drop(ReconnectLike::Browser, c.rule_cause()),
+            want,
+            "{c:?}"
+        );
+    }
 }
 
 /// The Embedded Metric Format's specification as a JSON schema (AWS's "Specification: Embedded

@@ -224,3 +224,164 @@ pub fn start_at(given: Option<&str>, now: std::time::SystemTime, p: &ProbeEcsSec
         None => humantime::format_rfc3339_seconds(now + p.start_delay).to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    const FILE: &str = "[target_group]\nname = \"tg\"\n\
+        [gateway]\nurl = \"https://chat.example.com\"\ntoken_env = \"GW_TOKEN\"\nheartbeat_interval = \"20s\"\n\
+        [probe.ecs]\ncluster = \"probe\"\ntask_definition = \"bosar-probe:3\"\nsubnets = [\"subnet-0abc\"]\n";
+
+    fn cfg() -> Config {
+        crate::config::parse(std::path::Path::new("deploy.toml"), FILE).unwrap()
+    }
+
+    fn errors(text: &str) -> String {
+        crate::config::parse(std::path::Path::new("deploy.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn the_shard_config_is_a_valid_file_with_the_same_gateway_and_no_value() {
+        let c = cfg();
+        let gw = c.gateway.clone().unwrap();
+        let text = shard_config(&c, &gw);
+        let back = crate::config::parse(std::path::Path::new("shard.toml"), &text).unwrap();
+        let g = back.gateway.unwrap();
+        assert_eq!(g.url, gw.url);
+        assert_eq!(g.token_env.as_deref(), Some("GW_TOKEN"));
+        assert_eq!(g.heartbeat_interval, gw.heartbeat_interval);
+        assert_eq!(g.ping_timeout, gw.ping_timeout);
+        assert!(back.probe_ecs.is_none() && back.ecs.is_none());
+    }
+
+    #[test]
+    fn a_shard_command_is_one_the_cli_takes_with_the_flags_forwarded() {
+        let args = VerifyArgs {
+            connections: Some(1000),
+            hold: Some(std::time::Duration::from_millis(90_500)),
+            max_p99: Some(std::time::Duration::from_millis(750)),
+            rate: Some(50.5),
+            reconnect: true,
+            comeback: crate::cli::ReconnectFlags {
+                reconnect_delay: Some((
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(5),
+                )),
+                reconnect_like: Some(ReconnectLike::Always),
+                ..Default::default()
+            },
+            ..VerifyArgs::default()
+        };
+        let cmd = shard_command(&args, 1000, 2, 4, "2026-12-05T10:00:00Z");
+        let mut argv = vec!["bosar-deploy".to_string()];
+        argv.extend(cmd);
+        let cli = crate::cli::Cli::try_parse_from(&argv).unwrap();
+        let crate::cli::Command::Verify(v) = cli.command else {
+            panic!("not verify: {argv:?}")
+        };
+        assert_eq!(v.shard.as_deref(), Some("2/4"));
+        assert_eq!(v.connections, Some(1000));
+        assert_eq!(v.hold, args.hold);
+        assert_eq!(v.max_p99, args.max_p99);
+        assert_eq!(v.rate, Some(50.5));
+        assert!(v.reconnect && !v.on_ecs && v.shards.is_none());
+        assert_eq!(v.comeback.reconnect_delay, args.comeback.reconnect_delay);
+        assert_eq!(v.comeback.reconnect_like, Some(ReconnectLike::Always));
+        assert_eq!(v.start_at.as_deref(), Some("2026-12-05T10:00:00Z"));
+    }
+
+    fn facts(secrets: &[&str], env: &[&str], awslogs: bool) -> ContainerFacts {
+        ContainerFacts {
+            name: "probe".into(),
+            secrets: secrets.iter().map(|s| s.to_string()).collect(),
+            environment: env.iter().map(|s| s.to_string()).collect(),
+            log_driver: Some(if awslogs { "awslogs" } else { "json-file" }.into()),
+            log_group: Some("/bosar/probe".into()),
+            log_prefix: Some("probe".into()),
+        }
+    }
+
+    #[test]
+    fn the_task_definition_must_hold_the_token_by_reference_and_log_with_awslogs() {
+        let c = cfg();
+        let gw = c.gateway.clone().unwrap();
+        let p = c.probe_ecs.clone().unwrap();
+        let place = check_container("td", &facts(&["GW_TOKEN"], &[], true), &gw, &p).unwrap();
+        assert_eq!(place.stream("abc"), "probe/probe/abc");
+        assert_eq!(place.group, "/bosar/probe");
+        let e = check_container("td", &facts(&[], &[], true), &gw, &p).unwrap_err();
+        assert!(
+            e[0].contains("has no `secrets` entry named GW_TOKEN"),
+            "{e:?}"
+        );
+        let e = check_container("td", &facts(&[], &["GW_TOKEN"], true), &gw, &p).unwrap_err();
+        assert!(e[0].contains("a plain environment value there"), "{e:?}");
+        let e = check_container("td", &facts(&["GW_TOKEN"], &[], false), &gw, &p).unwrap_err();
+        assert!(e[0].contains("does not log with awslogs"), "{e:?}");
+        // [probe.ecs] log_group and log_stream_prefix stand in for the task definition's.
+        let mut own = p.clone();
+        own.log_group = Some("/mine".into());
+        own.log_stream_prefix = Some("p".into());
+        let place = check_container("td", &facts(&["GW_TOKEN"], &[], false), &gw, &own).unwrap();
+        assert_eq!(
+            (place.group.as_str(), place.stream("t").as_str()),
+            ("/mine", "p/probe/t")
+        );
+    }
+
+    #[test]
+    fn the_start_is_the_given_one_or_now_plus_the_delay() {
+        let p = cfg().probe_ecs.unwrap();
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        assert_eq!(start_at(None, now, &p), "2027-01-15T08:03:00Z");
+        assert_eq!(
+            start_at(Some("2026-12-05T10:00:00Z"), now, &p),
+            "2026-12-05T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn probe_ecs_errors_name_the_line_and_key() {
+        let base = "[target_group]\nname = \"tg\"\n[probe.ecs]\ncluster = \"c\"\n";
+        let e = errors(&format!(
+            "{base}image = \"repo/bosar-deploy:1\"\nsubnets = [\"subnet-1\"]\n"
+        ));
+        assert!(
+            e.contains("deploy.toml:5")
+                && e.contains("probe.ecs.image")
+                && e.contains("RunTask starts a task definition"),
+            "{e}"
+        );
+        let e = errors(&format!("{base}task_definition = \"td\"\n"));
+        assert!(
+            e.contains("probe.ecs.subnets") && e.contains("missing required key"),
+            "{e}"
+        );
+        let e = errors(&format!("{base}task_definition = \"td\"\nsubnets = [\"net-1\"]\ncpu = 300\nsecurity_groups = [\"sg-1\"]\nassign_public_ip = \"yes\"\n"));
+        assert!(
+            e.contains("deploy.toml:6") && e.contains("is not an ID starting with subnet-"),
+            "{e}"
+        );
+        assert!(
+            e.contains("deploy.toml:7") && e.contains("not a Fargate task CPU value"),
+            "{e}"
+        );
+        assert!(
+            e.contains("probe.ecs.assign_public_ip") && e.contains("expected true or false"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{base}task_definition = \"td\"\nsubnets = [\"subnet-1\"]\nsubnet = 1\n"
+        ));
+        assert!(
+            e.contains("unknown key `subnet`; did you mean `subnets`?"),
+            "{e}"
+        );
+        let e = errors("[target_group]\nname = \"tg\"\n[probe]\nfargate = 1\n");
+        assert!(e.contains("unknown key `fargate`"), "{e}");
+    }
+}

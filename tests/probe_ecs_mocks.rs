@@ -12,7 +12,7 @@ use aws_sdk_cloudwatchlogs::types::OutputLogEvent;
 use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
 use aws_sdk_ecs::operation::run_task::{RunTaskInput, RunTaskOutput};
-use aws_sdk_ecs::operation::stop_task::StopTaskOutput;
+use aws_sdk_ecs::operation::stop_task::{StopTaskError, StopTaskOutput};
 use aws_sdk_ecs::types::{
     Container, ContainerDefinition, Failure, LogConfiguration, LogDriver, Secret, Task,
     TaskDefinition,
@@ -154,10 +154,21 @@ fn describe_rule(script: Script) -> Rule {
     })
 }
 
-fn stop_rule(stopped: Arc<Mutex<Vec<String>>>) -> Rule {
-    mock!(aws_sdk_ecs::Client::stop_task).then_compute_output(move |r| {
-        stopped.lock().unwrap().push(r.task().unwrap().to_string());
-        StopTaskOutput::builder().build()
+/// StopTask: every task recorded; those of `unstoppable` shards answer AccessDenied.
+fn stop_rule(stopped: Arc<Mutex<Vec<String>>>, unstoppable: &'static [u32]) -> Rule {
+    mock!(aws_sdk_ecs::Client::stop_task).then_compute_response(move |r| {
+        let arn = r.task().unwrap().to_string();
+        let i: u32 = arn.rsplit('t').next().unwrap().parse().unwrap();
+        if unstoppable.contains(&i) {
+            return MockResponse::Error(StopTaskError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not authorized to perform: ecs:StopTask")
+                    .build(),
+            ));
+        }
+        stopped.lock().unwrap().push(arn);
+        MockResponse::Output(StopTaskOutput::builder().build())
     })
 }
 
@@ -273,7 +284,7 @@ struct Run {
 }
 
 async fn run(k: u32, refused: &'static [u32], script: Script, streams: Streams) -> Run {
-    run_interrupted(k, refused, script, streams, None).await
+    run_interrupted(k, refused, script, streams, None, &[]).await
 }
 
 async fn run_interrupted(
@@ -282,6 +293,7 @@ async fn run_interrupted(
     script: Script,
     streams: Streams,
     interrupt_after: Option<Duration>,
+    unstoppable: &'static [u32],
 ) -> Run {
     std::env::set_var(TOKEN_VAR, TOKEN);
     let sent = Arc::new(Mutex::new(Vec::new()));
@@ -290,7 +302,7 @@ async fn run_interrupted(
         td_rule(&[TOKEN_VAR]),
         run_task_rule(sent.clone(), refused),
         describe_rule(script),
-        stop_rule(stopped.clone()),
+        stop_rule(stopped.clone(), unstoppable),
     ];
     let logs = [logs_rule(streams)];
     let engine = Engine {
@@ -532,7 +544,15 @@ fn never_ends(_: usize, _: u32) -> (&'static str, Option<i32>, Option<&'static s
 
 #[tokio::test(start_paused = true)]
 async fn an_interrupt_stops_every_task() {
-    let r = run_interrupted(3, &[], never_ends, on_time, Some(Duration::from_secs(12))).await;
+    let r = run_interrupted(
+        3,
+        &[],
+        never_ends,
+        on_time,
+        Some(Duration::from_secs(12)),
+        &[],
+    )
+    .await;
     let err = r.result.unwrap_err();
     assert_eq!(code_of(&err), Code::Interrupted);
     let msg = message_of(&err);
@@ -568,4 +588,22 @@ fn without_probe_ecs_on_ecs_is_refused_with_what_to_add() {
     assert!(bosar_deploy::exit::hint_of(&err)
         .unwrap()
         .contains("add [probe.ecs] with cluster, task_definition"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_it_could_not_stop_is_named_with_what_to_run() {
+    let after = Some(Duration::from_secs(12));
+    let r = run_interrupted(3, &[], never_ends, on_time, after, &[2]).await;
+    let err = r.result.unwrap_err();
+    assert_eq!(code_of(&err), Code::Interrupted);
+    let msg = message_of(&err);
+    assert!(msg.contains("stopped 2 of 3 task(s)"), "{msg}");
+    assert!(
+        msg.contains(&format!("could NOT stop shard 2 ({})", task_arn(2))),
+        "{msg}"
+    );
+    assert!(msg.contains("AccessDeniedException"), "{msg}");
+    let hint = bosar_deploy::exit::hint_of(&err).unwrap();
+    assert!(hint.contains("aws ecs stop-task"), "{hint}");
+    assert_eq!(r.stopped, vec![task_arn(1), task_arn(3)]);
 }

@@ -195,32 +195,40 @@ pub async fn refresh(
     Ok(())
 }
 
-/// Stops every task not known to have stopped; the ones it could not stop, with why.
+/// StopTask calls in flight at once: an interrupt leaves a few seconds to stop them all.
+const STOPS_AT_ONCE: usize = 10;
+
+/// Stops every task not known to have stopped, several at once; the ones it could not stop,
+/// with why.
 pub async fn stop_all(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
     tasks: &[ShardTask],
     reason: &str,
 ) -> Vec<(u32, String, String)> {
-    let mut failed = Vec::new();
-    for t in tasks {
-        if matches!(t.state, super::progress::State::Stopped { .. }) {
-            continue;
-        }
-        let r = ecs
-            .stop_task()
-            .cluster(cluster)
-            .task(&t.task_arn)
-            .reason(reason)
-            .send()
-            .await;
-        if let Err(e) = r {
-            failed.push((
-                t.index,
-                t.task_arn.clone(),
-                crate::exit::message_of(&sdk_error("StopTask", e)),
-            ));
-        }
-    }
-    failed
+    use futures_util::stream::{self, StreamExt};
+    let open = tasks
+        .iter()
+        .filter(|t| !matches!(t.state, super::progress::State::Stopped { .. }));
+    let results: Vec<(u32, String, Option<String>)> = stream::iter(open)
+        .map(|t| async move {
+            let r = ecs
+                .stop_task()
+                .cluster(cluster)
+                .task(&t.task_arn)
+                .reason(reason)
+                .send()
+                .await;
+            let err = r
+                .err()
+                .map(|e| crate::exit::message_of(&sdk_error("StopTask", e)));
+            (t.index, t.task_arn.clone(), err)
+        })
+        .buffered(STOPS_AT_ONCE)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .filter_map(|(i, arn, err)| err.map(|e| (i, arn, e)))
+        .collect()
 }

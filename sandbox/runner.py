@@ -95,6 +95,7 @@ try:
     from moto.elbv2.models import ELBv2Backend  # noqa: E402
     from moto.server import ThreadedMotoServer  # noqa: E402
     import strategies  # noqa: E402  (ECS-native deployments: blue/green, canary, linear)
+    import probe_tasks  # noqa: E402  (RunTask of the load probe as bosar-deploy processes)
 except ImportError as e:
     sys.exit(f"runner: cannot import {e.name} ({e}): {SETUP} (moto lives in .venv)")
 
@@ -230,6 +231,8 @@ class Runner:
         self.parent = os.getppid()
         self.native = strategies.Native(self) if args.strategy else None
         self.first_deployment: str | None = None
+        self.probe = probe_tasks.ProbeTasks(self, args.probe_bin) if args.probe_bin else None
+        self.probe_info: dict | None = None
 
     def log(self, msg: str) -> None:
         log(msg)
@@ -397,6 +400,9 @@ class Runner:
         ec2 = session.client("ec2", endpoint_url=self.endpoint)
         subnets = ec2.describe_subnets(SubnetIds=summary["subnet_ids"])["Subnets"]
         self.networks = [ipaddress.ip_network(s["CidrBlock"]) for s in subnets]
+        if self.probe:
+            self.probe.install()
+            self.probe_info = self.probe.seed()
         log(f"moto on {self.endpoint}, seeded ({self.args.state})")
 
     # --- HAProxy -------------------------------------------------------------------------
@@ -751,6 +757,7 @@ class Runner:
             deployment=dep["id"],
             revision=dep["taskDefinition"].rsplit("/", 1)[-1],
             tasks=[t.info() for t in self.tasks if t.state == "RUNNING"],
+            **({"probe": self.probe_info} if self.probe_info else {}),
             **(
                 {
                     "strategy": self.summary["strategy"],
@@ -798,6 +805,8 @@ class Runner:
     def cleanup(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
+        if self.probe:
+            self.probe.cleanup()
         live = [t.proc for t in self.tasks if t.proc and t.proc.poll() is None]
         for p in live:
             p.terminate()
@@ -853,6 +862,10 @@ def main(argv: list[str] | None = None) -> int:
         help="jwt: every later revision's gateways get another JWT secret; crash-in-bake: they are killed when BAKE_TIME begins",
     )
     p.add_argument("--workdir", help="keep logs and configs here (default: a temp dir, removed at exit)")
+    p.add_argument(
+        "--probe-bin",
+        help="seed the load probe's task definition and run its RunTask tasks as this bosar-deploy binary (sandbox/probe_tasks.py)",
+    )
     args = p.parse_args(argv)
 
     def on_signal(signum, _frame):

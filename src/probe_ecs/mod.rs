@@ -267,7 +267,8 @@ fn ended(
     Failure::new(code, message).hint(hint).into()
 }
 
-/// Each shard's document, or why it is missing.
+/// Each shard's document, or why it is missing; the streams are read side by side, so a
+/// missing one costs its wait once, not once per shard.
 async fn collect(
     engine: &Engine,
     place: &plan::LogPlace,
@@ -275,8 +276,7 @@ async fn collect(
     k: u32,
     ui: &Ui,
 ) -> Vec<(u32, Result<serde_json::Value, String>)> {
-    let mut docs = Vec::new();
-    for t in tasks {
+    let reads = tasks.iter().map(|t| async move {
         let got = match &t.state {
             State::Stopped { exit: None, reason } => Err(format!(
                 "its task stopped before the container ran: {reason}"
@@ -304,10 +304,13 @@ async fn collect(
             }
             _ => Err("its task had not stopped".to_string()),
         };
-        if let Err(why) = &got {
-            ui.warn(format!("shard {}/{k}: no document: {why}", t.index));
+        (t.index, got)
+    });
+    let docs = futures_util::future::join_all(reads).await;
+    for (i, got) in &docs {
+        if let Err(why) = got {
+            ui.warn(format!("shard {i}/{k}: no document: {why}"));
         }
-        docs.push((t.index, got));
     }
     docs
 }

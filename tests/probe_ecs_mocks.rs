@@ -559,6 +559,9 @@ async fn an_interrupt_stops_every_task() {
     assert!(msg.contains("interrupted"), "{msg}");
     assert!(msg.contains("stopped 3 of 3 task(s)"), "{msg}");
     assert_eq!(r.stopped, vec![task_arn(1), task_arn(2), task_arn(3)]);
+    // main prints the note, not an interrupted verb's error.
+    let (note, _) = r.ui.interrupt_note().expect("an interrupt note");
+    assert!(note.contains("stopped 3 of 3 task(s)"), "{note}");
 }
 
 #[tokio::test(start_paused = true)]

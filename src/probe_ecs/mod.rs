@@ -122,7 +122,7 @@ pub async fn run_with(
     };
     if let Some((code, why)) = end {
         let unstopped = tasks::stop_all(&engine.ecs, &p.cluster, &tasks, &why).await;
-        return Err(ended(code, &why, &tasks, &unstopped));
+        return Err(ended(ui, code, &why, &tasks, &unstopped));
     }
     let docs = collect(engine, &place, &tasks, k, ui).await;
     finish(docs, args, ui)
@@ -170,7 +170,7 @@ async fn start_all(
             "bosar-deploy: the run could not start every shard",
         )
         .await;
-        return Err(ended(code, &why, &started, &unstopped));
+        return Err(ended(ui, code, &why, &started, &unstopped));
     }
     ui.line(format!("{} shard task(s) started", started.len()));
     Ok(started)
@@ -234,7 +234,9 @@ async fn watch(
 }
 
 /// The error of a run that ended early: why, the tasks stopped, and those that could not be.
+/// An interrupt's is also the note `main` prints (it does not print an interrupted verb's error).
 fn ended(
+    ui: &Ui,
     code: Code,
     why: &str,
     started: &[ShardTask],
@@ -263,6 +265,9 @@ fn ended(
             "stop them yourself: aws ecs stop-task --cluster CLUSTER --task ARN (startedBy {})",
             tasks::STARTED_BY
         );
+    }
+    if code == Code::Interrupted {
+        ui.set_interrupt_note(message.clone(), hint.clone());
     }
     Failure::new(code, message).hint(hint).into()
 }

@@ -29,6 +29,10 @@ What it does, all on 127.0.0.1:
     (3 failed tasks): rolloutState FAILED and, with rollback on, a new
     deployment of the last completed revision.
 
+  * with --probe-bin PATH: seeds the load probe's task definition and runs
+    RunTask of it as PATH processes whose output goes to CloudWatch Logs
+    (sandbox/probe_tasks.py: what `verify --shards K --on-ecs` starts).
+
 stdout: JSON lines, one per event, each with "event" and "t" (unix seconds).
 The line with "event":"ready" comes once the first deployment has completed:
 
@@ -40,7 +44,9 @@ The line with "event":"ready" comes once the first deployment has completed:
 
 Other events: deployment_started, task_started, task_running (registered
 and in HAProxy), task_failed, draining (with delay_s), deregistered,
-task_stopped (pid, exit_code), deployment_completed, deployment_failed, stopped.
+task_stopped (pid, exit_code), deployment_completed, deployment_failed, stopped;
+with --probe-bin, probe_task_started (task, pid, command) and probe_task_stopped
+(task, exit_code).
 stderr: one human line per step.
 
 Stops everything it started on SIGTERM, SIGINT or SIGHUP, and when its parent

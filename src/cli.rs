@@ -499,7 +499,7 @@ pub struct VerifyArgs {
     pub shards: Option<u32>,
     /// Load probe: run the K shards as Fargate tasks of bosar-deploy's own image ([probe.ecs]),
     /// collect their reports from CloudWatch Logs and merge them
-    #[arg(long, requires = "shards")]
+    #[arg(long, requires = "shards", conflicts_with = "html")]
     pub on_ecs: bool,
     /// With --reconnect: write the run's timeline here as one self-contained HTML page
     /// (sessions per target, drops and reconnects); the step summary gets it as a chart

@@ -10,8 +10,8 @@ use std::time::Duration;
 use aws_sdk_cloudwatchlogs::operation::get_log_events::{GetLogEventsError, GetLogEventsOutput};
 use aws_sdk_cloudwatchlogs::types::OutputLogEvent;
 use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
-use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
-use aws_sdk_ecs::operation::run_task::{RunTaskInput, RunTaskOutput};
+use aws_sdk_ecs::operation::describe_tasks::{DescribeTasksError, DescribeTasksOutput};
+use aws_sdk_ecs::operation::run_task::{RunTaskError, RunTaskInput, RunTaskOutput};
 use aws_sdk_ecs::operation::stop_task::{StopTaskError, StopTaskOutput};
 use aws_sdk_ecs::types::{
     Container, ContainerDefinition, Failure, LogConfiguration, LogDriver, Secret, Task,
@@ -128,14 +128,17 @@ fn run_task_rule(sent: Arc<Mutex<Vec<RunTaskInput>>>, refused: &'static [u32]) -
 /// A task as DescribeTasks says it is at call `n` (0-based).
 type Script = fn(call: usize, shard: u32) -> (&'static str, Option<i32>, Option<&'static str>);
 
+/// DescribeTasks as `script` says.
 fn describe_rule(script: Script) -> Rule {
     let calls = Arc::new(Mutex::new(0usize));
-    mock!(aws_sdk_ecs::Client::describe_tasks).then_compute_output(move |r| {
+    mock!(aws_sdk_ecs::Client::describe_tasks).then_compute_response(move |r| {
         let mut n = calls.lock().unwrap();
         let mut out = DescribeTasksOutput::builder();
+        let call = *n;
+        *n += 1;
         for arn in r.tasks() {
             let i: u32 = arn.rsplit('t').next().unwrap().parse().unwrap();
-            let (status, exit, reason) = script(*n, i);
+            let (status, exit, reason) = script(call, i);
             let mut c = Container::builder().name("probe");
             if let Some(e) = exit {
                 c = c.exit_code(e);
@@ -149,8 +152,7 @@ fn describe_rule(script: Script) -> Rule {
                     .build(),
             );
         }
-        *n += 1;
-        out.build()
+        MockResponse::Output(out.build())
     })
 }
 
@@ -609,4 +611,174 @@ async fn a_task_it_could_not_stop_is_named_with_what_to_run() {
     let hint = bosar_deploy::exit::hint_of(&err).unwrap();
     assert!(hint.contains("aws ecs stop-task"), "{hint}");
     assert_eq!(r.stopped, vec![task_arn(1), task_arn(3)]);
+}
+
+/// Every task of three in `status` (stopped ones with exit 0).
+fn all_tasks(status: &str) -> DescribeTasksOutput {
+    let mut out = DescribeTasksOutput::builder();
+    for i in 1..=3 {
+        let mut c = Container::builder().name("probe");
+        if status == "STOPPED" {
+            c = c.exit_code(0);
+        }
+        out = out.tasks(
+            Task::builder()
+                .task_arn(task_arn(i))
+                .last_status(status)
+                .containers(c.build())
+                .build(),
+        );
+    }
+    out.build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_describe_tasks_is_tried_again() {
+    std::env::set_var(TOKEN_VAR, TOKEN);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let stopped = Arc::new(Mutex::new(Vec::new()));
+    // Throttled more often than the SDK retries one call: the next poll tries again.
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
+        .sequence()
+        .output(|| all_tasks("RUNNING"))
+        .error(|| {
+            DescribeTasksError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        })
+        .times(8)
+        .output(|| all_tasks("STOPPED"))
+        .repeatedly()
+        .build();
+    let rules = [
+        td_rule(&[TOKEN_VAR]),
+        run_task_rule(sent.clone(), &[]),
+        describe,
+        stop_rule(stopped.clone(), &[]),
+    ];
+    let engine = Engine {
+        ecs: mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &rules),
+        logs: mock_client!(
+            aws_sdk_cloudwatchlogs,
+            RuleMode::MatchAny,
+            &[logs_rule(on_time)]
+        ),
+        poll: Duration::from_secs(5),
+        log_wait: Duration::from_secs(60),
+    };
+    let cfg = config();
+    let a = args(30, 3);
+    let (p, gw) = settings(&a, &cfg).unwrap();
+    let ui = Ui::capturing();
+    let result = run_with(&engine, &a, p, &gw, &cfg, &ui).await;
+    let lines = ui.captured().join("\n");
+    assert_eq!(
+        result.as_ref().map_err(message_of).ok(),
+        Some(&Code::Success),
+        "{lines}"
+    );
+    assert!(lines.contains("merged 3 shard report(s)"), "{lines}");
+    let warned = ui.warnings().join("\n");
+    assert!(
+        warned.contains("DescribeTasks") && warned.contains("trying again"),
+        "{warned}"
+    );
+    assert!(stopped.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_task_access_denied_is_named_and_nothing_is_left_running() {
+    let stopped = Arc::new(Mutex::new(Vec::new()));
+    let rules = [
+        td_rule(&[TOKEN_VAR]),
+        mock!(aws_sdk_ecs::Client::run_task).then_error(|| {
+            RunTaskError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("User is not authorized to perform: ecs:RunTask")
+                    .build(),
+            )
+        }),
+        stop_rule(stopped.clone(), &[]),
+    ];
+    let engine = Engine {
+        ecs: mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &rules),
+        logs: mock_client!(
+            aws_sdk_cloudwatchlogs,
+            RuleMode::MatchAny,
+            &[logs_rule(on_time)]
+        ),
+        poll: Duration::from_secs(5),
+        log_wait: Duration::from_secs(60),
+    };
+    let cfg = config();
+    let a = args(30, 3);
+    let (p, gw) = settings(&a, &cfg).unwrap();
+    let err = run_with(&engine, &a, p, &gw, &cfg, &Ui::capturing())
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&err), Code::Failed);
+    let msg = message_of(&err);
+    assert!(
+        msg.contains("shard 1/3 did not start: RunTask failed: AccessDeniedException"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("shard 2/3"),
+        "it stops at the first refusal: {msg}"
+    );
+    let hint = bosar_deploy::exit::hint_of(&err).unwrap();
+    assert!(
+        hint.contains("no shard task of this run is left running"),
+        "{hint}"
+    );
+    assert!(stopped.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn describe_tasks_failing_for_a_minute_ends_the_run_and_stops_every_task() {
+    std::env::set_var(TOKEN_VAR, TOKEN);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let stopped = Arc::new(Mutex::new(Vec::new()));
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_error(|| {
+        DescribeTasksError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("not authorized to perform: ecs:DescribeTasks")
+                .build(),
+        )
+    });
+    let rules = [
+        td_rule(&[TOKEN_VAR]),
+        run_task_rule(sent.clone(), &[]),
+        describe,
+        stop_rule(stopped.clone(), &[]),
+    ];
+    let engine = Engine {
+        ecs: mock_client!(aws_sdk_ecs, RuleMode::MatchAny, &rules),
+        logs: mock_client!(
+            aws_sdk_cloudwatchlogs,
+            RuleMode::MatchAny,
+            &[logs_rule(on_time)]
+        ),
+        poll: Duration::from_secs(5),
+        log_wait: Duration::from_secs(60),
+    };
+    let cfg = config();
+    let a = args(30, 3);
+    let (p, gw) = settings(&a, &cfg).unwrap();
+    let err = run_with(&engine, &a, p, &gw, &cfg, &Ui::capturing())
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&err), Code::Failed);
+    let msg = message_of(&err);
+    assert!(
+        msg.contains("AccessDeniedException") && msg.contains("12 polls in a row failed"),
+        "{msg}"
+    );
+    assert!(msg.contains("stopped 3 of 3 task(s)"), "{msg}");
+    assert_eq!(stopped.lock().unwrap().len(), 3);
 }

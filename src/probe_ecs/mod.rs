@@ -176,6 +176,10 @@ async fn start_all(
     Ok(started)
 }
 
+/// DescribeTasks polls that may fail in a row (throttled, a network fault) before the run
+/// gives up and stops its tasks: a minute at the 5 s pace.
+const MAX_FAILED_POLLS: u32 = 12;
+
 /// How the watch ended.
 enum Watched {
     /// Every task stopped.
@@ -196,13 +200,23 @@ async fn watch(
 ) -> Watched {
     let deadline = tokio::time::Instant::now() + p.timeout;
     let mut last_summary = String::new();
+    let mut failed_in_a_row = 0;
     loop {
         let before: Vec<State> = tasks.iter().map(|t| t.state.clone()).collect();
-        if let Err(e) = tasks::refresh(&engine.ecs, &p.cluster, container, &mut tasks).await {
-            ui.warn(format!(
-                "DescribeTasks: {} (trying again)",
-                crate::exit::message_of(&e)
-            ));
+        match tasks::refresh(&engine.ecs, &p.cluster, container, &mut tasks).await {
+            Ok(()) => failed_in_a_row = 0,
+            Err(e) if failed_in_a_row + 1 >= MAX_FAILED_POLLS => {
+                let why = format!(
+                    "{} ({MAX_FAILED_POLLS} polls in a row failed)",
+                    crate::exit::message_of(&e)
+                );
+                return Watched::Ended(tasks, Code::Failed, why);
+            }
+            Err(e) => {
+                failed_in_a_row += 1;
+                let m = crate::exit::message_of(&e);
+                ui.warn(format!("{m} (trying again at the next poll)"));
+            }
         }
         for (t, b) in tasks.iter().zip(&before) {
             if let Some(line) = progress::transition(t, k, b) {

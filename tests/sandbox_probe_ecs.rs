@@ -50,6 +50,15 @@ fn total_connections(runner: &TaskRunner) -> u64 {
         .sum()
 }
 
+/// The document is valid against schema/output.schema.json.
+fn assert_schema(doc: &Value) {
+    let text = std::fs::read_to_string(support::repo().join("schema/output.schema.json")).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+}
+
 fn stopped_tasks(runner: &TaskRunner) -> Vec<Value> {
     runner
         .events()
@@ -90,6 +99,7 @@ fn shards_on_ecs_run_merge_fail_by_name_and_stop_on_interrupt() {
         .args(["--on-ecs", "--hold", "3s"]));
     assert_eq!(out.code, 0, "{}\n{}", out.all(), runner.log());
     let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_schema(&doc);
     let p = &doc["probe"];
     assert_eq!(p["merge"]["shards"], 4, "{p:#}");
     assert_eq!(

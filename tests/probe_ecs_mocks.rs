@@ -195,3 +195,45 @@ fn without_probe_ecs_on_ecs_is_refused_with_what_to_add() {
         .unwrap()
         .contains("add [probe.ecs] with cluster, task_definition"));
 }
+
+/// The binary: without `[probe.ecs]` the run is refused (exit 2, the JSON envelope too) before
+/// any call; with it, the starting machine needs no token (it fails at AWS, not at the
+/// token's variable).
+#[test]
+fn the_cli_refuses_without_probe_ecs_and_needs_no_token_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let path = dir.path().join("deploy.toml");
+        std::fs::write(&path, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_bosar-deploy"))
+            .arg("--config")
+            .arg(&path)
+            .args(["--output", "json", "verify", "--connections", "30"])
+            .args(["--shards", "3", "--on-ecs"])
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env_remove("MOCKS_CLI_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let gateway = "[target_group]\nname = \"tg\"\n[gateway]\nurl = \"https://chat.example.com\"\ntoken_env = \"MOCKS_CLI_TOKEN\"\n";
+    let out = run(gateway);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("has no [probe.ecs] section"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["exit_code"], 2);
+    let out = run(&format!(
+        "{gateway}[probe.ecs]\ncluster = \"c\"\ntask_definition = \"td\"\nsubnets = [\"subnet-1\"]\n"
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("GetCallerIdentity failed"), "{stderr}");
+    assert!(
+        !stderr.contains("MOCKS_CLI_TOKEN"),
+        "the starting machine needs no token: {stderr}"
+    );
+}

@@ -178,18 +178,25 @@ pub fn check_container(
     p: &ProbeEcsSection,
 ) -> Result<LogPlace, Vec<String>> {
     let mut missing = Vec::new();
-    for var in token_variables(gw) {
-        if !c.secrets.iter().any(|s| s == var) {
-            let plain = if c.environment.iter().any(|e| e == var) {
-                " (it is a plain environment value there: move it to `secrets`)"
-            } else {
-                ""
-            };
-            missing.push(format!(
-                "container {} of task definition {td} has no `secrets` entry named {var}{plain}: add {{\"name\": \"{var}\", \"valueFrom\": \"arn:aws:secretsmanager:…\" or an SSM parameter ARN}}, the token source [gateway] names, so the shard reads it by reference",
-                c.name
-            ));
-        }
+    let vars = token_variables(gw);
+    for var in vars
+        .iter()
+        .filter(|v| c.environment.iter().any(|e| e == *v))
+    {
+        missing.push(format!(
+            "container {} of task definition {td} holds {var} as a plain environment value (the token in clear, in the task definition): make it a `secrets` entry",
+            c.name
+        ));
+    }
+    // The shard uses the first variable that is set, so one reference is enough.
+    let by_reference = vars.iter().any(|v| c.secrets.iter().any(|s| s == v));
+    if !vars.is_empty() && !by_reference {
+        let var = vars[0];
+        missing.push(format!(
+            "container {} of task definition {td} has no `secrets` entry named {}: add {{\"name\": \"{var}\", \"valueFrom\": \"arn:aws:secretsmanager:…\" or an SSM parameter ARN}}, the token source [gateway] names, so the shard reads it by reference",
+            c.name,
+            vars.join(" or ")
+        ));
     }
     let awslogs = c.log_driver.as_deref() == Some("awslogs");
     let group = p
@@ -319,7 +326,20 @@ mod tests {
             "{e:?}"
         );
         let e = check_container("td", &facts(&[], &["GW_TOKEN"], true), &gw, &p).unwrap_err();
-        assert!(e[0].contains("a plain environment value there"), "{e:?}");
+        assert!(
+            e[0].contains("holds GW_TOKEN as a plain environment value"),
+            "{e:?}"
+        );
+        assert!(e[1].contains("no `secrets` entry named GW_TOKEN"), "{e:?}");
+        // Either source by reference is enough; none configured needs none.
+        let mut both = gw.clone();
+        both.jwt_secret_env = Some("GW_JWT".into());
+        assert!(check_container("td", &facts(&["GW_JWT"], &[], true), &both, &p).is_ok());
+        let e = check_container("td", &facts(&[], &[], true), &both, &p).unwrap_err();
+        assert!(e[0].contains("named GW_TOKEN or GW_JWT"), "{e:?}");
+        let mut open = gw.clone();
+        open.token_env = None;
+        assert!(check_container("td", &facts(&[], &[], true), &open, &p).is_ok());
         let e = check_container("td", &facts(&["GW_TOKEN"], &[], false), &gw, &p).unwrap_err();
         assert!(e[0].contains("does not log with awslogs"), "{e:?}");
         // [probe.ecs] log_group and log_stream_prefix stand in for the task definition's.

@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -81,12 +82,17 @@ fn shards_on_ecs_run_merge_fail_by_name_and_stop_on_interrupt() {
         &[],
     );
     let (_dir, path) = write_config(&config(&runner));
-    let before = total_connections(&runner);
+    merged(&runner, &path);
+    a_killed_shard_is_missing(&runner, &path);
+    an_interrupt_stops_every_task(&runner, &path);
+}
 
-    // 1. 2,000 sessions in 4 Fargate "tasks", merged.
+/// 2,000 sessions in 4 Fargate "tasks", merged and matched against the gateways' counters.
+fn merged(runner: &TaskRunner, path: &Path) {
+    let before = total_connections(runner);
     let out = run(bosar(&runner.endpoint, "probe-ecs-1")
         .arg("--config")
-        .arg(&path)
+        .arg(path)
         .args([
             "--output",
             "json",
@@ -107,7 +113,7 @@ fn shards_on_ecs_run_merge_fail_by_name_and_stop_on_interrupt() {
         (Some(2000), Some(2000))
     );
     assert_eq!(
-        total_connections(&runner) - before,
+        total_connections(runner) - before,
         2000,
         "the gateways' own count"
     );
@@ -124,11 +130,13 @@ fn shards_on_ecs_run_merge_fail_by_name_and_stop_on_interrupt() {
         "{}",
         out.stderr
     );
-    assert_eq!(stopped_tasks(&runner).len(), 4);
+    assert_eq!(stopped_tasks(runner).len(), 4);
+}
 
-    // 2. Shard 3's process killed mid-hold: named, and the merge says what is missing.
+/// Shard 3's process killed mid-hold: named, and the merge says what is missing.
+fn a_killed_shard_is_missing(runner: &TaskRunner, path: &Path) {
     let mut cmd = bosar(&runner.endpoint, "probe-ecs-2");
-    cmd.arg("--config").arg(&path).args([
+    cmd.arg("--config").arg(path).args([
         "verify",
         "--connections",
         "200",
@@ -174,13 +182,15 @@ fn shards_on_ecs_run_merge_fail_by_name_and_stop_on_interrupt() {
         out.stderr
     );
     assert!(out.stderr.contains("exit 137"), "{}", out.stderr);
+}
 
-    // 3. An interrupt while the shards hold stops every task.
-    let before_stops = stopped_tasks(&runner).len();
+/// An interrupt while the shards hold stops every task.
+fn an_interrupt_stops_every_task(runner: &TaskRunner, path: &Path) {
+    let before_stops = stopped_tasks(runner).len();
     let m = signal_when(
         bosar(&runner.endpoint, "probe-ecs-3")
             .arg("--config")
-            .arg(&path)
+            .arg(path)
             .args([
                 "verify",
                 "--connections",
@@ -202,11 +212,11 @@ fn shards_on_ecs_run_merge_fail_by_name_and_stop_on_interrupt() {
     );
     assert!(m.elapsed < Duration::from_secs(60), "{:?}", m.elapsed);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while stopped_tasks(&runner).len() < before_stops + 4 && std::time::Instant::now() < deadline {
+    while stopped_tasks(runner).len() < before_stops + 4 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
-        stopped_tasks(&runner).len(),
+        stopped_tasks(runner).len(),
         before_stops + 4,
         "{}",
         runner.log()

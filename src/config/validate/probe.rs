@@ -25,6 +25,43 @@ pub(super) fn validate_probe_ecs(
         .container
         .as_ref()
         .and_then(|v| non_empty(errs, v, "probe.ecs.container"));
+    let subnets = subnets(errs, e_s);
+    let security_groups = ids(
+        errs,
+        &e.security_groups,
+        "probe.ecs.security_groups",
+        "sg-",
+        5,
+    );
+    let (cpu, memory) = task_size(errs, e);
+    let log_group = e
+        .log_group
+        .as_ref()
+        .and_then(|v| non_empty(errs, v, "probe.ecs.log_group"));
+    let log_stream_prefix = e
+        .log_stream_prefix
+        .as_ref()
+        .and_then(|v| non_empty(errs, v, "probe.ecs.log_stream_prefix"));
+    let (start_delay, timeout) = durations(errs, e);
+    Some(ProbeEcsSection {
+        cluster: cluster?,
+        task_definition: task_definition?,
+        container,
+        subnets: subnets?,
+        security_groups: security_groups.unwrap_or_default(),
+        assign_public_ip: e.assign_public_ip.as_ref().is_some_and(|v| *v.get_ref()),
+        cpu,
+        memory,
+        log_group,
+        log_stream_prefix,
+        start_delay: start_delay?,
+        timeout: timeout?,
+    })
+}
+
+/// `subnets`: required, 1 to 16 `subnet-` IDs.
+fn subnets(errs: &mut Errors, e_s: &S<RawProbeEcs>) -> Option<Vec<String>> {
+    let e = e_s.get_ref();
     let subnets = ids(errs, &e.subnets, "probe.ecs.subnets", "subnet-", 16);
     if e.subnets.is_none() {
         errs.at(
@@ -42,13 +79,11 @@ pub(super) fn validate_probe_ecs(
             Some("1 to 16 subnet IDs, like [\"subnet-0abc\"]"),
         );
     }
-    let security_groups = ids(
-        errs,
-        &e.security_groups,
-        "probe.ecs.security_groups",
-        "sg-",
-        5,
-    );
+    subnets
+}
+
+/// `cpu` and `memory`: Fargate's task sizes.
+fn task_size(errs: &mut Errors, e: &RawProbeEcs) -> (Option<u32>, Option<u32>) {
     let cpu = e.cpu.as_ref().and_then(|v| {
         let ok = u32::try_from(*v.get_ref())
             .ok()
@@ -77,14 +112,11 @@ pub(super) fn validate_probe_ecs(
         }
         ok
     });
-    let log_group = e
-        .log_group
-        .as_ref()
-        .and_then(|v| non_empty(errs, v, "probe.ecs.log_group"));
-    let log_stream_prefix = e
-        .log_stream_prefix
-        .as_ref()
-        .and_then(|v| non_empty(errs, v, "probe.ecs.log_stream_prefix"));
+    (cpu, memory)
+}
+
+/// `start_delay` and `timeout`, with their defaults.
+fn durations(errs: &mut Errors, e: &RawProbeEcs) -> (Option<Duration>, Option<Duration>) {
     let start_delay = match &e.start_delay {
         None => Some(PROBE_ECS_DEFAULT_START_DELAY),
         Some(v) => dur(errs, v, "probe.ecs.start_delay", Duration::ZERO, Duration::from_secs(3600), "0s to 1h (how far ahead the shards' common --start-at is; Fargate takes a minute or two to start a task)"),
@@ -100,20 +132,7 @@ pub(super) fn validate_probe_ecs(
             "1m to 24h (how long to wait for every task to stop)",
         ),
     };
-    Some(ProbeEcsSection {
-        cluster: cluster?,
-        task_definition: task_definition?,
-        container,
-        subnets: subnets?,
-        security_groups: security_groups.unwrap_or_default(),
-        assign_public_ip: e.assign_public_ip.as_ref().is_some_and(|v| *v.get_ref()),
-        cpu,
-        memory,
-        log_group,
-        log_stream_prefix,
-        start_delay: start_delay?,
-        timeout: timeout?,
-    })
+    (start_delay, timeout)
 }
 
 /// `task_definition` names what RunTask starts; `image` alone cannot (RunTask takes no image),

@@ -29,6 +29,10 @@ What it does, all on 127.0.0.1:
     (3 failed tasks): rolloutState FAILED and, with rollback on, a new
     deployment of the last completed revision.
 
+  * with --probe-bin PATH: seeds the load probe's task definition and runs
+    RunTask of it as PATH processes whose output goes to CloudWatch Logs
+    (sandbox/probe_tasks.py: what `verify --shards K --on-ecs` starts).
+
 stdout: JSON lines, one per event, each with "event" and "t" (unix seconds).
 The line with "event":"ready" comes once the first deployment has completed:
 
@@ -40,7 +44,9 @@ The line with "event":"ready" comes once the first deployment has completed:
 
 Other events: deployment_started, task_started, task_running (registered
 and in HAProxy), task_failed, draining (with delay_s), deregistered,
-task_stopped (pid, exit_code), deployment_completed, deployment_failed, stopped.
+task_stopped (pid, exit_code), deployment_completed, deployment_failed, stopped;
+with --probe-bin, probe_task_started (task, pid, command) and probe_task_stopped
+(task, exit_code).
 stderr: one human line per step.
 
 Stops everything it started on SIGTERM, SIGINT or SIGHUP, and when its parent
@@ -95,6 +101,7 @@ try:
     from moto.elbv2.models import ELBv2Backend  # noqa: E402
     from moto.server import ThreadedMotoServer  # noqa: E402
     import strategies  # noqa: E402  (ECS-native deployments: blue/green, canary, linear)
+    import probe_tasks  # noqa: E402  (RunTask of the load probe as bosar-deploy processes)
 except ImportError as e:
     sys.exit(f"runner: cannot import {e.name} ({e}): {SETUP} (moto lives in .venv)")
 
@@ -230,6 +237,8 @@ class Runner:
         self.parent = os.getppid()
         self.native = strategies.Native(self) if args.strategy else None
         self.first_deployment: str | None = None
+        self.probe = probe_tasks.ProbeTasks(self, args.probe_bin) if args.probe_bin else None
+        self.probe_info: dict | None = None
 
     def log(self, msg: str) -> None:
         log(msg)
@@ -397,6 +406,9 @@ class Runner:
         ec2 = session.client("ec2", endpoint_url=self.endpoint)
         subnets = ec2.describe_subnets(SubnetIds=summary["subnet_ids"])["Subnets"]
         self.networks = [ipaddress.ip_network(s["CidrBlock"]) for s in subnets]
+        if self.probe:
+            self.probe.install()
+            self.probe_info = self.probe.seed()
         log(f"moto on {self.endpoint}, seeded ({self.args.state})")
 
     # --- HAProxy -------------------------------------------------------------------------
@@ -751,6 +763,7 @@ class Runner:
             deployment=dep["id"],
             revision=dep["taskDefinition"].rsplit("/", 1)[-1],
             tasks=[t.info() for t in self.tasks if t.state == "RUNNING"],
+            **({"probe": self.probe_info} if self.probe_info else {}),
             **(
                 {
                     "strategy": self.summary["strategy"],
@@ -798,6 +811,8 @@ class Runner:
     def cleanup(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
+        if self.probe:
+            self.probe.cleanup()
         live = [t.proc for t in self.tasks if t.proc and t.proc.poll() is None]
         for p in live:
             p.terminate()
@@ -853,6 +868,10 @@ def main(argv: list[str] | None = None) -> int:
         help="jwt: every later revision's gateways get another JWT secret; crash-in-bake: they are killed when BAKE_TIME begins",
     )
     p.add_argument("--workdir", help="keep logs and configs here (default: a temp dir, removed at exit)")
+    p.add_argument(
+        "--probe-bin",
+        help="seed the load probe's task definition and run its RunTask tasks as this bosar-deploy binary (sandbox/probe_tasks.py)",
+    )
     args = p.parse_args(argv)
 
     def on_signal(signum, _frame):

@@ -501,6 +501,14 @@ pub struct VerifyArgs {
     /// Load probe: the run id a shard's report carries [default: from --start-at, N and K]
     #[arg(long, value_name = "ID", requires = "shard")]
     pub run_id: Option<String>,
+    /// Load probe: split the N sessions over K shards started elsewhere (with --on-ecs: K
+    /// Fargate tasks, 1-1000), then merge their reports as `report merge` does
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000), requires_all = ["connections", "on_ecs"], conflicts_with = "shard")]
+    pub shards: Option<u32>,
+    /// Load probe: run the K shards as Fargate tasks of bosar-deploy's own image ([probe.ecs]),
+    /// collect their reports from CloudWatch Logs and merge them
+    #[arg(long, requires = "shards", conflicts_with = "html")]
+    pub on_ecs: bool,
     /// With --reconnect: write the run's timeline here as one self-contained HTML page
     /// (sessions per target, drops and reconnects); the step summary gets it as a chart
     #[arg(long, value_name = "PATH", requires = "reconnect")]

@@ -32,6 +32,7 @@ pub mod outside;
 pub mod picture;
 pub mod picture_of;
 pub mod pipeline;
+pub mod probe_ecs;
 pub mod report;
 pub mod traffic;
 pub mod ui;
@@ -59,7 +60,7 @@ mod layers {
         "global.rs",
         "lib.rs",
     ];
-    const ABOVE_BASE: [&str; 15] = [
+    const ABOVE_BASE: [&str; 16] = [
         "picture",
         "picture_of",
         "cli",
@@ -75,6 +76,7 @@ mod layers {
         "traffic",
         "monitor",
         "merge_cmd",
+        "probe_ecs",
     ];
 
     fn rust_files(p: &Path, out: &mut Vec<PathBuf>) {

@@ -23,7 +23,13 @@ pub fn run(args: &MergeArgs, ui: &Ui) -> anyhow::Result<Code> {
         let (name, text) = read(file)?;
         parts.extend(parts_of(&name, &text)?);
     }
-    let merged = merge::merge(&parts).map_err(|why| {
+    conclude_parts(&parts, args.junit.as_deref(), ui)
+}
+
+/// The merge of `parts` (of one run), ended like a single run: text, JSON, JUnit, exit code.
+/// Shared with `verify --on-ecs`, whose parts come from the tasks' log streams.
+pub fn conclude_parts(parts: &[ShardPart], junit: Option<&Path>, ui: &Ui) -> anyhow::Result<Code> {
+    let merged = merge::merge(parts).map_err(|why| {
         Failure::usage(format!("cannot merge these reports: {why}"))
             .hint("give the JSON documents of every shard of one run, each once")
     })?;
@@ -43,7 +49,7 @@ pub fn run(args: &MergeArgs, ui: &Ui) -> anyhow::Result<Code> {
         ui,
         &report,
         "bosar-deploy report merge",
-        args.junit.as_deref(),
+        junit,
         Some(("merge", extra)),
     ))
 }

@@ -18,6 +18,10 @@ use crate::ui::Ui;
 
 /// The CLI verb: settings from `[gateway]` (and `--url`), then the checks or the probe.
 pub async fn run(args: &VerifyArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Code> {
+    if args.on_ecs {
+        // The shards read the token in their tasks; this process needs none.
+        return crate::probe_ecs::run(args, cfg, g, ui).await;
+    }
     let gw = cfg.gateway_or_url("verify", args.url.as_deref())?;
     let settings =
         VerifySettings::from_config(&gw, args.url.as_deref(), args.allow_insecure_token)?;

@@ -23,18 +23,36 @@ use crate::exit::Failure;
 use diagnostics::Errors;
 
 pub const ENV_CONFIG: &str = "BOSAR_DEPLOY_CONFIG";
+/// The whole config as TOML text, for a process without a file: a shard task that
+/// `verify --on-ecs` starts (the image has no shell to write one). Read when neither
+/// `--config` nor `$BOSAR_DEPLOY_CONFIG` is given; it names only variables, never a secret.
+pub const ENV_CONFIG_TOML: &str = "BOSAR_DEPLOY_CONFIG_TOML";
+/// The name errors give a config read from [`ENV_CONFIG_TOML`].
+const INLINE_PATH: &str = "$BOSAR_DEPLOY_CONFIG_TOML";
 /// Selects an `[environments.NAME]` table when `--env` is not given.
 pub const ENV_SELECT: &str = "BOSAR_DEPLOY_ENV";
 
-/// Where the config comes from: `--config`, else `$BOSAR_DEPLOY_CONFIG`, else `./deploy.toml`.
+/// Where the config comes from: `--config`, else `$BOSAR_DEPLOY_CONFIG`, else the text in
+/// `$BOSAR_DEPLOY_CONFIG_TOML`, else `./deploy.toml`.
 pub fn locate(flag: Option<&Path>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }
     match std::env::var_os(ENV_CONFIG) {
         Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ if std::env::var_os(ENV_CONFIG_TOML).is_some_and(|v| !v.is_empty()) => {
+            PathBuf::from(INLINE_PATH)
+        }
         _ => PathBuf::from("deploy.toml"),
     }
+}
+
+/// The config file's text, or [`ENV_CONFIG_TOML`]'s when `path` stands for it.
+fn read_source(path: &Path) -> std::io::Result<String> {
+    if path == Path::new(INLINE_PATH) {
+        return std::env::var(ENV_CONFIG_TOML).map_err(std::io::Error::other);
+    }
+    std::fs::read_to_string(path)
 }
 
 /// The environment to overlay: `--env`, else `$BOSAR_DEPLOY_ENV`, else none.
@@ -49,7 +67,7 @@ pub fn selected_environment(flag: Option<&str>) -> Option<String> {
 /// Reads and validates the file with `environment` overlaid. Every error is a usage error
 /// (exit 2); nothing has been called on AWS.
 pub fn load(path: &Path, environment: Option<&str>) -> anyhow::Result<Config> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    let source = read_source(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             format!("write one for an existing service with `bosar-deploy init --cluster CLUSTER --service SERVICE`, or pass --config PATH (or set {ENV_CONFIG}); the default is ./deploy.toml")
         } else {

@@ -20,6 +20,8 @@ pub struct Config {
     pub gateway: Option<GatewaySection>,
     /// `[monitor]`; `None`: the defaults ([`MonitorSection::default`]).
     pub monitor: Option<MonitorSection>,
+    /// `[probe.ecs]`; `None`: `verify --on-ecs` is refused with what to add.
+    pub probe_ecs: Option<ProbeEcsSection>,
 }
 
 /// Where `monitor --emit emf` publishes: a CloudWatch namespace and the dimensions every
@@ -474,3 +476,35 @@ impl Config {
         }
     }
 }
+
+/// `[probe.ecs]`: where `verify --connections N --shards K --on-ecs` starts its K shards, each
+/// a Fargate task of a task definition that holds the bosar-deploy image (docs/distribution.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeEcsSection {
+    pub cluster: String,
+    /// `family` or `family:revision`, or a task definition ARN.
+    pub task_definition: String,
+    /// The bosar-deploy container; `None`: the task definition's only (or first) container.
+    pub container: Option<String>,
+    pub subnets: Vec<String>,
+    /// Empty: the VPC's default security group.
+    pub security_groups: Vec<String>,
+    pub assign_public_ip: bool,
+    /// Task-level CPU units and memory (MiB) overrides; `None`: the task definition's.
+    pub cpu: Option<u32>,
+    pub memory: Option<u32>,
+    /// Where the shards' documents are read; `None`: the container's awslogs `logConfiguration`.
+    pub log_group: Option<String>,
+    pub log_stream_prefix: Option<String>,
+    /// How far ahead of now the shards' common `--start-at` is: Fargate takes a minute or two
+    /// to pull and start a task.
+    pub start_delay: Duration,
+    /// How long to wait for every task to stop, from the first RunTask.
+    pub timeout: Duration,
+}
+
+/// `[probe.ecs] start_delay` and `timeout` defaults.
+pub const PROBE_ECS_DEFAULT_START_DELAY: Duration = Duration::from_secs(180);
+pub const PROBE_ECS_DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Fargate's task CPU units.
+pub const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];

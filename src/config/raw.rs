@@ -11,6 +11,9 @@ use toml_edit::{ImDocument, Item, TableLike};
 
 use super::diagnostics::{did_you_mean, Errors};
 
+mod probe;
+pub(super) use probe::{RawProbe, RawProbeEcs};
+
 pub(super) type S<T> = Spanned<T>;
 
 #[derive(Default)]
@@ -21,6 +24,8 @@ pub(super) struct RawConfig {
     pub(super) ecs: Option<S<RawEcs>>,
     pub(super) gateway: Option<S<RawGateway>>,
     pub(super) monitor: Option<S<RawMonitor>>,
+    /// `[probe]`: where `verify --on-ecs` starts its shards.
+    pub(super) probe: Option<RawProbe>,
 }
 
 /// `[monitor]`: where `monitor --emit emf` publishes.
@@ -123,13 +128,14 @@ pub(super) struct RawFile {
     pub(super) environments: Vec<RawOverlay>,
 }
 
-const TOP: [&str; 7] = [
+const TOP: [&str; 8] = [
     "aws",
     "load_balancer",
     "target_group",
     "ecs",
     "gateway",
     "monitor",
+    "probe",
     "environments",
 ];
 const MONITOR: [&str; 2] = ["namespace", "dimensions"];
@@ -408,7 +414,7 @@ pub(super) fn read(source: &str, errs: &mut Errors) -> Option<RawFile> {
             environments.push(RawOverlay {
                 name: name.to_string(),
                 span: covering_span(item),
-                config: read_config(&table, &TOP[..6], errs),
+                config: read_config(&table, &TOP[..7], errs),
             });
         }
     }
@@ -469,6 +475,7 @@ fn read_config(t: &Table, allowed: &[&str], errs: &mut Errors) -> RawConfig {
         monitor: t
             .table("monitor", errs)
             .map(|m| spanned(&m, read_monitor(&m, errs))),
+        probe: t.table("probe", errs).map(|p| probe::read_probe(&p, errs)),
     }
 }
 
@@ -675,6 +682,10 @@ pub(super) fn overlay(base: RawConfig, over: RawConfig) -> RawConfig {
             namespace: o.namespace.or(b.namespace),
             dimensions: o.dimensions.or(b.dimensions),
         }),
+        probe: match (base.probe, over.probe) {
+            (Some(b), Some(o)) => Some(probe::overlay_probe(b, o)),
+            (b, o) => o.or(b),
+        },
     }
 }
 

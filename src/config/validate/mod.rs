@@ -4,6 +4,7 @@
 mod deployment;
 mod ecs;
 mod gateway;
+mod probe;
 mod target_group;
 
 use std::ops::Range;
@@ -274,6 +275,11 @@ pub(super) fn validate(file: &Path, raw: RawConfig, errs: &mut Errors) -> Option
     let ecs = raw.ecs.as_ref().map(|e| validate_ecs(errs, e));
     let gateway = raw.gateway.as_ref().map(|g| validate_gateway(errs, g));
     let monitor = raw.monitor.as_ref().map(|m| validate_monitor(errs, m));
+    let probe_ecs = raw
+        .probe
+        .as_ref()
+        .and_then(|p| p.ecs.as_ref())
+        .map(|e| probe::validate_probe_ecs(errs, e));
 
     if !errs.list.is_empty() {
         return None;
@@ -290,6 +296,7 @@ pub(super) fn validate(file: &Path, raw: RawConfig, errs: &mut Errors) -> Option
         ecs: ecs.map(Option::unwrap),
         gateway: gateway.map(Option::unwrap),
         monitor,
+        probe_ecs: probe_ecs.map(Option::unwrap),
     })
 }
 

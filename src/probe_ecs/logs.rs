@@ -1,0 +1,154 @@
+//! A shard's JSON document from its CloudWatch Logs stream. The awslogs driver makes one
+//! event per line of output and splits a line longer than an event holds into several events
+//! without a line break, so the events are joined back ([`joined`]) and the first JSON value
+//! that starts a line is the document ([`document`]). A stream may appear, or fill, after
+//! the task has stopped: [`fetch`] reads it again until the document is whole or time is up.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The most the awslogs driver puts in one event (256 KiB less CloudWatch's 26 bytes of
+/// overhead): a longer line arrives as several events of this size.
+pub const MAX_EVENT_BYTES: usize = 262_144 - 26;
+/// The most of a stream read (a shard's document is a few tens of KiB).
+pub const MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
+
+/// The stream's text: events joined by line breaks, except after a full-size event (a line
+/// the driver split).
+pub fn joined(events: &[String]) -> String {
+    let mut text = String::new();
+    for (i, e) in events.iter().enumerate() {
+        text.push_str(e);
+        let split = e.len() >= MAX_EVENT_BYTES;
+        if i + 1 < events.len() && !split {
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// The first JSON object starting a line of `text` that has a `probe.shard` section.
+pub fn document(text: &str) -> Option<Value> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.starts_with('{') {
+            let mut values =
+                serde_json::Deserializer::from_str(&text[offset..]).into_iter::<Value>();
+            if let Some(Ok(v)) = values.next() {
+                if v.get("probe").and_then(|p| p.get("shard")).is_some() {
+                    return Some(v);
+                }
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Every event of the stream, from the head, page by page until the token repeats; `None`
+/// when the stream does not exist (yet).
+async fn read_stream(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let mut events = Vec::new();
+    let mut bytes = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let r = logs
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await;
+        let out = match r {
+            Ok(o) => o,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(crate::aws::sdk_error("GetLogEvents", e)),
+        };
+        for ev in out.events() {
+            let m = ev.message().unwrap_or_default();
+            bytes += m.len();
+            events.push(m.to_string());
+        }
+        let next = out.next_forward_token().map(str::to_string);
+        if next.is_none() || next == token || bytes > MAX_STREAM_BYTES {
+            return Ok(Some(events));
+        }
+        token = next;
+    }
+}
+
+/// The shard's document from `stream`, read every `poll` until it is whole or `wait` has
+/// passed; `Err` says what was there instead.
+pub async fn fetch(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+    wait: Duration,
+    poll: Duration,
+) -> Result<Value, String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let why = match read_stream(logs, group, stream).await {
+            Ok(Some(events)) => match document(&joined(&events)) {
+                Some(doc) => return Ok(doc),
+                None if events.is_empty() => "its log stream is empty".to_string(),
+                None => format!(
+                    "its log stream ({} event(s)) holds no whole shard document",
+                    events.len()
+                ),
+            },
+            Ok(None) => format!("its log stream {group}:{stream} does not exist"),
+            Err(e) => crate::exit::message_of(&e),
+        };
+        if tokio::time::Instant::now() + poll > deadline {
+            return Err(format!(
+                "{} after {}",
+                crate::outside::Outside::new(&why).shown(400),
+                crate::gateway::fmt_duration(wait)
+            ));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_split_over_events_and_lines_is_found() {
+        let doc = serde_json::json!({"probe": {"shard": {"run_id": "r"}}, "command": "verify"});
+        let pretty = serde_json::to_string_pretty(&doc).unwrap();
+        let mut events: Vec<String> = vec!["waiting 1m until --start-at".into()];
+        events.extend(pretty.lines().map(str::to_string));
+        events.push("a line after".into());
+        assert_eq!(document(&joined(&events)), Some(doc.clone()));
+        // One long line split by the driver at full-size events.
+        let long = format!(
+            "{{\"pad\": \"{}\", \"probe\": {{\"shard\": 1}}}}",
+            "x".repeat(MAX_EVENT_BYTES * 2)
+        );
+        let parts: Vec<String> = long
+            .as_bytes()
+            .chunks(MAX_EVENT_BYTES)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        assert_eq!(parts.len(), 3);
+        assert!(document(&joined(&parts)).is_some());
+        // Cut short: no document; a document without probe.shard is not one.
+        let half: Vec<String> = pretty.lines().take(2).map(str::to_string).collect();
+        assert_eq!(document(&joined(&half)), None);
+        assert_eq!(document("{\"probe\": {}}\n"), None);
+    }
+}

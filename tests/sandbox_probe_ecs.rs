@@ -1,0 +1,229 @@
+//! `verify --connections N --shards K --on-ecs` end to end in the sandbox: the task runner
+//! (`sandbox/runner.py --probe-bin`) turns RunTask of the probe's task definition into real
+//! `bosar-deploy` shard processes, hands them the JWT secret from Secrets Manager (the
+//! starting process has none), and writes their output into moto's CloudWatch Logs. One
+//! runner, three runs: 2,000 sessions in 4 shards merged and matched against the gateways'
+//! own counters; a shard killed mid-hold, named as missing from the merge; an interrupt that
+//! stops every task.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::runner::TaskRunner;
+use support::{bosar, run, signal_when, write_config};
+
+const SECRET: &str = "probe-ecs-sandbox-secret-51c9";
+
+/// The sandbox config pointed at the runner, with the probe's `[probe.ecs]`; the JWT secret's
+/// variable is the one the runner's task definition names in `secrets`.
+fn config(runner: &TaskRunner) -> String {
+    let p = &runner.ready["probe"];
+    support::sandbox_config()
+        .replacen("url = \"http://127.0.0.1:8080\"", &format!("url = \"{}\"", runner.url), 1)
+        .replacen(
+            "jwt_secret_env = \"BOSAR_SANDBOX_JWT_SECRET\"",
+            "jwt_secret_env = \"BOSAR_TEST_RUNNER_JWT_SECRET\"",
+            1,
+        )
+        + &format!(
+            "\n[probe.ecs]\ncluster = \"bosar-cluster\"\ntask_definition = \"bosar-probe\"\n\
+             subnets = [\"{}\"]\nsecurity_groups = [\"{}\"]\nstart_delay = \"2s\"\ntimeout = \"3m\"\n",
+            p["subnet"].as_str().unwrap(),
+            p["security_group"].as_str().unwrap()
+        )
+}
+
+fn total_connections(runner: &TaskRunner) -> u64 {
+    runner.ready["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let port = t["port"].as_u64().unwrap() as u16;
+            let (status, body) = support::http(port, "GET", "/health/stats", "");
+            assert_eq!(status, 200, "{body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            v["totalConnections"].as_u64().unwrap()
+        })
+        .sum()
+}
+
+/// The document is valid against schema/output.schema.json.
+fn assert_schema(doc: &Value) {
+    let text = std::fs::read_to_string(support::repo().join("schema/output.schema.json")).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+}
+
+fn stopped_tasks(runner: &TaskRunner) -> Vec<Value> {
+    runner
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "probe_task_stopped")
+        .collect()
+}
+
+#[test]
+fn shards_on_ecs_run_merge_fail_by_name_and_stop_on_interrupt() {
+    assert!(
+        std::env::var_os("BOSAR_TEST_RUNNER_JWT_SECRET").is_none(),
+        "the starting process must not hold the secret"
+    );
+    let bin = support::bin_path().display().to_string();
+    let runner = TaskRunner::start_with(
+        &support::repo().join("sandbox/deploy.toml"),
+        SECRET,
+        &["--probe-bin", &bin],
+        &[],
+    );
+    let (_dir, path) = write_config(&config(&runner));
+    merged(&runner, &path);
+    a_killed_shard_is_missing(&runner, &path);
+    an_interrupt_stops_every_task(&runner, &path);
+}
+
+/// 2,000 sessions in 4 Fargate "tasks", merged and matched against the gateways' counters.
+fn merged(runner: &TaskRunner, path: &Path) {
+    let before = total_connections(runner);
+    let out = run(bosar(&runner.endpoint, "probe-ecs-1")
+        .arg("--config")
+        .arg(path)
+        .args([
+            "--output",
+            "json",
+            "verify",
+            "--connections",
+            "2000",
+            "--shards",
+            "4",
+        ])
+        .args(["--on-ecs", "--hold", "3s"]));
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), runner.log());
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_schema(&doc);
+    let p = &doc["probe"];
+    assert_eq!(p["merge"]["shards"], 4, "{p:#}");
+    assert_eq!(
+        (p["opened"].as_u64(), p["closed"].as_u64()),
+        (Some(2000), Some(2000))
+    );
+    assert_eq!(
+        total_connections(runner) - before,
+        2000,
+        "the gateways' own count"
+    );
+    for i in 1..=4 {
+        assert!(
+            out.stderr.contains(&format!("shard {i}/4 (task ")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr
+            .contains("4 shard(s): 0 pending, 0 running, 4 done"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(stopped_tasks(runner).len(), 4);
+}
+
+/// Shard 3's process killed mid-hold: named, and the merge says what is missing.
+fn a_killed_shard_is_missing(runner: &TaskRunner, path: &Path) {
+    let mut cmd = bosar(&runner.endpoint, "probe-ecs-2");
+    cmd.arg("--config").arg(path).args([
+        "verify",
+        "--connections",
+        "200",
+        "--shards",
+        "4",
+        "--on-ecs",
+        "--hold",
+        "20s",
+    ]);
+    let killer = {
+        let handle = std::thread::spawn(move || run(&mut cmd));
+        let started = runner
+            .wait_for(
+                |e| {
+                    e["event"] == "probe_task_started"
+                        && e["command"].as_array().unwrap().iter().any(|c| c == "3/4")
+                        && runner_newer(e)
+                },
+                Duration::from_secs(60),
+            )
+            .expect("shard 3 started");
+        std::thread::sleep(Duration::from_secs(6));
+        // SAFETY: kills the runner's child, the shard process (as OOM would).
+        unsafe {
+            libc::kill(
+                started["pid"].as_i64().unwrap() as libc::pid_t,
+                libc::SIGKILL,
+            )
+        };
+        handle
+    };
+    let out = killer.join().unwrap();
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("the merge is missing 1 of 4 shard report(s)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("shard 3/4: its log stream is empty"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("exit 137"), "{}", out.stderr);
+}
+
+/// An interrupt while the shards hold stops every task.
+fn an_interrupt_stops_every_task(runner: &TaskRunner, path: &Path) {
+    let before_stops = stopped_tasks(runner).len();
+    let m = signal_when(
+        bosar(&runner.endpoint, "probe-ecs-3")
+            .arg("--config")
+            .arg(path)
+            .args([
+                "verify",
+                "--connections",
+                "200",
+                "--shards",
+                "4",
+                "--on-ecs",
+                "--hold",
+                "60s",
+            ]),
+        Duration::from_secs(120),
+        Some(("4 shard(s): 0 pending, 4 running", libc::SIGINT)),
+    );
+    assert_eq!(m.run.code, 130, "{}", m.run.all());
+    assert!(
+        m.run.stderr.contains("stopped 4 of 4 task(s)"),
+        "{}",
+        m.run.stderr
+    );
+    assert!(m.elapsed < Duration::from_secs(60), "{:?}", m.elapsed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stopped_tasks(runner).len() < before_stops + 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        stopped_tasks(runner).len(),
+        before_stops + 4,
+        "{}",
+        runner.log()
+    );
+}
+
+/// Events of the second run only: the first run's tasks have all stopped by then.
+fn runner_newer(e: &Value) -> bool {
+    e["command"].as_array().unwrap().iter().any(|c| c == "200")
+}

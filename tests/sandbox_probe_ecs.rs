@@ -30,7 +30,7 @@ fn config(runner: &TaskRunner) -> String {
         )
         + &format!(
             "\n[probe.ecs]\ncluster = \"bosar-cluster\"\ntask_definition = \"bosar-probe\"\n\
-             subnets = [\"{}\"]\nsecurity_groups = [\"{}\"]\nstart_delay = \"2s\"\ntimeout = \"3m\"\n",
+             subnets = [\"{}\"]\nsecurity_groups = [\"{}\"]\nstart_delay = \"2s\"\ntimeout = \"3m\"\nlog_wait = \"5s\"\n",
             p["subnet"].as_str().unwrap(),
             p["security_group"].as_str().unwrap()
         )

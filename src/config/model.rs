@@ -501,10 +501,14 @@ pub struct ProbeEcsSection {
     pub start_delay: Duration,
     /// How long to wait for every task to stop, from the first RunTask.
     pub timeout: Duration,
+    /// How long a stopped task's log stream may take to show its document.
+    pub log_wait: Duration,
 }
 
 /// `[probe.ecs] start_delay` and `timeout` defaults.
 pub const PROBE_ECS_DEFAULT_START_DELAY: Duration = Duration::from_secs(180);
 pub const PROBE_ECS_DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// `[probe.ecs] log_wait` default: CloudWatch Logs shows a stream's last events within seconds.
+pub const PROBE_ECS_DEFAULT_LOG_WAIT: Duration = Duration::from_secs(60);
 /// Fargate's task CPU units.
 pub const FARGATE_CPU: [u32; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];

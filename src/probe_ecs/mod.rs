@@ -46,7 +46,7 @@ pub async fn run(args: &VerifyArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> an
         ecs: aws.ecs.clone(),
         logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
         poll: Duration::from_secs(5),
-        log_wait: Duration::from_secs(60),
+        log_wait: p.log_wait,
     };
     run_with(&engine, args, p, &gw, cfg, ui).await
 }

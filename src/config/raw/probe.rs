@@ -23,10 +23,11 @@ pub(in crate::config) struct RawProbeEcs {
     pub(in crate::config) log_stream_prefix: Option<S<String>>,
     pub(in crate::config) start_delay: Option<S<String>>,
     pub(in crate::config) timeout: Option<S<String>>,
+    pub(in crate::config) log_wait: Option<S<String>>,
 }
 
 const PROBE: [&str; 1] = ["ecs"];
-const PROBE_ECS: [&str; 13] = [
+const PROBE_ECS: [&str; 14] = [
     "cluster",
     "task_definition",
     "image",
@@ -40,6 +41,7 @@ const PROBE_ECS: [&str; 13] = [
     "log_stream_prefix",
     "start_delay",
     "timeout",
+    "log_wait",
 ];
 
 pub(super) fn read_probe(p: &Table, errs: &mut Errors) -> RawProbe {
@@ -61,6 +63,7 @@ pub(super) fn read_probe(p: &Table, errs: &mut Errors) -> RawProbe {
                 log_stream_prefix: e.str("log_stream_prefix", errs),
                 start_delay: e.str("start_delay", errs),
                 timeout: e.str("timeout", errs),
+                log_wait: e.str("log_wait", errs),
             };
             spanned(&e, v)
         }),
@@ -84,6 +87,7 @@ pub(super) fn overlay_probe(b: RawProbe, o: RawProbe) -> RawProbe {
             log_stream_prefix: o.log_stream_prefix.or(b.log_stream_prefix),
             start_delay: o.start_delay.or(b.start_delay),
             timeout: o.timeout.or(b.timeout),
+            log_wait: o.log_wait.or(b.log_wait),
         }),
     }
 }

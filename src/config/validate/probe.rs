@@ -56,6 +56,17 @@ pub(super) fn validate_probe_ecs(
         log_stream_prefix,
         start_delay: start_delay?,
         timeout: timeout?,
+        log_wait: match &e.log_wait {
+            None => PROBE_ECS_DEFAULT_LOG_WAIT,
+            Some(v) => dur(
+                errs,
+                v,
+                "probe.ecs.log_wait",
+                Duration::from_secs(1),
+                Duration::from_secs(600),
+                "1s to 10m (how long a stopped task's log stream may take to show its document)",
+            )?,
+        },
     })
 }
 

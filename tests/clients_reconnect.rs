@@ -22,22 +22,7 @@ const SECRET: &str = "verify-test-secret";
 const N: u64 = 24;
 
 fn config(url: &str) -> (tempfile::TempDir, PathBuf) {
-    support::write_config(&format!(
-        r#"
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{url}"
-namespace = "/chat"
-health_path = "/health/websocket"
-token_env = "{TOKEN_ENV}"
-ping_interval = "2s"
-ping_timeout = "3s"
-heartbeat_event = "heartbeat"
-heartbeat_interval = "1s"
-"#
-    ))
+    support::gateway_config(url, TOKEN_ENV, "")
 }
 
 fn gateway(id: &str, env: &[(&str, &str)]) -> Gateway {

@@ -22,28 +22,11 @@ const TOKEN_ENV: &str = "BOSAR_MONITOR_TEST_TOKEN";
 const SECRET: &str = "verify-test-secret";
 
 fn config(url: &str) -> (tempfile::TempDir, PathBuf) {
-    support::write_config(&format!(
-        r#"
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{url}"
-namespace = "/chat"
-health_path = "/health/websocket"
-token_env = "{TOKEN_ENV}"
-ping_interval = "2s"
-ping_timeout = "3s"
-heartbeat_event = "heartbeat"
-heartbeat_interval = "1s"
-
-[monitor]
-namespace = "BoSar/Test"
-
-[monitor.dimensions]
-Service = "chat-api"
-"#
-    ))
+    support::gateway_config(
+        url,
+        TOKEN_ENV,
+        "\n[monitor]\nnamespace = \"BoSar/Test\"\n\n[monitor.dimensions]\nService = \"chat-api\"\n",
+    )
 }
 
 fn pair() -> (Gateway, Gateway) {

@@ -2,6 +2,13 @@
 # test gateways behind the sticky HAProxy on free loopback ports, every process stopped on exit
 # (also on INT/TERM). Sets TMP, SECRET, GW_PORTS, FRONT, PIDS and BENCH_PID (the bench's own
 # process, for the cleanup).
+# The tools every bench needs (NODE and BOSAR_BIN may be set by the caller).
+NODE="${NODE:-node}"
+BOSAR_BIN="${BOSAR_BIN:-target/release/bosar-deploy}"
+command -v "$NODE" >/dev/null || { echo "run.sh: node not found; run scripts/setup.sh" >&2; exit 2; }
+HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
+[[ -x "$HAPROXY" ]] || { echo "run.sh: haproxy not found; run scripts/setup.sh" >&2; exit 2; }
+[[ -x "$BOSAR_BIN" ]] || { echo "run.sh: $BOSAR_BIN missing; run cargo build --release" >&2; exit 2; }
 PY="$(command -v python3)"
 
 TMP="$(mktemp -d -t "bosar-$BENCH_NAME-bench.XXXXXX")"

@@ -29,14 +29,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-NODE="${NODE:-node}"
-BOSAR_BIN="${BOSAR_BIN:-target/release/bosar-deploy}"
-command -v "$NODE" >/dev/null || { echo "run.sh: node not found; run scripts/setup.sh" >&2; exit 2; }
-HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
-[[ -x "$HAPROXY" ]] || { echo "run.sh: haproxy not found; run scripts/setup.sh" >&2; exit 2; }
 [[ -d tests/gateway/node_modules/socket.io-client ]] || { echo "run.sh: tests/gateway/node_modules missing; run scripts/setup.sh" >&2; exit 2; }
-[[ -x "$BOSAR_BIN" ]] || { echo "run.sh: $BOSAR_BIN missing; run cargo build --release" >&2; exit 2; }
-PY="$(command -v python3)"
 
 BENCH_NAME=soak
 # shellcheck source=bench/peers.sh

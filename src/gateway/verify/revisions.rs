@@ -146,8 +146,17 @@ pub fn by_revision(
 const TIMED: [&str; 3] = ["handshake", "heartbeat", "ping"];
 
 /// Whether a target's open packet announced blue's ping settings (those this deployment
-/// changes; a variable blue did not set matches any value but the new one).
+/// changes). Only known values tell: when blue did not set a ping variable, its value is the
+/// gateway's own default, and a green that ignores its new value would look the same, so no
+/// target is taken for blue by its handshake (the second run under blue's settings decides).
 fn announces_blue(run: &TargetRun, new: &VerifySettings, blue: &Blue) -> bool {
+    let ping_unset = blue
+        .unjudged
+        .iter()
+        .any(|(_, v)| *v == "WEBSOCKET_PING_INTERVAL" || *v == "WEBSOCKET_PING_TIMEOUT");
+    if ping_unset {
+        return false;
+    }
     let Some(ev) = run
         .checks
         .iter()
@@ -160,38 +169,12 @@ fn announces_blue(run: &TargetRun, new: &VerifySettings, blue: &Blue) -> bool {
         return false;
     };
     let ms = |d: Duration| d.as_millis() as u64;
-    let matches = |seen: u64, old: Duration, new_: Duration, var: &str| {
-        if blue.unjudged.iter().any(|(_, v)| *v == var) {
-            seen != ms(new_)
-        } else {
-            seen == ms(old)
-        }
-    };
-    let changed = |old: Duration, new_: Duration, var: &str| {
-        old != new_ || blue.unjudged.iter().any(|(_, v)| *v == var)
-    };
     let s = &blue.settings;
-    let pi_changed = changed(
-        s.ping_interval,
-        new.ping_interval,
-        "WEBSOCKET_PING_INTERVAL",
-    );
-    let pt_changed = changed(s.ping_timeout, new.ping_timeout, "WEBSOCKET_PING_TIMEOUT");
+    let pi_changed = s.ping_interval != new.ping_interval;
+    let pt_changed = s.ping_timeout != new.ping_timeout;
     (pi_changed || pt_changed)
-        && (!pi_changed
-            || matches(
-                pi,
-                s.ping_interval,
-                new.ping_interval,
-                "WEBSOCKET_PING_INTERVAL",
-            ))
-        && (!pt_changed
-            || matches(
-                pt,
-                s.ping_timeout,
-                new.ping_timeout,
-                "WEBSOCKET_PING_TIMEOUT",
-            ))
+        && (!pi_changed || pi == ms(s.ping_interval))
+        && (!pt_changed || pt == ms(s.ping_timeout))
 }
 
 /// Failed targets whose open packet announces blue's ping settings are blue's tasks. The gate
@@ -394,20 +377,17 @@ mod tests {
             .message
             .contains("not this deployment's to judge"));
         assert_eq!(judged[2].status(), CheckStatus::Fail);
-        // A variable blue did not set: any value but the new one is blue's default.
+        // A ping variable blue did not set: its value is unknown, so the handshake tells
+        // nothing (a green ignoring its new value would look the same).
         let unset = Previous::from_changes([("WEBSOCKET_PING_INTERVAL", "")])
             .blue(&new)
             .unwrap();
         let judged = by_handshake(
-            vec![
-                announcing("blue", 12_345, CheckStatus::Pass),
-                announcing("green", 10_000, CheckStatus::Pass),
-            ],
+            vec![announcing("blue?", 12_345, CheckStatus::Pass)],
             &new,
             &unset,
         );
-        assert_eq!(judged[0].status(), CheckStatus::Warn);
-        assert_eq!(judged[1].status(), CheckStatus::Fail);
+        assert_eq!(judged[0].status(), CheckStatus::Fail);
         // Nothing about the ping settings changed: the handshake cannot tell blue apart.
         let hb_only = Previous::from_changes([("WEBSOCKET_HEARTBEAT_INTERVAL", "5000")])
             .blue(&new)

@@ -447,6 +447,10 @@ pub struct MergeArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// The JSON document of the deploy (or full) that ran while `--reconnect` shards held:
+    /// count the disruption from its rollout's start and place every drop in its phase
+    #[arg(long, value_name = "FILE")]
+    pub deploy: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -498,3 +498,155 @@ fn under_load_flags_are_checked_before_anything_is_called() {
         out.stderr
     );
 }
+
+/// Shards held beside a deploy that runs in another process (a CI matrix beside the deploy
+/// job): two `verify --shard I/2 --reconnect` processes open together, the deploy replaces
+/// the gateways under them, and `report merge --deploy` counts the drops from the rollout's
+/// start, as `deploy --under-load` would, against the old gateways' own count while draining.
+#[test]
+fn shards_beside_a_deploy_merge_against_its_rollout() {
+    let runner = TaskRunner::start(Path::new("sandbox/deploy.toml"), SECRET);
+    let (dir, cfg) = write_config(&config(&runner.url));
+    // The 2 s drain is what alb-update sets (the deploy job of such a pipeline runs `full`).
+    let out = run(bosar(&runner.endpoint, "shards-alb")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("alb-update"));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let old: Vec<Value> = runner.ready["tasks"].as_array().unwrap().clone();
+    let start_at =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(2))
+            .to_string();
+    let n = N.to_string();
+    let shards: Vec<Child> = (1..=2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            let args = [
+                "--output",
+                "json",
+                "verify",
+                "--connections",
+                &n,
+                "--shard",
+                &shard,
+                "--start-at",
+                &start_at,
+                "--reconnect",
+                "--reconnect-delay",
+                "200ms..1s",
+                "--hold",
+                "15s",
+            ];
+            spawn(&runner, &cfg, "shard", &args)
+        })
+        .collect();
+    // The deploy starts once every shard session is open on the old gateways.
+    let t = Instant::now();
+    let held = || -> u64 {
+        old.iter()
+            .map(|t| connections_at(t["port"].as_u64().unwrap()).unwrap_or(0))
+            .sum()
+    };
+    while held() < N {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the shards never opened:\n{}",
+            runner.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deploy = spawn(&runner, &cfg, "deploy", &["--output", "json", "deploy"]);
+    runner
+        .wait_for(|e| e["event"] == "draining", Duration::from_secs(90))
+        .unwrap_or_else(|| panic!("no draining event:\n{}", runner.log()));
+    let draining = held();
+    let (code, stdout, stderr) = finish(deploy, &runner);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    eprintln!("shards opened and the deploy ran in {:.1} s", t.elapsed().as_secs_f64());
+    let deploy_doc = dir.path().join("deploy.json");
+    std::fs::write(&deploy_doc, &stdout).unwrap();
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(doc["deploy"]["rollout_started_at"].is_string(), "{doc:#}");
+    assert!(doc["deploy"]["rollout_ended_at"].is_string(), "{doc:#}");
+    let files: Vec<std::path::PathBuf> = shards
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (code, out, err) = finish(c, &runner);
+            assert_eq!(code, 0, "shard {}: {out}\n{err}", i + 1);
+            let f = dir.path().join(format!("shard{}.json", i + 1));
+            std::fs::write(&f, out).unwrap();
+            f
+        })
+        .collect();
+    let merge = |deploy: &Path| {
+        let out = run(bosar(&runner.endpoint, "merge")
+            .args(["--output", "json", "report", "merge", "--deploy"])
+            .arg(deploy)
+            .args(&files));
+        let doc: Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
+        (out.code, doc, out.all())
+    };
+    let (code, merged, all) = merge(&deploy_doc);
+    assert_eq!(code, 0, "{all}");
+    let p = &merged["probe"];
+    let d = &p["disruption"];
+    // Ground truth: every shard session sat on an old gateway while it drained, and was cut.
+    assert_eq!(draining, N, "{}", runner.log());
+    assert_eq!(u(&d["dropped"]["sessions"]), draining, "{d:#}");
+    assert_eq!(u(&d["lost"]), 0, "{d:#}");
+    assert_eq!(u(&d["dropped_before_window"]), 0, "{d:#}");
+    let a = &p["merge"]["attribution"];
+    let phases = a["phases"].as_array().unwrap();
+    assert_eq!(phases[0]["counted"], false);
+    assert_eq!(
+        u(&phases[0]["drops"]),
+        0,
+        "nothing dropped before the rollout: {a:#}"
+    );
+    assert_eq!(
+        phases.iter().map(|p| u(&p["drops"])).sum::<u64>(),
+        u(&d["dropped"]["events"]),
+        "every drop in one phase: {a:#}"
+    );
+    assert_eq!(a["uncovered"].as_array().unwrap().len(), 0, "{a:#}");
+    let window = p["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rollout window")
+        .unwrap_or_else(|| panic!("{p:#}"));
+    assert_eq!(window["status"], "pass", "{window:#}");
+
+    // The same shards against a rollout that began after the cuts: nothing is this deploy's.
+    let mut later = doc.clone();
+    let ended = later["deploy"]["rollout_ended_at"].clone();
+    later["deploy"]["rollout_started_at"] = ended;
+    let later_doc = dir.path().join("later.json");
+    std::fs::write(&later_doc, later.to_string()).unwrap();
+    let (code, merged, all) = merge(&later_doc);
+    assert_eq!(code, 0, "{all}");
+    let d = &merged["probe"]["disruption"];
+    assert_eq!(u(&d["dropped"]["sessions"]), 0, "{d:#}");
+    assert_eq!(u(&d["dropped_before_window"]), draining, "{d:#}");
+
+    // Against a rollout that ended after the shards stopped holding: the check fails, naming them.
+    let mut long = doc.clone();
+    long["deploy"]["rollout_ended_at"] = Value::from("2099-01-01T00:00:00Z");
+    let long_doc = dir.path().join("long.json");
+    std::fs::write(&long_doc, long.to_string()).unwrap();
+    let (code, merged, all) = merge(&long_doc);
+    assert_eq!(code, 1, "{all}");
+    let checks = merged["probe"]["checks"].as_array().unwrap();
+    let window = checks
+        .iter()
+        .find(|c| c["name"] == "rollout window")
+        .unwrap();
+    assert_eq!(window["status"], "fail");
+    let msg = window["message"].as_str().unwrap();
+    assert!(
+        msg.contains("1/2: it stopped holding") && msg.contains("2/2: it stopped holding"),
+        "{msg}"
+    );
+}

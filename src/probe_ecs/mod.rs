@@ -362,5 +362,5 @@ fn finish(
             &text,
         )?);
     }
-    crate::merge_cmd::conclude_parts(&parts, args.junit.as_deref(), ui)
+    crate::merge_cmd::conclude_parts(&parts, None, args.junit.as_deref(), ui)
 }

@@ -456,6 +456,18 @@ pub struct DeployResult {
     /// UpdateService changed the service's deploymentConfiguration (`[ecs.deployment]`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub configuration_updated: bool,
+    /// When this run started the rollout (just before it was sent) and when the run stopped
+    /// following it, RFC 3339 with milliseconds: `report merge --deploy` places shards' drops
+    /// against them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_ended_at: Option<String>,
+}
+
+/// Now, RFC 3339 with milliseconds.
+fn now_text() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 impl DeployResult {
@@ -472,6 +484,8 @@ impl DeployResult {
             rollback: None,
             native: None,
             configuration_updated: false,
+            rollout_started_at: None,
+            rollout_ended_at: None,
         }
     }
 
@@ -539,6 +553,20 @@ pub async fn execute(
     opts: &RolloutOptions,
     ui: &Ui,
 ) -> (DeployResult, Option<anyhow::Error>) {
+    let (mut result, error) = execute_plan(aws, ecs, plan, opts, ui).await;
+    if result.rollout_started_at.is_some() && !opts.no_wait {
+        result.rollout_ended_at = Some(now_text());
+    }
+    (result, error)
+}
+
+async fn execute_plan(
+    aws: &Aws,
+    ecs: &EcsSection,
+    plan: DeployPlan,
+    opts: &RolloutOptions,
+    ui: &Ui,
+) -> (DeployResult, Option<anyhow::Error>) {
     let mut result = DeployResult::new(plan);
     if let Some(f) = result.plan.refusal() {
         return (result, Some(f.into()));
@@ -557,6 +585,7 @@ pub async fn execute(
         return (result, Some(e));
     }
     let since_secs = native::watch::wall_secs();
+    result.rollout_started_at = Some(now_text());
     let target = match start(aws, &result.plan, ui).await {
         Ok((target, registered)) => {
             result.service_uses_registered = registered.as_ref().map(|_| true);
@@ -566,6 +595,7 @@ pub async fn execute(
             target
         }
         Err(o) => {
+            result.rollout_started_at = None;
             if o.registered.is_some() {
                 result.service_uses_registered = o.points_at_it;
             }

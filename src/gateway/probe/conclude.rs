@@ -12,16 +12,18 @@ use crate::ui::Ui;
 
 /// The verdicts of a probe's report (one run's, or the merge of its shards'), the result on
 /// stdout, the reports (annotations, JUnit, step summary), then the JSON document with `extra`
-/// in the payload. Exit 1 when a check fails; 130 when the run was interrupted.
+/// in the payload and `more` checks after the probe's own. Exit 1 when a check fails; 130 when the run was interrupted.
 pub fn conclude(
     ui: &Ui,
     report: &ProbeReport,
     title: &str,
     junit: Option<&std::path::Path>,
     extra: Option<(&str, Value)>,
+    more: Vec<Check>,
 ) -> Code {
     let checks: Vec<Check> = checks(report)
         .into_iter()
+        .chain(more)
         .map(crate::gateway::redact)
         .collect();
     let status = crate::report::worst(&checks);

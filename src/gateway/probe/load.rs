@@ -294,12 +294,14 @@ pub(super) fn disruption_of(
             line,
         })
         .collect();
+    let started = started_unix_ms(g.duration);
     report.series = Some(series::series(
         &lived,
         window.until_ms,
         series::step_for(window.until_ms),
-        started_unix_ms(g.duration),
+        started,
     ));
+    report.seconds = disruption::seconds::of_sessions(&lines, started);
     report
 }
 

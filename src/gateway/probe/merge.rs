@@ -5,6 +5,7 @@
 //! are the shards' own, applied to the total by the probe's verdicts. Reports of different
 //! runs, versions, K or settings, and missing or duplicate shards, are refused with the reason.
 
+use super::attribution::{self, Attribution, RolloutWindow};
 use super::merge_disruption::{disruption_report, merge_disruption, sum_by};
 use super::report::{
     CookieReport, FailureGroup, HeartbeatReport, Lateness, ProbeReport, Samples, TargetCount,
@@ -29,8 +30,11 @@ pub struct Merged {
     pub targets: Vec<(String, u64)>,
     pub open_failed_by_target: Vec<(String, u64)>,
     pub failures: Vec<(String, String, u64)>,
-    /// With `--reconnect`: the shards' disruption, summed.
+    /// With `--reconnect`: the shards' disruption, summed (from a rollout's start once
+    /// [`Merged::against`] placed it).
     pub disruption: Option<DisruptionPart>,
+    /// Where the drops fell against a rollout that ran elsewhere (`report merge --deploy`).
+    pub attribution: Option<Attribution>,
 }
 
 /// Why the reports do not make one run.
@@ -151,6 +155,7 @@ pub fn merge(parts: &[ShardPart]) -> Result<Merged, String> {
         .map(|_| merge_disruption(parts.iter().filter_map(|p| p.disruption.as_ref())));
     Ok(Merged {
         disruption,
+        attribution: None,
         shards: first.shard.count,
         open_phase_ms: parts.iter().map(|p| p.open_phase_ms).max().unwrap_or(0),
         duration_ms: parts.iter().map(|p| p.duration_ms).max().unwrap_or(0),
@@ -182,6 +187,29 @@ fn summary_of(h: &LogHistogram) -> Option<Summary> {
 }
 
 impl Merged {
+    /// Counts the disruption from the start of `w`, a rollout that ran elsewhere while the
+    /// shards held, and places every drop in its phase; `Err` says why it cannot.
+    pub fn against(&mut self, parts: &[ShardPart], w: &RolloutWindow) -> Result<(), String> {
+        let d = self.disruption.as_ref().ok_or(
+            "the shards ran without --reconnect: they kept no drops to place against the rollout",
+        )?;
+        if d.dropped_sessions > 0 && d.seconds.is_empty() {
+            return Err(
+                "the shard reports carry no drop times: they were written by an older bosar-deploy"
+                    .into(),
+            );
+        }
+        self.attribution = Some(Attribution {
+            deployment: w.name.clone(),
+            rollout_started_unix_ms: w.started_unix_ms,
+            rollout_ended_unix_ms: w.ended_unix_ms,
+            phases: attribution::phases(&d.seconds, w),
+            uncovered: attribution::uncovered(parts, w),
+        });
+        self.disruption = Some(attribution::rewindow(d, w.started_unix_ms));
+        Ok(())
+    }
+
     /// The probe's report of the whole run, for its verdicts and its output. Fields a shard
     /// does not carry (cookie values, the open-file limit) are empty.
     pub fn report(&self) -> ProbeReport {
@@ -494,6 +522,14 @@ mod tests {
                 max_reconnect_p99_ms: None,
             },
             back_ms: LogHistogram::of(back.iter().copied()),
+            started_unix_ms: 1,
+            seconds: vec![super::super::disruption::seconds::DropSecond {
+                at: 100,
+                drops: moved + lost,
+                by_cause: vec![("reset".into(), moved + lost)],
+                sessions: moved + lost,
+                lost_by_cause: vec![("server_disconnect".into(), lost)],
+            }],
         }
     }
 
@@ -535,6 +571,65 @@ mod tests {
         );
         parts[2].disruption = None;
         assert!(merge(&parts).unwrap_err().contains("differ in --reconnect"));
+    }
+
+    /// Placed against a rollout elsewhere: drops before its start leave the verdict, so the
+    /// lost session no longer fails `--max-lost 0`; from before them it still does.
+    #[test]
+    fn against_a_rollout_counts_from_its_start() {
+        let mut parts = three();
+        parts[0].disruption = Some(disrupted(0, 3, &[900]));
+        parts[1].disruption = Some(disrupted(0, 2, &[1000]));
+        parts[2].disruption = Some(disrupted(1, 0, &[]));
+        let gate = |since_ms: i64| {
+            let mut m = merge(&parts).unwrap();
+            let w = RolloutWindow {
+                name: "d".into(),
+                started_unix_ms: since_ms,
+                ended_unix_ms: None,
+                moments: vec![],
+            };
+            m.against(&parts, &w).unwrap();
+            let r = m.report();
+            let d = r.disruption.clone().unwrap();
+            let checks = super::super::checks(&r);
+            let status = checks
+                .iter()
+                .find(|c| c.name == "disruption")
+                .unwrap()
+                .status;
+            (
+                d.lost,
+                d.dropped.sessions,
+                d.dropped_before_window,
+                status,
+                m.attribution.unwrap(),
+            )
+        };
+        let (lost, dropped, before, status, a) = gate(100_000);
+        assert_eq!((lost, dropped, before), (1, 6, 0));
+        assert_eq!(status, crate::report::CheckStatus::Fail);
+        assert_eq!(a.phases[1].drops, 6);
+        let (lost, dropped, before, status, a) = gate(101_000);
+        assert_eq!((lost, dropped, before), (0, 0, 6));
+        assert_ne!(status, crate::report::CheckStatus::Fail);
+        assert_eq!((a.phases[0].drops, a.phases[0].counted), (6, false));
+        // Without --reconnect there is nothing to place.
+        let mut plain = three();
+        for p in &mut plain {
+            p.disruption = None;
+        }
+        let w = RolloutWindow {
+            name: "d".into(),
+            started_unix_ms: 0,
+            ended_unix_ms: None,
+            moments: vec![],
+        };
+        assert!(merge(&plain)
+            .unwrap()
+            .against(&plain, &w)
+            .unwrap_err()
+            .contains("without --reconnect"));
     }
 
     fn render_table_of(r: &ProbeReport) -> String {

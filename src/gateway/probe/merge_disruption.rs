@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::disruption::{
-    self, AttemptReport, CauseCount, DisruptionReport, Dropped, Move, ReconnectTimes,
+    self, seconds, AttemptReport, CauseCount, DisruptionReport, Dropped, Move, ReconnectTimes,
 };
 use super::shard::DisruptionPart;
 use crate::gateway::histogram::LogHistogram;
@@ -50,6 +50,13 @@ pub(super) fn merge_disruption<'a>(
         back_ms: parts
             .iter()
             .fold(LogHistogram::default(), |h, p| h.merge(&p.back_ms)),
+        started_unix_ms: parts
+            .iter()
+            .map(|p| p.started_unix_ms)
+            .filter(|s| *s > 0)
+            .min()
+            .unwrap_or(0),
+        seconds: seconds::merge(parts.iter().map(|p| p.seconds.as_slice())),
     }
 }
 
@@ -127,6 +134,7 @@ pub(super) fn disruption_report(d: &DisruptionPart, connections: u32) -> Disrupt
         limits: d.limits,
         back_ms: d.back_ms.clone(),
         series: None,
+        seconds: Vec::new(),
     }
 }
 

@@ -71,6 +71,7 @@ use crate::cli::VerifyArgs;
 use crate::exit::{Code, Failure};
 use crate::ui::Ui;
 
+pub mod attribution;
 mod backoff;
 mod conclude;
 pub mod disruption;
@@ -503,6 +504,7 @@ pub async fn run(
         "bosar-deploy verify --connections",
         args.junit.as_deref(),
         shard_part,
+        Vec::new(),
     );
     Ok((code, report))
 }

@@ -237,6 +237,13 @@ pub struct DisruptionPart {
     pub limits: super::disruption::Limits,
     /// Reconnect times, ms.
     pub back_ms: LogHistogram,
+    /// The probe's start on the wall clock (ms since the Unix epoch; 0: not known).
+    #[serde(default)]
+    pub started_unix_ms: i64,
+    /// The drops by wall-clock second (`report merge --deploy` counts them from a rollout's
+    /// start).
+    #[serde(default)]
+    pub seconds: Vec<super::disruption::seconds::DropSecond>,
 }
 
 impl DisruptionPart {
@@ -268,6 +275,8 @@ impl DisruptionPart {
             dropped_before_window: d.dropped_before_window,
             limits: d.limits,
             back_ms: d.back_ms.clone(),
+            started_unix_ms: d.series.as_ref().map_or(0, |s| s.started_unix_ms),
+            seconds: d.seconds.clone(),
         }
     }
 }

@@ -222,6 +222,9 @@ pub struct DisruptionReport {
     /// The sessions over time, for `--html` (`None`: a report merged from shards).
     #[serde(skip)]
     pub series: Option<series::SessionSeries>,
+    /// The drops by wall-clock second, for a shard's document (`report merge --deploy`).
+    #[serde(skip)]
+    pub seconds: Vec<seconds::DropSecond>,
 }
 
 /// The words of a drop or attempt cause given as its JSON key (`close_frame`…), for a report
@@ -472,6 +475,7 @@ pub fn disruption(
         limits,
         back_ms,
         series: None,
+        seconds: Vec::new(),
     };
     let peak_landing = report
         .landed
@@ -553,6 +557,7 @@ fn old_and_new(sessions: &[SessionLine], window: Window) -> OldNew {
     }
 }
 
+pub mod seconds;
 pub mod series;
 mod shape;
 mod verdicts;

@@ -14,6 +14,9 @@ use crate::exit::{Code, Failure};
 use crate::gateway::probe::{self, merge, shard::ShardPart};
 use crate::ui::Ui;
 
+pub mod rollout;
+use crate::gateway::probe::attribution::RolloutWindow;
+
 /// Largest input read, per file (a shard document is a few tens of KiB).
 const MAX_INPUT: u64 = 64 * 1024 * 1024;
 
@@ -23,17 +26,41 @@ pub fn run(args: &MergeArgs, ui: &Ui) -> anyhow::Result<Code> {
         let (name, text) = read(file)?;
         parts.extend(parts_of(&name, &text)?);
     }
-    conclude_parts(&parts, args.junit.as_deref(), ui)
+    let window = match &args.deploy {
+        Some(file) => {
+            let (name, text) = read(file)?;
+            Some(rollout::window_of(&name, &text)?)
+        }
+        None => None,
+    };
+    conclude_parts(&parts, window.as_ref(), args.junit.as_deref(), ui)
 }
 
 /// The merge of `parts` (of one run), ended like a single run: text, JSON, JUnit, exit code.
-/// Shared with `verify --on-ecs`, whose parts come from the tasks' log streams.
-pub fn conclude_parts(parts: &[ShardPart], junit: Option<&Path>, ui: &Ui) -> anyhow::Result<Code> {
-    let merged = merge::merge(parts).map_err(|why| {
+/// Shared with `verify --on-ecs`, whose parts come from the tasks' log streams. With
+/// `window`, the disruption counts from the start of that rollout (`--deploy`).
+pub fn conclude_parts(
+    parts: &[ShardPart],
+    window: Option<&RolloutWindow>,
+    junit: Option<&Path>,
+    ui: &Ui,
+) -> anyhow::Result<Code> {
+    let mut merged = merge::merge(parts).map_err(|why| {
         Failure::usage(format!("cannot merge these reports: {why}"))
             .hint("give the JSON documents of every shard of one run, each once")
     })?;
+    if let Some(w) = window {
+        merged.against(parts, w).map_err(|why| {
+            Failure::usage(format!("--deploy: cannot place the drops against the rollout: {why}"))
+                .hint("merge with --deploy the shards of `verify --connections N --shard I/K --reconnect` that held while the deploy ran")
+        })?;
+    }
     let report = merged.report();
+    let mut more = Vec::new();
+    if let Some(a) = &merged.attribution {
+        ui.out(rollout::table(a).trim_end());
+        more.push(rollout::check(a));
+    }
     let first = &merged.first;
     ui.line(format!(
         "merged {} shard report(s) of run {} (bosar-deploy {}): {} session(s)",
@@ -45,12 +72,17 @@ pub fn conclude_parts(parts: &[ShardPart], junit: Option<&Path>, ui: &Ui) -> any
         "shards": merged.shards,
         "percentile_relative_error": crate::gateway::histogram::REL_ERROR,
     });
+    let mut extra = extra;
+    if let Some(a) = &merged.attribution {
+        extra["attribution"] = json!(a);
+    }
     Ok(probe::conclude(
         ui,
         &report,
         "bosar-deploy report merge",
         junit,
         Some(("merge", extra)),
+        more,
     ))
 }
 

@@ -1,0 +1,225 @@
+//! `report merge --deploy FILE`: the rollout the shards held beside, read from the JSON
+//! document of the `deploy` (or `full`) that ran it (`rollout_started_at`, `rollout_ended_at`,
+//! a native deployment's stages), and what the merge says of it: the `rollout window` check
+//! and the table of drops by phase. The document is outside text: its names are bounded and
+//! escaped where shown.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::exit::Failure;
+use crate::gateway::probe::attribution::{Attribution, RolloutWindow};
+use crate::outside::Outside;
+use crate::report::{Check, CheckStatus};
+
+/// Stages read at most (a native deployment has about ten).
+const MAX_STAGES: usize = 64;
+
+fn unix_ms(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
+        .or_else(|_| humantime::parse_rfc3339(text))
+        .ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
+}
+
+fn text_at(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The deploy result in a `deploy` document, or the `deploy` step's detail in a `full` one.
+fn deploy_result(doc: &Value) -> Option<&Value> {
+    if let Some(d) = doc.get("deploy").filter(|d| d.is_object()) {
+        return Some(d);
+    }
+    doc.get("pipeline")?
+        .get("steps")?
+        .as_array()?
+        .iter()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some("deploy"))?
+        .get("detail")
+        .filter(|d| d.is_object())
+}
+
+/// The rollout of the deploy document `text` (from `name`).
+pub fn window_of(name: &str, text: &str) -> anyhow::Result<RolloutWindow> {
+    let bad = |why: &str| -> anyhow::Error {
+        Failure::usage(format!("--deploy {name}: {why}"))
+            .hint("give the `--output json` document of the deploy (or full) that ran while the shards held")
+            .into()
+    };
+    let doc: Value = serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .next()
+        .ok_or_else(|| bad("no JSON document"))?
+        .map_err(|e| bad(&format!("not JSON: {e}")))?;
+    let d = deploy_result(&doc).ok_or_else(|| {
+        bad("not the JSON document of a deploy or full run (no deploy result in it)")
+    })?;
+    let field = |k: &str| d.get(k).and_then(Value::as_str);
+    let started = field("rollout_started_at").ok_or_else(|| {
+        bad("it names no rollout_started_at: that run started no rollout (a dry run, --no-wait, a failure before UpdateService) or an older bosar-deploy wrote it")
+    })?;
+    let started_unix_ms =
+        unix_ms(started).ok_or_else(|| bad("rollout_started_at is not an RFC 3339 time"))?;
+    let ended_unix_ms = match field("rollout_ended_at") {
+        Some(e) => Some(unix_ms(e).ok_or_else(|| bad("rollout_ended_at is not an RFC 3339 time"))?),
+        None => None,
+    };
+    let moments = d
+        .get("stages")
+        .and_then(Value::as_array)
+        .map(|stages| {
+            stages
+                .iter()
+                .take(MAX_STAGES)
+                .filter_map(|s| {
+                    let at = unix_ms(s.get("started")?.as_str()?)?;
+                    let name = Outside::new(s.get("name")?.as_str()?).shown(60);
+                    Some((at, format!("stage {name}")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let name = field("deployment_id")
+        .map(|id| Outside::new(id).shown(120))
+        .unwrap_or_else(|| "the rollout".into());
+    Ok(RolloutWindow {
+        name,
+        started_unix_ms,
+        ended_unix_ms,
+        moments,
+    })
+}
+
+/// `rollout window`: fails when a shard did not hold through the whole rollout (its drops
+/// there were not all seen); passes with where the drops fell.
+pub fn check(a: &Attribution) -> Check {
+    let before: u64 = a
+        .phases
+        .iter()
+        .filter(|p| !p.counted)
+        .map(|p| p.drops)
+        .sum();
+    let during: u64 = a.phases.iter().filter(|p| p.counted).map(|p| p.drops).sum();
+    let span = match a.rollout_ended_unix_ms {
+        Some(e) => format!(
+            "{} from {} to {}",
+            a.deployment,
+            text_at(a.rollout_started_unix_ms),
+            text_at(e)
+        ),
+        None => format!(
+            "{} from {} (not followed to its end)",
+            a.deployment,
+            text_at(a.rollout_started_unix_ms)
+        ),
+    };
+    if !a.uncovered.is_empty() {
+        return Check::new(
+            "rollout window",
+            CheckStatus::Fail,
+            Duration::ZERO,
+            format!(
+                "{} shard(s) did not hold through rollout {span}, so drops in it were not all seen: {}",
+                a.uncovered.len(),
+                a.uncovered.join("; ")
+            ),
+        );
+    }
+    let mut message = format!(
+        "every shard held through rollout {span}: {during} drop(s) from its start, {before} before it (not counted)"
+    );
+    if before > 0 {
+        message.push_str("; reconnect times, attempts and the from→to table cover the whole hold");
+    }
+    Check::new("rollout window", CheckStatus::Pass, Duration::ZERO, message)
+}
+
+/// The drops by phase, as the text output shows them.
+pub fn table(a: &Attribution) -> String {
+    let mut out = format!("drops by phase of {}:\n", a.deployment);
+    for p in &a.phases {
+        let from = p.from_unix_ms.map(text_at).unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<20} {:<44} {:>7} drop(s) {:>7} session(s) {:>5} lost\n",
+            from, p.phase, p.drops, p.sessions, p.lost
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::probe::attribution::PhaseCount;
+
+    #[test]
+    fn reads_deploy_and_full_documents() {
+        let deploy = r#"{"command":"deploy","deploy":{"deployment_id":"ecs-svc/1","rollout_started_at":"2026-12-05T10:00:00.500Z","rollout_ended_at":"2026-12-05T10:02:00Z","stages":[{"name":"BAKE_TIME","started":"2026-12-05T10:01:00Z"},{"name":"X\u001b[31m","started":"nope"}]}}"#;
+        let w = window_of("d.json", deploy).unwrap();
+        assert_eq!(w.name, "ecs-svc/1");
+        assert_eq!(w.ended_unix_ms.unwrap() - w.started_unix_ms, 119_500);
+        assert_eq!(w.moments.len(), 1, "a stage without a time is left out");
+        assert_eq!(w.moments[0].1, "stage BAKE_TIME");
+        let full = r#"{"pipeline":{"steps":[{"name":"alb","detail":{}},{"name":"deploy","detail":{"rollout_started_at":"2026-12-05T10:00:00Z"}}]}}"#;
+        let w = window_of("f.json", full).unwrap();
+        assert_eq!((w.name.as_str(), w.ended_unix_ms), ("the rollout", None));
+        for (bad, why) in [
+            ("nope", "not JSON"),
+            (r#"{"probe":{}}"#, "no deploy result"),
+            (r#"{"deploy":{"dry_run":true}}"#, "rollout_started_at"),
+            (
+                r#"{"deploy":{"rollout_started_at":"soon"}}"#,
+                "not an RFC 3339",
+            ),
+        ] {
+            let e = window_of("x.json", bad).unwrap_err().to_string();
+            assert!(e.contains("--deploy x.json") && e.contains(why), "{e}");
+        }
+    }
+
+    fn attribution(uncovered: Vec<String>, before: u64) -> Attribution {
+        let phase = |name: &str, counted, drops| PhaseCount {
+            phase: name.into(),
+            from_unix_ms: None,
+            until_unix_ms: None,
+            counted,
+            drops,
+            sessions: drops,
+            lost: 0,
+        };
+        Attribution {
+            deployment: "ecs-svc/1".into(),
+            rollout_started_unix_ms: 1_000,
+            rollout_ended_unix_ms: Some(61_000),
+            phases: vec![
+                phase("before", false, before),
+                phase("rollout started", true, 7),
+            ],
+            uncovered,
+        }
+    }
+
+    #[test]
+    fn the_check_fails_when_a_shard_did_not_hold_through() {
+        let c = check(&attribution(
+            vec!["2/4: it stopped holding early".into()],
+            0,
+        ));
+        assert_eq!(c.status, CheckStatus::Fail);
+        assert!(c.message.contains("2/4: it stopped"), "{}", c.message);
+        let c = check(&attribution(vec![], 0));
+        assert_eq!(c.status, CheckStatus::Pass);
+        assert!(
+            c.message.contains("7 drop(s) from its start, 0 before"),
+            "{}",
+            c.message
+        );
+        assert!(!c.message.contains("whole hold"));
+        let c = check(&attribution(vec![], 3));
+        assert!(c.message.contains("whole hold"), "{}", c.message);
+        assert!(table(&attribution(vec![], 3)).contains("rollout started"));
+    }
+}

@@ -562,7 +562,10 @@ fn shards_beside_a_deploy_merge_against_its_rollout() {
     let draining = held();
     let (code, stdout, stderr) = finish(deploy, &runner);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    eprintln!("shards opened and the deploy ran in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "shards opened and the deploy ran in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let deploy_doc = dir.path().join("deploy.json");
     std::fs::write(&deploy_doc, &stdout).unwrap();
     let doc: Value = serde_json::from_str(&stdout).unwrap();

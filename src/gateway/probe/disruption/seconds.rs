@@ -52,7 +52,7 @@ fn add_to(map: &mut BTreeMap<String, u64>, rows: &[(String, u64)]) {
 }
 
 /// Row of the second `unix_ms` falls in.
-fn row<'m>(rows: &'m mut BTreeMap<i64, DropSecond>, unix_ms: i64) -> &'m mut DropSecond {
+fn row(rows: &mut BTreeMap<i64, DropSecond>, unix_ms: i64) -> &mut DropSecond {
     let at = unix_ms.div_euclid(1000);
     rows.entry(at).or_insert_with(|| DropSecond {
         at,
@@ -103,8 +103,9 @@ pub fn of_sessions(sessions: &[SessionLine], started_unix_ms: i64) -> Vec<DropSe
 
 /// The rows of several shards as one: summed by second.
 pub fn merge<'a>(parts: impl Iterator<Item = &'a [DropSecond]>) -> Vec<DropSecond> {
-    let mut rows: BTreeMap<i64, (DropSecond, BTreeMap<String, u64>, BTreeMap<String, u64>)> =
-        BTreeMap::new();
+    /// A second's row, its drops' causes and its lost sessions' causes, summed.
+    type Sums = (DropSecond, BTreeMap<String, u64>, BTreeMap<String, u64>);
+    let mut rows: BTreeMap<i64, Sums> = BTreeMap::new();
     for r in parts.flatten() {
         let (sum, causes, lost) = rows.entry(r.at).or_insert_with(|| {
             (

@@ -502,6 +502,11 @@ pub struct VerifyArgs {
     /// so shards started at different moments open together
     #[arg(long, value_name = "TIME", requires = "connections")]
     pub start_at: Option<String>,
+    /// Load probe: hold until SIGTERM or Ctrl-C (at most --hold); that stop ends the hold as
+    /// planned (exit 0 or 1 by the checks), not as an interrupt. For shards whose end is
+    /// decided elsewhere: `deploy --under-load --on-ecs` stops its tasks once the rollout settled
+    #[arg(long, requires = "connections")]
+    pub until_stopped: bool,
     /// Load probe: the run id a shard's report carries [default: from --start-at, N and K]
     #[arg(long, value_name = "ID", requires = "shard")]
     pub run_id: Option<String>,

@@ -76,6 +76,14 @@ fn main() -> ExitCode {
             ui.emit_ending(*code, None);
             return *code;
         }
+        // `verify --until-stopped`: a stop during the hold is its planned end; the probe
+        // says which it was (130 when it came before the hold).
+        if let (Command::Verify(a), Some(Ok(code))) = (&cli.command, &wrapped) {
+            if a.until_stopped && *code != Code::Interrupted {
+                ui.emit_ending(*code, None);
+                return *code;
+            }
+        }
         if let Some(Err(err)) = &wrapped {
             if exit::code_of(err) != Code::Interrupted {
                 ui.error(exit::message_of(err), exit::hint_of(err));

@@ -164,6 +164,61 @@ fn sigterm_during_a_probe_hold_closes_and_reports() {
     }
 }
 
+/// `--until-stopped` (how `deploy --under-load --on-ecs` ends its shards): SIGTERM during the
+/// hold is the planned end: the sessions close as after a full hold, the report is not
+/// interrupted, the exit code is the checks' (0). The same stop before the hold (while
+/// waiting for --start-at) still interrupts: 130.
+#[test]
+fn until_stopped_takes_sigterm_in_the_hold_as_its_end() {
+    let h = Hostile::start(Script::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = support::hostile::probe_config(dir.path(), &h.url, "BOSAR_INTERRUPT_TOKEN");
+    let cmd = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(support::bin_path());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("CI", "true")
+            .env("BOSAR_INTERRUPT_TOKEN", "interrupt-test-token-0123456789")
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "--output",
+                "json",
+                "verify",
+                "--connections",
+                "2",
+                "--hold",
+                "60s",
+            ])
+            .args(["--until-stopped", "--reconnect"])
+            .args(extra);
+        cmd
+    };
+    let m = signal_when(
+        &mut cmd(&[]),
+        Duration::from_secs(90),
+        Some(("probe: holding", libc::SIGTERM)),
+    );
+    assert_eq!(m.run.code, 0, "{}", m.run.all());
+    let doc: serde_json::Value =
+        serde_json::from_str(&m.run.stdout).unwrap_or_else(|e| panic!("{e}: {}", m.run.all()));
+    assert_eq!(doc["status"], "succeeded", "{doc:#}");
+    assert_eq!(doc["probe"]["interrupted"], false, "{doc:#}");
+    assert_eq!(doc["probe"]["closed"], 2, "{doc:#}");
+    assert!(!m.run.stderr.contains("interrupted"), "{}", m.run.stderr);
+    assert!(m.elapsed < Duration::from_secs(20), "{:?}", m.elapsed);
+    // Stopped while waiting to start: nothing was held, an interrupt.
+    let at =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(60))
+            .to_string();
+    let m = signal_when(
+        &mut cmd(&["--shard", "1/1", "--start-at", &at]),
+        Duration::from_secs(30),
+        Some(("until --start-at", libc::SIGTERM)),
+    );
+    assert_eq!(m.run.code, 130, "{}", m.run.all());
+}
+
 /// Issue 17.8: `wait` interrupted keeps the deployment it followed and the command that
 /// resumes it in the JSON payload (not `"wait": null, "hint": null`), as `deploy` does.
 #[test]

@@ -182,8 +182,12 @@ pub(super) async fn drive(
         }));
     }
     let mut lookups = look_up_cookies(&sh, health);
+    let stopped_before = ui.is_interrupted();
     let (start, end) = hold(&sh, ps, &phase_tx, ui, control.as_mut()).await;
-    let interrupted = ui.is_interrupted();
+    // `--until-stopped`: a stop during the hold ends it as planned; the sessions close as
+    // after a full hold.
+    let planned_stop = ps.until_stopped && !stopped_before && ui.is_interrupted();
+    let interrupted = ui.is_interrupted() && !planned_stop;
     let (records, not_started, cut) = close(ps, &phase_tx, interrupted, spawner).await;
     // Started with the hold, each bounded by the request timeout: normally done by now. Those
     // still running are stopped, not left behind.
@@ -211,6 +215,7 @@ pub(super) async fn drive(
         duration: sh.start.elapsed(),
         since: mark.since.map(|t| sh.since_start(t)),
         succeeded: mark.succeeded,
+        planned_stop,
     }
 }
 

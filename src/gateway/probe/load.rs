@@ -32,6 +32,8 @@ pub(super) struct Gathered {
     /// start), and whether the rollout succeeded.
     pub(super) since: Option<Duration>,
     pub(super) succeeded: Option<bool>,
+    /// `--until-stopped` and the stop came during the hold: the planned end, no interrupt.
+    pub(super) planned_stop: bool,
 }
 
 /// Largest `--max-reconnect-p99`.

@@ -152,6 +152,8 @@ pub struct ProbeSettings {
     pub shard: Option<shard::ShardRun>,
     /// `--start-at`: open no session before then.
     pub start_at: Option<std::time::SystemTime>,
+    /// `--until-stopped`: an interrupt during the hold is its planned end.
+    pub until_stopped: bool,
 }
 
 /// The hold when `--hold` is not given: two heartbeat intervals, 5 s to 10 min, so the
@@ -247,6 +249,7 @@ impl ProbeSettings {
             reconnect,
             shard,
             start_at,
+            until_stopped: args.until_stopped,
         })
     }
 
@@ -466,7 +469,7 @@ async fn run_probe(
         &v.namespace,
         &gathered,
         open_files,
-        ui.is_interrupted(),
+        ui.is_interrupted() && !gathered.planned_stop,
     ))
 }
 

@@ -220,6 +220,14 @@ pub struct UnderLoadFlags {
     /// target group's deregistration delay + 2 heartbeat intervals + 5s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub settle: Option<std::time::Duration>,
+    /// With --under-load and --on-ecs: hold the N sessions in K Fargate tasks ([probe.ecs]),
+    /// merged into one report [default: 1]
+    #[arg(long = "shards", value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub load_shards: Option<u32>,
+    /// With --under-load: the sessions are held by Fargate tasks of bosar-deploy's image
+    /// ([probe.ecs]) instead of this process; they are stopped once the rollout settled
+    #[arg(long = "on-ecs")]
+    pub load_on_ecs: bool,
     #[command(flatten)]
     pub reconnect: ReconnectFlags,
 }
@@ -234,6 +242,8 @@ impl UnderLoadFlags {
             (self.concurrency.is_some(), "--concurrency"),
             (self.rate.is_some(), "--rate"),
             (self.settle.is_some(), "--settle"),
+            (self.load_shards.is_some(), "--shards"),
+            (self.load_on_ecs, "--on-ecs"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))

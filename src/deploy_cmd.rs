@@ -204,7 +204,7 @@ async fn under_load(
     let plan = ready.plan.clone();
     let from = traffic::unix_now();
     let rollout = deploy::execute(aws, ready.ecs, ready.plan, &ready.opts, ui);
-    let (done, under) = under_load::around(load, settle, ui, rollout, outcome_of).await;
+    let (done, under) = under_load::around(aws, load, settle, ui, rollout, outcome_of).await;
     let (result, err) = match done {
         Some(r) => r,
         None => (DeployResult::new(plan), Some(not_watched(&under, ui))),

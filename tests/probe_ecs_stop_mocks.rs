@@ -208,3 +208,163 @@ async fn describe_tasks_failing_for_a_minute_ends_the_run_and_stops_every_task()
     assert!(msg.contains("stopped 3 of 3 task(s)"), "{msg}");
     assert_eq!(stopped.lock().unwrap().len(), 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `deploy --under-load N --shards K --on-ecs`: the same tasks holding a rollout's sessions.
+
+/// Running from the second DescribeTasks on; shard 2 stopped by ECS at the third.
+fn shard_2_dies_before_the_rollout(
+    call: usize,
+    shard: u32,
+) -> (&'static str, Option<i32>, Option<&'static str>) {
+    match (call, shard) {
+        (0, _) => ("PROVISIONING", None, None),
+        (c, 2) if c >= 2 => (
+            "STOPPED",
+            Some(137),
+            Some("OutOfMemoryError: Container killed due to memory usage"),
+        ),
+        _ => ("RUNNING", None, None),
+    }
+}
+
+fn running_from_the_second(
+    call: usize,
+    _: u32,
+) -> (&'static str, Option<i32>, Option<&'static str>) {
+    if call == 0 {
+        ("PROVISIONING", None, None)
+    } else {
+        ("RUNNING", None, None)
+    }
+}
+
+struct LoadRun {
+    rollout_ran: bool,
+    under: bosar_deploy::under_load::UnderLoad,
+    stopped: Vec<String>,
+    ui: Ui,
+}
+
+/// 30 sessions in 3 shard tasks around a rollout that takes `rollout_takes`; `interrupt_after`
+/// interrupts the run (the sandbox test shows it needs no token here).
+async fn under_load(
+    script: Script,
+    rollout_takes: Duration,
+    interrupt_after: Option<Duration>,
+) -> LoadRun {
+    use bosar_deploy::under_load::{self, on_ecs, Rollout};
+    let stopped = Arc::new(Mutex::new(Vec::new()));
+    let ecs_rules = [
+        td_rule(&[TOKEN_VAR]),
+        run_task_rule(Arc::new(Mutex::new(Vec::new())), &[]),
+        describe_rule(script),
+        stop_rule(stopped.clone(), &[]),
+    ];
+    let engine = engine(&ecs_rules, &[logs_rule(on_time)]);
+    let cfg = config();
+    let flags = bosar_deploy::cli::UnderLoadFlags {
+        under_load: Some(30),
+        load_shards: Some(3),
+        load_on_ecs: true,
+        ..Default::default()
+    };
+    let load = under_load::settings(
+        &flags,
+        &cfg,
+        None,
+        false,
+        Duration::from_secs(600),
+        "deploy",
+    )
+    .unwrap()
+    .unwrap();
+    let e = load.on_ecs.clone().expect("--on-ecs");
+    let ui = Ui::capturing();
+    let ran = Arc::new(Mutex::new(false));
+    let ran_ = ran.clone();
+    let rollout = async move {
+        *ran_.lock().unwrap() = true;
+        tokio::time::sleep(rollout_takes).await;
+    };
+    let run = on_ecs::around_with(&engine, &e, &load, Duration::ZERO, &ui, rollout, |_| {
+        Rollout::Succeeded
+    });
+    let (_, under) = match interrupt_after {
+        None => run.await,
+        Some(after) => {
+            let (r, ()) = tokio::join!(run, async {
+                tokio::time::sleep(after).await;
+                ui.interrupt();
+            });
+            r
+        }
+    };
+    let rollout_ran = *ran.lock().unwrap();
+    let stopped = stopped.lock().unwrap().clone();
+    LoadRun {
+        rollout_ran,
+        under,
+        stopped,
+        ui,
+    }
+}
+
+/// Fail closed: a shard ECS stops while the others open means the sessions are not all held;
+/// the rollout is never started, and the tasks still running are stopped.
+#[tokio::test(start_paused = true)]
+async fn under_load_a_shard_stopped_before_the_rollout_starts_no_rollout() {
+    let r = under_load(
+        shard_2_dies_before_the_rollout,
+        Duration::from_secs(1),
+        None,
+    )
+    .await;
+    assert!(!r.rollout_ran, "the rollout was started");
+    let lines = r.ui.captured().join("\n");
+    assert_eq!(r.under.status, bosar_deploy::report::CheckStatus::Fail);
+    assert!(!r.under.rollout_started);
+    assert!(
+        r.under
+            .message
+            .contains("shard 2/3 stopped before the rollout: exit 137: OutOfMemoryError"),
+        "{}\n{lines}",
+        r.under.message
+    );
+    let mut stopped = r.stopped.clone();
+    stopped.sort();
+    assert_eq!(stopped, [task_arn(1), task_arn(3)], "{lines}");
+}
+
+/// An interrupt during the rollout stops every task and fails the step as interrupted.
+#[tokio::test(start_paused = true)]
+async fn under_load_an_interrupt_in_the_rollout_stops_every_task() {
+    let r = under_load(
+        running_from_the_second,
+        Duration::from_secs(3600),
+        Some(Duration::from_secs(600)),
+    )
+    .await;
+    let lines = r.ui.captured().join("\n");
+    assert!(r.rollout_ran, "{lines}");
+    assert!(
+        r.under.interrupted && r.under.rollout_started,
+        "{:?}",
+        r.under.message
+    );
+    assert_eq!(r.under.status, bosar_deploy::report::CheckStatus::Fail);
+    assert!(
+        r.under.message.contains("stopped 3 of 3 task(s)"),
+        "{}",
+        r.under.message
+    );
+    assert_eq!(r.stopped.len(), 3, "{lines}");
+    // The rollout started only once every task ran and the shards' open time had passed.
+    assert!(
+        has(
+            &r.ui,
+            "every shard task runs; the rollout starts once their sessions are open"
+        ),
+        "{lines}"
+    );
+}

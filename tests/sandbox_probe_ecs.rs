@@ -227,3 +227,143 @@ fn an_interrupt_stops_every_task(runner: &TaskRunner, path: &Path) {
 fn runner_newer(e: &Value) -> bool {
     e["command"].as_array().unwrap().iter().any(|c| c == "200")
 }
+
+/// `deploy --under-load 40 --shards 2 --on-ecs`: two shard tasks hold the sessions, the deploy
+/// replaces the gateways under them, the tasks are stopped once it settled and their documents
+/// merged, the disruption counted from the rollout's start: every session the old gateways held
+/// while draining dropped, none before the rollout, none lost. The starting process holds no
+/// secret: the shards get theirs from the task definition.
+#[test]
+fn deploy_under_load_with_its_shards_on_ecs() {
+    let bin = support::bin_path().display().to_string();
+    let runner = TaskRunner::start_with(
+        &support::repo().join("sandbox/deploy.toml"),
+        SECRET,
+        &["--probe-bin", &bin],
+        &[],
+    );
+    let edit = |text: String, from: &str, to: &str| {
+        assert!(
+            text.contains(from),
+            "sandbox/deploy.toml no longer has {from:?}"
+        );
+        text.replacen(from, to, 1)
+    };
+    let mut text = config(&runner);
+    for (from, to) in [
+        (
+            "deregistration_delay = \"3s\"",
+            "deregistration_delay = \"2s\"",
+        ),
+        ("timeout = \"2m\"", "timeout = \"60s\""),
+        (
+            "WEBSOCKET_HEARTBEAT_INTERVAL = \"5000\"",
+            "WEBSOCKET_HEARTBEAT_INTERVAL = \"1500\"",
+        ),
+        (
+            "heartbeat_interval = \"5s\"",
+            "heartbeat_interval = \"1500ms\"",
+        ),
+    ] {
+        text = edit(text, from, to);
+    }
+    let (_dir, path) = write_config(&text);
+    let out = run(bosar(&runner.endpoint, "ecs-load-alb")
+        .arg("--config")
+        .arg(&path)
+        .arg("alb-update"));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let old: Vec<Value> = runner.ready["tasks"].as_array().unwrap().clone();
+    let held = || -> u64 {
+        old.iter()
+            .map(|t| {
+                let (_, body) = support::http(
+                    t["port"].as_u64().unwrap() as u16,
+                    "GET",
+                    "/health/stats",
+                    "",
+                );
+                serde_json::from_str::<Value>(&body)
+                    .map_or(0, |v| v["connections"].as_u64().unwrap_or(0))
+            })
+            .sum()
+    };
+    let mut cmd = bosar(&runner.endpoint, "ecs-load-deploy");
+    cmd.arg("--config").arg(&path).args([
+        "--output",
+        "json",
+        "deploy",
+        "--under-load",
+        "40",
+        "--shards",
+        "2",
+        "--on-ecs",
+        "--reconnect-delay",
+        "200ms..1s",
+        "--settle",
+        "4s",
+    ]);
+    let deploy = std::thread::spawn(move || run(&mut cmd));
+    if runner
+        .wait_for(|e| e["event"] == "draining", Duration::from_secs(120))
+        .is_none()
+    {
+        let out = deploy.join().unwrap();
+        panic!("no draining event:\n{}\n{}", out.all(), runner.log());
+    }
+    let draining = held();
+    let out = deploy.join().unwrap();
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), runner.log());
+    let doc: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
+    assert_schema(&doc);
+    let ul = &doc["deploy"]["under_load"];
+    assert_eq!(ul["status"], "pass", "{ul:#}");
+    let names: Vec<&str> = ul["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["open", "disruption", "reconnect", "close", "rollout window"],
+        "{ul:#}"
+    );
+    let d = &ul["probe"]["disruption"];
+    assert_eq!(
+        draining, 40,
+        "the old gateways held every shard session while draining"
+    );
+    assert_eq!(d["dropped"]["sessions"], 40, "{d:#}");
+    assert_eq!(d["lost"], 0, "{d:#}");
+    assert_eq!(d["dropped_before_window"], 0, "{d:#}");
+    assert_eq!(
+        ul["settle_ms"].as_u64().map(|s| s >= 4000),
+        Some(true),
+        "{ul:#}"
+    );
+    // Both tasks ended by StopTask as the planned end of their hold: their own verdict's exit
+    // code (1 here: their [gateway] heartbeat_interval is the new revision's, so the old
+    // gateways' heartbeats look late to them), never 130 or a kill's 137.
+    let stops: Vec<Value> = stopped_tasks(&runner);
+    assert_eq!(stops.len(), 2, "{}", runner.log());
+    assert!(
+        stops
+            .iter()
+            .all(|e| e["exit_code"] == 0 || e["exit_code"] == 1),
+        "{stops:?}"
+    );
+    for needle in [
+        "under load: starting 2 shard task(s)",
+        "every shard task runs; the rollout starts once their sessions are open",
+        "under load: 40 session(s) open in 2 shard task(s); starting the rollout",
+        "the shards hold 4 s more (settle)",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "missing {needle:?}:\n{}",
+            out.stderr
+        );
+    }
+}

@@ -450,7 +450,20 @@ fn a_failed_rollout_still_reports_what_the_sessions_saw() {
 fn under_load_flags_are_checked_before_anything_is_called() {
     // No peer: every case is a usage error (exit 2) before any AWS call.
     let (_dir, cfg) = write_config(&config("http://127.0.0.1:9"));
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 11] = [
+        (&["deploy", "--shards", "2"], "--shards needs --under-load"),
+        (
+            &["deploy", "--under-load", "10", "--shards", "2"],
+            "--shards needs --on-ecs",
+        ),
+        (
+            &["deploy", "--under-load", "10", "--on-ecs"],
+            "has no [probe.ecs] section",
+        ),
+        (
+            &["full", "--under-load", "10", "--shards", "0", "--on-ecs"],
+            "0 is not in 1..=1000",
+        ),
         (&["deploy", "--settle", "5s"], "--settle needs --under-load"),
         (
             &["deploy", "--max-lost", "2"],

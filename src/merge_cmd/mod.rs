@@ -15,7 +15,7 @@ use crate::gateway::probe::{self, merge, shard::ShardPart};
 use crate::ui::Ui;
 
 pub mod rollout;
-use crate::gateway::probe::attribution::RolloutWindow;
+use crate::gateway::probe::attribution::{self, RolloutWindow};
 
 /// Largest input read, per file (a shard document is a few tens of KiB).
 const MAX_INPUT: u64 = 64 * 1024 * 1024;
@@ -58,8 +58,8 @@ pub fn conclude_parts(
     let report = merged.report();
     let mut more = Vec::new();
     if let Some(a) = &merged.attribution {
-        ui.out(rollout::table(a).trim_end());
-        more.push(rollout::check(a));
+        ui.out(attribution::table(a).trim_end());
+        more.push(attribution::check(a));
     }
     let first = &merged.first;
     ui.line(format!(

@@ -4,14 +4,11 @@
 //! and the table of drops by phase. The document is outside text: its names are bounded and
 //! escaped where shown.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::exit::Failure;
-use crate::gateway::probe::attribution::{Attribution, RolloutWindow};
+use crate::gateway::probe::attribution::RolloutWindow;
 use crate::outside::Outside;
-use crate::report::{Check, CheckStatus};
 
 /// Stages read at most (a native deployment has about ten).
 const MAX_STAGES: usize = 64;
@@ -21,11 +18,6 @@ fn unix_ms(text: &str) -> Option<i64> {
         .or_else(|_| humantime::parse_rfc3339(text))
         .ok()?;
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
-}
-
-fn text_at(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// The deploy result in a `deploy` document, or the `deploy` step's detail in a `full` one.
@@ -93,67 +85,9 @@ pub fn window_of(name: &str, text: &str) -> anyhow::Result<RolloutWindow> {
     })
 }
 
-/// `rollout window`: fails when a shard did not hold through the whole rollout (its drops
-/// there were not all seen); passes with where the drops fell.
-pub fn check(a: &Attribution) -> Check {
-    let before: u64 = a
-        .phases
-        .iter()
-        .filter(|p| !p.counted)
-        .map(|p| p.drops)
-        .sum();
-    let during: u64 = a.phases.iter().filter(|p| p.counted).map(|p| p.drops).sum();
-    let span = match a.rollout_ended_unix_ms {
-        Some(e) => format!(
-            "{} from {} to {}",
-            a.deployment,
-            text_at(a.rollout_started_unix_ms),
-            text_at(e)
-        ),
-        None => format!(
-            "{} from {} (not followed to its end)",
-            a.deployment,
-            text_at(a.rollout_started_unix_ms)
-        ),
-    };
-    if !a.uncovered.is_empty() {
-        return Check::new(
-            "rollout window",
-            CheckStatus::Fail,
-            Duration::ZERO,
-            format!(
-                "{} shard(s) did not hold through rollout {span}, so drops in it were not all seen: {}",
-                a.uncovered.len(),
-                a.uncovered.join("; ")
-            ),
-        );
-    }
-    let mut message = format!(
-        "every shard held through rollout {span}: {during} drop(s) from its start, {before} before it (not counted)"
-    );
-    if before > 0 {
-        message.push_str("; reconnect times, attempts and the from→to table cover the whole hold");
-    }
-    Check::new("rollout window", CheckStatus::Pass, Duration::ZERO, message)
-}
-
-/// The drops by phase, as the text output shows them.
-pub fn table(a: &Attribution) -> String {
-    let mut out = format!("drops by phase of {}:\n", a.deployment);
-    for p in &a.phases {
-        let from = p.from_unix_ms.map(text_at).unwrap_or_default();
-        out.push_str(&format!(
-            "  {:<20} {:<44} {:>7} drop(s) {:>7} session(s) {:>5} lost\n",
-            from, p.phase, p.drops, p.sessions, p.lost
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::probe::attribution::PhaseCount;
 
     #[test]
     fn reads_deploy_and_full_documents() {
@@ -178,48 +112,5 @@ mod tests {
             let e = window_of("x.json", bad).unwrap_err().to_string();
             assert!(e.contains("--deploy x.json") && e.contains(why), "{e}");
         }
-    }
-
-    fn attribution(uncovered: Vec<String>, before: u64) -> Attribution {
-        let phase = |name: &str, counted, drops| PhaseCount {
-            phase: name.into(),
-            from_unix_ms: None,
-            until_unix_ms: None,
-            counted,
-            drops,
-            sessions: drops,
-            lost: 0,
-        };
-        Attribution {
-            deployment: "ecs-svc/1".into(),
-            rollout_started_unix_ms: 1_000,
-            rollout_ended_unix_ms: Some(61_000),
-            phases: vec![
-                phase("before", false, before),
-                phase("rollout started", true, 7),
-            ],
-            uncovered,
-        }
-    }
-
-    #[test]
-    fn the_check_fails_when_a_shard_did_not_hold_through() {
-        let c = check(&attribution(
-            vec!["2/4: it stopped holding early".into()],
-            0,
-        ));
-        assert_eq!(c.status, CheckStatus::Fail);
-        assert!(c.message.contains("2/4: it stopped"), "{}", c.message);
-        let c = check(&attribution(vec![], 0));
-        assert_eq!(c.status, CheckStatus::Pass);
-        assert!(
-            c.message.contains("7 drop(s) from its start, 0 before"),
-            "{}",
-            c.message
-        );
-        assert!(!c.message.contains("whole hold"));
-        let c = check(&attribution(vec![], 3));
-        assert!(c.message.contains("whole hold"), "{}", c.message);
-        assert!(table(&attribution(vec![], 3)).contains("rollout started"));
     }
 }

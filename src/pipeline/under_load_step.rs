@@ -68,13 +68,14 @@ pub(super) async fn run(
         let (result, err) = ecs_deploy::execute(aws, ecs, pre.deploy, opts, run.ui).await;
         (result, err, t.elapsed())
     };
-    let (done, under) = under_load::around(load, settle, run.ui, rollout, |(r, e, _)| {
-        match (&r.outcome, e) {
-            (Some(o), None) if o.succeeded() => under_load::Rollout::Succeeded,
-            _ => under_load::Rollout::Failed,
-        }
-    })
-    .await;
+    let (done, under) =
+        under_load::around(aws, load, settle, run.ui, rollout, |(r, e, _)| {
+            match (&r.outcome, e) {
+                (Some(o), None) if o.succeeded() => under_load::Rollout::Succeeded,
+                _ => under_load::Rollout::Failed,
+            }
+        })
+        .await;
     let rolled = match done {
         Some((result, err, took)) => {
             let t = Instant::now().checked_sub(took).unwrap_or(t);

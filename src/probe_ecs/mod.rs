@@ -32,7 +32,7 @@ pub struct Engine {
 }
 
 /// What to add when `[probe.ecs]` is absent.
-const ADD_PROBE_ECS: &str = "add [probe.ecs] with cluster, task_definition (a task definition holding the bosar-deploy image) and subnets (docs/distribution.md \"Shards on ECS\"); nothing was called on AWS";
+pub(crate) const ADD_PROBE_ECS: &str = "add [probe.ecs] with cluster, task_definition (a task definition holding the bosar-deploy image) and subnets (docs/distribution.md \"Shards on ECS\"); nothing was called on AWS";
 
 /// The CLI entry: the config checked, AWS connected, then [`run_with`].
 pub async fn run(args: &VerifyArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Code> {
@@ -130,7 +130,7 @@ pub async fn run_with(
 
 /// Starts every shard, one RunTask each. When one does not start, the run cannot be whole:
 /// the ones started are stopped and the error names the shard and ECS's reason.
-async fn start_all(
+pub(crate) async fn start_all(
     engine: &Engine,
     p: &ProbeEcsSection,
     td_arn: &str,
@@ -181,7 +181,7 @@ async fn start_all(
 const MAX_FAILED_POLLS: u32 = 12;
 
 /// How the watch ended.
-enum Watched {
+pub(crate) enum Watched {
     /// Every task stopped.
     Done(Vec<ShardTask>),
     /// Interrupted or timed out (the exit code and why); the tasks are still to be stopped.
@@ -190,7 +190,7 @@ enum Watched {
 
 /// DescribeTasks every poll until every task has stopped, saying each change; an interrupt
 /// or `[probe.ecs] timeout` ends it.
-async fn watch(
+pub(crate) async fn watch(
     engine: &Engine,
     p: &ProbeEcsSection,
     container: &str,
@@ -249,7 +249,7 @@ async fn watch(
 
 /// The error of a run that ended early: why, the tasks stopped, and those that could not be.
 /// An interrupt's is also the note `main` prints (it does not print an interrupted verb's error).
-fn ended(
+pub(crate) fn ended(
     ui: &Ui,
     code: Code,
     why: &str,
@@ -288,7 +288,7 @@ fn ended(
 
 /// Each shard's document, or why it is missing; the streams are read side by side, so a
 /// missing one costs its wait once, not once per shard.
-async fn collect(
+pub(crate) async fn collect(
     engine: &Engine,
     place: &plan::LogPlace,
     tasks: &[ShardTask],
@@ -340,6 +340,14 @@ fn finish(
     args: &VerifyArgs,
     ui: &Ui,
 ) -> anyhow::Result<Code> {
+    let parts = parts_of_docs(docs)?;
+    crate::merge_cmd::conclude_parts(&parts, None, args.junit.as_deref(), ui)
+}
+
+/// Every shard's part, or the error naming the shards whose document is missing.
+pub(crate) fn parts_of_docs(
+    docs: Vec<(u32, Result<serde_json::Value, String>)>,
+) -> anyhow::Result<Vec<crate::gateway::probe::shard::ShardPart>> {
     let k = docs.len();
     let missing: Vec<String> = docs
         .iter()
@@ -362,5 +370,5 @@ fn finish(
             &text,
         )?);
     }
-    crate::merge_cmd::conclude_parts(&parts, None, args.junit.as_deref(), ui)
+    Ok(parts)
 }

@@ -69,6 +69,9 @@ fn forwarded_flags(args: &VerifyArgs) -> Vec<String> {
     if args.reconnect {
         out.push("--reconnect".into());
     }
+    if args.until_stopped {
+        out.push("--until-stopped".into());
+    }
     if args.allow_insecure_token {
         out.push("--allow-insecure-token".into());
     }
@@ -137,12 +140,16 @@ pub fn shard_orders(
     k: u32,
     start_at: &str,
 ) -> Vec<ShardOrder> {
-    let config = shard_config(cfg, gw);
+    orders(args, &shard_config(cfg, gw), n, k, start_at)
+}
+
+/// Every shard's task from the shard config already written (`config`).
+pub fn orders(args: &VerifyArgs, config: &str, n: u32, k: u32, start_at: &str) -> Vec<ShardOrder> {
     (1..=k)
         .map(|i| ShardOrder {
             index: i,
             command: shard_command(args, n, i, k, start_at),
-            environment: vec![(ENV_CONFIG_TOML.to_string(), config.clone())],
+            environment: vec![(ENV_CONFIG_TOML.to_string(), config.to_string())],
         })
         .collect()
 }

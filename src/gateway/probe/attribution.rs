@@ -10,10 +10,13 @@
 //! the whole hold's (a shard keeps no per-second histograms), which the report says when
 //! anything dropped before the rollout.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::disruption::seconds::{self, DropSecond};
 use super::shard::{DisruptionPart, ShardPart};
+use crate::report::{Check, CheckStatus};
 
 /// The rollout the drops are placed against, from the deploy's JSON document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +175,68 @@ pub fn uncovered(parts: &[ShardPart], w: &RolloutWindow) -> Vec<String> {
                 "{name}: it stopped holding before the rollout started"
             ));
         }
+    }
+    out
+}
+
+fn text_at(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// `rollout window`: fails when a shard did not hold through the whole rollout (its drops
+/// there were not all seen); passes with where the drops fell.
+pub fn check(a: &Attribution) -> Check {
+    let before: u64 = a
+        .phases
+        .iter()
+        .filter(|p| !p.counted)
+        .map(|p| p.drops)
+        .sum();
+    let during: u64 = a.phases.iter().filter(|p| p.counted).map(|p| p.drops).sum();
+    let span = match a.rollout_ended_unix_ms {
+        Some(e) => format!(
+            "{} from {} to {}",
+            a.deployment,
+            text_at(a.rollout_started_unix_ms),
+            text_at(e)
+        ),
+        None => format!(
+            "{} from {} (not followed to its end)",
+            a.deployment,
+            text_at(a.rollout_started_unix_ms)
+        ),
+    };
+    if !a.uncovered.is_empty() {
+        return Check::new(
+            "rollout window",
+            CheckStatus::Fail,
+            Duration::ZERO,
+            format!(
+                "{} shard(s) did not hold through rollout {span}, so drops in it were not all seen: {}",
+                a.uncovered.len(),
+                a.uncovered.join("; ")
+            ),
+        );
+    }
+    let mut message = format!(
+        "every shard held through rollout {span}: {during} drop(s) from its start, {before} before it (not counted)"
+    );
+    if before > 0 {
+        message.push_str("; reconnect times, attempts and the from→to table cover the whole hold");
+    }
+    Check::new("rollout window", CheckStatus::Pass, Duration::ZERO, message)
+}
+
+/// The drops by phase, as the text output shows them.
+pub fn table(a: &Attribution) -> String {
+    let mut out = format!("drops by phase of {}:\n", a.deployment);
+    for p in &a.phases {
+        let from = p.from_unix_ms.map(text_at).unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<20} {:<44} {:>7} drop(s) {:>7} session(s) {:>5} lost\n",
+            from, p.phase, p.drops, p.sessions, p.lost
+        ));
     }
     out
 }
@@ -343,5 +408,48 @@ mod tests {
         );
         // Exactly at the edges: covered.
         assert!(uncovered(&[shard(1, 90_000, 10_000, 70_000)], &w).is_empty());
+    }
+
+    fn attribution(uncovered: Vec<String>, before: u64) -> Attribution {
+        let phase = |name: &str, counted, drops| PhaseCount {
+            phase: name.into(),
+            from_unix_ms: None,
+            until_unix_ms: None,
+            counted,
+            drops,
+            sessions: drops,
+            lost: 0,
+        };
+        Attribution {
+            deployment: "ecs-svc/1".into(),
+            rollout_started_unix_ms: 1_000,
+            rollout_ended_unix_ms: Some(61_000),
+            phases: vec![
+                phase("before", false, before),
+                phase("rollout started", true, 7),
+            ],
+            uncovered,
+        }
+    }
+
+    #[test]
+    fn the_check_fails_when_a_shard_did_not_hold_through() {
+        let c = check(&attribution(
+            vec!["2/4: it stopped holding early".into()],
+            0,
+        ));
+        assert_eq!(c.status, CheckStatus::Fail);
+        assert!(c.message.contains("2/4: it stopped"), "{}", c.message);
+        let c = check(&attribution(vec![], 0));
+        assert_eq!(c.status, CheckStatus::Pass);
+        assert!(
+            c.message.contains("7 drop(s) from its start, 0 before"),
+            "{}",
+            c.message
+        );
+        assert!(!c.message.contains("whole hold"));
+        let c = check(&attribution(vec![], 3));
+        assert!(c.message.contains("whole hold"), "{}", c.message);
+        assert!(table(&attribution(vec![], 3)).contains("rollout started"));
     }
 }

@@ -26,6 +26,8 @@ use crate::gateway::{fmt_duration, VerifySettings};
 use crate::report::{self, Check, CheckStatus, Step};
 use crate::ui::Ui;
 
+pub mod on_ecs;
+
 /// Largest `--settle`.
 pub const MAX_SETTLE: Duration = Duration::from_secs(3600);
 /// The target group attribute the settle time's default starts from.
@@ -48,6 +50,8 @@ pub struct LoadSettings {
     /// The load probe a gate runs against green before production traffic: N sessions at
     /// `[gateway] test_url` (else `url`), held the probe's default time, then closed.
     pub green: (VerifySettings, ProbeSettings),
+    /// `--on-ecs`: the sessions are held by Fargate tasks, not this process.
+    pub on_ecs: Option<on_ecs::OnEcs>,
 }
 
 impl LoadSettings {
@@ -57,6 +61,8 @@ impl LoadSettings {
         judge: crate::ecs::native::gate::GateJudge,
     ) -> crate::ecs::native::gate::GateJudge {
         match self.probe.reconnect {
+            // Shards on ECS are not read live: their verdict comes after the rollout.
+            _ if self.on_ecs.is_some() => judge,
             Some(r) => {
                 crate::gate_judge::with_load(judge, self.live.clone(), r.limits, self.green.clone())
             }
@@ -102,7 +108,20 @@ pub fn settings(
         return Ok(None);
     };
     let gw = cfg.gateway_or_url(verb, url)?;
-    let mut verify = VerifySettings::from_config(&gw, url, allow_insecure_token)?;
+    // A gate's probe of green still runs here.
+    let gated = cfg
+        .ecs
+        .as_ref()
+        .and_then(|e| e.deployment.as_ref())
+        .is_some_and(|d| d.gate.is_some());
+    // Shards on ECS read their token from the task definition: without a gate this process
+    // opens no session and needs none.
+    let mut here = gw.clone().into_owned();
+    if flags.load_on_ecs && !gated {
+        here.token_env = None;
+        here.jwt_secret_env = None;
+    }
+    let mut verify = VerifySettings::from_config(&here, url, allow_insecure_token)?;
     let reconnect = ReconnectSettings::from_flags(&flags.reconnect)?;
     let probe = ProbeSettings::under_load(n, flags.concurrency, flags.rate, reconnect, &verify)?;
     if let Some(s) = flags.settle {
@@ -116,7 +135,7 @@ pub fn settings(
     }
     // Sessions reconnect until the end: opening, the watch (and a rollback's), the settle.
     let lives = probe.budget().open + watch_timeout * 2 + MAX_SETTLE;
-    verify.remint_for(&gw, lives);
+    verify.remint_for(&here, lives);
     let mut green_verify = verify.clone();
     if let Some(t) = &gw.test_url {
         green_verify.url = t.clone();
@@ -128,13 +147,11 @@ pub fn settings(
         ..crate::cli::VerifyArgs::default()
     };
     let green_probe = ProbeSettings::from_args(&green_args, &green_verify)?;
-    // A gate's probe of green runs while the N sessions are held on blue.
-    let gated = cfg
-        .ecs
-        .as_ref()
-        .and_then(|e| e.deployment.as_ref())
-        .is_some_and(|d| d.gate.is_some());
-    let open_files = probe::ensure_open_files(if gated { n.saturating_mul(2) } else { n })?;
+    let on_ecs = on_ecs::settings(flags, cfg, &gw, n, lives)?;
+    // This process opens the sessions, unless tasks on ECS hold them (a gate's probe of green
+    // still runs here).
+    let here = if on_ecs.is_some() { 0 } else { n };
+    let open_files = probe::ensure_open_files(if gated { here.saturating_add(n) } else { here })?;
     Ok(Some(LoadSettings {
         verify,
         probe,
@@ -142,6 +159,7 @@ pub fn settings(
         open_files,
         live: probe::LiveLoad::default(),
         green: (green_verify, green_probe),
+        on_ecs,
     }))
 }
 
@@ -268,6 +286,7 @@ fn step_checks(p: &ProbeReport) -> Vec<Check> {
 /// `outcome` says it succeeded, and ends. Returns the rollout's output (`None` when it was not
 /// started or was interrupted) and the load's account.
 pub async fn around<T, F>(
+    aws: &crate::aws::Aws,
     load: &LoadSettings,
     settle: Duration,
     ui: &Ui,
@@ -277,6 +296,9 @@ pub async fn around<T, F>(
 where
     F: Future<Output = T>,
 {
+    if let Some(e) = &load.on_ecs {
+        return on_ecs::around(aws, e, load, settle, ui, rollout, outcome).await;
+    }
     let started = Instant::now();
     let _wrap_up = ui.wrap_up_on_interrupt();
     let n = load.probe.connections;

@@ -163,11 +163,15 @@ class ProbeTasks:
                 logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=list(batch))
                 batch.clear()
 
+        # The awslogs driver ships lines within seconds, not only at the end: a running shard's
+        # progress lines must be readable while it runs.
+        flushed = time.monotonic()
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             batch.append({"timestamp": int(time.time() * 1000), "message": line or " "})
-            if len(batch) >= 500:
+            if len(batch) >= 500 or time.monotonic() - flushed >= 1.0:
                 flush()
+                flushed = time.monotonic()
         flush()
         code = proc.wait()
         if code < 0:

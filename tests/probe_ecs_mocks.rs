@@ -40,6 +40,9 @@ async fn three_shards_run_report_and_merge() {
         "3 shard(s): 3 pending, 0 running, 0 done",
         "3 shard(s): 0 pending, 0 running, 3 done",
         "merged 3 shard report(s) of run 2026-12-05T10:00:00Z/n30/k3",
+        // Progress from the end of each running shard's stream.
+        "shard 2/3 (task t2): holding 12 session(s)",
+        "3 shard(s): 0 pending, 3 running, 0 done, 0 stopped otherwise; 36 session(s) open in 3 of them",
     ] {
         assert!(lines.contains(needle), "{needle} not in:\n{lines}");
     }

@@ -122,6 +122,69 @@ pub async fn fetch(
     }
 }
 
+/// How far a running shard is, from the last progress line in its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// `probe: N/M open, …`
+    Opening { open: u64, of: u64 },
+    /// `probe: holding N session(s)…`: every session it will open has opened.
+    Holding { held: u64 },
+}
+
+impl Progress {
+    /// Sessions open now.
+    pub fn open(self) -> u64 {
+        match self {
+            Progress::Opening { open, .. } => open,
+            Progress::Holding { held } => held,
+        }
+    }
+}
+
+/// The last progress line among `lines` (a shard's stderr, timestamped), if any.
+pub fn progress_of(lines: &[String]) -> Option<Progress> {
+    lines.iter().rev().find_map(|l| {
+        let rest = &l[l.find("probe: ")? + "probe: ".len()..];
+        if let Some(h) = rest.strip_prefix("holding ") {
+            let held = h.split(' ').next()?.parse().ok()?;
+            return Some(Progress::Holding { held });
+        }
+        let (counts, _) = rest.split_once(" open")?;
+        let (open, of) = counts.split_once('/')?;
+        Some(Progress::Opening {
+            open: open.parse().ok()?,
+            of: of.parse().ok()?,
+        })
+    })
+}
+
+/// Lines read from a stream's end for its progress.
+const TAIL: i32 = 20;
+
+/// The last progress of the shard writing `stream` (`None`: no line yet, or the read failed:
+/// progress is a courtesy, never a verdict).
+pub async fn last_progress(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    stream: &str,
+) -> Option<Progress> {
+    let out = logs
+        .get_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .start_from_head(false)
+        .limit(TAIL)
+        .send()
+        .await
+        .ok()?;
+    let lines: Vec<String> = out
+        .events()
+        .iter()
+        .map(|e| e.message().unwrap_or_default().to_string())
+        .collect();
+    progress_of(&lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +213,27 @@ mod tests {
         let half: Vec<String> = pretty.lines().take(2).map(str::to_string).collect();
         assert_eq!(document(&joined(&half)), None);
         assert_eq!(document("{\"probe\": {}}\n"), None);
+    }
+
+    #[test]
+    fn progress_lines_are_read_from_the_end() {
+        let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(progress_of(&lines(&["waiting 1m until --start-at"])), None);
+        assert_eq!(
+            progress_of(&lines(&[
+                "2026-12-05T10:00:01Z probe: 120/500 open, 300 handshakes/s, 0 error(s)",
+                "2026-12-05T10:00:02Z probe: 480/500 open, 310 handshakes/s, 2 error(s)",
+            ])),
+            Some(Progress::Opening { open: 480, of: 500 })
+        );
+        assert_eq!(
+            progress_of(&lines(&[
+                "2026-12-05T10:00:02Z probe: 480/500 open, 310 handshakes/s, 2 error(s)",
+                "2026-12-05T10:00:03Z probe: holding 498 session(s), 1 s of 20m, 0 heartbeat(s) acked, 2 error(s)",
+                "{",
+            ])),
+            Some(Progress::Holding { held: 498 })
+        );
+        assert_eq!(progress_of(&lines(&["probe: x/y open"])), None);
     }
 }

@@ -115,7 +115,7 @@ pub async fn run_with(
         Outside::new(&p.cluster).shown(100)
     ));
     let started = start_all(engine, p, &td_arn, &place.container, &orders, ui).await?;
-    let outcome = watch(engine, p, &place.container, started, k, ui).await;
+    let outcome = watch(engine, p, &place, started, k, ui).await;
     let (tasks, end) = match outcome {
         Watched::Done(tasks) => (tasks, None),
         Watched::Ended(tasks, code, why) => (tasks, Some((code, why))),
@@ -150,6 +150,7 @@ pub(crate) async fn start_all(
             match tasks::start(&engine.ecs, p, td_arn, container, order).await {
                 Ok(arn) => {
                     started.push(ShardTask {
+                        progress: None,
                         index: order.index,
                         task_arn: arn,
                         state: State::Pending,
@@ -193,7 +194,7 @@ pub(crate) enum Watched {
 pub(crate) async fn watch(
     engine: &Engine,
     p: &ProbeEcsSection,
-    container: &str,
+    place: &plan::LogPlace,
     mut tasks: Vec<ShardTask>,
     k: u32,
     ui: &Ui,
@@ -201,9 +202,11 @@ pub(crate) async fn watch(
     let deadline = tokio::time::Instant::now() + p.timeout;
     let mut last_summary = String::new();
     let mut failed_in_a_row = 0;
+    let mut progress_read = None;
     loop {
         let before: Vec<State> = tasks.iter().map(|t| t.state.clone()).collect();
-        match tasks::refresh(&engine.ecs, &p.cluster, container, &mut tasks).await {
+        read_progress(engine, place, &mut tasks, k, &mut progress_read, ui).await;
+        match tasks::refresh(&engine.ecs, &p.cluster, &place.container, &mut tasks).await {
             Ok(()) => failed_in_a_row = 0,
             Err(e) if failed_in_a_row + 1 >= MAX_FAILED_POLLS => {
                 let why = format!(
@@ -243,6 +246,50 @@ pub(crate) async fn watch(
             () = ui.interrupted() => {
                 return Watched::Ended(tasks, Code::Interrupted, "interrupted (Ctrl-C or SIGTERM)".into());
             }
+        }
+    }
+}
+
+/// Reads the running shards' progress from the end of their streams, saying each change; at
+/// most once every `max(poll, K × 200 ms)` (5 GetLogEvents a second, well under its quota),
+/// 10 streams at once. A failed read leaves the last progress: it is a courtesy, not a verdict.
+pub(crate) async fn read_progress(
+    engine: &Engine,
+    place: &plan::LogPlace,
+    tasks: &mut [ShardTask],
+    k: u32,
+    last: &mut Option<tokio::time::Instant>,
+    ui: &Ui,
+) {
+    use futures_util::stream::{self, StreamExt};
+    let every = engine.poll.max(Duration::from_millis(200) * k);
+    let now = tokio::time::Instant::now();
+    if last.is_some_and(|t| now < t + every) {
+        return;
+    }
+    *last = Some(now);
+    let running = tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.state == State::Running)
+        .map(|(i, t)| (i, place.stream(t.task_id())));
+    let read: Vec<(usize, Option<logs::Progress>)> = stream::iter(running)
+        .map(|(i, name)| async move {
+            (
+                i,
+                logs::last_progress(&engine.logs, &place.group, &name).await,
+            )
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    let mut read = read;
+    read.sort_by_key(|(i, _)| *i);
+    for (i, p) in read {
+        let Some(p) = p else { continue };
+        let before = tasks[i].progress.replace(p);
+        if let Some(line) = progress::progress_line(&tasks[i], k, before) {
+            ui.line(line);
         }
     }
 }

@@ -78,10 +78,11 @@ fn forwarded_flags(args: &VerifyArgs) -> Vec<String> {
     out
 }
 
-/// Shard `index` of `k`: `--output json --quiet verify --connections N --shard I/K --start-at T`
+/// Shard `index` of `k`: `--output json verify --connections N --shard I/K --start-at T`
 /// and the forwarded flags (the image's entrypoint is the binary).
 pub fn shard_command(args: &VerifyArgs, n: u32, index: u32, k: u32, start_at: &str) -> Vec<String> {
-    let mut cmd: Vec<String> = ["--output", "json", "--quiet", "verify", "--connections"]
+    // Not --quiet: its progress lines ("probe: 480/500 open") are what the watch shows.
+    let mut cmd: Vec<String> = ["--output", "json", "verify", "--connections"]
         .iter()
         .map(|s| s.to_string())
         .collect();

@@ -21,6 +21,8 @@ pub struct ShardTask {
     pub index: u32,
     pub task_arn: String,
     pub state: State,
+    /// Its sessions, from the last progress line of its stream (while it runs).
+    pub progress: Option<super::logs::Progress>,
 }
 
 impl ShardTask {
@@ -53,10 +55,45 @@ pub fn summary(tasks: &[ShardTask]) -> String {
             State::Stopped { .. } => f += 1,
         }
     }
-    format!(
+    let mut line = format!(
         "{} shard(s): {p} pending, {r} running, {d} done, {f} stopped otherwise",
         tasks.len()
-    )
+    );
+    let open: Vec<u64> = tasks
+        .iter()
+        .filter(|t| t.state == State::Running)
+        .filter_map(|t| t.progress.map(|p| p.open()))
+        .collect();
+    if !open.is_empty() {
+        line.push_str(&format!(
+            "; {} session(s) open in {} of them",
+            open.iter().sum::<u64>(),
+            open.len()
+        ));
+    }
+    line
+}
+
+/// What a shard's new progress says, when it changed: `shard 2/4 (task …): 480/500 open`.
+pub fn progress_line(
+    t: &ShardTask,
+    k: u32,
+    before: Option<super::logs::Progress>,
+) -> Option<String> {
+    use super::logs::Progress;
+    let now = t.progress?;
+    if Some(now) == before {
+        return None;
+    }
+    let who = format!(
+        "shard {}/{k} (task {})",
+        t.index,
+        Outside::new(t.task_id()).shown(64)
+    );
+    Some(match now {
+        Progress::Opening { open, of } => format!("{who}: {open}/{of} session(s) open"),
+        Progress::Holding { held } => format!("{who}: holding {held} session(s)"),
+    })
 }
 
 /// What a shard's transition says, when it has one.
@@ -105,6 +142,7 @@ mod tests {
 
     fn task(i: u32, state: State) -> ShardTask {
         ShardTask {
+            progress: None,
             index: i,
             task_arn: format!("arn:aws:ecs:us-east-1:1:task/c/t{i}"),
             state,

@@ -24,6 +24,7 @@ use crate::config::{Config, GatewaySection, ProbeEcsSection};
 use crate::exit::{message_of, Failure};
 use crate::gateway::probe::attribution::RolloutWindow;
 use crate::gateway::probe::{merge, shard};
+use crate::probe_ecs::logs::Progress;
 use crate::probe_ecs::progress::{self, ShardTask, State};
 use crate::probe_ecs::{plan, tasks, Engine, Watched};
 use crate::report::{self, CheckStatus};
@@ -279,7 +280,7 @@ async fn start(
             .await
             .map_err(|err| message_of(&err))?;
     let open_by = shard::parse_start_at(&start_at).unwrap_or(now) + open_time(load, e);
-    match wait_open(engine, e, &place.container, &mut started, open_by, ui).await {
+    match wait_open(engine, e, &place, &mut started, open_by, ui).await {
         Ok(()) => Ok((started, place)),
         Err(why) => {
             let code = if ui.is_interrupted() {
@@ -306,7 +307,7 @@ async fn start(
 async fn wait_open(
     engine: &Engine,
     e: &OnEcs,
-    container: &str,
+    place: &plan::LogPlace,
     tasks: &mut [ShardTask],
     open_by: SystemTime,
     ui: &Ui,
@@ -319,11 +320,13 @@ async fn wait_open(
             .unwrap_or_default();
     let give_up = open_at + e.section.start_delay;
     let mut waiting_said = false;
+    let mut progress_read = None;
     loop {
         let before: Vec<State> = tasks.iter().map(|t| t.state.clone()).collect();
         let mut list = tasks.to_vec();
+        crate::probe_ecs::read_progress(engine, place, &mut list, k, &mut progress_read, ui).await;
         if let Err(err) =
-            tasks::refresh(&engine.ecs, &e.section.cluster, container, &mut list).await
+            tasks::refresh(&engine.ecs, &e.section.cluster, &place.container, &mut list).await
         {
             ui.warn(format!(
                 "{} (trying again at the next poll)",
@@ -350,8 +353,13 @@ async fn wait_open(
             ));
         }
         let running = tasks.iter().all(|t| t.state == State::Running);
+        // Every shard says it holds: its opening is over (those that failed to open are in
+        // its report), so the rollout need not wait out the open budget.
+        let holding = tasks
+            .iter()
+            .all(|t| matches!(t.progress, Some(Progress::Holding { .. })));
         let now = tokio::time::Instant::now();
-        if running && now >= open_at {
+        if running && (holding || now >= open_at) {
             return Ok(());
         }
         if !running && now >= give_up {
@@ -390,9 +398,7 @@ async fn conclude(
     window: &RolloutWindow,
     ui: &Ui,
 ) -> Result<UnderLoad, String> {
-    let tasks = match crate::probe_ecs::watch(engine, &e.section, &place.container, tasks, e.k, ui)
-        .await
-    {
+    let tasks = match crate::probe_ecs::watch(engine, &e.section, place, tasks, e.k, ui).await {
         Watched::Done(tasks) => tasks,
         Watched::Ended(tasks, code, why) => {
             let unstopped = tasks::stop_all(&engine.ecs, &e.section.cluster, &tasks, &why).await;

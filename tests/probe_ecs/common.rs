@@ -234,6 +234,18 @@ pub fn logs_rule(streams: Streams) -> Rule {
                     .build(),
             );
         }
+        // A read of the stream's end for a running shard's progress: its progress line.
+        if r.start_from_head() == Some(false) {
+            let line = format!(
+                "2026-12-05T10:00:05Z probe: holding {} session(s), 1 s of 1m",
+                10 + i
+            );
+            return MockResponse::Output(
+                GetLogEventsOutput::builder()
+                    .events(OutputLogEvent::builder().timestamp(0).message(line).build())
+                    .build(),
+            );
+        }
         let mut map = reads.lock().unwrap();
         let n = map.entry(name).or_insert(0);
         let answer = streams(i, *n);

@@ -36,7 +36,8 @@ fn config(runner: &TaskRunner) -> String {
         )
 }
 
-fn total_connections(runner: &TaskRunner) -> u64 {
+/// `key` of `/health/stats` summed over the runner's first gateways (their own counters).
+fn gateway_sum(runner: &TaskRunner, key: &str) -> u64 {
     runner.ready["tasks"]
         .as_array()
         .unwrap()
@@ -46,9 +47,13 @@ fn total_connections(runner: &TaskRunner) -> u64 {
             let (status, body) = support::http(port, "GET", "/health/stats", "");
             assert_eq!(status, 200, "{body}");
             let v: Value = serde_json::from_str(&body).unwrap();
-            v["totalConnections"].as_u64().unwrap()
+            v[key].as_u64().unwrap()
         })
         .sum()
+}
+
+fn total_connections(runner: &TaskRunner) -> u64 {
+    gateway_sum(runner, "totalConnections")
 }
 
 /// The document is valid against schema/output.schema.json.
@@ -277,21 +282,8 @@ fn deploy_under_load_with_its_shards_on_ecs() {
         .arg(&path)
         .arg("alb-update"));
     assert_eq!(out.code, 0, "{}", out.all());
-    let old: Vec<Value> = runner.ready["tasks"].as_array().unwrap().clone();
-    let held = || -> u64 {
-        old.iter()
-            .map(|t| {
-                let (_, body) = support::http(
-                    t["port"].as_u64().unwrap() as u16,
-                    "GET",
-                    "/health/stats",
-                    "",
-                );
-                serde_json::from_str::<Value>(&body)
-                    .map_or(0, |v| v["connections"].as_u64().unwrap_or(0))
-            })
-            .sum()
-    };
+    // The first gateways, open sessions now (they drain, then stop).
+    let held = || gateway_sum(&runner, "connections");
     let mut cmd = bosar(&runner.endpoint, "ecs-load-deploy");
     cmd.arg("--config").arg(&path).args([
         "--output",

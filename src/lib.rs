@@ -137,11 +137,7 @@ mod layers {
         rust_files(&src.join("cli"), &mut cli);
         assert!(cli.len() >= 2, "cli/ was not found: {cli:?}");
         let bad = offenders(&cli, &ABOVE_BASE[1..]);
-        assert!(
-            bad.is_empty(),
-            "cli/ imports a domain:\n{}",
-            bad.join("\n")
-        );
+        assert!(bad.is_empty(), "cli/ imports a domain:\n{}", bad.join("\n"));
         // The check itself can say no.
         assert_eq!(crate_refs("use crate::cli::GlobalArgs;"), vec!["cli"]);
         assert!(crate_refs("// crate::cli\n").is_empty());

@@ -205,6 +205,9 @@ fn until_stopped_takes_sigterm_in_the_hold_as_its_end() {
     assert_eq!(doc["status"], "succeeded", "{doc:#}");
     assert_eq!(doc["probe"]["interrupted"], false, "{doc:#}");
     assert_eq!(doc["probe"]["closed"], 2, "{doc:#}");
+    // What was held until the stop, not the 60 s cap.
+    let held = doc["probe"]["hold_ms"].as_u64().unwrap();
+    assert!(held < 20_000, "hold_ms {held}");
     assert!(!m.run.stderr.contains("interrupted"), "{}", m.run.stderr);
     assert!(m.elapsed < Duration::from_secs(20), "{:?}", m.elapsed);
     // Stopped while waiting to start: nothing was held, an interrupt.

@@ -379,7 +379,12 @@ pub(super) fn build_report(
         connections: ps.connections,
         concurrency: ps.concurrency,
         rate_limit: ps.rate,
-        hold_ms: ps.hold.as_millis() as u64,
+        // `--until-stopped`: what was held until the stop, not the cap.
+        hold_ms: if g.planned_stop {
+            g.window.1.saturating_sub(g.window.0).as_millis() as u64
+        } else {
+            ps.hold.as_millis() as u64
+        },
         max_error_rate: ps.max_error_rate,
         max_p99_ms: ps.max_p99.map(|d| d.as_millis() as u64),
         open_files,

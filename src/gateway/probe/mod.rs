@@ -497,8 +497,14 @@ pub async fn run(
     announce(ui, v, &ps, open_files);
     let report = probe(v, &ps, ui, open_files).await?;
     let shard_part = ps.shard.as_ref().map(|run| {
-        let part =
-            shard::ShardPart::of(&report, run.shard, &run.run_id, run.total, &report.samples);
+        let part = shard::ShardPart::of(
+            &report,
+            run.shard,
+            &run.run_id,
+            run.total,
+            &report.samples,
+            ps.hold,
+        );
         ("shard", json!(part))
     });
     let code = conclude(

@@ -282,12 +282,15 @@ impl DisruptionPart {
 }
 
 impl ShardPart {
+    /// `hold` is the hold asked for (`--hold`), which every shard of a run shares; the report
+    /// says what was held (less, when `--until-stopped` ended it).
     pub fn of(
         r: &ProbeReport,
         shard: Shard,
         run_id: &str,
         total_connections: u32,
         samples: &super::report::Samples,
+        hold: std::time::Duration,
     ) -> ShardPart {
         let hb = &r.heartbeats;
         ShardPart {
@@ -301,7 +304,7 @@ impl ShardPart {
                 namespace: r.namespace.clone(),
                 concurrency: r.concurrency,
                 rate_limit: r.rate_limit,
-                hold_ms: r.hold_ms,
+                hold_ms: hold.as_millis() as u64,
                 max_error_rate: r.max_error_rate,
                 max_p99_ms: r.max_p99_ms,
                 heartbeat_interval_ms: hb.interval_ms,

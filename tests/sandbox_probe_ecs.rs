@@ -237,13 +237,9 @@ fn runner_newer(e: &Value) -> bool {
     e["command"].as_array().unwrap().iter().any(|c| c == "200")
 }
 
-/// `deploy --under-load 40 --shards 2 --on-ecs`: two shard tasks hold the sessions, the deploy
-/// replaces the gateways under them, the tasks are stopped once it settled and their documents
-/// merged, the disruption counted from the rollout's start: every session the old gateways held
-/// while draining dropped, none before the rollout, none lost. The starting process holds no
-/// secret: the shards get theirs from the task definition.
-#[test]
-fn deploy_under_load_with_its_shards_on_ecs() {
+/// A runner with the probe's task definition, and the sandbox config for a rollout under
+/// load: a 2 s drain, a 60 s watch, the new revision's heartbeat every 1.5 s.
+fn under_load_runner() -> (TaskRunner, tempfile::TempDir, std::path::PathBuf) {
     let bin = support::bin_path().display().to_string();
     let runner = TaskRunner::start_with(
         &support::repo().join("sandbox/deploy.toml"),
@@ -251,13 +247,6 @@ fn deploy_under_load_with_its_shards_on_ecs() {
         &["--probe-bin", &bin],
         &[],
     );
-    let edit = |text: String, from: &str, to: &str| {
-        assert!(
-            text.contains(from),
-            "sandbox/deploy.toml no longer has {from:?}"
-        );
-        text.replacen(from, to, 1)
-    };
     let mut text = config(&runner);
     for (from, to) in [
         (
@@ -274,9 +263,71 @@ fn deploy_under_load_with_its_shards_on_ecs() {
             "heartbeat_interval = \"1500ms\"",
         ),
     ] {
-        text = edit(text, from, to);
+        assert!(
+            text.contains(from),
+            "sandbox/deploy.toml no longer has {from:?}"
+        );
+        text = text.replacen(from, to, 1);
     }
-    let (_dir, path) = write_config(&text);
+    let (dir, path) = write_config(&text);
+    (runner, dir, path)
+}
+
+/// `full --under-load 40 --shards 2 --on-ecs`: the pipeline's `under-load` step is the shards'
+/// merge, with `rollout window` among its checks and in JUnit; its verify step runs here.
+#[test]
+fn full_under_load_with_its_shards_on_ecs() {
+    let (runner, dir, path) = under_load_runner();
+    let junit = dir.path().join("junit.xml");
+    let out = run(bosar(&runner.endpoint, "ecs-load-full")
+        .env("BOSAR_TEST_RUNNER_JWT_SECRET", SECRET)
+        .arg("--config")
+        .arg(&path)
+        .args([
+            "--output",
+            "json",
+            "full",
+            "--under-load",
+            "40",
+            "--shards",
+            "2",
+            "--on-ecs",
+        ])
+        .args([
+            "--reconnect-delay",
+            "200ms..1s",
+            "--settle",
+            "3s",
+            "--junit",
+        ])
+        .arg(&junit));
+    assert_eq!(out.code, 0, "{}\n{}", out.all(), runner.log());
+    let doc: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
+    assert_schema(&doc);
+    let steps = doc["pipeline"]["steps"].as_array().unwrap();
+    let step = steps
+        .iter()
+        .find(|s| s["name"] == "under-load")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(step["status"], "pass", "{step:#}");
+    let d = &step["detail"]["probe"]["disruption"];
+    assert_eq!(d["dropped"]["sessions"], 40, "{d:#}");
+    assert_eq!(d["lost"], 0, "{d:#}");
+    let verify = steps.iter().find(|s| s["name"] == "verify").unwrap();
+    assert_eq!(verify["status"], "pass", "{verify:#}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("name=\"rollout window\""), "{xml}");
+}
+
+/// `deploy --under-load 40 --shards 2 --on-ecs`: two shard tasks hold the sessions, the deploy
+/// replaces the gateways under them, the tasks are stopped once it settled and their documents
+/// merged, the disruption counted from the rollout's start: every session the old gateways held
+/// while draining dropped, none before the rollout, none lost. The starting process holds no
+/// secret: the shards get theirs from the task definition.
+#[test]
+fn deploy_under_load_with_its_shards_on_ecs() {
+    let (runner, _dir, path) = under_load_runner();
     let out = run(bosar(&runner.endpoint, "ecs-load-alb")
         .arg("--config")
         .arg(&path)

@@ -197,21 +197,8 @@ where
         () = ui.interrupted() => None,
     };
     let rollout_ended = unix_ms(SystemTime::now());
-    let mut interrupted = ui.is_interrupted();
     let succeeded = result.as_ref().map(&outcome) == Some(Rollout::Succeeded);
-    let mut settled = Duration::ZERO;
-    if succeeded && !interrupted {
-        ui.line(format!(
-            "under load: rollout succeeded; the shards hold {} more (settle)",
-            crate::gateway::fmt_duration(settle)
-        ));
-        let t = Instant::now();
-        tokio::select! {
-            _ = tokio::time::sleep(settle) => {}
-            () = ui.interrupted() => interrupted = true,
-        }
-        settled = t.elapsed();
-    }
+    let (settled, interrupted) = settle_time(succeeded, settle, ui).await;
     let why = if interrupted {
         "bosar-deploy: interrupted"
     } else {
@@ -250,6 +237,23 @@ where
     under.settle_ms = settled.as_millis() as u64;
     under.duration_ms = started.elapsed().as_millis() as u64;
     (result, under)
+}
+
+/// After a rollout that succeeded, the shards hold `settle` more (an interrupt cuts it
+/// short). Returns how long they did, and whether the run was interrupted.
+async fn settle_time(succeeded: bool, settle: Duration, ui: &Ui) -> (Duration, bool) {
+    if !succeeded || ui.is_interrupted() {
+        return (Duration::ZERO, ui.is_interrupted());
+    }
+    ui.line(format!(
+        "under load: rollout succeeded; the shards hold {} more (settle)",
+        crate::gateway::fmt_duration(settle)
+    ));
+    let t = Instant::now();
+    tokio::select! {
+        _ = tokio::time::sleep(settle) => (t.elapsed(), false),
+        () = ui.interrupted() => (t.elapsed(), true),
+    }
 }
 
 /// Checks the task definition, starts the K tasks and waits until their sessions are open;
@@ -339,18 +343,8 @@ async fn wait_open(
                 ui.line(line);
             }
         }
-        if let Some(t) = tasks
-            .iter()
-            .find(|t| matches!(t.state, State::Stopped { .. }))
-        {
-            let State::Stopped { exit, reason } = &t.state else {
-                unreachable!()
-            };
-            return Err(format!(
-                "shard {}/{k} stopped before the rollout: {}",
-                t.index,
-                progress::stopped_text(*exit, reason)
-            ));
+        if let Some(why) = stopped_early(tasks, k) {
+            return Err(why);
         }
         let running = tasks.iter().all(|t| t.state == State::Running);
         // Every shard says it holds: its opening is over (those that failed to open are in
@@ -386,6 +380,18 @@ async fn wait_open(
             () = ui.interrupted() => return Err("interrupted (Ctrl-C or SIGTERM)".into()),
         }
     }
+}
+
+/// The first shard whose task stopped while the others open, with ECS's words.
+fn stopped_early(tasks: &[ShardTask], k: u32) -> Option<String> {
+    tasks.iter().find_map(|t| match &t.state {
+        State::Stopped { exit, reason } => Some(format!(
+            "shard {}/{k} stopped before the rollout: {}",
+            t.index,
+            progress::stopped_text(*exit, reason)
+        )),
+        _ => None,
+    })
 }
 
 /// After StopTask: waits for every task to stop, reads and merges the documents, counts the

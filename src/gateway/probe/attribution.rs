@@ -134,7 +134,7 @@ pub fn rewindow(d: &DisruptionPart, since_unix_ms: i64) -> DisruptionPart {
     out.dropped_sessions = c.sessions;
     out.drop_events = c.drops;
     out.lost = c.lost;
-    out.reconnected = c.sessions - c.lost;
+    out.reconnected = c.sessions.saturating_sub(c.lost);
     out.dropped_by_cause = super::merge_disruption::sum_by(c.by_cause);
     out.lost_by_cause = super::merge_disruption::sum_by(c.lost_by_cause);
     out.dropped_before_window = d.dropped_before_window + all.saturating_sub(c.sessions);

@@ -199,6 +199,20 @@ impl Merged {
                     .into(),
             );
         }
+        // Fail closed: rows that do not add up to the shard's own counts would count wrongly.
+        for p in parts {
+            let Some(pd) = &p.disruption else { continue };
+            let rows = super::disruption::seconds::count(&pd.seconds, None, None);
+            if rows.sessions != pd.dropped_sessions + pd.dropped_before_window
+                || rows.lost != pd.lost
+                || rows.drops < pd.drop_events
+            {
+                return Err(format!(
+                    "shard {}/{}: its drops by second do not add up to its counts",
+                    p.shard.index, p.shard.count
+                ));
+            }
+        }
         self.attribution = Some(Attribution {
             deployment: w.name.clone(),
             rollout_started_unix_ms: w.started_unix_ms,
@@ -630,6 +644,18 @@ mod tests {
             .against(&plain, &w)
             .unwrap_err()
             .contains("without --reconnect"));
+        // Rows that do not add up to a shard's counts (a hostile or broken document): refused.
+        let mut bad = three();
+        bad[0].disruption = Some(disrupted(0, 3, &[900]));
+        bad[1].disruption = Some(disrupted(0, 2, &[1000]));
+        let mut lying = disrupted(1, 0, &[]);
+        lying.seconds[0].lost_by_cause = vec![("still_trying".into(), 5)];
+        bad[2].disruption = Some(lying);
+        let err = merge(&bad).unwrap().against(&bad, &w).unwrap_err();
+        assert!(
+            err.contains("shard 3/3: its drops by second do not add up"),
+            "{err}"
+        );
     }
 
     fn render_table_of(r: &ProbeReport) -> String {

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         ui.interrupt();
         let wrapped = if ui.wraps_up() {
             tokio::select! {
-                r = tokio::time::timeout(WRAP_UP, &mut work) => r.ok(),
+                r = tokio::time::timeout(ui.wrap_up_asked().unwrap_or(WRAP_UP).max(WRAP_UP), &mut work) => r.ok(),
                 () = signals.next() => None,
             }
         } else {

@@ -41,6 +41,8 @@ pub struct Ui {
     interrupt: tokio::sync::watch::Sender<bool>,
     /// Verbs running now that finish their reports when interrupted (see `main`).
     wrapping_up: AtomicUsize,
+    /// The longest wrap-up a running verb asked for, in ms (0: `main`'s default).
+    wrap_up_ms: std::sync::atomic::AtomicU64,
     /// What to say when interrupted, and what to type next, if the verb set it.
     interrupt_note: Mutex<Option<(String, String)>>,
     /// What `--output json`'s envelope says about the run.
@@ -77,6 +79,7 @@ impl Ui {
             captured: None,
             interrupt: tokio::sync::watch::channel(false).0,
             wrapping_up: AtomicUsize::new(0),
+            wrap_up_ms: std::sync::atomic::AtomicU64::new(0),
             interrupt_note: Mutex::new(None),
             context: Default::default(),
         }
@@ -113,6 +116,7 @@ impl Ui {
             captured: None,
             interrupt: tokio::sync::watch::channel(false).0,
             wrapping_up: AtomicUsize::new(0),
+            wrap_up_ms: std::sync::atomic::AtomicU64::new(0),
             interrupt_note: Mutex::new(None),
             context: Default::default(),
         }
@@ -330,6 +334,20 @@ impl Ui {
     pub fn wrap_up_on_interrupt(&self) -> WrapUp<'_> {
         self.wrapping_up.fetch_add(1, Ordering::SeqCst);
         WrapUp(self)
+    }
+
+    /// Asks `main` for at least `d` to wrap up after an interrupt (a second signal still ends
+    /// the wait): for work whose stop takes calls (tasks to stop on ECS) or a close that takes
+    /// longer than the default.
+    pub fn need_wrap_up(&self, d: std::time::Duration) {
+        self.wrap_up_ms
+            .fetch_max(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The wrap-up a verb asked for (`None`: the default).
+    pub fn wrap_up_asked(&self) -> Option<std::time::Duration> {
+        let ms = self.wrap_up_ms.load(Ordering::SeqCst);
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
 
     pub fn wraps_up(&self) -> bool {

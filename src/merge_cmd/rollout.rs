@@ -51,14 +51,24 @@ pub fn window_of(name: &str, text: &str) -> anyhow::Result<RolloutWindow> {
     })?;
     let field = |k: &str| d.get(k).and_then(Value::as_str);
     let started = field("rollout_started_at").ok_or_else(|| {
-        bad("it names no rollout_started_at: that run started no rollout (a dry run, --no-wait, a failure before UpdateService) or an older bosar-deploy wrote it")
+        bad("it names no rollout_started_at: that run started no rollout (a dry run, a plan with no change, a failure before UpdateService) or an older bosar-deploy wrote it")
     })?;
     let started_unix_ms =
         unix_ms(started).ok_or_else(|| bad("rollout_started_at is not an RFC 3339 time"))?;
-    let ended_unix_ms = match field("rollout_ended_at") {
-        Some(e) => Some(unix_ms(e).ok_or_else(|| bad("rollout_ended_at is not an RFC 3339 time"))?),
-        None => None,
+    // Only a rollout followed to its outcome ended here; one left running (--no-wait, an
+    // interrupt) has no end the shards can be held against.
+    let ended_unix_ms = match (
+        field("rollout_ended_at"),
+        d.get("outcome").filter(|o| !o.is_null()),
+    ) {
+        (Some(e), Some(_)) => {
+            Some(unix_ms(e).ok_or_else(|| bad("rollout_ended_at is not an RFC 3339 time"))?)
+        }
+        _ => None,
     };
+    if ended_unix_ms.is_some_and(|e| e < started_unix_ms) {
+        return Err(bad("rollout_ended_at is before rollout_started_at"));
+    }
     let moments = d
         .get("stages")
         .and_then(Value::as_array)
@@ -91,7 +101,7 @@ mod tests {
 
     #[test]
     fn reads_deploy_and_full_documents() {
-        let deploy = r#"{"command":"deploy","deploy":{"deployment_id":"ecs-svc/1","rollout_started_at":"2026-12-05T10:00:00.500Z","rollout_ended_at":"2026-12-05T10:02:00Z","stages":[{"name":"BAKE_TIME","started":"2026-12-05T10:01:00Z"},{"name":"X\u001b[31m","started":"nope"}]}}"#;
+        let deploy = r#"{"command":"deploy","deploy":{"deployment_id":"ecs-svc/1","rollout_started_at":"2026-12-05T10:00:00.500Z","rollout_ended_at":"2026-12-05T10:02:00Z","outcome":{"result":"succeeded"},"stages":[{"name":"BAKE_TIME","started":"2026-12-05T10:01:00Z"},{"name":"X\u001b[31m","started":"nope"}]}}"#;
         let w = window_of("d.json", deploy).unwrap();
         assert_eq!(w.name, "ecs-svc/1");
         assert_eq!(w.ended_unix_ms.unwrap() - w.started_unix_ms, 119_500);
@@ -100,7 +110,14 @@ mod tests {
         let full = r#"{"pipeline":{"steps":[{"name":"alb","detail":{}},{"name":"deploy","detail":{"rollout_started_at":"2026-12-05T10:00:00Z"}}]}}"#;
         let w = window_of("f.json", full).unwrap();
         assert_eq!((w.name.as_str(), w.ended_unix_ms), ("the rollout", None));
+        // Not followed to its outcome (--no-wait, an interrupt): no end to hold the shards against.
+        let no_wait = r#"{"deploy":{"rollout_started_at":"2026-12-05T10:00:00Z","rollout_ended_at":"2026-12-05T10:00:01Z"}}"#;
+        assert_eq!(window_of("n.json", no_wait).unwrap().ended_unix_ms, None);
         for (bad, why) in [
+            (
+                r#"{"deploy":{"rollout_started_at":"2026-12-05T10:00:00Z","rollout_ended_at":"2026-12-05T09:00:00Z","outcome":{}}}"#,
+                "before rollout_started_at",
+            ),
             ("nope", "not JSON"),
             (r#"{"probe":{}}"#, "no deploy result"),
             (r#"{"deploy":{"dry_run":true}}"#, "rollout_started_at"),

@@ -144,7 +144,12 @@ impl Progress {
 /// The last progress line among `lines` (a shard's stderr, timestamped), if any.
 pub fn progress_of(lines: &[String]) -> Option<Progress> {
     lines.iter().rev().find_map(|l| {
-        let rest = &l[l.find("probe: ")? + "probe: ".len()..];
+        // The shard's own line: `probe: …` at the start, or after its timestamp; not the
+        // same words echoed inside some other line.
+        let (head, rest) = l.split_once("probe: ")?;
+        if !(head.is_empty() || (head.ends_with(' ') && !head.trim_end().contains(' '))) {
+            return None;
+        }
         if let Some(h) = rest.strip_prefix("holding ") {
             let held = h.split(' ').next()?.parse().ok()?;
             return Some(Progress::Holding { held });
@@ -235,5 +240,12 @@ mod tests {
             Some(Progress::Holding { held: 498 })
         );
         assert_eq!(progress_of(&lines(&["probe: x/y open"])), None);
+        // The words inside another line are not the shard's progress.
+        assert_eq!(
+            progress_of(&lines(&[
+                "2026-12-05T10:00:03Z warning: server said probe: holding 9 session(s)"
+            ])),
+            None
+        );
     }
 }

@@ -31,6 +31,10 @@ pub struct Engine {
     pub log_wait: Duration,
 }
 
+/// How long an interrupted run may take to stop every task it started (StopTask, 10 at once,
+/// retried when throttled); a second Ctrl-C or SIGTERM still ends the wait.
+pub const STOP_WRAP_UP: Duration = Duration::from_secs(30);
+
 /// What to add when `[probe.ecs]` is absent.
 pub(crate) const ADD_PROBE_ECS: &str = "add [probe.ecs] with cluster, task_definition (a task definition holding the bosar-deploy image) and subnets (docs/distribution.md \"Shards on ECS\"); nothing was called on AWS";
 
@@ -110,6 +114,7 @@ pub async fn run_with(
     let start_at = plan::start_at(args.start_at.as_deref(), std::time::SystemTime::now(), p);
     let orders = plan::shard_orders(args, cfg, gw, n, k, &start_at);
     let _wrap = ui.wrap_up_on_interrupt();
+    ui.need_wrap_up(STOP_WRAP_UP);
     ui.line(format!(
         "starting {k} shard task(s) of {td_shown} on cluster {}: {n} session(s), opening at {start_at}",
         Outside::new(&p.cluster).shown(100)

@@ -181,6 +181,8 @@ where
 {
     let started = Instant::now();
     let _wrap_up = ui.wrap_up_on_interrupt();
+    // An interrupt must leave time to stop every task (StopTask, 10 at once, retried).
+    ui.need_wrap_up(crate::probe_ecs::STOP_WRAP_UP);
     let n = load.probe.connections;
     let (tasks, place) = match start(engine, e, load, ui).await {
         Ok(t) => t,
@@ -422,6 +424,13 @@ async fn conclude(
     let attribution = merged.attribution.as_ref().expect("placed above");
     let mut checks = step_checks(&report);
     checks.push(crate::gateway::probe::attribution::check(attribution));
+    if report.interrupted {
+        // A shard stopped before its hold (the planned end is no interrupt): not all held.
+        return Err(
+            "a shard was interrupted before its hold: its sessions were not all held through the rollout"
+                .into(),
+        );
+    }
     let n = report.connections;
     let mut message = headline(&report, false);
     message.push_str(&format!(" ({} shard task(s) on ECS)", e.k));

@@ -204,6 +204,7 @@ pub fn document(i: u32, k: u32, n: u32) -> String {
         },
         open_phase_ms: 100,
         duration_ms: 61_000,
+        held_ms: 0,
         cookies_consistent: None,
         connect_us: LogHistogram::of((0..mine).map(|s| 20_000 + u64::from(s))),
         lateness_ms: LogHistogram::default(),

@@ -144,10 +144,7 @@ pub fn rewindow(d: &DisruptionPart, since_unix_ms: i64) -> DisruptionPart {
 /// The shards whose sessions were not all open when the rollout started or that stopped
 /// holding before it ended, with why: their drops in the rollout are not all seen.
 pub fn uncovered(parts: &[ShardPart], w: &RolloutWindow) -> Vec<String> {
-    let text = |ms: i64| {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-        humantime::format_rfc3339_seconds(t).to_string()
-    };
+    let text = text_at;
     let mut out = Vec::new();
     for p in parts {
         let name = format!("{}/{}", p.shard.index, p.shard.count);
@@ -156,8 +153,14 @@ pub fn uncovered(parts: &[ShardPart], w: &RolloutWindow) -> Vec<String> {
             out.push(format!("{name}: its report has no start time"));
             continue;
         }
-        let open = start + p.open_phase_ms as i64;
-        let end = start + p.duration_ms as i64;
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let open = start.saturating_add(ms(p.open_phase_ms));
+        // The hold's end: after the opening, what it held (the run's end, which adds the
+        // close, when an older shard did not say).
+        let end = match p.held_ms {
+            0 => start.saturating_add(ms(p.duration_ms)),
+            held => open.saturating_add(ms(held)),
+        };
         if open > w.started_unix_ms {
             out.push(format!(
                 "{name}: its sessions were open at {}, after the rollout started at {}",
@@ -179,8 +182,16 @@ pub fn uncovered(parts: &[ShardPart], w: &RolloutWindow) -> Vec<String> {
     out
 }
 
+/// Latest time RFC 3339 writes (9999-12-31T23:59:59Z), in ms.
+const LAST_WRITABLE_MS: i64 = 253_402_300_799_000;
+
+/// `ms` as RFC 3339; a time no calendar of four-digit years holds (a hostile document's) as
+/// its number.
 fn text_at(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    if !(0..=LAST_WRITABLE_MS).contains(&ms) {
+        return format!("{ms} ms after 1970");
+    }
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -194,19 +205,26 @@ pub fn check(a: &Attribution) -> Check {
         .map(|p| p.drops)
         .sum();
     let during: u64 = a.phases.iter().filter(|p| p.counted).map(|p| p.drops).sum();
-    let span = match a.rollout_ended_unix_ms {
-        Some(e) => format!(
-            "{} from {} to {}",
-            a.deployment,
-            text_at(a.rollout_started_unix_ms),
-            text_at(e)
-        ),
-        None => format!(
-            "{} from {} (not followed to its end)",
-            a.deployment,
-            text_at(a.rollout_started_unix_ms)
-        ),
+    let Some(end) = a.rollout_ended_unix_ms else {
+        // Fail closed: a rollout not followed to its end (--no-wait, an interrupt) cannot be
+        // shown to lie within the shards' hold.
+        return Check::new(
+            "rollout window",
+            CheckStatus::Fail,
+            Duration::ZERO,
+            format!(
+                "rollout {} from {} was not followed to its end (deploy --no-wait, or interrupted), so the shards cannot be shown to have held through it; {during} drop(s) from its start, {before} before it",
+                a.deployment,
+                text_at(a.rollout_started_unix_ms)
+            ),
+        );
     };
+    let span = format!(
+        "{} from {} to {}",
+        a.deployment,
+        text_at(a.rollout_started_unix_ms),
+        text_at(end)
+    );
     if !a.uncovered.is_empty() {
         return Check::new(
             "rollout window",
@@ -406,6 +424,16 @@ mod tests {
             u[2].starts_with("4/4: its report has no start time"),
             "{u:?}"
         );
+        // The hold's end, not the run's: opened at 95 s and held 50 s, it ended at 145 s, before
+        // the rollout's 160 s, though the run (its close) went on to 170 s.
+        let mut closing = shard(1, 90_000, 5_000, 80_000);
+        closing.held_ms = 50_000;
+        let u = uncovered(&[closing], &w);
+        assert!(u.len() == 1 && u[0].contains("it stopped holding"), "{u:?}");
+        // Hostile numbers: no overflow, the shard named.
+        let mut huge = shard(1, 90_000, u64::MAX, 80_000);
+        huge.held_ms = u64::MAX;
+        assert_eq!(uncovered(&[huge], &w).len(), 1);
         // Exactly at the edges: covered.
         assert!(uncovered(&[shard(1, 90_000, 10_000, 70_000)], &w).is_empty());
     }
@@ -450,6 +478,19 @@ mod tests {
         assert!(!c.message.contains("whole hold"));
         let c = check(&attribution(vec![], 3));
         assert!(c.message.contains("whole hold"), "{}", c.message);
+        // A rollout not followed to its end fails closed, whatever the shards did.
+        let mut open_ended = attribution(vec![], 0);
+        open_ended.rollout_ended_unix_ms = None;
+        let c = check(&open_ended);
+        assert_eq!(c.status, CheckStatus::Fail);
+        assert!(
+            c.message.contains("not followed to its end"),
+            "{}",
+            c.message
+        );
+        // A hostile time is shown as a number, never a panic.
+        assert_eq!(text_at(i64::MAX), format!("{} ms after 1970", i64::MAX));
+        assert_eq!(text_at(-5), "-5 ms after 1970");
         assert!(table(&attribution(vec![], 3)).contains("rollout started"));
     }
 }

@@ -374,6 +374,7 @@ mod tests {
             },
             open_phase_ms: 10,
             duration_ms: 20,
+            held_ms: 0,
             cookies_consistent: None,
             connect_us: LogHistogram::of(opened.iter().filter_map(|s| s.connect_us)),
             lateness_ms: LogHistogram::default(),

@@ -487,6 +487,10 @@ pub async fn run(
     // Before the wrap-up guard: an interrupt while waiting ends the run at once.
     shard::wait_to_start(&ps, ui).await;
     let _wrap_up = ui.wrap_up_on_interrupt();
+    if ps.until_stopped {
+        // The stop is the planned end: the sessions close as after a full hold.
+        ui.need_wrap_up(ps.close_grace + CLOSE_TIMEOUT + Duration::from_secs(3));
+    }
     ui.set_interrupt_note(
         "interrupted: the probe stopped early and closed its sessions; the report covers what ran",
         format!(

@@ -186,6 +186,10 @@ pub struct ShardPart {
     /// From the start (after `--start-at`) to the last session opened, and to the end.
     pub open_phase_ms: u64,
     pub duration_ms: u64,
+    /// How long it held once open (less than `--hold` when `--until-stopped` ended it; 0: not
+    /// said, an older shard).
+    #[serde(default)]
+    pub held_ms: u64,
     /// Every cookie value pinned its sessions' target (`None`: nothing compared).
     pub cookies_consistent: Option<bool>,
     /// Connect latency, microseconds.
@@ -326,6 +330,7 @@ impl ShardPart {
             },
             open_phase_ms: r.open_phase_ms,
             duration_ms: r.duration_ms,
+            held_ms: r.hold_ms,
             cookies_consistent: r.cookies.consistent,
             connect_us: samples.connect_us.clone(),
             lateness_ms: samples.lateness_ms.clone(),

@@ -29,7 +29,9 @@ pub struct DropSecond {
 
 impl DropSecond {
     pub fn lost(&self) -> u64 {
-        self.lost_by_cause.iter().map(|(_, n)| n).sum()
+        self.lost_by_cause
+            .iter()
+            .fold(0u64, |a, (_, n)| a.saturating_add(*n))
     }
 }
 
@@ -47,7 +49,8 @@ pub struct Counted {
 
 fn add_to(map: &mut BTreeMap<String, u64>, rows: &[(String, u64)]) {
     for (k, n) in rows {
-        *map.entry(k.clone()).or_default() += n;
+        let v = map.entry(k.clone()).or_default();
+        *v = v.saturating_add(*n);
     }
 }
 
@@ -117,8 +120,8 @@ pub fn merge<'a>(parts: impl Iterator<Item = &'a [DropSecond]>) -> Vec<DropSecon
                 BTreeMap::new(),
             )
         });
-        sum.drops += r.drops;
-        sum.sessions += r.sessions;
+        sum.drops = sum.drops.saturating_add(r.drops);
+        sum.sessions = sum.sessions.saturating_add(r.sessions);
         add_to(causes, &r.by_cause);
         add_to(lost, &r.lost_by_cause);
     }
@@ -137,23 +140,15 @@ pub fn count(rows: &[DropSecond], from: Option<i64>, until: Option<i64>) -> Coun
     let (mut causes, mut lost) = (BTreeMap::new(), BTreeMap::new());
     let inside = |at: i64| from.is_none_or(|f| at >= f) && until.is_none_or(|u| at < u);
     for r in rows.iter().filter(|r| inside(r.at)) {
-        c.drops += r.drops;
-        c.sessions += r.sessions;
-        c.lost += r.lost();
+        c.drops = c.drops.saturating_add(r.drops);
+        c.sessions = c.sessions.saturating_add(r.sessions);
+        c.lost = c.lost.saturating_add(r.lost());
         add_to(&mut causes, &r.by_cause);
         add_to(&mut lost, &r.lost_by_cause);
     }
     c.by_cause = causes.into_iter().collect();
     c.lost_by_cause = lost.into_iter().collect();
     c
-}
-
-/// The span of the drops (first to last second, inclusive) and the most in one second.
-pub fn shape(rows: &[DropSecond]) -> Option<(u64, u64)> {
-    let first = rows.iter().find(|r| r.drops > 0)?;
-    let last = rows.iter().rev().find(|r| r.drops > 0)?;
-    let peak = rows.iter().map(|r| r.drops).max().unwrap_or(0);
-    Some(((last.at - first.at + 1) as u64, peak))
 }
 
 #[cfg(test)]
@@ -212,8 +207,6 @@ mod tests {
         let c = count(&rows, None, Some(11));
         assert_eq!((c.drops, c.sessions), (1, 0));
         assert_eq!(count(&rows, Some(14), None), Counted::default());
-        assert_eq!(shape(&rows), Some((4, 1)));
-        assert_eq!(shape(&[]), None);
     }
 
     proptest! {

@@ -73,19 +73,24 @@ fn stopped_tasks(runner: &TaskRunner) -> Vec<Value> {
         .collect()
 }
 
+/// The task runner that runs the probe's RunTask tasks as this build's binary.
+fn probe_runner() -> TaskRunner {
+    let bin = support::bin_path().display().to_string();
+    TaskRunner::start_with(
+        &support::repo().join("sandbox/deploy.toml"),
+        SECRET,
+        &["--probe-bin", &bin],
+        &[],
+    )
+}
+
 #[test]
 fn shards_on_ecs_run_merge_fail_by_name_and_stop_on_interrupt() {
     assert!(
         std::env::var_os("BOSAR_TEST_RUNNER_JWT_SECRET").is_none(),
         "the starting process must not hold the secret"
     );
-    let bin = support::bin_path().display().to_string();
-    let runner = TaskRunner::start_with(
-        &support::repo().join("sandbox/deploy.toml"),
-        SECRET,
-        &["--probe-bin", &bin],
-        &[],
-    );
+    let runner = probe_runner();
     let (_dir, path) = write_config(&config(&runner));
     merged(&runner, &path);
     a_killed_shard_is_missing(&runner, &path);
@@ -240,13 +245,7 @@ fn runner_newer(e: &Value) -> bool {
 /// A runner with the probe's task definition, and the sandbox config for a rollout under
 /// load: a 2 s drain, a 60 s watch, the new revision's heartbeat every 1.5 s.
 fn under_load_runner() -> (TaskRunner, tempfile::TempDir, std::path::PathBuf) {
-    let bin = support::bin_path().display().to_string();
-    let runner = TaskRunner::start_with(
-        &support::repo().join("sandbox/deploy.toml"),
-        SECRET,
-        &["--probe-bin", &bin],
-        &[],
-    );
+    let runner = probe_runner();
     let mut text = config(&runner);
     for (from, to) in [
         (

@@ -87,6 +87,7 @@ mod session;
 pub mod shard;
 mod shared;
 mod spawn;
+mod tally;
 mod timeline;
 mod verdicts;
 
@@ -102,8 +103,9 @@ pub use timeline::{AttemptCause, DropCause};
 pub use verdicts::checks;
 
 pub use conclude::conclude;
-use drive::{build_report, drive, ticker};
+use drive::{drive, ticker};
 use shared::{tls_for, Counters, Interner, Phase, Shared, Tls};
+use tally::build_report;
 
 /// Handshakes in flight at once when `--concurrency` is not given.
 pub const DEFAULT_CONCURRENCY: u32 = 256;

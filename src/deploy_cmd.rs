@@ -345,6 +345,7 @@ mod tests {
             duration_ms: 0,
             checks: vec![],
             probe: None,
+            attribution: None,
             error: None,
         };
         let e = not_watched(&under, &ui);

@@ -384,6 +384,21 @@ fn deploy_under_load_with_its_shards_on_ecs() {
     assert_eq!(d["dropped"]["sessions"], 40, "{d:#}");
     assert_eq!(d["lost"], 0, "{d:#}");
     assert_eq!(d["dropped_before_window"], 0, "{d:#}");
+    // Where the drops fell: none before the rollout, every one in a phase of it.
+    let phases = ul["attribution"]["phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ul:#}"));
+    assert_eq!(phases[0]["counted"], false);
+    assert_eq!(phases[0]["drops"], 0, "{phases:?}");
+    assert_eq!(
+        phases
+            .iter()
+            .map(|p| p["drops"].as_u64().unwrap())
+            .sum::<u64>(),
+        d["dropped"]["events"].as_u64().unwrap(),
+        "{phases:?}"
+    );
+    assert!(out.stdout.contains("\"attribution\""));
     assert_eq!(
         ul["settle_ms"].as_u64().map(|s| s >= 4000),
         Some(true),

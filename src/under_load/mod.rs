@@ -163,6 +163,49 @@ pub fn settings(
     }))
 }
 
+/// A rollout's result that knows the moments inside it (a native deployment's stages, as Unix
+/// ms and a label), for placing the shards' drops (`--on-ecs`).
+pub trait Staged {
+    fn stages(&self) -> Vec<(i64, String)>;
+}
+
+impl Staged for crate::ecs::deploy::DeployResult {
+    fn stages(&self) -> Vec<(i64, String)> {
+        let Some(n) = &self.native else {
+            return Vec::new();
+        };
+        n.stages
+            .iter()
+            .filter_map(|s| {
+                let t = humantime::parse_rfc3339_weak(s.started.trim_end_matches('Z')).ok()?;
+                let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+                Some((
+                    ms,
+                    format!("stage {}", crate::outside::Outside::new(&s.name).shown(60)),
+                ))
+            })
+            .collect()
+    }
+}
+
+impl<E> Staged for (crate::ecs::deploy::DeployResult, E) {
+    fn stages(&self) -> Vec<(i64, String)> {
+        self.0.stages()
+    }
+}
+
+impl<E, D> Staged for (crate::ecs::deploy::DeployResult, E, D) {
+    fn stages(&self) -> Vec<(i64, String)> {
+        self.0.stages()
+    }
+}
+
+impl Staged for () {
+    fn stages(&self) -> Vec<(i64, String)> {
+        Vec::new()
+    }
+}
+
 /// How the rollout beside the sessions went, as the caller tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rollout {
@@ -187,6 +230,10 @@ pub struct UnderLoad {
     pub checks: Vec<Check>,
     /// The whole probe report; the disruption is under `probe.disruption`.
     pub probe: Option<ProbeReport>,
+    /// `--on-ecs`: where the shards' drops fell against the rollout (before it, each native
+    /// stage, after it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<crate::gateway::probe::attribution::Attribution>,
     #[serde(skip)]
     pub error: Option<String>,
 }
@@ -207,6 +254,7 @@ impl UnderLoad {
             "rollout_started": self.rollout_started,
             "interrupted": self.interrupted,
             "probe": self.probe,
+            "attribution": self.attribution,
         });
         step
     }
@@ -229,6 +277,9 @@ impl UnderLoad {
         }
         if let Some(d) = self.probe.as_ref().and_then(|p| p.disruption.as_ref()) {
             out.push_str(&probe::disruption::render_table(d));
+        }
+        if let Some(a) = &self.attribution {
+            out.push_str(&crate::gateway::probe::attribution::table(a));
         }
         out.push_str(&format!("under load: {}\n", self.message));
         out
@@ -295,6 +346,7 @@ pub async fn around<T, F>(
 ) -> (Option<T>, UnderLoad)
 where
     F: Future<Output = T>,
+    T: Staged,
 {
     if let Some(e) = &load.on_ecs {
         return on_ecs::around(aws, e, load, settle, ui, rollout, outcome).await;
@@ -414,6 +466,7 @@ fn account<T>(n: u32, report: anyhow::Result<ProbeReport>, driven: &Driven<T>) -
         duration_ms: 0,
         checks: Vec::new(),
         probe: None,
+        attribution: None,
         error: None,
     };
     match report {

@@ -125,6 +125,7 @@ fn failed(
         duration_ms: started.elapsed().as_millis() as u64,
         checks: Vec::new(),
         probe: None,
+        attribution: None,
         error: Some(why),
     }
 }
@@ -149,6 +150,7 @@ pub async fn around<T, F>(
 ) -> (Option<T>, UnderLoad)
 where
     F: Future<Output = T>,
+    T: super::Staged,
 {
     let Some(sdk) = aws.sdk.as_ref() else {
         let why = "no AWS config loaded".to_string();
@@ -178,6 +180,7 @@ pub async fn around_with<T, F>(
 ) -> (Option<T>, UnderLoad)
 where
     F: Future<Output = T>,
+    T: super::Staged,
 {
     let started = Instant::now();
     let _wrap_up = ui.wrap_up_on_interrupt();
@@ -230,7 +233,7 @@ where
             name: "this rollout".into(),
             started_unix_ms: rollout_started,
             ended_unix_ms: Some(rollout_ended),
-            moments: Vec::new(),
+            moments: result.as_ref().map(|r| r.stages()).unwrap_or_default(),
         };
         conclude(engine, e, &place, tasks, &window, ui)
             .await
@@ -448,6 +451,7 @@ async fn conclude(
         duration_ms: 0,
         checks,
         probe: Some(report),
+        attribution: merged.attribution.clone(),
         error: None,
     })
 }

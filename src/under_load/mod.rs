@@ -171,21 +171,26 @@ pub trait Staged {
 
 impl Staged for crate::ecs::deploy::DeployResult {
     fn stages(&self) -> Vec<(i64, String)> {
-        let Some(n) = &self.native else {
-            return Vec::new();
-        };
-        n.stages
-            .iter()
-            .filter_map(|s| {
-                let t = humantime::parse_rfc3339_weak(s.started.trim_end_matches('Z')).ok()?;
-                let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
-                Some((
-                    ms,
-                    format!("stage {}", crate::outside::Outside::new(&s.name).shown(60)),
-                ))
-            })
-            .collect()
+        self.native
+            .as_ref()
+            .map(|n| stage_moments(&n.stages))
+            .unwrap_or_default()
     }
+}
+
+/// The stages' starts as moments; a start that is not a time is left out.
+fn stage_moments(stages: &[crate::ecs::native::stages::StageSpan]) -> Vec<(i64, String)> {
+    stages
+        .iter()
+        .filter_map(|s| {
+            let t = humantime::parse_rfc3339_weak(s.started.trim_end_matches('Z')).ok()?;
+            let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+            Some((
+                ms,
+                format!("stage {}", crate::outside::Outside::new(&s.name).shown(60)),
+            ))
+        })
+        .collect()
 }
 
 impl<E> Staged for (crate::ecs::deploy::DeployResult, E) {
@@ -529,6 +534,21 @@ pub fn json(u: &UnderLoad) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn native_stages_become_moments() {
+        use crate::ecs::native::stages::StageSpan;
+        let span = |name: &str, started: &str| StageSpan {
+            name: name.into(),
+            started: started.into(),
+            ended: None,
+        };
+        let m = stage_moments(&[
+            span("BAKE_TIME", "2026-12-05T10:00:01.500Z"),
+            span("X", "not a time"),
+        ]);
+        assert_eq!(m, [(1_796_464_801_500, "stage BAKE_TIME".to_string())]);
+    }
 
     #[test]
     fn settle_defaults_to_the_drain_plus_two_heartbeats() {

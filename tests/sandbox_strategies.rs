@@ -367,7 +367,8 @@ fn verify_green(runner: &TaskRunner, cfg: &Path) -> support::Run {
 /// `hold_secs`, and a deployment started with bosar-deploy's PAUSE hook (its timeout
 /// `hook_minutes`, scaled): what the gate tests start from.
 struct Gated {
-    dir: tempfile::TempDir,
+    /// Kept for its lifetime: the config and the held report live in it.
+    _dir: tempfile::TempDir,
     cfg: std::path::PathBuf,
     runner: TaskRunner,
     probe: Child,
@@ -375,6 +376,47 @@ struct Gated {
     rt: tokio::runtime::Runtime,
     aws: Ecs,
     arn: String,
+}
+
+impl Gated {
+    /// The deployment once `pred` holds (at most `secs`).
+    fn until(&self, secs: u64, pred: impl Fn(&ServiceDeployment) -> bool) -> ServiceDeployment {
+        self.rt
+            .block_on(wait_until(&self.aws, &self.arn, secs, &self.runner, pred))
+    }
+
+    /// The deployment paused at its lifecycle hook.
+    fn paused(&self) -> ServiceDeployment {
+        self.until(30, |d| awaiting_hook(d).is_some())
+    }
+
+    /// Answers the paused hook, as the gate would.
+    fn answer(&self, paused: &ServiceDeployment, action: DeploymentLifecycleHookAction) {
+        self.rt
+            .block_on(
+                self.aws
+                    .ecs
+                    .continue_service_deployment()
+                    .service_deployment_arn(&self.arn)
+                    .hook_id(awaiting_hook(paused).unwrap())
+                    .action(action)
+                    .send(),
+            )
+            .unwrap();
+    }
+}
+
+/// Production was never split between blue and green (green never had production traffic).
+fn production_never_split(runner: &TaskRunner) -> bool {
+    !runner.events().iter().any(|e| {
+        e["event"] == "traffic"
+            && e["listener"] == "production"
+            && e["weights"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|w| w.as_f64() > Some(0.0) && w.as_f64() < Some(100.0))
+    })
 }
 
 fn gated_blue_green(fault: &str, hold_secs: u64, hook_minutes: u32) -> Gated {
@@ -390,7 +432,7 @@ fn gated_blue_green(fault: &str, hold_secs: u64, hook_minutes: u32) -> Gated {
     let aws = rt.block_on(clients(&runner.endpoint));
     let arn = rt.block_on(start_deployment(&aws, &runner.ready, Some(hook_minutes)));
     Gated {
-        dir,
+        _dir: dir,
         cfg,
         runner,
         probe,
@@ -404,27 +446,16 @@ fn gated_blue_green(fault: &str, hold_secs: u64, hook_minutes: u32) -> Gated {
 #[test]
 fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
     let t0 = Instant::now();
-    let Gated {
-        dir: _dir,
-        cfg,
-        runner,
-        probe,
-        out,
-        rt,
-        aws,
-        arn,
-    } = gated_blue_green("none", 25, 30);
-    let paused = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
-        awaiting_hook(d).is_some()
-    }));
+    let g = gated_blue_green("none", 25, 30);
+    let paused = g.paused();
     assert_eq!(
         paused.lifecycle_stage().map(|s| s.as_str()),
         Some("POST_TEST_TRAFFIC_SHIFT")
     );
     // At the pause production is all blue, green answers on the test listener only.
-    assert_eq!(sessions_on(&runner, BLUE), SESSIONS);
-    assert_eq!(sessions_on(&runner, GREEN), 0);
-    let gate = verify_green(&runner, &cfg);
+    assert_eq!(sessions_on(&g.runner, BLUE), SESSIONS);
+    assert_eq!(sessions_on(&g.runner, GREEN), 0);
+    let gate = verify_green(&g.runner, &g.cfg);
     assert_eq!(
         gate.code, 0,
         "verify of green failed:\n{}\n{}",
@@ -435,19 +466,11 @@ fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
         "verify did not reach green: {}",
         gate.stdout
     );
-    rt.block_on(
-        aws.ecs
-            .continue_service_deployment()
-            .service_deployment_arn(&arn)
-            .hook_id(awaiting_hook(&paused).unwrap())
-            .action(DeploymentLifecycleHookAction::Continue)
-            .send(),
-    )
-    .unwrap();
+    g.answer(&paused, DeploymentLifecycleHookAction::Continue);
     // Production shifted, blue still runs through the bake time: nobody dropped yet.
-    let baking = rt.block_on(wait_until(&aws, &arn, 20, &runner, |d| {
+    let baking = g.until(20, |d| {
         d.lifecycle_stage().map(|s| s.as_str()) == Some("BAKE_TIME")
-    }));
+    });
     assert_eq!(
         baking
             .target_service_revision()
@@ -455,19 +478,19 @@ fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
         Some(100.0)
     );
     assert_eq!(
-        sessions_on(&runner, BLUE),
+        sessions_on(&g.runner, BLUE),
         SESSIONS,
         "a session left blue before CLEAN_UP"
     );
-    let done = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
+    let done = g.until(30, |d| {
         d.status().map(|s| s.as_str()) != Some("IN_PROGRESS")
-    }));
+    });
     assert_eq!(
         done.status().map(|s| s.as_str()),
         Some("SUCCESSFUL"),
         "{done:?}"
     );
-    let report = disruption(probe, &out);
+    let report = disruption(g.probe, &g.out);
     // Every session dropped exactly once, from blue (which only CLEAN_UP stops), and came
     // back on green.
     let dropped = find(&report, "dropped").unwrap();
@@ -484,10 +507,11 @@ fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
             "a session not back on green: {m}"
         );
     }
-    let stages: Vec<String> = runner
+    let stages: Vec<String> = g
+        .runner
         .events()
         .iter()
-        .filter(|e| e["event"] == "stage" && e["arn"] == arn.as_str())
+        .filter(|e| e["event"] == "stage" && e["arn"] == g.arn.as_str())
         .map(|e| field(e, "stage").to_string())
         .collect();
     assert_eq!(
@@ -512,20 +536,9 @@ fn a_good_green_passes_the_gate_and_only_the_clean_up_of_blue_drops_sessions() {
 #[test]
 fn a_broken_green_is_rolled_back_at_the_gate_and_no_production_session_drops() {
     let t0 = Instant::now();
-    let Gated {
-        dir: _dir,
-        cfg,
-        runner,
-        probe,
-        out,
-        rt,
-        aws,
-        arn,
-    } = gated_blue_green("jwt", 15, 30);
-    let paused = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
-        awaiting_hook(d).is_some()
-    }));
-    let gate = verify_green(&runner, &cfg);
+    let g = gated_blue_green("jwt", 15, 30);
+    let paused = g.paused();
+    let gate = verify_green(&g.runner, &g.cfg);
     assert_ne!(
         gate.code, 0,
         "verify passed a green that rejects the tokens:\n{}",
@@ -536,29 +549,15 @@ fn a_broken_green_is_rolled_back_at_the_gate_and_no_production_session_drops() {
         "verify did not name the refused connect: {}",
         gate.stdout
     );
-    rt.block_on(
-        aws.ecs
-            .continue_service_deployment()
-            .service_deployment_arn(&arn)
-            .hook_id(awaiting_hook(&paused).unwrap())
-            .action(DeploymentLifecycleHookAction::Rollback)
-            .send(),
-    )
-    .unwrap();
-    let done = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
+    g.answer(&paused, DeploymentLifecycleHookAction::Rollback);
+    let done = g.until(30, |d| {
         d.status().map(|s| s.as_str()) == Some("ROLLBACK_SUCCESSFUL")
-    }));
+    });
     assert!(done.rollback().is_some(), "{done:?}");
     // Green never had production traffic and is gone.
-    assert!(!runner.events().iter().any(|e| e["event"] == "traffic"
-        && e["listener"] == "production"
-        && e["weights"]
-            .as_object()
-            .unwrap()
-            .values()
-            .any(|w| w.as_f64() > Some(0.0) && w.as_f64() < Some(100.0))));
-    assert_eq!(sessions_on(&runner, BLUE), SESSIONS);
-    let report = disruption(probe, &out);
+    assert!(production_never_split(&g.runner));
+    assert_eq!(sessions_on(&g.runner, BLUE), SESSIONS);
+    let report = disruption(g.probe, &g.out);
     let dropped = find(&report, "dropped").unwrap();
     assert_eq!(
         dropped["sessions"], 0,
@@ -860,34 +859,19 @@ fn full_with_a_good_green_passes_the_gate_and_succeeds() {
 /// takes its action, ROLLBACK; green never had production traffic and no held session dropped.
 #[test]
 fn a_pause_nobody_answers_is_rolled_back_by_the_hooks_timeout() {
-    let Gated {
-        dir: _dir,
-        cfg: _cfg,
-        runner,
-        probe,
-        out,
-        rt,
-        aws,
-        arn,
-    } = gated_blue_green("none", 10, 1);
-    let done = rt.block_on(wait_until(&aws, &arn, 30, &runner, |d| {
+    let g = gated_blue_green("none", 10, 1);
+    let done = g.until(30, |d| {
         d.status().map(|s| s.as_str()) == Some("ROLLBACK_SUCCESSFUL")
-    }));
+    });
     assert!(done.rollback().is_some(), "{done:?}");
     let timed_out = done
         .lifecycle_hook_details()
         .iter()
         .any(|h| h.status().map(|s| s.as_str()) != Some("AWAITING_ACTION"));
     assert!(timed_out, "the hook still waits: {done:?}");
-    assert!(!runner.events().iter().any(|e| e["event"] == "traffic"
-        && e["listener"] == "production"
-        && e["weights"]
-            .as_object()
-            .unwrap()
-            .values()
-            .any(|w| w.as_f64() > Some(0.0) && w.as_f64() < Some(100.0))));
-    assert_eq!(sessions_on(&runner, BLUE), SESSIONS);
-    let report = disruption(probe, &out);
+    assert!(production_never_split(&g.runner));
+    assert_eq!(sessions_on(&g.runner, BLUE), SESSIONS);
+    let report = disruption(g.probe, &g.out);
     assert_eq!(find(&report, "dropped").unwrap()["sessions"], 0, "{report}");
 }
 

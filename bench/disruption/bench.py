@@ -45,6 +45,7 @@ probe_bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(probe_bench)
 measured, load, med, last_json_line = (probe_bench.measured, probe_bench.load, probe_bench.med,
                                        probe_bench.last_json_line)
+write_config = probe_bench.write_config
 
 _procs: list[subprocess.Popen] = []
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -130,23 +131,6 @@ def start_haproxy(haproxy: str, ports: list[int], scratch: Path) -> tuple[subpro
             break
         time.sleep(0.1)
     raise RuntimeError(f"haproxy did not start: {(scratch / 'haproxy.log').read_text()[-500:]}")
-
-
-def write_config(path: Path, url: str) -> None:
-    path.write_text(f"""
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{url}"
-namespace = "/chat"
-health_path = "/health/websocket"
-jwt_secret_env = "BENCH_JWT_SECRET"
-ping_interval = "25s"
-ping_timeout = "20s"
-heartbeat_event = "heartbeat"
-heartbeat_interval = "2s"
-""")
 
 
 def one_run(tool: str, n: int, args, secret: str, scratch: Path, env: dict) -> dict:

@@ -21,6 +21,10 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+# The gateway config every bench writes: bench/probe/bench.py's.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "probe"))
+from bench import write_config  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -68,23 +72,6 @@ def get_json(url: str) -> dict | None:
             return json.loads(r.read())
     except (OSError, ValueError):
         return None
-
-
-def write_config(path: Path, url: str) -> None:
-    path.write_text(f"""
-[target_group]
-name = "bosar-api-tg"
-
-[gateway]
-url = "{url}"
-namespace = "/chat"
-health_path = "/health/websocket"
-jwt_secret_env = "BENCH_JWT_SECRET"
-ping_interval = "25s"
-ping_timeout = "20s"
-heartbeat_event = "heartbeat"
-heartbeat_interval = "2s"
-""")
 
 
 def summary(samples: list[dict], key: str) -> dict:

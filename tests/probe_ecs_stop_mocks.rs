@@ -359,6 +359,14 @@ async fn under_load_an_interrupt_in_the_rollout_stops_every_task() {
         r.under.message
     );
     assert_eq!(r.stopped.len(), 3, "{lines}");
+    // What to do next comes with it: here, nothing is left running.
+    assert!(
+        r.under
+            .message
+            .contains("no shard task of this run is left running"),
+        "{}",
+        r.under.message
+    );
     // The rollout started only once every task ran and the shards' open time had passed.
     assert!(
         has(

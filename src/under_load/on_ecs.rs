@@ -107,6 +107,15 @@ fn unix_ms(t: SystemTime) -> i64 {
         .unwrap_or_default()
 }
 
+/// An error as the step's message: what happened and, when it says one, what to do next (a
+/// task that could not be stopped names the command that stops it).
+fn said(err: &anyhow::Error) -> String {
+    match crate::exit::hint_of(err) {
+        Some(hint) => format!("{}; {hint}", message_of(err)),
+        None => message_of(err),
+    }
+}
+
 /// An account of a run whose rollout never started (`why`), or that ended without a verdict.
 fn failed(
     n: u32,
@@ -218,7 +227,7 @@ where
             &tasks,
             &unstopped,
         );
-        failed(n, started, true, true, message_of(&err))
+        failed(n, started, true, true, said(&err))
     } else if !unstopped.is_empty() {
         let err = crate::probe_ecs::ended(
             ui,
@@ -227,7 +236,7 @@ where
             &tasks,
             &unstopped,
         );
-        failed(n, started, true, false, message_of(&err))
+        failed(n, started, true, false, said(&err))
     } else {
         let window = RolloutWindow {
             name: "this rollout".into(),
@@ -271,7 +280,7 @@ async fn start(
 ) -> Result<(Vec<ShardTask>, plan::LogPlace), String> {
     let (td_arn, facts) = tasks::describe_container(&engine.ecs, &e.section)
         .await
-        .map_err(|err| format!("--on-ecs: {}", message_of(&err)))?;
+        .map_err(|err| format!("--on-ecs: {}", said(&err)))?;
     let td_shown = crate::outside::Outside::new(&td_arn).shown(200);
     let place = plan::check_container(&td_shown, &facts, &e.gateway, &e.section)
         .map_err(|missing| format!("--on-ecs: {}; no task was started", missing.join("; ")))?;
@@ -287,7 +296,7 @@ async fn start(
     let mut started =
         crate::probe_ecs::start_all(engine, &e.section, &td_arn, &place.container, &orders, ui)
             .await
-            .map_err(|err| message_of(&err))?;
+            .map_err(|err| said(&err))?;
     let open_by = shard::parse_start_at(&start_at).unwrap_or(now) + open_time(load, e);
     match wait_open(engine, e, &place, &mut started, open_by, ui).await {
         Ok(()) => Ok((started, place)),
@@ -304,7 +313,7 @@ async fn start(
                 "bosar-deploy: the shards did not all open",
             )
             .await;
-            Err(message_of(&crate::probe_ecs::ended(
+            Err(said(&crate::probe_ecs::ended(
                 ui, code, &why, &started, &unstopped,
             )))
         }
@@ -337,10 +346,7 @@ async fn wait_open(
         if let Err(err) =
             tasks::refresh(&engine.ecs, &e.section.cluster, &place.container, &mut list).await
         {
-            ui.warn(format!(
-                "{} (trying again at the next poll)",
-                message_of(&err)
-            ));
+            ui.warn(format!("{} (trying again at the next poll)", said(&err)));
         }
         tasks.clone_from_slice(&list);
         for (t, b) in tasks.iter().zip(&before) {
@@ -413,13 +419,13 @@ async fn conclude(
         Watched::Done(tasks) => tasks,
         Watched::Ended(tasks, code, why) => {
             let unstopped = tasks::stop_all(&engine.ecs, &e.section.cluster, &tasks, &why).await;
-            return Err(message_of(&crate::probe_ecs::ended(
+            return Err(said(&crate::probe_ecs::ended(
                 ui, code, &why, &tasks, &unstopped,
             )));
         }
     };
     let docs = crate::probe_ecs::collect(engine, place, &tasks, e.k, ui).await;
-    let parts = crate::probe_ecs::parts_of_docs(docs).map_err(|err| message_of(&err))?;
+    let parts = crate::probe_ecs::parts_of_docs(docs).map_err(|err| said(&err))?;
     let mut merged =
         merge::merge(&parts).map_err(|why| format!("the shards' reports do not merge: {why}"))?;
     merged.against(&parts, window)?;

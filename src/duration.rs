@@ -120,6 +120,28 @@ pub fn format(d: Duration) -> String {
     out
 }
 
+/// Milliseconds since the Unix epoch of an RFC 3339 time (`2026-12-05T10:00:00Z`, with or
+/// without fractions); `None`: not one. For times AWS and the tool's own documents carry.
+pub fn unix_ms(rfc3339: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(rfc3339.trim_end_matches('Z'))
+        .or_else(|_| humantime::parse_rfc3339(rfc3339))
+        .ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
+}
+
+/// Latest time RFC 3339 writes (9999-12-31T23:59:59Z), in ms.
+const LAST_WRITABLE_MS: i64 = 253_402_300_799_000;
+
+/// `ms` since the Unix epoch as RFC 3339 to the second; a time no four-digit year holds (a
+/// hostile document's) as its number, never a panic.
+pub fn rfc3339_of_ms(ms: i64) -> String {
+    if !(0..=LAST_WRITABLE_MS).contains(&ms) {
+        return format!("{ms} ms after 1970");
+    }
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +184,18 @@ mod tests {
         for s in ["1d", "7d", "1m30s", "250ms", "0s", "2h5s"] {
             assert_eq!(format(parse(s).unwrap()), s);
         }
+    }
+
+    #[test]
+    fn wall_clock_times_both_ways() {
+        assert_eq!(unix_ms("2026-12-05T10:00:01.500Z"), Some(1_796_464_801_500));
+        assert_eq!(unix_ms("2026-12-05T10:00:01Z"), Some(1_796_464_801_000));
+        assert_eq!(unix_ms("soon"), None);
+        assert_eq!(rfc3339_of_ms(1_796_464_801_500), "2026-12-05T10:00:01Z");
+        assert_eq!(
+            rfc3339_of_ms(i64::MAX),
+            format!("{} ms after 1970", i64::MAX)
+        );
+        assert_eq!(rfc3339_of_ms(-5), "-5 ms after 1970");
     }
 }

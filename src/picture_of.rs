@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::aws::Aws;
 use crate::config::EcsSection;
+use crate::duration::unix_ms;
 use crate::ecs::deploy::DeployResult;
 use crate::ecs::rollout::EventView;
 use crate::ecs::watch::WatchOutcome;
@@ -32,13 +33,6 @@ const EVENT_MOMENTS: [(&str, &str); 6] = [
     ("has reached a steady state", "steady state"),
 ];
 
-/// Milliseconds since the Unix epoch of an RFC 3339 time (`None`: not one).
-fn unix_ms(rfc3339: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(rfc3339.trim_end_matches('Z')).ok()?;
-    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    Some(d.as_millis() as i64)
-}
-
 /// The sessions of a probe as the picture's series.
 fn with_series(t: &mut Timeline, s: &SessionSeries) {
     t.duration_ms = s.duration_ms;
@@ -56,8 +50,7 @@ fn with_series(t: &mut Timeline, s: &SessionSeries) {
 }
 
 fn started_text(unix_ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::duration::rfc3339_of_ms(unix_ms.max(0))
 }
 
 /// `verify --connections N --reconnect`: the sessions, and when all of them were open.

@@ -6,19 +6,13 @@
 
 use serde_json::Value;
 
+use crate::duration::unix_ms;
 use crate::exit::Failure;
 use crate::gateway::probe::attribution::RolloutWindow;
 use crate::outside::Outside;
 
 /// Stages read at most (a native deployment has about ten).
 const MAX_STAGES: usize = 64;
-
-fn unix_ms(text: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
-        .or_else(|_| humantime::parse_rfc3339(text))
-        .ok()?;
-    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
-}
 
 /// The deploy result in a `deploy` document, or the `deploy` step's detail in a `full` one.
 fn deploy_result(doc: &Value) -> Option<&Value> {

@@ -183,8 +183,7 @@ fn stage_moments(stages: &[crate::ecs::native::stages::StageSpan]) -> Vec<(i64, 
     stages
         .iter()
         .filter_map(|s| {
-            let t = humantime::parse_rfc3339_weak(s.started.trim_end_matches('Z')).ok()?;
-            let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
+            let ms = crate::duration::unix_ms(&s.started)?;
             Some((
                 ms,
                 format!("stage {}", crate::outside::Outside::new(&s.name).shown(60)),

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::disruption::seconds::{self, DropSecond};
 use super::shard::{DisruptionPart, ShardPart};
+use crate::duration::rfc3339_of_ms as text_at;
 use crate::report::{Check, CheckStatus};
 
 /// The rollout the drops are placed against, from the deploy's JSON document.
@@ -180,19 +181,6 @@ pub fn uncovered(parts: &[ShardPart], w: &RolloutWindow) -> Vec<String> {
         }
     }
     out
-}
-
-/// Latest time RFC 3339 writes (9999-12-31T23:59:59Z), in ms.
-const LAST_WRITABLE_MS: i64 = 253_402_300_799_000;
-
-/// `ms` as RFC 3339; a time no calendar of four-digit years holds (a hostile document's) as
-/// its number.
-fn text_at(ms: i64) -> String {
-    if !(0..=LAST_WRITABLE_MS).contains(&ms) {
-        return format!("{ms} ms after 1970");
-    }
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// `rollout window`: fails when a shard did not hold through the whole rollout (its drops

@@ -287,7 +287,7 @@ async fn under_load(
         *ran_.lock().unwrap() = true;
         tokio::time::sleep(rollout_takes).await;
     };
-    let run = on_ecs::around_with(&engine, &e, &load, Duration::ZERO, &ui, rollout, |_| {
+    let run = on_ecs::around(&engine, &e, &load, Duration::ZERO, &ui, rollout, |_| {
         Rollout::Succeeded
     });
     let (_, under) = match interrupt_after {

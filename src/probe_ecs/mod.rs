@@ -35,6 +35,22 @@ pub struct Engine {
 /// retried when throttled); a second Ctrl-C or SIGTERM still ends the wait.
 pub const STOP_WRAP_UP: Duration = Duration::from_secs(30);
 
+impl Engine {
+    /// The connected clients, at the CLI's pace (5 s polls) and `[probe.ecs] log_wait`.
+    pub fn of(aws: &crate::aws::Aws, p: &ProbeEcsSection) -> anyhow::Result<Engine> {
+        let sdk = aws
+            .sdk
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no AWS config loaded"))?;
+        Ok(Engine {
+            ecs: aws.ecs.clone(),
+            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
+            poll: Duration::from_secs(5),
+            log_wait: p.log_wait,
+        })
+    }
+}
+
 /// What to add when `[probe.ecs]` is absent.
 pub(crate) const ADD_PROBE_ECS: &str = "add [probe.ecs] with cluster, task_definition (a task definition holding the bosar-deploy image) and subnets (docs/distribution.md \"Shards on ECS\"); nothing was called on AWS";
 
@@ -42,16 +58,7 @@ pub(crate) const ADD_PROBE_ECS: &str = "add [probe.ecs] with cluster, task_defin
 pub async fn run(args: &VerifyArgs, cfg: &Config, g: &GlobalArgs, ui: &Ui) -> anyhow::Result<Code> {
     let (p, gw) = settings(args, cfg)?;
     let aws = crate::aws::connect(&cfg.aws, g, ui).await?;
-    let sdk = aws
-        .sdk
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no AWS config loaded"))?;
-    let engine = Engine {
-        ecs: aws.ecs.clone(),
-        logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
-        poll: Duration::from_secs(5),
-        log_wait: p.log_wait,
-    };
+    let engine = Engine::of(&aws, p)?;
     run_with(&engine, args, p, &gw, cfg, ui).await
 }
 

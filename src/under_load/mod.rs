@@ -353,7 +353,14 @@ where
     T: Staged,
 {
     if let Some(e) = &load.on_ecs {
-        return on_ecs::around(aws, e, load, settle, ui, rollout, outcome).await;
+        return match crate::probe_ecs::Engine::of(aws, &e.section) {
+            Ok(engine) => on_ecs::around(&engine, e, load, settle, ui, rollout, outcome).await,
+            Err(err) => {
+                let why = crate::exit::message_of(&err);
+                let n = load.probe.connections;
+                (None, on_ecs::failed(n, Instant::now(), false, false, why))
+            }
+        };
     }
     let started = Instant::now();
     let _wrap_up = ui.wrap_up_on_interrupt();

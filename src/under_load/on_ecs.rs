@@ -18,7 +18,6 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{headline, step_checks, LoadSettings, Rollout, UnderLoad};
-use crate::aws::Aws;
 use crate::cli::{UnderLoadFlags, VerifyArgs};
 use crate::config::{Config, GatewaySection, ProbeEcsSection};
 use crate::exit::{message_of, Failure};
@@ -117,7 +116,7 @@ fn said(err: &anyhow::Error) -> String {
 }
 
 /// An account of a run whose rollout never started (`why`), or that ended without a verdict.
-fn failed(
+pub(super) fn failed(
     n: u32,
     started: Instant,
     rollout_started: bool,
@@ -147,38 +146,9 @@ fn open_time(load: &LoadSettings, e: &OnEcs) -> Duration {
     ps.budget().open
 }
 
-/// Runs `rollout` with the N sessions held by K tasks on ECS; as [`super::around`].
+/// Runs `rollout` with the N sessions held by K tasks on ECS (through `engine`'s clients);
+/// as [`super::around`].
 pub async fn around<T, F>(
-    aws: &Aws,
-    e: &OnEcs,
-    load: &LoadSettings,
-    settle: Duration,
-    ui: &Ui,
-    rollout: F,
-    outcome: impl Fn(&T) -> Rollout,
-) -> (Option<T>, UnderLoad)
-where
-    F: Future<Output = T>,
-    T: super::Staged,
-{
-    let Some(sdk) = aws.sdk.as_ref() else {
-        let why = "no AWS config loaded".to_string();
-        return (
-            None,
-            failed(load.probe.connections, Instant::now(), false, false, why),
-        );
-    };
-    let engine = Engine {
-        ecs: aws.ecs.clone(),
-        logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
-        poll: Duration::from_secs(5),
-        log_wait: e.section.log_wait,
-    };
-    around_with(&engine, e, load, settle, ui, rollout, outcome).await
-}
-
-/// [`around`] on the clients of `engine`.
-pub async fn around_with<T, F>(
     engine: &Engine,
     e: &OnEcs,
     load: &LoadSettings,

@@ -548,7 +548,7 @@ fn shards_beside_a_deploy_merge_against_its_rollout() {
                 "--reconnect-delay",
                 "200ms..1s",
                 "--hold",
-                "15s",
+                "20s",
             ];
             spawn(&runner, &cfg, "shard", &args)
         })
@@ -637,8 +637,14 @@ fn shards_beside_a_deploy_merge_against_its_rollout() {
 
     // The same shards against a rollout that began after the cuts: nothing is this deploy's.
     let mut later = doc.clone();
-    let ended = later["deploy"]["rollout_ended_at"].clone();
-    later["deploy"]["rollout_started_at"] = ended;
+    // Two seconds after the real end, whole seconds clear of the last cut (rows count by second).
+    let ended = later["deploy"]["rollout_ended_at"].as_str().unwrap();
+    let ended = humantime::parse_rfc3339_weak(ended.trim_end_matches('Z')).unwrap();
+    let at = |s: u64| {
+        Value::from(humantime::format_rfc3339_millis(ended + Duration::from_secs(s)).to_string())
+    };
+    later["deploy"]["rollout_started_at"] = at(2);
+    later["deploy"]["rollout_ended_at"] = at(3);
     let later_doc = dir.path().join("later.json");
     std::fs::write(&later_doc, later.to_string()).unwrap();
     let (code, merged, all) = merge(&later_doc);
